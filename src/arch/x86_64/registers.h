@@ -1,0 +1,29 @@
+// x86-64 thread registers as ptrace sees them, and the register conventions
+// graft relies on: the program counter, the stack pointer, the red zone and
+// the system-call ABI.
+#pragma once
+#include <sys/user.h>
+
+#include <cstdint>
+
+namespace graft::arch {
+
+using Registers = user_regs_struct;
+
+inline uint64_t pc(const Registers& r) { return r.rip; }
+inline uint64_t sp(const Registers& r) { return r.rsp; }
+inline void set_pc(Registers& r, uint64_t pc) { r.rip = pc; }
+
+// Bytes below the stack pointer a leaf function may use without moving it.
+constexpr uint64_t kRedZone = 128;
+
+// The bytes of the system-call instruction (`syscall`, 0f 05), and the
+// registers for executing it with `nr` and up to six arguments.
+constexpr uint8_t kSyscallInstruction[2] = {0x0f, 0x05};
+void prepare_syscall(Registers& r, uint64_t instruction, long nr, const uint64_t (&args)[6]);
+long syscall_result(const Registers& r);
+
+// Register value by libunwind's x86-64 register number; false if unknown.
+bool unwind_register(const Registers& r, int regnum, uint64_t* value);
+
+}  // namespace graft::arch

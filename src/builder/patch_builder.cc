@@ -1,0 +1,396 @@
+#include "builder/patch_builder.h"
+
+#include <elf.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <optional>
+
+#include "arch/x86_64/jump.h"
+#include "arch/x86_64/relocation.h"
+#include "builder/compiler.h"
+#include "builder/target_symbols.h"
+#include "common/error.h"
+
+namespace graft {
+
+namespace {
+
+enum Part { kCode, kRodata, kData, kBss, kParts };
+
+struct Placement {
+  Part part;
+  uint64_t offset;  // within the part
+};
+
+uint64_t align_up(uint64_t v, uint64_t a) { return a <= 1 ? v : (v + a - 1) / a * a; }
+
+bool starts_with(const std::string& s, const char* p) { return s.rfind(p, 0) == 0; }
+
+// `#target` of GRAFT_REPLACE: an identifier, or a string literal to unquote.
+std::string unquote(const std::string& s) {
+  if (s.size() < 2 || s.front() != '"' || s.back() != '"') return s;
+  std::string out;
+  for (size_t i = 1; i + 1 < s.size(); ++i) {
+    if (s[i] == '\\' && i + 2 < s.size()) ++i;
+    out.push_back(s[i]);
+  }
+  return out;
+}
+
+class ObjectLinker {
+ public:
+  ObjectLinker(const ElfFile& obj, const ElfFile& target, const std::string& target_path)
+      : obj_(obj), target_(target), target_path_(target_path), symbols_(target) {}
+
+  Patch link(const std::string& name) {
+    patch_.name = name;
+    patch_.target.path = target_path_;
+    auto id = target_.build_id();
+    if (!id) fail("{}: has no GNU build-id note; graft identifies targets by build-id", target_.name());
+    patch_.target.build_id = *id;
+    if (target_.type() != ET_EXEC && target_.type() != ET_DYN)
+      fail("{}: not an executable or shared library", target_.name());
+    patch_.target.position_independent = target_.type() == ET_DYN;
+
+    place_sections();
+    read_resolve_hints();
+    collect_externals();
+    layout();
+    copy_section_bytes();
+    emit_relocations();
+    read_replacements();
+    return std::move(patch_);
+  }
+
+ private:
+  const ElfSymbol& sym(uint32_t index) const {
+    if (index >= obj_.symbols().size()) fail("{}: bad symbol index {}", obj_.name(), index);
+    return obj_.symbols()[index];
+  }
+
+  bool defined_here(const ElfSymbol& s) const {
+    return s.shndx != SHN_UNDEF && s.shndx < SHN_LORESERVE && placed_.count(s.shndx);
+  }
+
+  void place_sections() {
+    for (const auto& s : obj_.sections()) {
+      if (!(s.flags & SHF_ALLOC) || starts_with(s.name, ".graft.") || s.name == ".eh_frame" ||
+          s.type == SHT_NOTE)
+        continue;
+      if (s.flags & SHF_TLS)
+        fail("{}: section {} holds thread-local variables, which patches cannot define",
+             obj_.name(), s.name);
+      if (s.type == SHT_INIT_ARRAY || s.type == SHT_FINI_ARRAY || s.type == SHT_PREINIT_ARRAY)
+        fail("{}: section {} holds constructors or destructors, which patches cannot have",
+             obj_.name(), s.name);
+      Part part = (s.flags & SHF_EXECINSTR) ? kCode
+                  : s.type == SHT_NOBITS    ? kBss
+                  : (s.flags & SHF_WRITE)   ? kData
+                                            : kRodata;
+      part_size_[part] = align_up(part_size_[part], s.align);
+      placed_[s.index] = {part, part_size_[part]};
+      part_size_[part] += s.size;
+    }
+  }
+
+  void read_resolve_hints() {
+    for (const auto& [offset, strings] : records(".graft.resolve", 16)) {
+      (void)offset;
+      if (!strings.count(0) || !strings.count(8))
+        fail("{}: malformed GRAFT_RESOLVE_LOCAL record", obj_.name());
+      resolve_hints_[unquote(strings.at(0))] = strings.at(8);
+    }
+  }
+
+  // Each record of a .graft.* section: its relocated string fields by offset.
+  std::map<uint64_t, std::map<uint64_t, std::string>> records(const std::string& section,
+                                                              uint64_t record_size) {
+    std::map<uint64_t, std::map<uint64_t, std::string>> out;
+    const ElfSection* sec = obj_.section(section);
+    if (!sec) return out;
+    for (const auto& rs : obj_.sections()) {
+      if (rs.type != SHT_RELA || rs.info != sec->index) continue;
+      for (const auto& r : obj_.relocations(rs)) {
+        const ElfSymbol& s = sym(r.symbol);
+        uint64_t rec = r.offset / record_size * record_size;
+        uint64_t field_offset = r.offset - rec;
+        if (field_offset == 16) continue;  // the replacement pointer, read elsewhere
+        if (s.shndx == SHN_UNDEF || s.shndx >= SHN_LORESERVE)
+          fail("{}: {} record refers to undefined symbol {}", obj_.name(), section, s.name);
+        out[rec][field_offset] = c_string(s.shndx, s.value + r.addend);
+      }
+    }
+    return out;
+  }
+
+  std::string c_string(size_t section, uint64_t offset) {
+    auto it = section_cache_.find(section);
+    if (it == section_cache_.end()) it = section_cache_.emplace(section, obj_.section_data(section)).first;
+    const Bytes& d = it->second;
+    if (offset >= d.size()) fail("{}: string offset {:#x} outside its section", obj_.name(), offset);
+    auto end = std::find(d.begin() + offset, d.end(), 0);
+    if (end == d.end()) fail("{}: unterminated string", obj_.name());
+    return std::string(d.begin() + offset, end);
+  }
+
+  // Relocation sections that apply to placed sections.
+  std::vector<std::pair<const ElfSection*, std::vector<ElfRela>>> placed_relocations() const {
+    std::vector<std::pair<const ElfSection*, std::vector<ElfRela>>> out;
+    for (const auto& rs : obj_.sections()) {
+      if (rs.type == SHT_REL)
+        fail("{}: SHT_REL relocations are not supported on x86-64", obj_.name());
+      if (rs.type != SHT_RELA || !placed_.count(rs.info)) continue;
+      out.emplace_back(&rs, obj_.relocations(rs));
+    }
+    return out;
+  }
+
+  // Decides, for every symbol the code refers to, where it will come from,
+  // and which GOT slots and call stubs the image needs.
+  void collect_externals() {
+    for (const auto& [rs, relas] : placed_relocations()) {
+      for (const auto& r : relas) {
+        const ElfSymbol& s = sym(r.symbol);
+        auto cls = arch::classify_relocation(r.type);
+        if (cls == arch::RelocationClass::Unsupported)
+          fail("{}: {} in section {} (symbol `{}') is not supported in patches", obj_.name(),
+               arch::relocation_name(r.type), obj_.sections()[rs->info - 1].name, s.name);
+        int64_t ext = -1;
+        if (!defined_here(s)) {
+          if (s.shndx != SHN_UNDEF)
+            fail("{}: symbol `{}' is defined in a section graft does not load", obj_.name(), s.name);
+          ext = external(s.name);
+        }
+        if (cls == arch::RelocationClass::GotRelative) slot(r.symbol, ext);
+        if (cls == arch::RelocationClass::Call && ext >= 0 &&
+            patch_.externals[ext].where == ExternalSymbol::Where::Library && !stubs_.count(ext)) {
+          slot(r.symbol, ext);
+          stubs_[ext] = stub_count_++;
+        }
+      }
+    }
+  }
+
+  int64_t external(const std::string& name) {
+    if (auto it = external_index_.find(name); it != external_index_.end()) return it->second;
+    ExternalSymbol e;
+    e.name = name;
+    auto hint = resolve_hints_.find(name);
+    const ElfSymbol* t = symbols_.reference(name, hint == resolve_hints_.end() ? "" : hint->second);
+    if (t) {
+      if (t->type == STT_GNU_IFUNC)
+        fail("{}: `{}' is an IFUNC in {}; patches cannot refer to it", obj_.name(), name, target_.name());
+      e.where = ExternalSymbol::Where::Target;
+      e.value = t->value;
+      e.file = t->bind == STB_LOCAL ? t->file : "";
+    }
+    patch_.externals.push_back(e);
+    return external_index_[name] = static_cast<int64_t>(patch_.externals.size() - 1);
+  }
+
+  // A GOT slot holding the address of symbol `index` (or external `ext`).
+  uint64_t slot(uint32_t index, int64_t ext) {
+    std::string key = ext >= 0 ? "e" + std::to_string(ext) : "s" + std::to_string(index);
+    if (auto it = slots_.find(key); it != slots_.end()) return it->second;
+    slots_[key] = slot_count_;
+    slot_symbol_.push_back({index, ext});
+    return slot_count_++;
+  }
+
+  void layout() {
+    stubs_offset_ = align_up(part_size_[kCode], 16);
+    part_size_[kCode] = stubs_offset_ + stub_count_ * arch::kStubSize;
+    slots_offset_ = align_up(part_size_[kRodata], 8);
+    part_size_[kRodata] = slots_offset_ + slot_count_ * 8;
+    auto& L = patch_.layout;
+    L.code_size = part_size_[kCode];
+    L.rodata_offset = page_round_up(L.code_size);
+    L.rodata_size = part_size_[kRodata];
+    L.data_offset = L.rodata_offset + page_round_up(L.rodata_size);
+    L.data_size = part_size_[kData];
+    L.bss_size = part_size_[kBss];
+    part_base_[kCode] = 0;
+    part_base_[kRodata] = L.rodata_offset;
+    part_base_[kData] = L.data_offset;
+    part_base_[kBss] = L.data_offset + align_up(L.data_size, 64);
+    L.bss_size = part_base_[kBss] + part_size_[kBss] - (L.data_offset + L.data_size);
+    if (L.code_size == 0) fail("{}: the patch has no code", obj_.name());
+    patch_.image.assign(L.file_size(), 0);
+  }
+
+  uint64_t image_offset(size_t section, uint64_t offset) const {
+    const Placement& p = placed_.at(section);
+    return part_base_[p.part] + p.offset + offset;
+  }
+
+  uint64_t symbol_offset(const ElfSymbol& s, int64_t addend) const {
+    return image_offset(s.shndx, s.value) + addend;
+  }
+
+  void copy_section_bytes() {
+    for (const auto& [index, p] : placed_) {
+      if (p.part == kBss) continue;
+      Bytes data = obj_.section_data(index);
+      std::memcpy(patch_.image.data() + image_offset(index, 0), data.data(), data.size());
+    }
+    for (const auto& [ext, n] : stubs_)
+      arch::write_stub(patch_.image.data() + stubs_offset_ + n * arch::kStubSize);
+  }
+
+  void add_relocation(uint64_t at, uint32_t type, int64_t addend, int64_t ext, uint64_t to) {
+    patch_.relocations.push_back({at, type, addend, ext, ext >= 0 ? 0 : to});
+  }
+
+  void emit_relocations() {
+    for (const auto& [rs, relas] : placed_relocations()) {
+      for (const auto& r : relas) {
+        const ElfSymbol& s = sym(r.symbol);
+        uint64_t at = image_offset(rs->info, r.offset);
+        int64_t ext = defined_here(s) ? -1 : external_index_.at(s.name);
+        uint64_t own = ext >= 0 ? 0 : symbol_offset(s, 0);
+        switch (arch::classify_relocation(r.type)) {
+          case arch::RelocationClass::Direct:
+            add_relocation(at, r.type, r.addend, ext, own);
+            break;
+          case arch::RelocationClass::Call:
+            if (ext >= 0 && stubs_.count(ext))
+              add_relocation(at, arch::pc32_type(), r.addend, -1,
+                             stubs_offset_ + stubs_.at(ext) * arch::kStubSize);
+            else
+              add_relocation(at, arch::pc32_type(), r.addend, ext, own);
+            break;
+          case arch::RelocationClass::GotRelative:
+            add_relocation(at, arch::pc32_type(), r.addend, -1, slot_address(r.symbol, ext));
+            break;
+          case arch::RelocationClass::Unsupported:
+            break;  // rejected in collect_externals
+        }
+      }
+    }
+    for (size_t i = 0; i < slot_symbol_.size(); ++i) {
+      auto [index, ext] = slot_symbol_[i];
+      uint64_t at = part_base_[kRodata] + slots_offset_ + i * 8;
+      add_relocation(at, arch::abs64_type(), 0, ext, ext >= 0 ? 0 : symbol_offset(sym(index), 0));
+    }
+    for (const auto& [ext, n] : stubs_) {
+      uint64_t stub = stubs_offset_ + n * arch::kStubSize;
+      add_relocation(stub + arch::kStubSlotField, arch::pc32_type(), arch::kStubSlotAddend, -1,
+                     slot_address(0, ext));
+    }
+  }
+
+  uint64_t slot_address(uint32_t index, int64_t ext) const {
+    std::string key = ext >= 0 ? "e" + std::to_string(ext) : "s" + std::to_string(index);
+    return part_base_[kRodata] + slots_offset_ + slots_.at(key) * 8;
+  }
+
+  void read_replacements() {
+    auto strings = records(".graft.replace", 24);
+    std::map<uint64_t, std::pair<const ElfSymbol*, int64_t>> targets;  // record -> replacement
+    if (const ElfSection* sec = obj_.section(".graft.replace")) {
+      for (const auto& rs : obj_.sections())
+        if (rs.type == SHT_RELA && rs.info == sec->index)
+          for (const auto& r : obj_.relocations(rs))
+            if (r.offset % 24 == 16) targets[r.offset - 16] = {&sym(r.symbol), r.addend};
+    }
+    if (strings.empty())
+      fail("{}: declares no replacement; use GRAFT_REPLACE(target, replacement)", obj_.name());
+    for (const auto& [rec, fields] : strings) {
+      if (!fields.count(0) || !fields.count(8) || !targets.count(rec))
+        fail("{}: malformed GRAFT_REPLACE record", obj_.name());
+      add_function(unquote(fields.at(0)), fields.at(8), *targets.at(rec).first,
+                   targets.at(rec).second);
+    }
+  }
+
+  // The function symbol a replacement pointer refers to.
+  const ElfSymbol& replacement_symbol(const ElfSymbol& s, int64_t addend) const {
+    if (s.type == STT_FUNC && addend == 0) return s;
+    for (const auto& f : obj_.symbols())
+      if (f.type == STT_FUNC && f.shndx == s.shndx && f.value == s.value + addend) return f;
+    fail("{}: replacement is not a function defined in the patch", obj_.name());
+  }
+
+  void add_function(const std::string& target_name, const std::string& file, const ElfSymbol& rs,
+                    int64_t addend) {
+    if (!defined_here(rs)) fail("{}: replacement `{}' is not defined in the patch", obj_.name(), rs.name);
+    const ElfSymbol& repl = replacement_symbol(rs, addend);
+    const ElfSymbol& fn = symbols_.function(target_name, file);
+    for (const auto& f : patch_.functions)
+      if (f.address == fn.value)
+        fail("{}: function `{}' is replaced twice", obj_.name(), target_name);
+    Bytes code = target_.read_vaddr(fn.value, fn.size);
+    uint64_t site = arch::patch_site_offset(code);
+    if (fn.size < site + arch::kRedirectSize)
+      fail("{}: function `{}' is {} bytes, too short for a {}-byte jump", target_.name(),
+           target_name, fn.size, site + arch::kRedirectSize);
+    FunctionReplacement f;
+    f.symbol = fn.name;
+    f.demangled = demangle(fn.name);
+    f.file = fn.bind == STB_LOCAL ? fn.file : "";
+    f.address = fn.value;
+    f.size = fn.size;
+    f.sha256 = sha256_hex(code);
+    for (const ElfSymbol* c : symbols_.cold_parts(fn)) f.cold_parts.push_back({c->value, c->size});
+    f.replacement = repl.name;
+    f.replacement_offset = symbol_offset(repl, 0);
+    f.replacement_size = repl.size;
+    patch_.functions.push_back(std::move(f));
+  }
+
+  const ElfFile& obj_;
+  const ElfFile& target_;
+  std::string target_path_;
+  TargetSymbols symbols_;
+  Patch patch_;
+
+  std::map<size_t, Placement> placed_;
+  uint64_t part_size_[kParts] = {};
+  uint64_t part_base_[kParts] = {};
+  std::map<size_t, Bytes> section_cache_;
+  std::map<std::string, std::string> resolve_hints_;
+  std::map<std::string, int64_t> external_index_;
+  std::map<std::string, uint64_t> slots_;
+  std::vector<std::pair<uint32_t, int64_t>> slot_symbol_;
+  uint64_t slot_count_ = 0, slots_offset_ = 0;
+  std::map<int64_t, uint64_t> stubs_;
+  uint64_t stub_count_ = 0, stubs_offset_ = 0;
+};
+
+struct TempDir {
+  std::string path;
+  TempDir() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "graft-build-XXXXXX").string();
+    if (!mkdtemp(tmpl.data())) fail("cannot create a temporary directory: {}", errno_text(errno));
+    path = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+};
+
+}  // namespace
+
+Patch link_patch_object(const ElfFile& object, const ElfFile& target,
+                        const std::string& target_path, const std::string& name) {
+  if (object.type() != ET_REL) fail("{}: not a relocatable object", object.name());
+  return ObjectLinker(object, target, target_path).link(name);
+}
+
+Patch build_patch_from_source(const SourceBuild& build) {
+  ElfFile target(build.target_path);
+  TempDir tmp;
+  std::string object = tmp.path + "/patch.o";
+  compile_patch_source(build.source, object, build.compiler_flags);
+  ElfFile obj(object, build.source);
+  std::string abs = std::filesystem::absolute(build.target_path).lexically_normal().string();
+  return link_patch_object(obj, target, abs, build.name);
+}
+
+}  // namespace graft

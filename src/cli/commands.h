@@ -1,0 +1,25 @@
+// One function per `graft` subcommand; each returns the exit status.
+#pragma once
+#include <string>
+#include <vector>
+
+namespace graft::cli {
+
+struct BuildArgs {
+  std::string source, target, output, name;
+  std::vector<std::string> compiler_flags;
+};
+struct TargetArgs {
+  int pid = 0;
+  bool all = false;
+  double timeout_s = 10;
+  bool json = false;
+};
+
+int build(const BuildArgs& args);
+int info(const std::string& patch_file, bool json);
+int apply(const std::string& patch_file, const TargetArgs& target, const std::string& model);
+int revert(const std::string& which, const TargetArgs& target);
+int list(int pid, bool json);
+
+}  // namespace graft::cli

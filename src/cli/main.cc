@@ -1,0 +1,84 @@
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+
+#include "cli/commands.h"
+#include "common/error.h"
+
+int main(int argc, char** argv) {
+  using namespace graft::cli;
+  CLI::App app{"graft: live patching for running Linux processes"};
+  app.set_version_flag("--version", GRAFT_VERSION);
+  app.require_subcommand(1);
+
+  BuildArgs b;
+  auto* build_cmd = app.add_subcommand("build", "Build a patch file from replacement functions");
+  build_cmd->add_option("--from-source", b.source, "C or C++ file with GRAFT_REPLACE declarations")
+      ->required()
+      ->check(CLI::ExistingFile);
+  build_cmd->add_option("--target", b.target, "Executable or shared library to patch (unstripped)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  build_cmd->add_option("-o,--output", b.output, "Patch file to write (NAME.graft)")->required();
+  build_cmd->add_option("--name", b.name, "Patch name (default: the output file's base name)");
+  build_cmd->add_option("compiler-flags", b.compiler_flags, "Extra compiler flags, after --");
+
+  std::string info_file;
+  bool info_json = false;
+  auto* info_cmd = app.add_subcommand("info", "Show what a patch file contains");
+  info_cmd->add_option("patch", info_file, "Patch file")->required();
+  info_cmd->add_flag("--json", info_json, "Machine-readable output");
+
+  std::string apply_file, model = "stop";
+  TargetArgs at;
+  auto* apply_cmd = app.add_subcommand("apply", "Apply a patch to running processes");
+  apply_cmd->add_option("patch", apply_file, "Patch file")->required();
+  auto* apid = apply_cmd->add_option("--pid", at.pid, "Process to patch");
+  auto* aall = apply_cmd->add_flag("--all", at.all, "Every process that maps the patch's target");
+  apid->excludes(aall);
+  apply_cmd->add_option("--model", model, "Consistency model")->check(CLI::IsMember({"stop"}));
+  apply_cmd->add_option("--timeout", at.timeout_s, "Seconds to wait for threads to leave patched code")
+      ->check(CLI::PositiveNumber);
+  apply_cmd->add_flag("--json", at.json, "Machine-readable output");
+
+  std::string which;
+  TargetArgs rt;
+  auto* revert_cmd = app.add_subcommand("revert", "Revert an applied patch");
+  revert_cmd->add_option("patch-id", which, "Patch id (or unique prefix) or name")->required();
+  auto* rpid = revert_cmd->add_option("--pid", rt.pid, "Process");
+  auto* rall = revert_cmd->add_flag("--all", rt.all, "Every process where the patch is applied");
+  rpid->excludes(rall);
+  revert_cmd->add_option("--timeout", rt.timeout_s, "Seconds to wait for threads to leave patch code")
+      ->check(CLI::PositiveNumber);
+  revert_cmd->add_flag("--json", rt.json, "Machine-readable output");
+
+  int list_pid = 0;
+  bool list_json = false;
+  auto* list_cmd = app.add_subcommand("list", "List the patches applied in processes");
+  list_cmd->add_option("--pid", list_pid, "Only this process");
+  list_cmd->add_flag("--json", list_json, "Machine-readable output");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+
+  try {
+    if (*build_cmd) return build(b);
+    if (*info_cmd) return info(info_file, info_json);
+    if (*apply_cmd) {
+      if (!at.pid && !at.all) throw graft::Error("apply needs --pid PID or --all");
+      return apply(apply_file, at, model);
+    }
+    if (*revert_cmd) {
+      if (!rt.pid && !rt.all) throw graft::Error("revert needs --pid PID or --all");
+      return revert(which, rt);
+    }
+    if (*list_cmd) return list(list_pid, list_json);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "graft: error: %s\n", e.what());
+    return 2;
+  }
+  return 2;
+}

@@ -1,0 +1,13 @@
+#pragma once
+#include <string>
+
+#include "common/hash.h"
+
+namespace graft {
+
+// Reads a whole file; refuses files larger than `limit` bytes.
+Bytes read_file(const std::string& path, size_t limit = size_t(1) << 30);
+std::string read_text_file(const std::string& path, size_t limit = size_t(64) << 20);
+void write_file(const std::string& path, std::span<const uint8_t> data);
+
+}  // namespace graft

@@ -1,0 +1,47 @@
+// Decides whether a stopped thread may be switched: its program counter and
+// every return address on its stack must lie outside the code being
+// replaced. Stacks are walked with libunwind from the DWARF CFI of the
+// mapped objects; a frame without unwind information, or a walk that fails,
+// makes the thread "unreliable", which callers treat like "busy": graft
+// never guesses.
+#pragma once
+#include <libunwind.h>
+#include <sys/types.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "arch/x86_64/registers.h"
+#include "patch/patch.h"
+#include "process/memory.h"
+
+namespace graft {
+
+// Code no thread may be executing when the switch happens.
+struct BusyRange {
+  AddressRange range;
+  std::string what;  // "function `handle'"
+};
+
+class StackCheck {
+ public:
+  StackCheck(pid_t pid, const ProcessMemory& memory, std::vector<BusyRange> busy);
+  ~StackCheck();
+  StackCheck(const StackCheck&) = delete;
+  StackCheck& operator=(const StackCheck&) = delete;
+
+  // nullopt if the thread may switch; otherwise why not, for the operator.
+  std::optional<std::string> check(pid_t tid, const arch::Registers& regs);
+
+ private:
+  std::optional<std::string> busy_at(uint64_t pc) const;
+
+  pid_t pid_;
+  const ProcessMemory& memory_;
+  std::vector<BusyRange> busy_;
+  unw_addr_space_t space_ = nullptr;
+  void* upt_ = nullptr;
+};
+
+}  // namespace graft

@@ -1,0 +1,72 @@
+#include "consistency/stop_model.h"
+
+#include <algorithm>
+#include <thread>
+
+#include "common/clock.h"
+#include "common/error.h"
+
+namespace graft {
+
+namespace {
+
+// Writes the plan with every thread stopped; undoes what it wrote if a write
+// fails midway.
+void write_sites(const ProcessMemory& memory, const SwitchPlan& plan, pid_t pid) {
+  for (const auto& w : plan.writes) {
+    Bytes now = memory.read(w.site, w.expected.size());
+    if (now != w.expected)
+      fail("process {}: the entry of `{}' at {} changed since graft read it (another patcher?)", pid,
+           w.function, w.site);
+  }
+  size_t done = 0;
+  try {
+    for (; done < plan.writes.size(); ++done) memory.write(plan.writes[done].site, plan.writes[done].bytes);
+  } catch (...) {
+    for (size_t i = 0; i < done; ++i) memory.write(plan.writes[i].site, plan.writes[i].expected);
+    throw;
+  }
+}
+
+}  // namespace
+
+SwitchResult run_stop_model(Tracer& tracer, const ProcessMemory& memory, const SwitchPlan& plan,
+                            const StopOptions& options, const std::function<void()>& while_stopped) {
+  StackCheck check(tracer.pid(), memory, plan.busy);
+  SwitchResult result;
+  auto start = Clock::now();
+  auto backoff = std::chrono::microseconds(500);
+  for (;;) {
+    auto stop_start = Clock::now();
+    tracer.stop_all();
+    std::optional<std::string> busy;
+    for (pid_t tid : tracer.threads()) {
+      if ((busy = check.check(tid, tracer.registers(tid)))) break;
+    }
+    if (!busy) {
+      try {
+        write_sites(memory, plan, tracer.pid());
+        while_stopped();
+      } catch (...) {
+        tracer.resume_all();
+        throw;
+      }
+      if (options.detach_after)
+        tracer.detach();
+      else
+        tracer.resume_all();
+      result.pause_ms = ms_since(stop_start);
+      result.max_pause_ms = std::max(result.max_pause_ms, result.pause_ms);
+      return result;
+    }
+    tracer.resume_all();
+    result.max_pause_ms = std::max(result.max_pause_ms, ms_since(stop_start));
+    if (ms_since(start) > options.timeout_s * 1000)
+      fail("{} (gave up after {:.1f} s and {} retries)", *busy, options.timeout_s, result.retries);
+    ++result.retries;
+    std::this_thread::sleep_for(backoff);
+    backoff = std::min(backoff * 2, std::chrono::microseconds(20000));
+  }
+}
+
+}  // namespace graft

@@ -1,0 +1,26 @@
+// The stop consistency model (kpatch): stop every thread, check every stack,
+// write every redirection at once, resume. If a thread is busy in code being
+// replaced, resume everything, wait, and retry until the timeout; then give
+// up, naming the thread and the function, with nothing written.
+#pragma once
+#include <functional>
+
+#include "consistency/switch_plan.h"
+#include "process/memory.h"
+#include "process/tracer.h"
+
+namespace graft {
+
+struct StopOptions {
+  double timeout_s = 10;
+  // After the switch: detach (threads resume untraced) or only resume.
+  bool detach_after = true;
+};
+
+// `while_stopped` runs after the writes, before any thread resumes (to
+// update the record). Throws graft::Error on timeout or failure; by then
+// nothing of the plan has been written and every thread runs again.
+SwitchResult run_stop_model(Tracer& tracer, const ProcessMemory& memory, const SwitchPlan& plan,
+                            const StopOptions& options, const std::function<void()>& while_stopped);
+
+}  // namespace graft

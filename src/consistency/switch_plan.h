@@ -1,0 +1,32 @@
+// What a consistency model carries out: the bytes to write at each patch
+// site, and the code no thread may be in when they are written.
+#pragma once
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "common/hash.h"
+#include "consistency/stack_check.h"
+#include "process/remote_address.h"
+
+namespace graft {
+
+struct SiteWrite {
+  std::string function;
+  RemoteAddress site;
+  Bytes expected;  // what must be there now (else something else changed it)
+  Bytes bytes;     // what to write
+};
+
+struct SwitchPlan {
+  std::vector<SiteWrite> writes;
+  std::vector<BusyRange> busy;
+};
+
+struct SwitchResult {
+  double pause_ms = 0;      // the successful global stop
+  double max_pause_ms = 0;  // the longest global stop, retries included
+  int retries = 0;
+};
+
+}  // namespace graft

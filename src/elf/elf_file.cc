@@ -1,0 +1,223 @@
+#include "elf/elf_file.h"
+
+#include <cxxabi.h>
+#include <elf.h>
+#include <fcntl.h>
+#include <gelf.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+#include "common/error.h"
+
+namespace graft {
+
+namespace {
+
+void init_libelf() {
+  static bool done = [] {
+    if (elf_version(EV_CURRENT) == EV_NONE) fail("libelf: {}", elf_errmsg(-1));
+    return true;
+  }();
+  (void)done;
+}
+
+std::optional<std::string> build_id_of(Elf* elf) {
+  size_t nphdr = 0;
+  if (elf_getphdrnum(elf, &nphdr) != 0) return std::nullopt;
+  for (size_t i = 0; i < nphdr; ++i) {
+    GElf_Phdr ph;
+    if (!gelf_getphdr(elf, i, &ph) || ph.p_type != PT_NOTE) continue;
+    Elf_Data* data = elf_getdata_rawchunk(elf, ph.p_offset, ph.p_filesz, ELF_T_NHDR);
+    if (!data) continue;
+    size_t off = 0, name_off, desc_off;
+    GElf_Nhdr nh;
+    while (off < data->d_size && (off = gelf_getnote(data, off, &nh, &name_off, &desc_off)) > 0) {
+      if (nh.n_type == NT_GNU_BUILD_ID && nh.n_namesz == 4 &&
+          std::memcmp(static_cast<char*>(data->d_buf) + name_off, "GNU", 4) == 0 &&
+          nh.n_descsz > 0 && nh.n_descsz <= 64) {
+        auto* p = static_cast<const uint8_t*>(data->d_buf) + desc_off;
+        return to_hex({p, nh.n_descsz});
+      }
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+ElfFile::ElfFile(const std::string& path, std::string display)
+    : name_(display.empty() ? path : std::move(display)) {
+  init_libelf();
+  fd_ = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd_ < 0) fail("{}: {}", name_, errno_text(errno));
+  elf_ = elf_begin(fd_, ELF_C_READ_MMAP, nullptr);
+  if (!elf_ || elf_kind(elf_) != ELF_K_ELF) {
+    if (elf_) elf_end(elf_);
+    close(fd_);
+    fail("{}: not an ELF file", name_);
+  }
+  GElf_Ehdr eh;
+  if (!gelf_getehdr(elf_, &eh) || gelf_getclass(elf_) != ELFCLASS64 || eh.e_machine != EM_X86_64) {
+    elf_end(elf_);
+    close(fd_);
+    fail("{}: not a 64-bit x86-64 ELF file", name_);
+  }
+  type_ = eh.e_type;
+
+  size_t shstrndx = 0;
+  if (elf_getshdrstrndx(elf_, &shstrndx) != 0) shstrndx = 0;
+  for (Elf_Scn* scn = elf_nextscn(elf_, nullptr); scn; scn = elf_nextscn(elf_, scn)) {
+    GElf_Shdr sh;
+    if (!gelf_getshdr(scn, &sh)) continue;
+    ElfSection s;
+    s.index = elf_ndxscn(scn);
+    const char* n = shstrndx ? elf_strptr(elf_, shstrndx, sh.sh_name) : nullptr;
+    s.name = n ? n : "";
+    s.type = sh.sh_type;
+    s.flags = sh.sh_flags;
+    s.addr = sh.sh_addr;
+    s.size = sh.sh_size;
+    s.align = sh.sh_addralign ? sh.sh_addralign : 1;
+    s.link = sh.sh_link;
+    s.info = sh.sh_info;
+    sections_.push_back(std::move(s));
+  }
+  for (const auto& s : sections_) {
+    if (s.type == SHT_SYMTAB) {
+      symtab_ = read_symbols(s);
+      has_symtab_ = true;
+    }
+  }
+}
+
+ElfFile::~ElfFile() {
+  if (elf_) elf_end(elf_);
+  if (fd_ >= 0) close(fd_);
+}
+
+std::optional<std::string> ElfFile::build_id() const { return build_id_of(elf_); }
+
+std::vector<LoadSegment> ElfFile::load_segments() const {
+  std::vector<LoadSegment> out;
+  size_t nphdr = 0;
+  if (elf_getphdrnum(elf_, &nphdr) != 0) return out;
+  for (size_t i = 0; i < nphdr; ++i) {
+    GElf_Phdr ph;
+    if (!gelf_getphdr(elf_, i, &ph) || ph.p_type != PT_LOAD) continue;
+    out.push_back({ph.p_vaddr, ph.p_memsz, ph.p_offset, ph.p_filesz, ph.p_flags});
+  }
+  return out;
+}
+
+const ElfSection* ElfFile::section(const std::string& name) const {
+  for (const auto& s : sections_)
+    if (s.name == name) return &s;
+  return nullptr;
+}
+
+Bytes ElfFile::section_data(size_t index) const {
+  Elf_Scn* scn = elf_getscn(elf_, index);
+  if (!scn) fail("{}: no section {}", name_, index);
+  GElf_Shdr sh;
+  if (!gelf_getshdr(scn, &sh)) fail("{}: bad section header {}", name_, index);
+  if (sh.sh_type == SHT_NOBITS) return {};
+  Elf_Data* d = elf_rawdata(scn, nullptr);
+  if (!d || d->d_size != sh.sh_size) fail("{}: section {} is truncated", name_, index);
+  auto* p = static_cast<const uint8_t*>(d->d_buf);
+  return Bytes(p, p + d->d_size);
+}
+
+std::vector<ElfRela> ElfFile::relocations(const ElfSection& rela) const {
+  if (rela.type != SHT_RELA) fail("{}: section {} is not SHT_RELA", name_, rela.name);
+  Elf_Data* d = elf_getdata(elf_getscn(elf_, rela.index), nullptr);
+  if (!d) fail("{}: cannot read {}", name_, rela.name);
+  std::vector<ElfRela> out;
+  size_t n = d->d_size / sizeof(Elf64_Rela);
+  for (size_t i = 0; i < n; ++i) {
+    GElf_Rela r;
+    if (!gelf_getrela(d, i, &r)) fail("{}: bad relocation {} in {}", name_, i, rela.name);
+    out.push_back({r.r_offset, static_cast<uint32_t>(GELF_R_TYPE(r.r_info)),
+                   static_cast<uint32_t>(GELF_R_SYM(r.r_info)), r.r_addend});
+  }
+  return out;
+}
+
+std::vector<ElfSymbol> ElfFile::read_symbols(const ElfSection& table) const {
+  Elf_Data* d = elf_getdata(elf_getscn(elf_, table.index), nullptr);
+  if (!d) fail("{}: cannot read {}", name_, table.name);
+  // Optional version table (only .dynsym has one).
+  Elf_Data* versym = nullptr;
+  for (const auto& s : sections_)
+    if (s.type == SHT_GNU_versym && s.link == table.index)
+      versym = elf_getdata(elf_getscn(elf_, s.index), nullptr);
+
+  size_t n = d->d_size / sizeof(Elf64_Sym);
+  std::vector<ElfSymbol> out;
+  out.reserve(n);
+  std::string file;
+  for (size_t i = 0; i < n; ++i) {
+    GElf_Sym sym;
+    if (!gelf_getsym(d, i, &sym)) fail("{}: bad symbol {} in {}", name_, i, table.name);
+    ElfSymbol s;
+    const char* nm = elf_strptr(elf_, table.link, sym.st_name);
+    s.name = nm ? nm : "";
+    s.value = sym.st_value;
+    s.size = sym.st_size;
+    s.type = GELF_ST_TYPE(sym.st_info);
+    s.bind = GELF_ST_BIND(sym.st_info);
+    s.shndx = sym.st_shndx;
+    if (s.type == STT_FILE) file = s.name;
+    if (s.bind == STB_LOCAL) s.file = file;
+    if (versym) {
+      GElf_Versym v;
+      if (gelf_getversym(versym, i, &v)) s.default_version = (v & 0x8000) == 0;
+    }
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+std::vector<ElfSymbol> ElfFile::dynamic_symbols() const {
+  for (const auto& s : sections_)
+    if (s.type == SHT_DYNSYM) return read_symbols(s);
+  return {};
+}
+
+Bytes ElfFile::read_vaddr(uint64_t vaddr, size_t size) const {
+  for (const auto& seg : load_segments()) {
+    if (vaddr < seg.vaddr || vaddr - seg.vaddr > seg.filesz || size > seg.filesz - (vaddr - seg.vaddr))
+      continue;
+    Bytes out(size);
+    ssize_t got = pread(fd_, out.data(), size, static_cast<off_t>(seg.offset + (vaddr - seg.vaddr)));
+    if (got != static_cast<ssize_t>(size)) fail("{}: truncated at address {:#x}", name_, vaddr);
+    return out;
+  }
+  fail("{}: address range {:#x}+{} is not in the file's loaded segments", name_, vaddr, size);
+}
+
+std::optional<std::string> read_build_id(const std::string& path) {
+  init_libelf();
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return std::nullopt;
+  Elf* elf = elf_begin(fd, ELF_C_READ_MMAP, nullptr);
+  std::optional<std::string> id;
+  if (elf && elf_kind(elf) == ELF_K_ELF) id = build_id_of(elf);
+  if (elf) elf_end(elf);
+  close(fd);
+  return id;
+}
+
+std::string demangle(const std::string& name) {
+  if (name.size() < 2 || name[0] != '_' || name[1] != 'Z') return {};
+  int status = 0;
+  char* d = abi::__cxa_demangle(name.c_str(), nullptr, nullptr, &status);
+  if (status != 0 || !d) return {};
+  std::string out(d);
+  std::free(d);
+  return out;
+}
+
+}  // namespace graft

@@ -1,0 +1,73 @@
+#include "loader/loaded_objects.h"
+
+#include <elf.h>
+
+#include "common/error.h"
+#include "elf/elf_file.h"
+
+namespace graft {
+
+namespace {
+bool is_file_mapping(const Mapping& m) {
+  return m.inode != 0 && !m.path.empty() && m.path[0] == '/' &&
+         m.path.rfind("/memfd:", 0) != 0;
+}
+}  // namespace
+
+std::string BuildIdCache::get(const Mapping& m, pid_t pid) {
+  auto key = std::make_pair(m.device, m.inode);
+  if (auto it = ids_.find(key); it != ids_.end()) return it->second;
+  auto id = read_build_id(m.map_file(pid));
+  return ids_[key] = id.value_or("");
+}
+
+bool maps_build_id(pid_t pid, const std::vector<Mapping>& maps, const std::string& build_id,
+                   BuildIdCache& cache) {
+  for (const auto& m : maps)
+    if (is_file_mapping(m) && m.offset == 0 && cache.get(m, pid) == build_id) return true;
+  return false;
+}
+
+std::vector<LoadedObject> loaded_objects(pid_t pid, const std::vector<Mapping>& maps,
+                                         BuildIdCache& cache) {
+  std::vector<LoadedObject> out;
+  std::map<std::pair<std::string, uint64_t>, size_t> index;
+  for (const auto& m : maps) {
+    if (!is_file_mapping(m)) continue;
+    auto key = std::make_pair(m.device, m.inode);
+    auto it = index.find(key);
+    if (it == index.end()) {
+      // The first mapping of an object maps its ELF header (offset 0).
+      if (m.offset != 0) continue;
+      LoadedObject o;
+      o.path = m.path;
+      o.file = m.map_file(pid);
+      o.build_id = cache.get(m, pid);
+      o.start = m.start;
+      it = index.emplace(key, out.size()).first;
+      out.push_back(std::move(o));
+    }
+    LoadedObject& o = out[it->second];
+    o.mappings.push_back(m);
+    o.end = std::max(o.end, m.end);
+  }
+  for (auto& o : out) {
+    if (o.build_id.empty()) continue;
+    try {
+      ElfFile elf(o.file, o.path);
+      uint64_t first_vaddr = UINT64_MAX, last_vaddr = 0;
+      for (const auto& seg : elf.load_segments()) {
+        first_vaddr = std::min(first_vaddr, seg.vaddr & ~uint64_t(0xfff));
+        last_vaddr = std::max(last_vaddr, seg.vaddr + seg.memsz);
+      }
+      if (first_vaddr == UINT64_MAX) continue;
+      o.bias = elf.type() == ET_EXEC ? 0 : o.start - first_vaddr;
+      o.end = std::max(o.end, o.bias + last_vaddr);
+    } catch (const Error&) {
+      o.build_id.clear();  // unreadable: never matched
+    }
+  }
+  return out;
+}
+
+}  // namespace graft

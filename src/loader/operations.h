@@ -1,0 +1,49 @@
+// The operations an operator runs on a process: apply a patch, revert one,
+// list what is applied. Each returns a result per process and never throws
+// for a failure in the target: the result carries the reason, and the
+// process is left as it was.
+#pragma once
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+#include "loader/patch_record.h"
+#include "patch/patch.h"
+
+namespace graft {
+
+struct OperationOptions {
+  double timeout_s = 10;
+};
+
+struct OperationResult {
+  pid_t pid = 0;
+  bool ok = false;
+  std::string error;
+  std::string patch_id, patch_name;
+  double total_ms = 0;
+  double pause_ms = 0;      // global stop of the successful switch
+  double max_pause_ms = 0;  // longest global stop, retries included
+  int retries = 0;
+  size_t threads = 0;
+};
+
+OperationResult apply_patch(const Patch& patch, pid_t pid, const OperationOptions& options);
+// `which`: a patch id (or a unique prefix of one) or a patch name.
+OperationResult revert_patch(const std::string& which, pid_t pid, const OperationOptions& options);
+
+struct ProcessPatches {
+  pid_t pid = 0;
+  std::string command;
+  std::vector<PatchRecord> patches;
+  std::vector<std::string> problems;
+};
+ProcessPatches list_patches(pid_t pid);
+
+// Every process (but graft) that maps an object with this build-id.
+std::vector<pid_t> processes_mapping(const std::string& build_id);
+// Every process that holds a graft region.
+std::vector<pid_t> processes_with_patches();
+
+}  // namespace graft

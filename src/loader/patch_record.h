@@ -1,0 +1,63 @@
+// The record of an applied patch, kept inside the target process itself at
+// the start of the patch's memory region, so any later graft invocation can
+// list, stack on, or revert it.
+//
+// The region is a memfd mapping named "graft:<patch id>", which makes it
+// visible in /proc/PID/maps. Its first pages hold a fixed header (magic,
+// format version, state, stacking sequence number, size of what follows)
+// and a JSON description; the patch image follows, page-aligned.
+//
+// The target's memory may be hostile: read_records() validates every field
+// against the process's own mappings before anyone acts on it.
+#pragma once
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+#include "patch/patch.h"
+#include "process/maps.h"
+#include "process/memory.h"
+
+namespace graft {
+
+enum class RecordState : uint32_t { Loading = 1, Active = 2, Reverting = 3 };
+std::string state_name(RecordState s);
+
+struct FunctionRecord {
+  std::string symbol, demangled, file;
+  uint64_t address = 0, size = 0;  // runtime address of the original function
+  uint64_t site = 0;               // runtime address of the redirection
+  uint64_t replacement = 0, replacement_size = 0;
+  Bytes original;  // bytes at `site` before any graft patch
+  Bytes redirect;  // bytes this patch writes at `site`
+  std::vector<AddressRange> cold_parts;  // runtime addresses
+};
+
+struct PatchRecord {
+  uint64_t region_start = 0, region_size = 0;
+  RecordState state = RecordState::Loading;
+  uint64_t seq = 0;  // stacking order: higher is newer
+  std::string id, name, sha256, target_path, build_id;
+  uint64_t image_base = 0, code_size = 0;
+  std::vector<FunctionRecord> functions;
+  int64_t applied_at = 0;  // unix time
+  pid_t graft_pid = 0;
+
+  AddressRange code() const { return {image_base, code_size}; }
+  std::string label() const { return fmt::format("{} ({})", name, id); }
+};
+
+constexpr const char* kRegionNamePrefix = "graft:";
+// Bytes of header + JSON, page-rounded: where the image starts.
+uint64_t record_pages(const PatchRecord& r);
+Bytes encode_record(const PatchRecord& r);
+void write_record_state(const ProcessMemory& memory, const PatchRecord& r, RecordState state);
+
+struct RecordScan {
+  std::vector<PatchRecord> records;  // sorted by seq
+  std::vector<std::string> problems; // regions whose record is unreadable or invalid
+};
+RecordScan read_records(pid_t pid, const std::vector<Mapping>& maps, const ProcessMemory& memory);
+
+}  // namespace graft

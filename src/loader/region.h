@@ -1,0 +1,28 @@
+// Creating and removing a patch region inside the target, with system calls
+// run on one of its threads (see RemoteSyscalls).
+#pragma once
+#include <string>
+
+#include "patch/patch.h"
+#include "process/maps.h"
+#include "process/memory.h"
+#include "process/tracer.h"
+
+namespace graft {
+
+struct RegionLayout {
+  uint64_t address = 0;
+  uint64_t size = 0;        // record pages + image
+  uint64_t image_offset = 0;
+  ImageLayout image;
+};
+
+// Maps a memfd named "graft:<name>" at exactly layout.address: the record
+// pages and rodata read-only, the code read+execute, data read+write; never
+// writable and executable at once.
+void create_region(Tracer& tracer, const ProcessMemory& memory, const std::vector<Mapping>& maps,
+                   const RegionLayout& layout, const std::string& name);
+void remove_region(Tracer& tracer, const ProcessMemory& memory, const std::vector<Mapping>& maps,
+                   uint64_t address, uint64_t size);
+
+}  // namespace graft

@@ -1,0 +1,151 @@
+// graft revert and graft list.
+#include <dirent.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "common/clock.h"
+#include "common/error.h"
+#include "common/file.h"
+#include "consistency/stop_model.h"
+#include "loader/loaded_objects.h"
+#include "loader/operations.h"
+#include "loader/region.h"
+
+namespace graft {
+
+namespace {
+
+const PatchRecord& find_record(const std::vector<PatchRecord>& records, const std::string& which,
+                               pid_t pid) {
+  std::vector<const PatchRecord*> found;
+  for (const auto& r : records)
+    if (r.name == which || (!which.empty() && r.id.rfind(which, 0) == 0)) found.push_back(&r);
+  if (found.empty()) fail("process {} has no patch `{}' applied", pid, which);
+  if (found.size() > 1) fail("process {}: `{}' names several patches; give the patch id", pid, which);
+  return *found[0];
+}
+
+// What the site of `f` must hold once `gone` is removed: the redirection of
+// the newest other patch of the same function, or the original bytes.
+const Bytes& entry_without(const std::vector<PatchRecord>& records, const PatchRecord& gone,
+                           const FunctionRecord& f) {
+  const Bytes* bytes = &f.original;
+  for (const auto& r : records) {
+    if (&r == &gone || r.state != RecordState::Active) continue;
+    for (const auto& g : r.functions)
+      if (g.address == f.address) bytes = &g.redirect;
+  }
+  return *bytes;
+}
+
+std::vector<pid_t> all_pids() {
+  std::vector<pid_t> out;
+  DIR* d = opendir("/proc");
+  if (!d) return out;
+  while (dirent* e = readdir(d)) {
+    char* end;
+    long pid = std::strtol(e->d_name, &end, 10);
+    if (*end == 0 && pid > 0 && pid != getpid()) out.push_back(static_cast<pid_t>(pid));
+  }
+  closedir(d);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+}  // namespace
+
+OperationResult revert_patch(const std::string& which, pid_t pid, const OperationOptions& options) {
+  OperationResult result;
+  result.pid = pid;
+  auto start = Clock::now();
+  try {
+    ProcessMemory memory(pid);
+    auto maps = read_maps(pid);
+    auto scan = read_records(pid, maps, memory);
+    if (!scan.problems.empty()) fail("{}; refusing to change this process", scan.problems.front());
+    const PatchRecord& rec = find_record(scan.records, which, pid);
+    result.patch_id = rec.id;
+    result.patch_name = rec.name;
+
+    SwitchPlan plan;
+    plan.busy.push_back({rec.code(), "the code of patch " + rec.label()});
+    for (const auto& f : rec.functions) {
+      // Only the active redirection is written; a patch lower in the stack
+      // leaves the entry to the one above it.
+      Bytes now = memory.read({f.site}, f.redirect.size());
+      if (rec.state == RecordState::Active && now == f.redirect)
+        plan.writes.push_back({f.symbol, {f.site}, now, entry_without(scan.records, rec, f)});
+      else if (now == f.redirect)
+        fail("process {}: patch {} is {} but its redirection of `{}' is in place", pid, rec.label(),
+             state_name(rec.state), f.symbol);
+    }
+
+    Tracer tracer(pid);
+    result.threads = tracer.thread_count();
+    StopOptions stop;
+    stop.timeout_s = options.timeout_s;
+    stop.detach_after = false;
+    SwitchResult s = run_stop_model(tracer, memory, plan, stop, [&] {
+      write_record_state(memory, rec, RecordState::Reverting);
+    });
+    result.pause_ms = s.pause_ms;
+    result.max_pause_ms = s.max_pause_ms;
+    result.retries = s.retries;
+    // No thread is in the patch's code and nothing leads there any more.
+    remove_region(tracer, memory, maps, rec.region_start, rec.region_size);
+    tracer.detach();
+    result.ok = true;
+  } catch (const std::exception& e) {
+    result.error = e.what();
+  }
+  result.total_ms = ms_since(start);
+  return result;
+}
+
+ProcessPatches list_patches(pid_t pid) {
+  ProcessPatches out;
+  out.pid = pid;
+  try {
+    out.command = read_text_file(fmt::format("/proc/{}/comm", pid));
+    if (!out.command.empty() && out.command.back() == '\n') out.command.pop_back();
+  } catch (const Error&) {
+  }
+  auto maps = read_maps(pid);
+  ProcessMemory memory(pid);
+  auto scan = read_records(pid, maps, memory);
+  out.patches = std::move(scan.records);
+  out.problems = std::move(scan.problems);
+  return out;
+}
+
+std::vector<pid_t> processes_mapping(const std::string& build_id) {
+  std::vector<pid_t> out;
+  BuildIdCache cache;
+  for (pid_t pid : all_pids()) {
+    try {
+      if (maps_build_id(pid, read_maps(pid), build_id, cache)) out.push_back(pid);
+    } catch (const Error&) {
+      // Exited, or a kernel thread.
+    }
+  }
+  return out;
+}
+
+std::vector<pid_t> processes_with_patches() {
+  std::vector<pid_t> out;
+  const std::string prefix = std::string("/memfd:") + kRegionNamePrefix;
+  for (pid_t pid : all_pids()) {
+    try {
+      for (const auto& m : read_maps(pid))
+        if (m.path.rfind(prefix, 0) == 0) {
+          out.push_back(pid);
+          break;
+        }
+    } catch (const Error&) {
+    }
+  }
+  return out;
+}
+
+}  // namespace graft

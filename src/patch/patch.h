@@ -1,0 +1,88 @@
+// The validated in-memory model of a patch file. Everything behind this type
+// may trust it: PatchFile::parse checks every offset, size and index.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/hash.h"
+
+namespace graft {
+
+// A symbol the patch code refers to but does not define.
+struct ExternalSymbol {
+  enum class Where { Target, Library };
+  std::string name;
+  Where where = Where::Library;
+  std::string file;    // Target: the source file of a static symbol, or ""
+  uint64_t value = 0;  // Target: link-time address in the target object
+};
+
+// One relocation of the patch image. It refers either to another place of
+// the image (external < 0) or to an ExternalSymbol.
+struct Relocation {
+  uint64_t offset = 0;  // in the image
+  uint32_t type = 0;    // ELF relocation type of the architecture
+  int64_t addend = 0;
+  int64_t external = -1;
+  uint64_t image_offset = 0;  // when external < 0
+};
+
+struct AddressRange {
+  uint64_t start = 0, size = 0;
+  bool contains(uint64_t a) const { return a >= start && a - start < size; }
+};
+
+struct FunctionReplacement {
+  std::string symbol;     // as in the target's symbol table (mangled for C++)
+  std::string demangled;  // "" for C
+  std::string file;       // source file of a static function, or ""
+  uint64_t address = 0;   // link-time address in the target object
+  uint64_t size = 0;
+  std::string sha256;     // of the function's original bytes
+  std::vector<AddressRange> cold_parts;  // e.g. `f.cold`, link-time addresses
+  std::string replacement;  // name of the replacement in the patch source
+  uint64_t replacement_offset = 0;  // in the image
+  uint64_t replacement_size = 0;
+};
+
+// Image layout: [code | rodata | data | bss], each part page-aligned.
+struct ImageLayout {
+  uint64_t code_size = 0;
+  uint64_t rodata_offset = 0, rodata_size = 0;
+  uint64_t data_offset = 0, data_size = 0;
+  uint64_t bss_size = 0;
+  uint64_t file_size() const { return data_offset + data_size; }  // bytes stored
+  uint64_t memory_size() const;  // page-rounded size mapped in the target
+};
+
+struct TargetIdentity {
+  std::string path;      // informational: where the patch was built against
+  std::string build_id;  // hex GNU build-id: what apply matches
+  bool position_independent = true;  // ET_DYN
+};
+
+struct Patch {
+  std::string name;
+  TargetIdentity target;
+  ImageLayout layout;
+  Bytes image;  // layout.file_size() bytes
+  std::vector<FunctionReplacement> functions;
+  std::vector<ExternalSymbol> externals;
+  std::vector<Relocation> relocations;
+
+  // Content hash of the serialized file; its first 12 hex digits are the id.
+  std::string sha256;
+  std::string id() const { return sha256.substr(0, 12); }
+};
+
+// The on-disk format: "GRAFTPF1", u32 format version, u32 manifest size,
+// u64 image size, the manifest (JSON), the image bytes.
+Bytes serialize_patch(const Patch& patch);
+Patch parse_patch(std::span<const uint8_t> file, const std::string& name);
+Patch load_patch_file(const std::string& path);
+
+constexpr uint64_t kPageSize = 4096;
+inline uint64_t page_round_up(uint64_t n) { return (n + kPageSize - 1) & ~(kPageSize - 1); }
+
+}  // namespace graft

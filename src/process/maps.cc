@@ -1,0 +1,47 @@
+#include "process/maps.h"
+
+#include <cinttypes>
+#include <cstdio>
+#include <sstream>
+
+#include "common/error.h"
+#include "common/file.h"
+
+namespace graft {
+
+std::string Mapping::map_file(pid_t pid) const {
+  return fmt::format("/proc/{}/map_files/{:x}-{:x}", pid, start, end);
+}
+
+std::vector<Mapping> read_maps(pid_t pid) {
+  std::string text;
+  try {
+    text = read_text_file(fmt::format("/proc/{}/maps", pid));
+  } catch (const Error&) {
+    fail("process {} does not exist or cannot be read", pid);
+  }
+  std::vector<Mapping> out;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    Mapping m;
+    char perms[5] = {};
+    char dev[16] = {};
+    int path_at = 0;
+    if (std::sscanf(line.c_str(), "%" SCNx64 "-%" SCNx64 " %4s %" SCNx64 " %15s %" SCNu64 " %n",
+                    &m.start, &m.end, perms, &m.offset, dev, &m.inode, &path_at) < 6 ||
+        m.end <= m.start)
+      fail("process {}: malformed line in /proc/{}/maps: {}", pid, pid, line);
+    m.read = perms[0] == 'r';
+    m.write = perms[1] == 'w';
+    m.exec = perms[2] == 'x';
+    m.shared = perms[3] == 's';
+    m.device = dev;
+    if (path_at > 0 && static_cast<size_t>(path_at) <= line.size()) m.path = line.substr(path_at);
+    out.push_back(std::move(m));
+  }
+  if (out.empty()) fail("process {} has no memory mappings (a zombie or kernel thread?)", pid);
+  return out;
+}
+
+}  // namespace graft

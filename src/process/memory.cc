@@ -1,0 +1,51 @@
+#include "process/memory.h"
+
+#include <fcntl.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "common/error.h"
+
+namespace graft {
+
+ProcessMemory::ProcessMemory(pid_t pid) : pid_(pid) {
+  fd_ = open(fmt::format("/proc/{}/mem", pid).c_str(), O_RDWR | O_CLOEXEC);
+  if (fd_ < 0 && errno == ENOENT) fail("process {} does not exist", pid);
+  if (fd_ < 0) fail("process {}: cannot open its memory: {}", pid, errno_text(errno));
+}
+
+ProcessMemory::~ProcessMemory() {
+  if (fd_ >= 0) close(fd_);
+}
+
+bool ProcessMemory::try_read(RemoteAddress at, void* out, size_t size) const {
+  if (size == 0) return true;
+  iovec local{out, size}, remote{reinterpret_cast<void*>(at.value), size};
+  if (process_vm_readv(pid_, &local, 1, &remote, 1, 0) == static_cast<ssize_t>(size)) return true;
+  return pread(fd_, out, size, static_cast<off_t>(at.value)) == static_cast<ssize_t>(size);
+}
+
+Bytes ProcessMemory::read(RemoteAddress at, size_t size) const {
+  Bytes out(size);
+  if (!try_read(at, out.data(), size))
+    fail("process {}: cannot read {} bytes at {}: {}", pid_, size, at, errno_text(errno));
+  return out;
+}
+
+void ProcessMemory::write(RemoteAddress at, std::span<const uint8_t> data) const {
+  size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = pwrite(fd_, data.data() + done, data.size() - done,
+                       static_cast<off_t>(at.value + done));
+    if (n <= 0) {
+      if (n < 0 && errno == EINTR) continue;
+      fail("process {}: cannot write {} bytes at {}: {}", pid_, data.size(), at,
+           n < 0 ? errno_text(errno) : "short write");
+    }
+    done += n;
+  }
+}
+
+}  // namespace graft

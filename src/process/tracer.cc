@@ -1,0 +1,265 @@
+#include "process/tracer.h"
+
+#include <dirent.h>
+#include <signal.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <set>
+#include <thread>
+
+#include "common/clock.h"
+#include "common/error.h"
+#include "common/file.h"
+
+namespace graft {
+
+namespace {
+
+constexpr auto kStopDeadline = std::chrono::seconds(5);
+
+std::string tracer_of(pid_t pid) {
+  try {
+    std::string status = read_text_file(fmt::format("/proc/{}/status", pid));
+    auto at = status.find("TracerPid:");
+    if (at == std::string::npos) return {};
+    long tracer = std::strtol(status.c_str() + at + 10, nullptr, 10);
+    if (tracer <= 0) return {};
+    std::string comm;
+    try {
+      comm = read_text_file(fmt::format("/proc/{}/comm", tracer));
+      if (!comm.empty() && comm.back() == '\n') comm.pop_back();
+    } catch (const Error&) {
+    }
+    return fmt::format("{} ({})", tracer, comm);
+  } catch (const Error&) {
+    return {};
+  }
+}
+
+}  // namespace
+
+std::vector<pid_t> list_threads(pid_t pid) {
+  std::vector<pid_t> out;
+  DIR* d = opendir(fmt::format("/proc/{}/task", pid).c_str());
+  if (!d) return out;
+  while (dirent* e = readdir(d)) {
+    char* end;
+    long tid = std::strtol(e->d_name, &end, 10);
+    if (*end == 0 && tid > 0) out.push_back(static_cast<pid_t>(tid));
+  }
+  closedir(d);
+  return out;
+}
+
+Tracer::Tracer(pid_t pid) : pid_(pid) {
+  if (pid <= 0) fail("invalid process id {}", pid);
+  if (pid == getpid()) fail("process {} is graft itself", pid);
+  if (kill(pid, 0) != 0 && errno == ESRCH) fail("process {} does not exist", pid);
+  // Seize until the thread list is stable: threads may be created meanwhile.
+  for (;;) {
+    bool added = false;
+    for (pid_t tid : list_threads(pid))
+      if (!threads_.count(tid) && seize(tid)) added = true;
+    if (!added) break;
+  }
+  if (threads_.empty()) fail("process {} does not exist", pid);
+}
+
+Tracer::~Tracer() {
+  try {
+    detach();
+  } catch (...) {
+  }
+}
+
+bool Tracer::seize(pid_t tid) {
+  if (ptrace(PTRACE_SEIZE, tid, nullptr, nullptr) == 0) {
+    threads_[tid] = {};
+    return true;
+  }
+  int err = errno;
+  if (err == ESRCH) return false;  // exited meanwhile
+  if (err == EPERM) {
+    std::string tracer = tracer_of(pid_);
+    if (!tracer.empty())
+      fail("process {} is already traced by process {}; graft will not patch a process under a "
+           "debugger or another graft",
+           pid_, tracer);
+    fail("process {}: no permission to trace it", pid_);
+  }
+  fail("process {}: cannot trace thread {}: {}", pid_, tid, errno_text(err));
+}
+
+std::vector<pid_t> Tracer::threads() const {
+  std::vector<pid_t> out;
+  for (const auto& [tid, t] : threads_) out.push_back(tid);
+  return out;
+}
+
+void Tracer::forget(pid_t tid) { threads_.erase(tid); }
+
+void Tracer::interrupt(pid_t tid) {
+  if (ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr) != 0 && errno == ESRCH) forget(tid);
+}
+
+// Waits until each thread in `tids` reports a stop (or exits). A signal
+// that arrives first is delivered and the wait goes on: the pending
+// interrupt stops the thread right after.
+void Tracer::wait_for_stops(std::vector<pid_t> tids) {
+  std::set<pid_t> pending;
+  for (pid_t t : tids)
+    if (threads_.count(t)) pending.insert(t);
+  auto deadline = Clock::now() + kStopDeadline;
+  while (!pending.empty()) {
+    int status = 0;
+    pid_t got = waitpid(-1, &status, __WALL | WNOHANG);
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      if (errno == ECHILD) {
+        for (pid_t t : pending) forget(t);
+        break;
+      }
+      fail("process {}: waitpid: {}", pid_, errno_text(errno));
+    }
+    if (got == 0) {
+      if (Clock::now() > deadline)
+        fail("process {}: thread {} did not stop within {} s (uninterruptible sleep?)", pid_,
+             *pending.begin(), kStopDeadline.count());
+      std::this_thread::sleep_for(std::chrono::microseconds(20));
+      continue;
+    }
+    if (!threads_.count(got)) continue;  // not ours (a child of graft)
+    if (WIFEXITED(status) || WIFSIGNALED(status)) {
+      forget(got);
+      pending.erase(got);
+      continue;
+    }
+    if (!WIFSTOPPED(status)) continue;
+    int event = status >> 16;
+    int sig = WSTOPSIG(status);
+    if (event == PTRACE_EVENT_STOP) {
+      threads_[got].stopped = true;
+      threads_[got].group_stopped = sig != SIGTRAP;
+      pending.erase(got);
+    } else if (event == 0) {
+      // Signal-delivery-stop: deliver it now; our interrupt stays pending.
+      if (ptrace(PTRACE_CONT, got, nullptr, reinterpret_cast<void*>(static_cast<long>(sig))) != 0 &&
+          errno == ESRCH) {
+        forget(got);
+        pending.erase(got);
+      }
+    } else {
+      ptrace(PTRACE_CONT, got, nullptr, nullptr);
+    }
+  }
+  if (threads_.empty()) fail("process {} exited", pid_);
+}
+
+void Tracer::stop_all() {
+  std::vector<pid_t> interrupted;
+  for (;;) {
+    for (pid_t tid : list_threads(pid_))
+      if (!threads_.count(tid)) seize(tid);
+    std::vector<pid_t> now;
+    for (auto& [tid, t] : threads_)
+      if (!t.stopped) now.push_back(tid);
+    if (now.empty()) break;
+    for (pid_t tid : now) interrupt(tid);
+    wait_for_stops(now);
+  }
+}
+
+void Tracer::stop(pid_t tid) {
+  auto it = threads_.find(tid);
+  if (it == threads_.end()) fail("process {}: thread {} is not traced", pid_, tid);
+  if (it->second.stopped) return;
+  interrupt(tid);
+  wait_for_stops({tid});
+  if (!threads_.count(tid)) fail("process {}: thread {} exited", pid_, tid);
+}
+
+void Tracer::resume(pid_t tid) {
+  auto it = threads_.find(tid);
+  if (it == threads_.end() || !it->second.stopped) return;
+  // A job-control stop is the user's: PTRACE_LISTEN keeps it in place.
+  long req = it->second.group_stopped ? PTRACE_LISTEN : PTRACE_CONT;
+  if (ptrace(static_cast<__ptrace_request>(req), tid, nullptr, nullptr) != 0 && errno == ESRCH)
+    forget(tid);
+  else
+    it->second.stopped = false;
+}
+
+void Tracer::resume_all() {
+  for (pid_t tid : threads()) resume(tid);
+}
+
+pid_t Tracer::stopped_thread() {
+  auto main = threads_.find(pid_);
+  if (main != threads_.end() && main->second.stopped && !main->second.group_stopped) return pid_;
+  for (const auto& [tid, t] : threads_)
+    if (t.stopped && !t.group_stopped) return tid;
+  pid_t tid = threads_.count(pid_) ? pid_ : threads_.begin()->first;
+  stop(tid);
+  return tid;
+}
+
+arch::Registers Tracer::registers(pid_t tid) const {
+  arch::Registers regs;
+  if (ptrace(PTRACE_GETREGS, tid, nullptr, &regs) != 0)
+    fail("process {}: cannot read the registers of thread {}: {}", pid_, tid, errno_text(errno));
+  return regs;
+}
+
+void Tracer::set_registers(pid_t tid, const arch::Registers& regs) {
+  if (ptrace(PTRACE_SETREGS, tid, nullptr, &regs) != 0)
+    fail("process {}: cannot set the registers of thread {}: {}", pid_, tid, errno_text(errno));
+}
+
+void Tracer::single_step(pid_t tid) {
+  for (;;) {
+    if (ptrace(PTRACE_SINGLESTEP, tid, nullptr, nullptr) != 0)
+      fail("process {}: cannot single-step thread {}: {}", pid_, tid, errno_text(errno));
+    int status = 0;
+    pid_t got;
+    while ((got = waitpid(tid, &status, __WALL)) < 0 && errno == EINTR) {
+    }
+    if (got < 0 || WIFEXITED(status) || WIFSIGNALED(status)) {
+      forget(tid);
+      fail("process {}: thread {} exited", pid_, tid);
+    }
+    int sig = WSTOPSIG(status);
+    if ((status >> 16) == 0 && sig == SIGTRAP) return;
+    if ((status >> 16) == 0) {
+      // Another signal arrived before the instruction ran: hold it back.
+      held_signals_.push_back({tid, sig});
+    }
+  }
+}
+
+void Tracer::requeue_signals() {
+  for (auto [tid, sig] : held_signals_) syscall(SYS_tgkill, pid_, tid, sig);
+  held_signals_.clear();
+}
+
+void Tracer::detach() {
+  if (threads_.empty()) return;
+  // PTRACE_DETACH needs a stopped thread; detaching resumes it.
+  bool any_running = false;
+  for (const auto& [tid, t] : threads_) any_running |= !t.stopped;
+  if (any_running) {
+    try {
+      stop_all();
+    } catch (const Error&) {
+    }
+  }
+  for (const auto& [tid, t] : threads_) ptrace(PTRACE_DETACH, tid, nullptr, nullptr);
+  threads_.clear();
+  requeue_signals();
+}
+
+}  // namespace graft

@@ -1,0 +1,64 @@
+// Attaches to every thread of a process with PTRACE_SEIZE and stops and
+// resumes them, one or all. Seizing does not stop anything; only
+// stop()/stop_all() do. Detaching (in the destructor, or when graft dies,
+// by the kernel) leaves every thread running as before.
+#pragma once
+#include <sys/types.h>
+
+#include <map>
+#include <vector>
+
+#include "arch/x86_64/registers.h"
+
+namespace graft {
+
+class Tracer {
+ public:
+  explicit Tracer(pid_t pid);  // throws if the process cannot be traced
+  ~Tracer();
+  Tracer(const Tracer&) = delete;
+  Tracer& operator=(const Tracer&) = delete;
+
+  pid_t pid() const { return pid_; }
+  std::vector<pid_t> threads() const;  // traced and alive
+  size_t thread_count() const { return threads_.size(); }
+
+  // Stops every thread, including those created meanwhile. Threads that
+  // exit on the way are forgotten. Throws if the whole process is gone.
+  void stop_all();
+  void resume_all();
+  void stop(pid_t tid);
+  void resume(pid_t tid);
+  // Any thread that is stopped (the main thread if possible), for running
+  // system calls; stops one if none is.
+  pid_t stopped_thread();
+
+  arch::Registers registers(pid_t tid) const;
+  void set_registers(pid_t tid, const arch::Registers& regs);
+  // Executes one instruction of a stopped thread. Signals that arrive
+  // meanwhile are held back and re-sent when the thread is resumed.
+  void single_step(pid_t tid);
+
+  // Leaves every thread running and untraced.
+  void detach();
+
+ private:
+  struct Thread {
+    bool stopped = false;
+    bool group_stopped = false;  // stopped by job control, not by us
+  };
+  bool seize(pid_t tid);
+  void interrupt(pid_t tid);
+  void wait_for_stops(std::vector<pid_t> tids);
+  void forget(pid_t tid);
+  void requeue_signals();
+
+  pid_t pid_;
+  std::map<pid_t, Thread> threads_;
+  std::vector<std::pair<pid_t, int>> held_signals_;
+};
+
+// The tids listed in /proc/PID/task.
+std::vector<pid_t> list_threads(pid_t pid);
+
+}  // namespace graft
