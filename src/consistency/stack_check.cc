@@ -1,24 +1,47 @@
 #include "consistency/stack_check.h"
 
-#include <libunwind-ptrace.h>
+#include <cstdlib>
+#include <cstring>
+#include <unordered_map>
 
 #include "common/error.h"
+#include "consistency/unwind_tables.h"
+
+extern "C" int _Ux86_64_dwarf_search_unwind_table(unw_addr_space_t, unw_word_t, unw_dyn_info_t*,
+                                                  unw_proc_info_t*, int, void*);
 
 namespace graft {
 
 namespace {
 
-// libunwind passes its accessors only the opaque UPT handle, so the thread
-// being walked is published here. graft is single-threaded.
+// libunwind passes its callbacks no context of ours, so the walk in
+// progress is published here. graft is single-threaded.
 struct WalkContext {
   const ProcessMemory* memory;
   const arch::Registers* regs;
+  UnwindTables* tables;
+  std::unordered_map<uint64_t, Bytes>* pages;
 };
 thread_local WalkContext* current = nullptr;
 
+// Reads through a page cache: a walk reads the same unwind tables and stack
+// words many times, and each uncached read is a system call.
+bool read_word(uint64_t addr, unw_word_t* val) {
+  uint64_t page = addr & ~(kPageSize - 1);
+  if (addr - page > kPageSize - sizeof *val) return current->memory->try_read({addr}, val, sizeof *val);
+  auto it = current->pages->find(page);
+  if (it == current->pages->end()) {
+    Bytes b(kPageSize);
+    if (!current->memory->try_read({page}, b.data(), kPageSize)) return false;
+    it = current->pages->emplace(page, std::move(b)).first;
+  }
+  std::memcpy(val, it->second.data() + (addr - page), sizeof *val);
+  return true;
+}
+
 int access_mem(unw_addr_space_t, unw_word_t addr, unw_word_t* val, int write, void*) {
   if (write || !current) return -UNW_EINVAL;
-  return current->memory->try_read({addr}, val, sizeof *val) ? 0 : -UNW_EINVAL;
+  return read_word(addr, val) ? 0 : -UNW_EINVAL;
 }
 
 int access_reg(unw_addr_space_t, unw_regnum_t reg, unw_word_t* val, int write, void*) {
@@ -29,14 +52,26 @@ int access_reg(unw_addr_space_t, unw_regnum_t reg, unw_word_t* val, int write, v
   return 0;
 }
 
-unw_accessors_t make_accessors() {
-  unw_accessors_t a = _UPT_accessors;
-  // Registers come from the snapshot graft already took; memory from one
-  // process_vm_readv per word instead of one ptrace call.
-  a.access_mem = access_mem;
-  a.access_reg = access_reg;
-  return a;
+int access_fpreg(unw_addr_space_t, unw_regnum_t, unw_fpreg_t*, int, void*) { return -UNW_EBADREG; }
+
+int find_proc_info(unw_addr_space_t as, unw_word_t ip, unw_proc_info_t* pi, int need, void* arg) {
+  if (!current) return -UNW_ENOINFO;
+  unw_dyn_info_t* di = current->tables->find(ip);
+  if (!di) return -UNW_ENOINFO;
+  return _Ux86_64_dwarf_search_unwind_table(as, ip, di, pi, need, arg);
 }
+
+void put_unwind_info(unw_addr_space_t, unw_proc_info_t* pi, void*) {
+  std::free(pi->unwind_info);
+  pi->unwind_info = nullptr;
+}
+
+int get_dyn_info_list_addr(unw_addr_space_t, unw_word_t*, void*) { return -UNW_ENOINFO; }
+
+int resume(unw_addr_space_t, unw_cursor_t*, void*) { return -UNW_EINVAL; }
+
+unw_accessors_t accessors = {find_proc_info, put_unwind_info, get_dyn_info_list_addr, access_mem,
+                             access_reg,     access_fpreg,    resume,                 nullptr};
 
 constexpr int kMaxFrames = 512;
 
@@ -44,18 +79,13 @@ constexpr int kMaxFrames = 512;
 
 StackCheck::StackCheck(pid_t pid, const ProcessMemory& memory, std::vector<BusyRange> busy)
     : pid_(pid), memory_(memory), busy_(std::move(busy)) {
-  static unw_accessors_t accessors = make_accessors();
   space_ = unw_create_addr_space(&accessors, 0);
   if (!space_) fail("libunwind: cannot create an address space");
   unw_set_caching_policy(space_, UNW_CACHE_GLOBAL);
-  // Unwind information is looked up through the process's main thread; it
-  // is the same for every thread of the process.
-  upt_ = _UPT_create(pid);
-  if (!upt_) fail("libunwind: cannot attach to process {}", pid);
+  tables_ = std::make_unique<UnwindTables>(pid, memory);
 }
 
 StackCheck::~StackCheck() {
-  if (upt_) _UPT_destroy(upt_);
   if (space_) unw_destroy_addr_space(space_);
 }
 
@@ -66,14 +96,14 @@ std::optional<std::string> StackCheck::busy_at(uint64_t pc) const {
 }
 
 std::optional<std::string> StackCheck::check(pid_t tid, const arch::Registers& regs) {
-  WalkContext ctx{&memory_, &regs};
+  WalkContext ctx{&memory_, &regs, tables_.get(), &pages_};
   current = &ctx;
   struct Reset {
     ~Reset() { current = nullptr; }
   } reset;
 
   unw_cursor_t cursor;
-  if (int rc = unw_init_remote(&cursor, space_, upt_); rc < 0)
+  if (int rc = unw_init_remote(&cursor, space_, nullptr); rc < 0)
     return fmt::format("thread {}: cannot start unwinding its stack (libunwind error {})", tid, rc);
   for (int depth = 0; depth < kMaxFrames; ++depth) {
     unw_word_t ip = 0;

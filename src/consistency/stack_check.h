@@ -8,12 +8,15 @@
 #include <libunwind.h>
 #include <sys/types.h>
 
+#include <memory>
 #include <optional>
+#include <unordered_map>
 #include <string>
 #include <vector>
 
 #include "arch/x86_64/registers.h"
 #include "patch/patch.h"
+#include "consistency/unwind_tables.h"
 #include "process/memory.h"
 
 namespace graft {
@@ -33,6 +36,8 @@ class StackCheck {
 
   // nullopt if the thread may switch; otherwise why not, for the operator.
   std::optional<std::string> check(pid_t tid, const arch::Registers& regs);
+  // Call whenever threads have run since the last check.
+  void forget_memory() { pages_.clear(); }
 
  private:
   std::optional<std::string> busy_at(uint64_t pc) const;
@@ -41,7 +46,9 @@ class StackCheck {
   const ProcessMemory& memory_;
   std::vector<BusyRange> busy_;
   unw_addr_space_t space_ = nullptr;
-  void* upt_ = nullptr;
+  std::unique_ptr<UnwindTables> tables_;
+  // Target memory read during one global stop; forget_memory() drops it.
+  std::unordered_map<uint64_t, Bytes> pages_;
 };
 
 }  // namespace graft

@@ -1,0 +1,96 @@
+#include "consistency/unwind_tables.h"
+
+#include <elf.h>
+#include <gelf.h>
+#include <libelf.h>
+
+#include <cstring>
+
+#include "patch/patch.h"
+
+namespace graft {
+
+namespace {
+// .eh_frame_hdr encodings (LSB 5.0): the only table layout we accept is the
+// one every toolchain emits: udata4 count, datarel|sdata4 entries.
+constexpr uint8_t kPeUdata4 = 0x03, kPeSdata4 = 0x0b, kPePcrel = 0x10, kPeDatarel = 0x30;
+constexpr uint32_t kMaxFdes = 1u << 24;
+}  // namespace
+
+UnwindTables::UnwindTables(pid_t pid, const ProcessMemory& memory) : memory_(memory) {
+  auto maps = read_maps(pid);
+  for (size_t i = 0; i < maps.size(); ++i) {
+    const Mapping& m = maps[i];
+    if (!m.exec || m.path.empty() || m.path == "[vsyscall]") continue;
+    if (m.path[0] != '/' && m.path != "[vdso]") continue;
+    // The object's ELF header is in its first mapping of the same file.
+    uint64_t base = m.start - m.offset;
+    for (size_t j = i + 1; j-- > 0;)
+      if (maps[j].path == m.path && maps[j].inode == m.inode && maps[j].offset == 0) {
+        base = maps[j].start;
+        break;
+      }
+    Object o;
+    o.exec_start = m.start;
+    o.exec_end = m.end;
+    o.base = base;
+    objects_.push_back(o);
+  }
+}
+
+void UnwindTables::load(Object& o) {
+  o.loaded = true;
+  Bytes page(kPageSize);
+  if (!memory_.try_read({o.base}, page.data(), page.size())) return;
+  Elf* elf = elf_memory(reinterpret_cast<char*>(page.data()), page.size());
+  if (!elf) return;
+  GElf_Ehdr eh;
+  size_t nphdr = 0;
+  uint64_t eh_frame_vaddr = 0, first_load = UINT64_MAX;
+  bool have_hdr = false;
+  if (gelf_getehdr(elf, &eh) && elf_getphdrnum(elf, &nphdr) == 0 &&
+      eh.e_phoff + nphdr * sizeof(Elf64_Phdr) <= page.size()) {
+    for (size_t i = 0; i < nphdr; ++i) {
+      GElf_Phdr ph;
+      if (!gelf_getphdr(elf, i, &ph)) continue;
+      if (ph.p_type == PT_LOAD) first_load = std::min(first_load, ph.p_vaddr & ~(kPageSize - 1));
+      if (ph.p_type == PT_GNU_EH_FRAME) {
+        eh_frame_vaddr = ph.p_vaddr;
+        have_hdr = true;
+      }
+    }
+  }
+  uint16_t type = gelf_getehdr(elf, &eh) ? eh.e_type : 0;
+  elf_end(elf);
+  if (!have_hdr || first_load == UINT64_MAX) return;
+  uint64_t bias = type == ET_EXEC ? 0 : o.base - first_load;
+  uint64_t hdr = bias + eh_frame_vaddr;
+  uint8_t h[12];
+  if (!memory_.try_read({hdr}, h, sizeof h)) return;
+  if (h[0] != 1 || h[1] != (kPePcrel | kPeSdata4) || h[2] != kPeUdata4 ||
+      h[3] != (kPeDatarel | kPeSdata4))
+    return;
+  uint32_t fde_count;
+  std::memcpy(&fde_count, h + 8, 4);
+  if (fde_count == 0 || fde_count > kMaxFdes) return;
+  o.info.format = UNW_INFO_FORMAT_REMOTE_TABLE;
+  o.info.start_ip = o.exec_start;
+  o.info.end_ip = o.exec_end;
+  o.info.gp = 0;
+  o.info.u.rti.name_ptr = 0;
+  o.info.u.rti.segbase = hdr;
+  o.info.u.rti.table_data = hdr + 12;
+  o.info.u.rti.table_len = fde_count * 8 / sizeof(unw_word_t);
+  o.valid = true;
+}
+
+unw_dyn_info_t* UnwindTables::find(uint64_t ip) {
+  for (auto& o : objects_) {
+    if (ip < o.exec_start || ip >= o.exec_end) continue;
+    if (!o.loaded) load(o);
+    return o.valid ? &o.info : nullptr;
+  }
+  return nullptr;
+}
+
+}  // namespace graft

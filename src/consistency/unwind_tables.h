@@ -1,0 +1,37 @@
+// Where the unwind information of each mapped object lives in the target:
+// the binary-search table of its .eh_frame_hdr, described in the form
+// libunwind searches remotely (UNW_INFO_FORMAT_REMOTE_TABLE). Everything is
+// read from the target's memory (ELF and program headers included), once
+// per object, and validated; nothing is read from disk.
+#pragma once
+#include <libunwind.h>
+#include <sys/types.h>
+
+#include <map>
+#include <vector>
+
+#include "process/maps.h"
+#include "process/memory.h"
+
+namespace graft {
+
+class UnwindTables {
+ public:
+  UnwindTables(pid_t pid, const ProcessMemory& memory);
+  // nullptr if no unwind table covers `ip`.
+  unw_dyn_info_t* find(uint64_t ip);
+
+ private:
+  struct Object {
+    uint64_t exec_start = 0, exec_end = 0;
+    uint64_t base = 0;  // mapping of the ELF header
+    bool loaded = false, valid = false;
+    unw_dyn_info_t info{};
+  };
+  void load(Object& o);
+
+  const ProcessMemory& memory_;
+  std::vector<Object> objects_;
+};
+
+}  // namespace graft
