@@ -13,6 +13,7 @@
 #include "arch/x86_64/jump.h"
 #include "arch/x86_64/relocation.h"
 #include "builder/compiler.h"
+#include "builder/eh_frame_index.h"
 #include "builder/target_symbols.h"
 #include "common/error.h"
 
@@ -78,9 +79,14 @@ class ObjectLinker {
   }
 
   void place_sections() {
+    // The unwind index goes first in rodata (see eh_frame_index.h).
+    if (const ElfSection* eh = obj_.section(".eh_frame")) {
+      eh_frame_ = eh;
+      fdes_ = read_fdes(obj_, *eh);
+      part_size_[kRodata] = eh_frame_hdr_size(fdes_.size());
+    }
     for (const auto& s : obj_.sections()) {
-      if (!(s.flags & SHF_ALLOC) || starts_with(s.name, ".graft.") || s.name == ".eh_frame" ||
-          s.type == SHT_NOTE)
+      if (!(s.flags & SHF_ALLOC) || starts_with(s.name, ".graft.") || s.type == SHT_NOTE)
         continue;
       if (s.flags & SHF_TLS)
         fail("{}: section {} holds thread-local variables, which patches cannot define",
@@ -240,6 +246,16 @@ class ObjectLinker {
     }
     for (const auto& [ext, n] : stubs_)
       arch::write_stub(patch_.image.data() + stubs_offset_ + n * arch::kStubSize);
+    if (eh_frame_) {
+      std::vector<uint64_t> functions;
+      for (const auto& f : fdes_) {
+        const ElfSymbol& s = sym(f.symbol);
+        if (!defined_here(s)) fail("{}: .eh_frame describes code graft does not load", obj_.name());
+        functions.push_back(symbol_offset(s, f.addend));
+      }
+      write_eh_frame_hdr(patch_.image.data(), part_base_[kRodata],
+                         image_offset(eh_frame_->index, 0), fdes_, functions);
+    }
   }
 
   void add_relocation(uint64_t at, uint32_t type, int64_t addend, int64_t ext, uint64_t to) {
@@ -350,6 +366,8 @@ class ObjectLinker {
   Patch patch_;
 
   std::map<size_t, Placement> placed_;
+  const ElfSection* eh_frame_ = nullptr;
+  std::vector<FdeRef> fdes_;
   uint64_t part_size_[kParts] = {};
   uint64_t part_base_[kParts] = {};
   std::map<size_t, Bytes> section_cache_;

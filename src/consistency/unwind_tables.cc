@@ -15,6 +15,7 @@ namespace {
 // one every toolchain emits: udata4 count, datarel|sdata4 entries.
 constexpr uint8_t kPeUdata4 = 0x03, kPeSdata4 = 0x0b, kPePcrel = 0x10, kPeDatarel = 0x30;
 constexpr uint32_t kMaxFdes = 1u << 24;
+constexpr const char* kGraftRegion = "/memfd:graft:";
 }  // namespace
 
 UnwindTables::UnwindTables(pid_t pid, const ProcessMemory& memory) : memory_(memory) {
@@ -23,6 +24,17 @@ UnwindTables::UnwindTables(pid_t pid, const ProcessMemory& memory) : memory_(mem
     const Mapping& m = maps[i];
     if (!m.exec || m.path.empty() || m.path == "[vsyscall]") continue;
     if (m.path[0] != '/' && m.path != "[vdso]") continue;
+    if (m.path.rfind(kGraftRegion, 0) == 0) {
+      // Patch code: its unwind index starts the next (rodata) mapping.
+      Object o;
+      o.exec_start = m.start;
+      o.exec_end = m.end;
+      o.graft = true;
+      if (i + 1 < maps.size() && maps[i + 1].start == m.end && maps[i + 1].path == m.path)
+        o.hdr = m.end;
+      objects_.push_back(o);
+      continue;
+    }
     // The object's ELF header is in its first mapping of the same file.
     uint64_t base = m.start - m.offset;
     for (size_t j = i + 1; j-- > 0;)
@@ -40,6 +52,10 @@ UnwindTables::UnwindTables(pid_t pid, const ProcessMemory& memory) : memory_(mem
 
 void UnwindTables::load(Object& o) {
   o.loaded = true;
+  if (o.graft) {
+    if (o.hdr) use_eh_frame_hdr(o, o.hdr);
+    return;
+  }
   Bytes page(kPageSize);
   if (!memory_.try_read({o.base}, page.data(), page.size())) return;
   Elf* elf = elf_memory(reinterpret_cast<char*>(page.data()), page.size());
@@ -64,7 +80,10 @@ void UnwindTables::load(Object& o) {
   elf_end(elf);
   if (!have_hdr || first_load == UINT64_MAX) return;
   uint64_t bias = type == ET_EXEC ? 0 : o.base - first_load;
-  uint64_t hdr = bias + eh_frame_vaddr;
+  use_eh_frame_hdr(o, bias + eh_frame_vaddr);
+}
+
+void UnwindTables::use_eh_frame_hdr(Object& o, uint64_t hdr) {
   uint8_t h[12];
   if (!memory_.try_read({hdr}, h, sizeof h)) return;
   if (h[0] != 1 || h[1] != (kPePcrel | kPeSdata4) || h[2] != kPeUdata4 ||

@@ -26,9 +26,12 @@ class UnwindTables {
     uint64_t exec_start = 0, exec_end = 0;
     uint64_t base = 0;  // mapping of the ELF header
     bool loaded = false, valid = false;
+    bool graft = false;  // code of a graft patch
+    uint64_t hdr = 0;    // its unwind index
     unw_dyn_info_t info{};
   };
   void load(Object& o);
+  void use_eh_frame_hdr(Object& o, uint64_t hdr);
 
   const ProcessMemory& memory_;
   std::vector<Object> objects_;
