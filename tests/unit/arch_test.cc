@@ -1,0 +1,49 @@
+#include <elf.h>
+#include <gtest/gtest.h>
+
+#include "arch/x86_64/jump.h"
+#include "arch/x86_64/relocation.h"
+#include "common/error.h"
+
+namespace graft {
+namespace {
+
+TEST(Jump, Rel32Encoding) {
+  auto b = arch::redirect_bytes(0x1000, 0x2000);
+  ASSERT_TRUE(b);
+  // e9 <0x2000 - 0x1005>
+  EXPECT_EQ(*b, (Bytes{0xe9, 0xfb, 0x0f, 0x00, 0x00}));
+  EXPECT_FALSE(arch::redirect_bytes(0x1000, uint64_t(1) << 40));
+}
+
+TEST(Jump, SiteSkipsEndbr64) {
+  uint8_t endbr[] = {0xf3, 0x0f, 0x1e, 0xfa, 0x55};
+  uint8_t plain[] = {0x55, 0x48, 0x89, 0xe5};
+  EXPECT_EQ(arch::patch_site_offset(endbr), 4u);
+  EXPECT_EQ(arch::patch_site_offset(plain), 0u);
+}
+
+TEST(Relocation, Pc32RangeIsChecked) {
+  uint8_t field[8] = {};
+  arch::apply_relocation(R_X86_64_PC32, field, 0x1000, 0x2000, -4, "test");
+  int32_t v;
+  std::memcpy(&v, field, 4);
+  EXPECT_EQ(v, 0x2000 - 4 - 0x1000);
+  EXPECT_THROW(arch::apply_relocation(R_X86_64_PC32, field, 0x1000, uint64_t(1) << 33, 0, "test"),
+               Error);
+}
+
+TEST(Relocation, Abs32Unsigned) {
+  uint8_t field[4] = {};
+  EXPECT_THROW(arch::apply_relocation(R_X86_64_32, field, 0, uint64_t(1) << 32, 0, "t"), Error);
+  arch::apply_relocation(R_X86_64_32, field, 0, 0x401000, 0, "t");
+}
+
+TEST(Relocation, Classes) {
+  EXPECT_EQ(arch::classify_relocation(R_X86_64_PLT32), arch::RelocationClass::Call);
+  EXPECT_EQ(arch::classify_relocation(R_X86_64_REX_GOTPCRELX), arch::RelocationClass::GotRelative);
+  EXPECT_EQ(arch::classify_relocation(R_X86_64_TPOFF32), arch::RelocationClass::Unsupported);
+}
+
+}  // namespace
+}  // namespace graft
