@@ -47,7 +47,7 @@ void print_result(const OperationResult& r, const char* verb) {
   std::fflush(stdout);
 }
 
-int report(const char* command, const char* verb, const std::vector<OperationResult>& results,
+int report(const char* command, const std::vector<OperationResult>& results,
            bool as_json, const std::string& patch_name, const std::string& patch_id) {
   bool all_ok = true;
   for (const auto& r : results) all_ok &= r.ok;
@@ -79,6 +79,11 @@ int build(const BuildArgs& args) {
   for (const auto& f : patch.functions)
     fmt::print("  replaces {} ({} bytes) with {}\n", function_name(f.symbol, f.demangled, f.file),
                f.size, f.replacement);
+  for (const auto& e : patch.externals)
+    if (e.where == ExternalSymbol::Where::Library)
+      fmt::print("  note: `{}' is not defined in {}; it must come from a library loaded in the "
+                 "process\n",
+                 e.name, args.target);
   return 0;
 }
 
@@ -138,7 +143,7 @@ int apply(const std::string& patch_file, const TargetArgs& t, const std::string&
     results.push_back(apply_patch(patch, pid, options));
     if (!t.json) print_result(results.back(), "applied");
   }
-  return report("apply", "applied", results, t.json, patch.name, patch.id());
+  return report("apply", results, t.json, patch.name, patch.id());
 }
 
 int revert(const std::string& which, const TargetArgs& t) {
@@ -164,7 +169,7 @@ int revert(const std::string& which, const TargetArgs& t) {
     results.push_back(revert_patch(which, pid, options));
     if (!t.json) print_result(results.back(), "reverted");
   }
-  return report("revert", "reverted", results, t.json, which, "");
+  return report("revert", results, t.json, which, "");
 }
 
 int list(int pid, bool as_json) {
