@@ -22,6 +22,8 @@ fail() {
   exit 1
 }
 
+show=${BUILD_DIR#"$PWD"/}
+echo "build: configuring and building graft in $show/ (RelWithDebInfo, log: $show/build.log)"
 echo "+ cmake -S $ROOT -B $BUILD_DIR -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo" >>"$LOG"
 cmake -S "$ROOT" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   </dev/null >>"$LOG" 2>&1 || fail "cmake configure"
@@ -30,5 +32,4 @@ echo "+ ninja -C $BUILD_DIR" >>"$LOG"
 ninja -C "$BUILD_DIR" </dev/null >>"$LOG" 2>&1 || fail "ninja"
 
 [[ -x $BUILD_DIR/graft ]] || fail "the build did not produce $BUILD_DIR/graft"
-show=${BUILD_DIR#"$PWD"/}
-echo "build: $show/graft is ready ($((SECONDS - start)) s, log: $show/build.log)"
+echo "build: $show/graft is ready ($((SECONDS - start)) s)"
