@@ -30,25 +30,29 @@ void SymbolResolver::read_target_imports() {
 }
 
 uint64_t SymbolResolver::from_dynsym(const std::string& name) {
-  // In address order: for a PIE executable, the executable first.
-  for (const auto& o : objects_) {
-    if (o.build_id.empty()) continue;
-    std::unique_ptr<ElfFile> elf;
-    try {
-      elf = std::make_unique<ElfFile>(o.file, o.path);
-    } catch (const Error&) {
-      continue;
+  if (!dynsyms_loaded_) {
+    // In address order: for a PIE executable, the executable first.
+    for (const auto& o : objects_) {
+      if (o.build_id.empty()) continue;
+      try {
+        ElfFile elf(o.file, o.path);
+        for (auto& s : elf.dynamic_symbols())
+          if (s.defined() && s.default_version && s.bind != STB_LOCAL)
+            dynsyms_.emplace(s.name, DynamicSymbol{&o, s.value, s.type == STT_GNU_IFUNC});
+      } catch (const Error&) {
+        // Unreadable object: its symbols are not offered.
+      }
     }
-    for (const auto& s : elf->dynamic_symbols()) {
-      if (s.name != name || !s.defined() || !s.default_version || s.bind == STB_LOCAL) continue;
-      if (s.type == STT_GNU_IFUNC)
-        fail("process {}: `{}' is an IFUNC in {} and {} does not import it; graft cannot tell "
-             "which implementation to call",
-             pid_, name, o.path, target_.path);
-      return o.bias + s.value;
-    }
+    dynsyms_loaded_ = true;
   }
-  fail("process {}: symbol `{}' is not defined by any loaded object", pid_, name);
+  auto it = dynsyms_.find(name);
+  if (it == dynsyms_.end()) fail("process {}: symbol `{}' is not defined by any loaded object", pid_, name);
+  const DynamicSymbol& d = it->second;
+  if (d.ifunc)
+    fail("process {}: `{}' is an IFUNC in {} and {} does not import it; graft cannot tell "
+         "which implementation to call",
+         pid_, name, d.object->path, target_.path);
+  return d.object->bias + d.value;
 }
 
 uint64_t SymbolResolver::resolve(const std::string& name) {

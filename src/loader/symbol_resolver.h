@@ -33,6 +33,13 @@ class SymbolResolver {
   const ProcessMemory& memory_;
   pid_t pid_;
   std::map<std::string, uint64_t> got_;  // symbol -> runtime address of its GOT slot
+  struct DynamicSymbol {
+    const LoadedObject* object;
+    uint64_t value;
+    bool ifunc;
+  };
+  std::map<std::string, DynamicSymbol> dynsyms_;  // first definition wins
+  bool dynsyms_loaded_ = false;
 };
 
 }  // namespace graft
