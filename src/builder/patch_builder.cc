@@ -14,6 +14,7 @@
 #include "arch/x86_64/relocation.h"
 #include "builder/compiler.h"
 #include "builder/eh_frame_index.h"
+#include "builder/register_contract.h"
 #include "builder/target_symbols.h"
 #include "common/error.h"
 
@@ -398,7 +399,9 @@ struct TempDir {
 Patch link_patch_object(const ElfFile& object, const ElfFile& target,
                         const std::string& target_path, const std::string& name) {
   if (object.type() != ET_REL) fail("{}: not a relocatable object", object.name());
-  return ObjectLinker(object, target, target_path).link(name);
+  Patch patch = ObjectLinker(object, target, target_path).link(name);
+  patch.warnings = check_register_contract(target, patch);
+  return patch;
 }
 
 Patch build_patch_from_source(const SourceBuild& build) {

@@ -84,6 +84,7 @@ int build(const BuildArgs& args) {
       fmt::print("  note: `{}' is not defined in {}; it must come from a library loaded in the "
                  "process\n",
                  e.name, args.target);
+  for (const auto& w : patch.warnings) fmt::print(stderr, "graft: warning: {}\n", w);
   return 0;
 }
 

@@ -71,6 +71,9 @@ struct Patch {
   std::vector<ExternalSymbol> externals;
   std::vector<Relocation> relocations;
 
+  // Said by the builder to the patch author; not stored in the file.
+  std::vector<std::string> warnings;
+
   // Content hash of the serialized file; its first 12 hex digits are the id.
   std::string sha256;
   std::string id() const { return sha256.substr(0, 12); }

@@ -1,0 +1,127 @@
+#include "arch/x86_64/instruction.h"
+
+#include <Zydis/Zydis.h>
+
+namespace graft::arch {
+
+namespace {
+
+constexpr RegisterSet gpr(int i) { return RegisterSet(1) << i; }
+constexpr RegisterSet vec(int i) { return RegisterSet(1) << (16 + i); }
+constexpr int kRax = 0, kRcx = 1, kRdx = 2, kRsi = 6, kRdi = 7, kR8 = 8, kR9 = 9, kR10 = 10, kR11 = 11;
+
+// Bit of a register (any width), or 0 for registers not tracked.
+RegisterSet bit(ZydisRegister r) {
+  if (r == ZYDIS_REGISTER_NONE) return 0;
+  ZydisRegister full = ZydisRegisterGetLargestEnclosing(ZYDIS_MACHINE_MODE_LONG_64, r);
+  if (full >= ZYDIS_REGISTER_RAX && full <= ZYDIS_REGISTER_R15) return gpr(full - ZYDIS_REGISTER_RAX);
+  if (full >= ZYDIS_REGISTER_ZMM0 && full <= ZYDIS_REGISTER_ZMM15) return vec(full - ZYDIS_REGISTER_ZMM0);
+  return 0;
+}
+
+bool whole_register_write(const ZydisDecodedOperand& op) {
+  ZydisRegisterClass c = ZydisRegisterGetClass(op.reg.value);
+  if (c == ZYDIS_REGCLASS_GPR32 || c == ZYDIS_REGCLASS_GPR64) return true;  // 32-bit writes zero-extend
+  return c == ZYDIS_REGCLASS_XMM || c == ZYDIS_REGCLASS_YMM || c == ZYDIS_REGCLASS_ZMM;
+}
+
+bool zeroing_idiom(const ZydisDecodedInstruction& ins, const ZydisDecodedOperand* ops) {
+  switch (ins.mnemonic) {
+    case ZYDIS_MNEMONIC_XOR: case ZYDIS_MNEMONIC_SUB: case ZYDIS_MNEMONIC_PXOR:
+    case ZYDIS_MNEMONIC_XORPS: case ZYDIS_MNEMONIC_XORPD: case ZYDIS_MNEMONIC_VPXOR:
+    case ZYDIS_MNEMONIC_VXORPS: case ZYDIS_MNEMONIC_VXORPD:
+      break;
+    default:
+      return false;
+  }
+  int n = ins.operand_count_visible;
+  if (n < 2 || ops[n - 1].type != ZYDIS_OPERAND_TYPE_REGISTER ||
+      ops[n - 2].type != ZYDIS_OPERAND_TYPE_REGISTER)
+    return false;
+  return ops[n - 1].reg.value == ops[n - 2].reg.value;
+}
+
+}  // namespace
+
+RegisterSet caller_saved_registers() {
+  RegisterSet s = gpr(kRax) | gpr(kRcx) | gpr(kRdx) | gpr(kRsi) | gpr(kRdi) | gpr(kR8) | gpr(kR9) |
+                  gpr(kR10) | gpr(kR11);
+  for (int i = 0; i < 16; ++i) s |= vec(i);
+  return s;
+}
+
+RegisterSet argument_registers() {
+  RegisterSet s = gpr(kRdi) | gpr(kRsi) | gpr(kRdx) | gpr(kRcx) | gpr(kR8) | gpr(kR9) | gpr(kRax);
+  for (int i = 0; i < 8; ++i) s |= vec(i);
+  return s;
+}
+
+RegisterSet return_registers() { return gpr(kRax) | gpr(kRdx) | vec(0) | vec(1); }
+
+std::string register_names(RegisterSet set) {
+  static const char* names[16] = {"rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi",
+                                  "r8",  "r9",  "r10", "r11", "r12", "r13", "r14", "r15"};
+  std::string out;
+  for (int i = 0; i < 32; ++i) {
+    if (!(set & (RegisterSet(1) << i))) continue;
+    if (!out.empty()) out += ", ";
+    out += i < 16 ? std::string(names[i]) : "xmm" + std::to_string(i - 16);
+  }
+  return out;
+}
+
+std::optional<Instruction> decode_instruction(std::span<const uint8_t> code, uint64_t address) {
+  static ZydisDecoder decoder = [] {
+    ZydisDecoder d;
+    ZydisDecoderInit(&d, ZYDIS_MACHINE_MODE_LONG_64, ZYDIS_STACK_WIDTH_64);
+    return d;
+  }();
+  ZydisDecodedInstruction ins;
+  ZydisDecodedOperand ops[ZYDIS_MAX_OPERAND_COUNT];
+  if (!ZYAN_SUCCESS(ZydisDecoderDecodeFull(&decoder, code.data(), code.size(), &ins, ops)))
+    return std::nullopt;
+  Instruction out;
+  out.address = address;
+  out.length = ins.length;
+  bool zeroing = zeroing_idiom(ins, ops);
+  for (int i = 0; i < ins.operand_count; ++i) {
+    const ZydisDecodedOperand& op = ops[i];
+    if (op.type == ZYDIS_OPERAND_TYPE_REGISTER) {
+      RegisterSet b = bit(op.reg.value);
+      if ((op.actions & ZYDIS_OPERAND_ACTION_MASK_READ) && !zeroing) out.reads |= b;
+      if (op.actions & ZYDIS_OPERAND_ACTION_MASK_WRITE) {
+        out.writes |= b;
+        if ((op.actions & ZYDIS_OPERAND_ACTION_WRITE) && whole_register_write(op)) out.overwrites |= b;
+      }
+    } else if (op.type == ZYDIS_OPERAND_TYPE_MEMORY) {
+      out.reads |= bit(op.mem.base) | bit(op.mem.index);
+    }
+  }
+  bool relative = ins.operand_count_visible > 0 && ops[0].type == ZYDIS_OPERAND_TYPE_IMMEDIATE &&
+                  ops[0].imm.is_relative;
+  if (relative) {
+    ZyanU64 target;
+    if (ZYAN_SUCCESS(ZydisCalcAbsoluteAddress(&ins, &ops[0], address, &target))) out.target = target;
+  }
+  switch (ins.meta.category) {
+    case ZYDIS_CATEGORY_CALL:
+      out.flow = out.target ? Instruction::Flow::Call : Instruction::Flow::IndirectCall;
+      break;
+    case ZYDIS_CATEGORY_RET:
+      out.flow = Instruction::Flow::Return;
+      break;
+    case ZYDIS_CATEGORY_UNCOND_BR:
+      out.flow = out.target ? Instruction::Flow::Jump : Instruction::Flow::IndirectJump;
+      break;
+    case ZYDIS_CATEGORY_COND_BR:
+      out.flow = out.target ? Instruction::Flow::ConditionalJump : Instruction::Flow::IndirectJump;
+      break;
+    default:
+      if (ins.mnemonic == ZYDIS_MNEMONIC_UD2 || ins.mnemonic == ZYDIS_MNEMONIC_HLT ||
+          ins.mnemonic == ZYDIS_MNEMONIC_INT3)
+        out.flow = Instruction::Flow::Stop;
+  }
+  return out;
+}
+
+}  // namespace graft::arch

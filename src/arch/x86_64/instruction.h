@@ -1,0 +1,39 @@
+// x86-64 instruction facts for register-usage analysis, decoded with Zydis:
+// which registers an instruction reads and writes, and where control goes.
+//
+// Registers are a bit set: bits 0-15 the general-purpose registers in
+// encoding order (rax, rcx, rdx, rbx, rsp, rbp, rsi, rdi, r8-r15), bits
+// 16-31 the vector registers xmm/ymm/zmm 0-15.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+
+namespace graft::arch {
+
+using RegisterSet = uint32_t;
+
+// SysV ABI: registers a call may change (rax rcx rdx rsi rdi r8-r11, all vector).
+RegisterSet caller_saved_registers();
+// Registers a call may read as arguments (rdi rsi rdx rcx r8 r9, rax for
+// varargs, xmm0-7) and a return may hand back (rax rdx xmm0 xmm1).
+RegisterSet argument_registers();
+RegisterSet return_registers();
+std::string register_names(RegisterSet set);
+
+struct Instruction {
+  enum class Flow { Next, Call, Jump, ConditionalJump, Return, IndirectCall, IndirectJump, Stop };
+  uint64_t address = 0;
+  uint8_t length = 0;
+  Flow flow = Flow::Next;
+  std::optional<uint64_t> target;  // direct branch target
+  RegisterSet reads = 0;
+  RegisterSet writes = 0;     // any write (a clobber)
+  RegisterSet overwrites = 0; // writes that replace the whole value
+};
+
+// Decodes one instruction at `address`; nullopt if the bytes are not one.
+std::optional<Instruction> decode_instruction(std::span<const uint8_t> code, uint64_t address);
+
+}  // namespace graft::arch

@@ -1,0 +1,340 @@
+#include "builder/register_contract.h"
+
+#include <elf.h>
+
+#include <map>
+#include <optional>
+#include <set>
+#include <vector>
+
+#include "arch/x86_64/instruction.h"
+#include "common/error.h"
+
+namespace graft {
+
+namespace {
+
+using arch::Instruction;
+using arch::RegisterSet;
+using Flow = Instruction::Flow;
+
+constexpr size_t kMaxSteps = 50000;
+constexpr size_t kMaxPropagation = 2000;
+
+struct Function {
+  std::string name;
+  uint64_t start = 0, size = 0;
+  bool contains(uint64_t a) const { return a >= start && a - start < size; }
+};
+
+struct CallSite {
+  const Function* caller;
+  uint64_t at, return_address;
+  bool tail;
+};
+
+// The target's functions, decoded on demand from its executable segments.
+class CodeIndex {
+ public:
+  // `assume_calls_read_arguments`: a call to unknown code (PLT, indirect)
+  // reads every argument register, and a return reads the return registers.
+  // Sound, and the source of most false alarms; without it only reads by
+  // instructions count.
+  CodeIndex(const ElfFile& target, bool assume_calls_read_arguments)
+      : target_(target), pessimistic_(assume_calls_read_arguments) {
+    for (const auto& seg : target.load_segments())
+      if (seg.flags & PF_X) segments_.push_back({seg.vaddr, target.read_vaddr(seg.vaddr, seg.filesz)});
+    std::set<uint64_t> seen;
+    for (const auto& s : target.symbols())
+      if (s.type == STT_FUNC && s.size > 0 && s.defined() && code(s.value, s.size) && seen.insert(s.value).second)
+        functions_.push_back({s.name, s.value, s.size});
+    for (const auto& f : functions_) by_start_[f.start] = &f;
+  }
+
+  const Function* at(uint64_t start) const {
+    auto it = by_start_.find(start);
+    return it == by_start_.end() ? nullptr : it->second;
+  }
+
+  std::vector<Instruction> decode(const Function& f) const {
+    std::vector<Instruction> out;
+    const uint8_t* p = code(f.start, f.size);
+    for (uint64_t off = 0; p && off < f.size;) {
+      auto ins = arch::decode_instruction({p + off, f.size - off}, f.start + off);
+      if (!ins) {
+        ++off;
+        continue;
+      }
+      out.push_back(*ins);
+      off += ins->length;
+    }
+    return out;
+  }
+
+  // Call-clobbered registers a call to `f` may change, as IPA-RA sees it.
+  RegisterSet clobbers(const Function& f) {
+    if (auto it = clobbers_.find(f.start); it != clobbers_.end()) return it->second;
+    const RegisterSet all = arch::caller_saved_registers();
+    clobbers_[f.start] = all;  // a cycle counts as "everything"
+    RegisterSet set = 0;
+    for (const auto& ins : decode(f)) {
+      set |= ins.writes;
+      if (ins.flow == Flow::IndirectCall) set = all;
+      if ((ins.flow == Flow::Call || ins.flow == Flow::Jump) && ins.target && !f.contains(*ins.target)) {
+        const Function* callee = at(*ins.target);
+        set |= callee ? clobbers(*callee) : all;
+      }
+      if (set == all) break;
+    }
+    return clobbers_[f.start] = set & all;
+  }
+
+  // Call-clobbered registers `f` may read before writing them: its inputs.
+  RegisterSet live_in(const Function& f) {
+    if (auto it = live_in_.find(f.start); it != live_in_.end()) return it->second;
+    live_in_[f.start] = arch::argument_registers();  // a cycle counts as "all arguments"
+    RegisterSet in = relied_after(f, f.start, arch::caller_saved_registers(), false);
+    return live_in_[f.start] = in;
+  }
+
+  // Call-clobbered registers that may hold a value of `h`'s at `address`:
+  // its inputs, what it wrote, what calls returned, and what calls left
+  // untouched. A register holding nothing of `h`'s cannot be relied on.
+  RegisterSet defined_at(const Function& h, uint64_t address) {
+    auto& memo = defined_[h.start];
+    if (memo.empty()) {
+      std::map<uint64_t, Instruction> code;
+      for (const auto& ins : decode(h)) code.emplace(ins.address, ins);
+      const RegisterSet all = arch::caller_saved_registers();
+      std::vector<std::pair<uint64_t, RegisterSet>> work{{h.start, live_in(h)}};
+      size_t steps = 0;
+      while (!work.empty() && steps < kMaxSteps) {
+        auto [addr, def] = work.back();
+        work.pop_back();
+        for (; steps < kMaxSteps; ++steps) {
+          auto it = code.find(addr);
+          if (it == code.end()) break;
+          auto [slot, fresh] = memo.try_emplace(addr, 0);
+          if (!fresh && (def & ~slot->second) == 0) break;
+          slot->second |= def;
+          const Instruction& ins = it->second;
+          def |= ins.writes & all;
+          if (ins.flow == Flow::Call || ins.flow == Flow::IndirectCall) {
+            const Function* c = ins.target ? at(*ins.target) : nullptr;
+            def = (def & ~(c ? clobbers(*c) : all)) | arch::return_registers();
+          }
+          if (ins.flow == Flow::Return || ins.flow == Flow::IndirectJump || ins.flow == Flow::Stop)
+            break;
+          if (ins.flow == Flow::Jump) {
+            if (!h.contains(*ins.target)) break;
+            addr = *ins.target;
+            continue;
+          }
+          if (ins.flow == Flow::ConditionalJump && h.contains(*ins.target))
+            work.push_back({*ins.target, def});
+          addr += ins.length;
+        }
+      }
+      if (steps >= kMaxSteps) memo.clear();
+    }
+    auto it = memo.find(address);
+    // Not reached by the analysis: assume anything may be there.
+    return it == memo.end() ? arch::caller_saved_registers() : it->second;
+  }
+
+  const std::vector<CallSite>& callers(uint64_t start) {
+    if (!sites_ready_) {
+      for (const auto& f : functions_)
+        for (const auto& ins : decode(f))
+          if ((ins.flow == Flow::Call || ins.flow == Flow::Jump) && ins.target &&
+              !f.contains(*ins.target))
+            sites_[*ins.target].push_back(
+                {&f, ins.address, ins.address + ins.length, ins.flow == Flow::Jump});
+      sites_ready_ = true;
+    }
+    static const std::vector<CallSite> none;
+    auto it = sites_.find(start);
+    return it == sites_.end() ? none : it->second;
+  }
+
+  // Registers of `candidates` that `h` may read, after the call returning to
+  // `ra`, before overwriting them.
+  RegisterSet relied_after(const Function& h, uint64_t ra, RegisterSet candidates,
+                           bool returns_read = true) {
+    std::map<uint64_t, Instruction> code;
+    for (const auto& ins : decode(h)) code.emplace(ins.address, ins);
+    RegisterSet relied = 0;
+    std::map<uint64_t, RegisterSet> seen;
+    std::vector<std::pair<uint64_t, RegisterSet>> work{{ra, candidates}};
+    size_t steps = 0;
+    while (!work.empty()) {
+      auto [addr, live] = work.back();
+      work.pop_back();
+      for (;;) {
+        if (!live) break;
+        if (++steps > kMaxSteps) return relied | live;
+        auto it = code.find(addr);
+        if (it == code.end()) {
+          relied |= live;  // left the decoded body: assume the worst
+          break;
+        }
+        RegisterSet& s = seen[addr];
+        if ((live & ~s) == 0) break;
+        s |= live;
+        const Instruction& ins = it->second;
+        relied |= ins.reads & live;
+        live &= ~ins.overwrites;
+        bool stop = false;
+        switch (ins.flow) {
+          case Flow::Next:
+            break;
+          case Flow::Call: {
+            const Function* c = ins.target ? at(*ins.target) : nullptr;
+            relied |= (c ? live_in(*c) : unknown_call_reads()) & live;
+            live &= ~(c ? clobbers(*c) : arch::caller_saved_registers());
+            break;
+          }
+          case Flow::IndirectCall:
+            relied |= unknown_call_reads() & live;
+            live &= ~arch::caller_saved_registers();
+            break;
+          case Flow::Return:
+            if (returns_read && pessimistic_) relied |= arch::return_registers() & live;
+            stop = true;
+            break;
+          case Flow::Jump:
+            if (h.contains(*ins.target)) {
+              addr = *ins.target;
+              continue;
+            }
+            {  // tail call
+              const Function* c = at(*ins.target);
+              relied |= (c ? live_in(*c) : unknown_call_reads()) & live;
+            }
+            stop = true;
+            break;
+          case Flow::ConditionalJump:
+            if (h.contains(*ins.target))
+              work.push_back({*ins.target, live});
+            else
+              relied |= live;
+            break;
+          case Flow::IndirectJump:
+            relied |= live;
+            stop = true;
+            break;
+          case Flow::Stop:
+            stop = true;
+            break;
+        }
+        if (stop) break;
+        addr += ins.length;
+      }
+    }
+    return relied;
+  }
+
+ private:
+  RegisterSet unknown_call_reads() const { return pessimistic_ ? arch::argument_registers() : 0; }
+
+  const uint8_t* code(uint64_t vaddr, uint64_t size) const {
+    for (const auto& [start, bytes] : segments_)
+      if (vaddr >= start && vaddr - start <= bytes.size() && size <= bytes.size() - (vaddr - start))
+        return bytes.data() + (vaddr - start);
+    return nullptr;
+  }
+
+  const ElfFile& target_;
+  bool pessimistic_;
+  std::vector<std::pair<uint64_t, Bytes>> segments_;
+  std::vector<Function> functions_;
+  std::map<uint64_t, const Function*> by_start_;
+  std::map<uint64_t, RegisterSet> clobbers_;
+  std::map<uint64_t, RegisterSet> live_in_;
+  std::map<uint64_t, std::map<uint64_t, RegisterSet>> defined_;
+  std::map<uint64_t, std::vector<CallSite>> sites_;
+  bool sites_ready_ = false;
+};
+
+// What a replacement may change: its own writes; any call may change all.
+RegisterSet replacement_clobbers(const Patch& patch, const FunctionReplacement& f) {
+  RegisterSet set = 0;
+  const uint64_t start = f.replacement_offset;
+  const uint64_t size = f.replacement_size ? f.replacement_size : patch.layout.code_size - start;
+  for (uint64_t off = 0; off < size;) {
+    auto ins = arch::decode_instruction({patch.image.data() + start + off, size - off}, start + off);
+    if (!ins) return arch::caller_saved_registers();
+    set |= ins->writes;
+    if (ins->flow == Flow::Call || ins->flow == Flow::IndirectCall || ins->flow == Flow::IndirectJump ||
+        (ins->flow == Flow::Jump && (*ins->target < start || *ins->target >= start + size)))
+      return arch::caller_saved_registers();
+    off += ins->length;
+  }
+  return set & arch::caller_saved_registers();
+}
+
+}  // namespace
+
+namespace {
+
+struct Breakage {
+  std::string caller, callee;
+  uint64_t at = 0;
+  RegisterSet relied = 0, extra = 0;
+};
+
+std::optional<Breakage> find_breakage(CodeIndex& index, const std::string& target_name,
+                                      const Patch& patch, const FunctionReplacement& f) {
+  const Function* original = index.at(f.address);
+  if (!original) return std::nullopt;
+  RegisterSet extra = replacement_clobbers(patch, f) & ~index.clobbers(*original);
+  if (!extra) return std::nullopt;
+  // Callers of a function whose effective clobber set grows by `grown`.
+  std::vector<std::pair<const Function*, RegisterSet>> work{{original, extra}};
+  std::map<uint64_t, RegisterSet> done;
+  size_t steps = 0;
+  while (!work.empty()) {
+    auto [g, grown] = work.back();
+    work.pop_back();
+    if ((grown & ~done[g->start]) == 0) continue;
+    done[g->start] |= grown;
+    if (++steps > kMaxPropagation)
+      fail("{}: cannot verify that replacing `{}' keeps the registers its callers rely on "
+           "(too many callers to follow)",
+           target_name, f.symbol);
+    for (const CallSite& site : index.callers(g->start)) {
+      if (!site.tail) {
+        RegisterSet held = grown & index.defined_at(*site.caller, site.at);
+        RegisterSet r = held ? index.relied_after(*site.caller, site.return_address, held) : 0;
+        if (r) return Breakage{site.caller->name, g->name, site.at, r, extra};
+      }
+      RegisterSet passed = grown & ~index.clobbers(*site.caller);
+      if (passed) work.push_back({site.caller, passed});
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::vector<std::string> check_register_contract(const ElfFile& target, const Patch& patch) {
+  CodeIndex definite(target, false), possible(target, true);
+  std::vector<std::string> warnings;
+  for (const auto& f : patch.functions) {
+    if (auto b = find_breakage(definite, target.name(), patch, f))
+      fail("{}: replacing `{}' would break `{}', which calls `{}' at {:#x} and keeps {} live "
+           "across the call, relying on it staying unchanged (GCC -fipa-ra); the replacement may "
+           "change {}. Rebuild the target with -fno-ipa-ra, or replace `{}' as well",
+           target.name(), f.symbol, b->caller, b->callee, b->at, arch::register_names(b->relied),
+           arch::register_names(b->extra), b->caller);
+    if (auto b = find_breakage(possible, target.name(), patch, f))
+      warnings.push_back(fmt::format(
+          "`{}' calls `{}' at {:#x} and may pass {} through to a later call or its own caller "
+          "(graft cannot tell how many arguments that call takes); if it does and the target was "
+          "built with GCC's -fipa-ra (the default at -O2), the replacement of `{}' breaks it",
+          b->caller, b->callee, b->at, arch::register_names(b->relied), f.symbol));
+  }
+  return warnings;
+}
+
+}  // namespace graft
