@@ -1,0 +1,232 @@
+# Shared helpers of the end-to-end tests (sourced by every tests/e2e/*.sh).
+#
+# A test compiles a small real target and patch, starts the target, patches it
+# live with the real graft binary and checks what the target answers.
+#
+#   bash tests/e2e/NAME.sh [GRAFT [INCLUDE_DIR]]
+#
+# GRAFT (the graft binary) and GRAFT_INCLUDE_DIR (the directory holding
+# graft/patch.h) come from the arguments (CTest passes them) or from the
+# environment. Every target speaks the line protocol of programs/serve.h: it
+# prints "ready PID" once, then answers each command line read on its stdin
+# with exactly one line on its stdout.
+set -euo pipefail
+shopt -s inherit_errexit 2>/dev/null || true
+
+E2E_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+PROGRAMS=$E2E_DIR/programs
+TEST_NAME=$(basename "$0" .sh)
+REPO_ROOT=$(cd "$E2E_DIR/../.." && pwd)
+
+GRAFT=${1:-${GRAFT:-$REPO_ROOT/build/graft}}
+export GRAFT_INCLUDE_DIR=${2:-${GRAFT_INCLUDE_DIR:-$REPO_ROOT/include}}
+[[ -x $GRAFT ]] || { echo "FAIL $TEST_NAME: graft binary not found: $GRAFT" >&2; exit 1; }
+[[ -f $GRAFT_INCLUDE_DIR/graft/patch.h ]] ||
+  { echo "FAIL $TEST_NAME: no graft/patch.h under $GRAFT_INCLUDE_DIR" >&2; exit 1; }
+
+# The system python (a version manager's shim can take seconds to start).
+PYTHON=${PYTHON:-$(command -v /usr/bin/python3 || command -v python3)}
+CC=${CC:-gcc}
+CXX=${CXX:-g++}
+# Targets and libraries carry a build-id (graft identifies targets by it).
+CFLAGS=(-g -O2 -Wl,--build-id -I"$PROGRAMS")
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/graft-e2e-$TEST_NAME.XXXXXX")
+chmod 755 "$T"
+
+declare -A TPID=() TIN=() TOUT=()
+BG_PIDS=()
+TEST_START=$SECONDS
+
+log() { printf '[%s %3ds] %s\n' "$TEST_NAME" $((SECONDS - TEST_START)) "$*"; }
+
+fail() {
+  printf 'FAIL %s: %s\n' "$TEST_NAME" "$*" >&2
+  exit 1
+}
+
+# Kills every process the test started (targets and helpers), never leaves one.
+cleanup() {
+  local rc=$? name pid
+  trap - EXIT
+  for pid in "${BG_PIDS[@]}"; do
+    kill -KILL "$pid" 2>/dev/null || true
+  done
+  for name in "${!TPID[@]}"; do
+    pid=${TPID[$name]}
+    kill -KILL "$pid" 2>/dev/null || true
+  done
+  for pid in "${BG_PIDS[@]}" "${TPID[@]}"; do
+    wait "$pid" 2>/dev/null || true
+  done
+  if [[ $rc -eq 0 ]]; then
+    rm -rf "$T"
+    log "PASS ($((SECONDS - TEST_START)) s)"
+  else
+    for name in "${!TPID[@]}"; do
+      if [[ -s $T/$name.err ]]; then
+        echo "--- stderr of target $name:" >&2
+        tail -n 20 "$T/$name.err" >&2
+      fi
+    done
+    echo "FAIL $TEST_NAME (exit $rc); files kept in $T" >&2
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Processes started with `bg` are killed at exit.
+bg_track() { BG_PIDS+=("$1"); }
+
+# ---------------------------------------------------------------- building
+
+cc() { log "cc $*"; "$CC" "${CFLAGS[@]}" "$@"; }
+cxx() { log "c++ $*"; "$CXX" "${CFLAGS[@]}" "$@"; }
+
+# build_patch SOURCE TARGET OUTPUT [graft build options...]
+build_patch() {
+  local src=$1 target=$2 out=$3
+  shift 3
+  graft build --from-source "$src" --target "$target" -o "$out" "$@" ||
+    fail "graft build of $src failed"
+}
+
+# ---------------------------------------------------------------- running graft
+
+# graft ARGS...: runs graft, shows the command and its output (stdout and
+# stderr, in $T/graft.out and $T/graft.err), returns graft's status.
+graft() {
+  local rc=0
+  log "\$ graft $*"
+  "$GRAFT" "$@" >"$T/graft.out" 2>"$T/graft.err" || rc=$?
+  sed 's/^/    | /' "$T/graft.out" "$T/graft.err"
+  [[ $rc -eq 0 ]] || log "    (exit $rc)"
+  return $rc
+}
+
+# graft_ok ARGS...: graft must succeed.
+graft_ok() { graft "$@" || fail "graft $* failed (exit $?)"; }
+
+# graft_fails EXPECTED_STATUS ARGS...: graft must fail with that status
+# ("any" for any non-zero status that is not a crash). The error is left in
+# $GRAFT_ERROR: the single line graft printed (stdout and stderr together,
+# without the --json document).
+GRAFT_ERROR=
+graft_fails() {
+  local want=$1 rc=0
+  shift
+  graft "$@" || rc=$?
+  [[ $rc -ne 0 ]] || fail "graft $* succeeded; it should have failed"
+  [[ $rc -lt 128 ]] || fail "graft $* crashed (exit $rc)"
+  [[ $want == any || $rc -eq $want ]] || fail "graft $* exited with $rc, expected $want"
+  GRAFT_ERROR=$(cat "$T/graft.out" "$T/graft.err" | grep -v '^{' || true)
+  local lines
+  lines=$(printf '%s' "$GRAFT_ERROR" | grep -c . || true)
+  [[ $lines -eq 1 ]] || fail "graft $* printed $lines lines instead of a one-line error"
+}
+
+# json_get EXPR < json: evaluates a Python expression on the parsed document `j`.
+json_get() {
+  "$PYTHON" -c 'import json,sys; j=json.load(sys.stdin); v=eval(sys.argv[1]); print(json.dumps(v) if isinstance(v,(dict,list,bool)) or v is None else v)' "$1"
+}
+
+# ---------------------------------------------------------------- targets
+
+# start_target NAME COMMAND...: starts a target speaking the serve.h protocol
+# and waits (10 s at most) until it is ready. Its pid is in ${TPID[NAME]}.
+start_target() {
+  local name=$1
+  shift
+  rm -f "$T/$name.in" "$T/$name.out"
+  mkfifo "$T/$name.in" "$T/$name.out"
+  "$@" <"$T/$name.in" >"$T/$name.out" 2>"$T/$name.err" &
+  local pid=$! win rout
+  TPID[$name]=$pid
+  # Each open blocks until the target's side is open too.
+  exec {win}>"$T/$name.in"
+  exec {rout}<"$T/$name.out"
+  TIN[$name]=$win
+  TOUT[$name]=$rout
+  local line=
+  read -r -t 10 -u "$rout" line || fail "target $name ($*) did not start"
+  [[ $line == "ready $pid" ]] || fail "target $name: unexpected first line \`$line'"
+  log "started $name: pid $pid ($(basename "$1"))"
+}
+
+# ask NAME COMMAND: sends a command to a target and prints its one-line answer.
+ask() {
+  local name=$1 cmd=$2 line=
+  kill -0 "${TPID[$name]}" 2>/dev/null || fail "target $name (pid ${TPID[$name]}) is gone (asked \`$cmd')"
+  printf '%s\n' "$cmd" >&"${TIN[$name]}" || fail "cannot send \`$cmd' to target $name"
+  read -r -t 20 -u "${TOUT[$name]}" line || fail "target $name did not answer \`$cmd'"
+  printf '%s\n' "$line"
+}
+
+# expect NAME COMMAND WANT: the target's answer to COMMAND must be WANT.
+expect() {
+  local got
+  got=$(ask "$1" "$2")
+  [[ $got == "$3" ]] || fail "target $1: \`$2' answered \`$got', expected \`$3'"
+  log "$1: $2 -> $got"
+}
+
+# stop_target NAME: kills a target now (SIGKILL) and reaps it.
+stop_target() {
+  local name=$1 pid=${TPID[$1]} win=${TIN[$1]} rout=${TOUT[$1]}
+  exec {win}>&- {rout}<&-
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  unset "TPID[$name]"
+}
+
+# ---------------------------------------------------------------- process state
+
+# graft_regions PID: the graft mappings of a process (lines of its maps).
+graft_regions() { grep 'graft:' "/proc/$1/maps" || true; }
+
+# assert_no_wx PID: no mapping of the process is both writable and executable.
+assert_no_wx() {
+  local wx
+  wx=$(awk 'substr($2,2,2) == "wx"' "/proc/$1/maps")
+  [[ -z $wx ]] || fail "pid $1 has writable and executable mappings:
+$wx"
+}
+
+# patch_count PID: how many patches `graft list --pid PID --json` shows.
+patch_count() {
+  "$GRAFT" list --pid "$1" --json | json_get 'sum(len(p["patches"]) for p in j["processes"])'
+}
+
+# assert_untouched PID: graft left no trace in the process: no patch listed,
+# no graft mapping, no writable and executable mapping.
+assert_untouched() {
+  local pid=$1 n
+  kill -0 "$pid" 2>/dev/null || fail "pid $pid is gone"
+  n=$(patch_count "$pid")
+  [[ $n -eq 0 ]] || fail "pid $pid: graft list shows $n patch(es); the process should be untouched"
+  [[ -z $(graft_regions "$pid") ]] || fail "pid $pid still maps a graft region:
+$(graft_regions "$pid")"
+  assert_no_wx "$pid"
+}
+
+# apply_ok PATCH PID [options]: applies, then checks no W+X mapping appeared.
+apply_ok() {
+  local patch=$1 pid=$2
+  shift 2
+  graft_ok apply "$patch" --pid "$pid" "$@"
+  assert_no_wx "$pid"
+}
+
+# wait_until SECONDS COMMAND...: polls (every 50 ms) until COMMAND succeeds.
+wait_until() {
+  local deadline=$((SECONDS + $1))
+  shift
+  until "$@"; do
+    [[ $SECONDS -lt $deadline ]] || return 1
+    sleep 0.05
+  done
+}
+
+# thread_state PID TID: the scheduler state letter of a thread (R, S, t...).
+thread_state() { awk '{ sub(/.*\) /, ""); print $1 }' "/proc/$1/task/$2/stat" 2>/dev/null; }
