@@ -114,25 +114,46 @@ class ObjectLinker {
     }
   }
 
-  // Each record of a .graft.* section: its relocated string fields by offset.
+  // Each record of a .graft.* section: its relocated string fields by offset
+  // within the record. Records are found through their symbols: the
+  // compiler may pad them (GCC aligns 24-byte objects to 32).
   std::map<uint64_t, std::map<uint64_t, std::string>> records(const std::string& section,
                                                               uint64_t record_size) {
     std::map<uint64_t, std::map<uint64_t, std::string>> out;
     const ElfSection* sec = obj_.section(section);
     if (!sec) return out;
+    for (const auto& s : obj_.symbols())
+      if (s.shndx == sec->index && s.type == STT_OBJECT) {
+        if (s.size != record_size || s.value > sec->size || record_size > sec->size - s.value)
+          fail("{}: malformed record `{}' in {}", obj_.name(), s.name, section);
+        out[s.value];
+      }
     for (const auto& rs : obj_.sections()) {
       if (rs.type != SHT_RELA || rs.info != sec->index) continue;
       for (const auto& r : obj_.relocations(rs)) {
+        auto rec = record_at(out, r.offset, record_size);
+        if (!rec) fail("{}: relocation outside any record in {}", obj_.name(), section);
+        uint64_t field_offset = r.offset - *rec;
+        if (field_offset == 16) {
+          replacement_fields_[*rec] = {r.symbol, r.addend};
+          continue;
+        }
         const ElfSymbol& s = sym(r.symbol);
-        uint64_t rec = r.offset / record_size * record_size;
-        uint64_t field_offset = r.offset - rec;
-        if (field_offset == 16) continue;  // the replacement pointer, read elsewhere
         if (s.shndx == SHN_UNDEF || s.shndx >= SHN_LORESERVE)
           fail("{}: {} record refers to undefined symbol {}", obj_.name(), section, s.name);
-        out[rec][field_offset] = c_string(s.shndx, s.value + r.addend);
+        out[*rec][field_offset] = c_string(s.shndx, s.value + r.addend);
       }
     }
     return out;
+  }
+
+  static std::optional<uint64_t> record_at(const std::map<uint64_t, std::map<uint64_t, std::string>>& recs,
+                                           uint64_t offset, uint64_t record_size) {
+    auto it = recs.upper_bound(offset);
+    if (it == recs.begin()) return std::nullopt;
+    --it;
+    if (offset - it->first >= record_size) return std::nullopt;
+    return it->first;
   }
 
   std::string c_string(size_t section, uint64_t offset) {
@@ -308,20 +329,13 @@ class ObjectLinker {
 
   void read_replacements() {
     auto strings = records(".graft.replace", 24);
-    std::map<uint64_t, std::pair<const ElfSymbol*, int64_t>> targets;  // record -> replacement
-    if (const ElfSection* sec = obj_.section(".graft.replace")) {
-      for (const auto& rs : obj_.sections())
-        if (rs.type == SHT_RELA && rs.info == sec->index)
-          for (const auto& r : obj_.relocations(rs))
-            if (r.offset % 24 == 16) targets[r.offset - 16] = {&sym(r.symbol), r.addend};
-    }
     if (strings.empty())
       fail("{}: declares no replacement; use GRAFT_REPLACE(target, replacement)", obj_.name());
     for (const auto& [rec, fields] : strings) {
-      if (!fields.count(0) || !fields.count(8) || !targets.count(rec))
+      auto repl = replacement_fields_.find(rec);
+      if (!fields.count(0) || !fields.count(8) || repl == replacement_fields_.end())
         fail("{}: malformed GRAFT_REPLACE record", obj_.name());
-      add_function(unquote(fields.at(0)), fields.at(8), *targets.at(rec).first,
-                   targets.at(rec).second);
+      add_function(unquote(fields.at(0)), fields.at(8), sym(repl->second.first), repl->second.second);
     }
   }
 
@@ -372,6 +386,7 @@ class ObjectLinker {
   uint64_t part_size_[kParts] = {};
   uint64_t part_base_[kParts] = {};
   std::map<size_t, Bytes> section_cache_;
+  std::map<uint64_t, std::pair<uint32_t, int64_t>> replacement_fields_;  // record -> symbol, addend
   std::map<std::string, std::string> resolve_hints_;
   std::map<std::string, int64_t> external_index_;
   std::map<std::string, uint64_t> slots_;

@@ -41,6 +41,11 @@ std::vector<const ElfSymbol*> TargetSymbols::candidates(const std::string& name)
   const auto& syms = elf_.symbols();
   if (auto it = by_name_.find(name); it != by_name_.end())
     for (size_t i : it->second) out.push_back(&syms[i]);
+  // A C++ declaration cannot say "static": `_Z5labelv' in the patch is
+  // `_ZL5labelv' in the target when the function has internal linkage.
+  if (out.empty() && name.size() > 2 && name.compare(0, 2, "_Z") == 0 && name[2] != 'L')
+    if (auto it = by_name_.find("_ZL" + name.substr(2)); it != by_name_.end())
+      for (size_t i : it->second) out.push_back(&syms[i]);
   if (!out.empty()) return out;
   if (!demangled_ready_) {
     for (const auto& [n, idx] : by_name_) {

@@ -170,7 +170,8 @@ int revert(const std::string& which, const TargetArgs& t) {
     results.push_back(revert_patch(which, pid, options));
     if (!t.json) print_result(results.back(), "reverted");
   }
-  return report("revert", results, t.json, which, "");
+  std::string id = results.empty() ? "" : results.front().patch_id;
+  return report("revert", results, t.json, results.empty() ? which : results.front().patch_name, id);
 }
 
 int list(int pid, bool as_json) {
@@ -178,7 +179,13 @@ int list(int pid, bool as_json) {
   json procs = json::array();
   bool problems = false;
   for (pid_t p : pids) {
-    ProcessPatches pp = list_patches(p);
+    ProcessPatches pp;
+    try {
+      pp = list_patches(p);
+    } catch (const Error& e) {
+      if (pid) throw;
+      continue;  // exited while we looked
+    }
     problems |= !pp.problems.empty();
     if (as_json) {
       json patches = json::array();

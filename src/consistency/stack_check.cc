@@ -21,6 +21,10 @@ struct WalkContext {
   const arch::Registers* regs;
   UnwindTables* tables;
   std::unordered_map<uint64_t, Bytes>* pages;
+  // Set when libunwind asked for a pc no CFI covers: it then falls back to
+  // guessing (frame pointers), which graft does not accept.
+  bool guessed = false;
+  uint64_t guessed_pc = 0;
 };
 thread_local WalkContext* current = nullptr;
 
@@ -57,8 +61,12 @@ int access_fpreg(unw_addr_space_t, unw_regnum_t, unw_fpreg_t*, int, void*) { ret
 int find_proc_info(unw_addr_space_t as, unw_word_t ip, unw_proc_info_t* pi, int need, void* arg) {
   if (!current) return -UNW_ENOINFO;
   unw_dyn_info_t* di = current->tables->find(ip);
-  if (!di) return -UNW_ENOINFO;
-  return _Ux86_64_dwarf_search_unwind_table(as, ip, di, pi, need, arg);
+  int rc = di ? _Ux86_64_dwarf_search_unwind_table(as, ip, di, pi, need, arg) : -UNW_ENOINFO;
+  if (rc < 0 && !current->guessed) {
+    current->guessed = true;
+    current->guessed_pc = ip;
+  }
+  return rc;
 }
 
 void put_unwind_info(unw_addr_space_t, unw_proc_info_t* pi, void*) {
@@ -113,11 +121,11 @@ std::optional<std::string> StackCheck::check(pid_t tid, const arch::Registers& r
     if (auto what = busy_at(pc))
       return fmt::format("thread {} is inside {} (frame #{}, pc {:#x})", tid, *what, depth, pc);
     unw_proc_info_t info;
-    if (unw_get_proc_info(&cursor, &info) < 0)
+    int step = unw_get_proc_info(&cursor, &info) < 0 ? -UNW_ENOINFO : unw_step(&cursor);
+    if (ctx.guessed)
       return fmt::format("thread {}: no unwind information for pc {:#x} (frame #{}); its stack "
                          "cannot be checked reliably",
-                         tid, pc, depth);
-    int step = unw_step(&cursor);
+                         tid, ctx.guessed_pc, depth);
     if (step == 0) return std::nullopt;  // reached the outermost frame
     if (step < 0)
       return fmt::format("thread {}: stack walk failed at pc {:#x} (frame #{}, libunwind error {})",

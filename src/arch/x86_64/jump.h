@@ -14,8 +14,6 @@
 namespace graft::arch {
 
 constexpr size_t kRedirectSize = 5;
-// Bytes saved from each function entry: the site offset plus the jump.
-constexpr size_t kSavedEntryBytes = 16;
 
 // Offset of the patch site from the function entry, given its first bytes.
 uint64_t patch_site_offset(std::span<const uint8_t> entry);
