@@ -215,8 +215,9 @@ def trial(args, target, patch):
     st = target.stat()
     win = time.perf_counter() - w0
     patch_id = doc.get("patch_id")
-    t.update(pause_ms=res.get("pause_ms"), total_ms=res.get("total_ms"),
-             retries=res.get("retries"), wall_ms=wall,
+    t.update(pause_ms=res.get("pause_ms"), max_pause_ms=res.get("max_pause_ms"),
+             total_ms=res.get("total_ms"),
+             retries=res.get("retries"), wall_ms=wall, graft_threads=res.get("threads"),
              gap_ms=st["gap_us"] / 1000, window_ms=win * 1000)
     # Baseline with the patch live: a window as long as the apply window.
     base_win = max(win, args.min_window_ms / 1000)
@@ -264,7 +265,11 @@ def run_config(args, exe, patch, threads, mode):
                 print(f"    trial {i + 1 - args.warmup}: FAILED: {e}", file=sys.stderr)
                 if str(e).startswith("revert failed") or target.proc.poll() is not None:
                     # The process may be left patched or be gone: start afresh.
-                    cfg["notes"].append(f"target restarted after: {str(e).splitlines()[0]}")
+                    st = target.proc.poll()
+                    how = ("" if st is None else f" (target had exited: "
+                           f"{'signal ' + signal.Signals(-st).name if st < 0 else 'status ' + str(st)})")
+                    cfg["notes"].append(f"target restarted after: {str(e).splitlines()[0]}{how}")
+                    print(f"    target restarted{how}", file=sys.stderr)
                     target.close()
                     target = Target(exe, workers, mode, args.heartbeat_sleep_us)
                     time.sleep(args.settle)
@@ -286,7 +291,7 @@ def run_config(args, exe, patch, threads, mode):
 # ---------------------------------------------------------------------- report
 
 COLS = [("threads", 7), ("mode", 6), ("ok", 6), ("baseline gap", 14),
-        ("heartbeat gap", 14), ("pause", 14), ("apply", 14), ("wall", 14),
+        ("heartbeat gap", 14), ("pause", 14), ("max pause", 14), ("apply", 14), ("wall", 14),
         ("retries", 8), ("checks", 7)]
 
 
@@ -298,7 +303,7 @@ def row(values):
 def summarize(cfg):
     ts = cfg["trials"]
     get = lambda k: [t[k] for t in ts if t.get(k) is not None]
-    s = {k: get(k) for k in ("pause_ms", "total_ms", "wall_ms", "gap_ms", "retries",
+    s = {k: get(k) for k in ("pause_ms", "max_pause_ms", "total_ms", "wall_ms", "gap_ms", "retries",
                              "revert_pause_ms", "revert_total_ms", "revert_wall_ms",
                              "revert_gap_ms")}
     s["base_gaps_ms"] = [g for t in ts for g in t["base_gaps_ms"]]
@@ -309,6 +314,10 @@ def summarize(cfg):
         checks.append(f"{bad_apply} post-apply windows saw only original calls")
     if bad_revert:
         checks.append(f"{bad_revert} post-revert windows saw only patched calls")
+    seen = {t["graft_threads"] for t in ts if t.get("graft_threads") is not None}
+    if seen - {cfg["threads"]}:
+        checks.append(f"graft reported {sorted(seen)} threads, the target has "
+                      f"{cfg['threads']}")
     if cfg.get("target_errors"):
         checks.append(f"{cfg['target_errors']} worker errors (a blocking call "
                       "returned, or bench_work answered wrongly)")
@@ -335,8 +344,10 @@ def report(args, meta, configs):
     out.append("threads = threads of the target process (workers + main + heartbeat).")
     out.append("baseline gap = heartbeat gap in windows of the same length without "
                "graft running; heartbeat gap = during `graft apply`;")
-    out.append("pause = graft's pause_ms; apply = graft's total_ms; wall = the "
-               "`graft apply` command as timed by this script.")
+    out.append("pause = graft's pause_ms (the successful global stop); max pause = "
+               "its max_pause_ms (longest stop, retries included);")
+    out.append("apply = graft's total_ms; wall = the `graft apply` command as timed "
+               "by this script; retries = median/max.")
     out.append("")
     out.append(row([c for c, _ in COLS]))
     out.append(row(["-" * w for _, w in COLS]))
@@ -347,7 +358,7 @@ def report(args, meta, configs):
         r = s["retries"]
         retries = f"{fmt(median(r), 0)}/{max(r)}" if r else "-"
         out.append(row([cfg["threads"], cfg["mode"], ok, medp90(s["base_gaps_ms"]),
-                        medp90(s["gap_ms"]), medp90(s["pause_ms"]),
+                        medp90(s["gap_ms"]), medp90(s["pause_ms"]), medp90(s["max_pause_ms"]),
                         medp90(s["total_ms"]), medp90(s["wall_ms"]), retries,
                         "FAIL" if s["checks"] else "ok"]))
         for c in s["checks"] + cfg["notes"]:
@@ -359,7 +370,7 @@ def report(args, meta, configs):
         for threads, apply, gap in rows:
             rng = lambda lo_hi: (f"{lo_hi[0]}" if lo_hi[0] == lo_hi[1]
                                  else f"{lo_hi[0]}-{lo_hi[1]}")
-            out.append(row([threads, name, "quoted", "-", rng(gap), "-", rng(apply),
+            out.append(row([threads, name, "quoted", "-", rng(gap), "-", "-", rng(apply),
                             "-", "-", "-"]))
     out.append("")
     out.append(f"Goal at {GOAL_THREADS} threads: heartbeat gap <= {GOAL_GAP_MS:g} ms "
@@ -518,7 +529,7 @@ def parse_args(argv):
 
 
 def build(args, workdir):
-    exe = os.path.join(workdir, "target")
+    exe = os.path.join(workdir, "graft-bench-target")
     cc = os.environ.get("CC", "cc")
     cmd = [cc, "-O2", "-g", "-pthread", os.path.join(BENCH, "target.c"), "-o", exe]
     p = subprocess.run(cmd, capture_output=True, text=True)
