@@ -419,7 +419,7 @@ def plot(configs, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 5.2))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 7))
     colors = {"idle": "tab:blue", "busy": "tab:red"}
     for mode in ("idle", "busy"):
         cs = [c for c in configs if c["mode"] == mode and c["trials"]]
@@ -463,7 +463,12 @@ def plot(configs, path):
         ax.set_ylabel("ms (median; bar up to p90)")
         ax.set_title(title)
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7, loc="upper left")
+        failed = [c for c in configs if not c["trials"]]
+        for c in failed:
+            ax.annotate(f"{c['mode']}: failed", (c["threads"], 1), xycoords=("data", "axes fraction"),
+                        xytext=(0, -4 - 10 * (c["mode"] == "busy")), textcoords="offset points",
+                        ha="center", va="top", fontsize=7, color=colors[c["mode"]])
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2)
     fig.suptitle("graft stop model on a 2-core machine (one run)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -485,7 +490,9 @@ def parse_args(argv):
                          "each >= 3 (3,16,66,128)")
     ap.add_argument("--modes", default="idle,busy", help="idle,busy")
     ap.add_argument("--quick", action="store_true",
-                    help="smoke run for CI: 3 and 66 threads, 3 trials, 45 s budget")
+                    help="smoke run for CI: 3 and 66 threads, 3 trials, graft "
+                         "--timeout 2, 2 failures in a row end a configuration, "
+                         "45 s budget")
     ap.add_argument("--budget", type=float, default=None,
                     help="stop starting trials after this many seconds "
                          "(default none; 45 with --quick)")
@@ -515,6 +522,9 @@ def parse_args(argv):
         args.trials = min(args.trials, 3)
         if args.budget is None:
             args.budget = 45.0
+        if args.graft_timeout is None:
+            args.graft_timeout = 2.0
+        args.max_failures = min(args.max_failures, 2)
     args.thread_counts = [int(x) for x in args.threads.split(",")]
     args.mode_list = args.modes.split(",")
     if any(t < 3 for t in args.thread_counts) or \
