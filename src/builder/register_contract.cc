@@ -9,6 +9,7 @@
 
 #include "arch/x86_64/instruction.h"
 #include "common/error.h"
+#include "elf/compile_units.h"
 
 namespace graft {
 
@@ -40,8 +41,8 @@ class CodeIndex {
   // reads every argument register, and a return reads the return registers.
   // Sound, and the source of most false alarms; without it only reads by
   // instructions count.
-  CodeIndex(const ElfFile& target, bool assume_calls_read_arguments)
-      : target_(target), pessimistic_(assume_calls_read_arguments) {
+  CodeIndex(const ElfFile& target, const CompileUnits& units, bool assume_calls_read_arguments)
+      : target_(target), units_(units), pessimistic_(assume_calls_read_arguments) {
     for (const auto& seg : target.load_segments())
       if (seg.flags & PF_X) segments_.push_back({seg.vaddr, target.read_vaddr(seg.vaddr, seg.filesz)});
     std::set<uint64_t> seen;
@@ -82,7 +83,7 @@ class CodeIndex {
       if (ins.flow == Flow::IndirectCall) set = all;
       if ((ins.flow == Flow::Call || ins.flow == Flow::Jump) && ins.target && !f.contains(*ins.target)) {
         const Function* callee = at(*ins.target);
-        set |= callee ? clobbers(*callee) : all;
+        set |= callee && sees(f.start, callee->start) ? clobbers(*callee) : all;
       }
       if (set == all) break;
     }
@@ -121,7 +122,7 @@ class CodeIndex {
           def |= ins.writes & all;
           if (ins.flow == Flow::Call || ins.flow == Flow::IndirectCall) {
             const Function* c = ins.target ? at(*ins.target) : nullptr;
-            def = (def & ~(c ? clobbers(*c) : all)) | arch::return_registers();
+            def = (def & ~(c && sees(h.start, c->start) ? clobbers(*c) : all)) | arch::return_registers();
           }
           if (ins.flow == Flow::Return || ins.flow == Flow::IndirectJump || ins.flow == Flow::Stop)
             break;
@@ -191,7 +192,7 @@ class CodeIndex {
           case Flow::Call: {
             const Function* c = ins.target ? at(*ins.target) : nullptr;
             relied |= (c ? live_in(*c) : unknown_call_reads()) & live;
-            live &= ~(c ? clobbers(*c) : arch::caller_saved_registers());
+            live &= ~(c && sees(h.start, c->start) ? clobbers(*c) : arch::caller_saved_registers());
             break;
           }
           case Flow::IndirectCall:
@@ -234,6 +235,18 @@ class CodeIndex {
     return relied;
   }
 
+ public:
+  // Whether code at `caller` may have been compiled knowing the registers
+  // `callee` uses: -fipa-ra on in the caller's unit, and the callee in the
+  // same unit (or LTO). Without DWARF, assume it was.
+  bool sees(uint64_t caller, uint64_t callee) const {
+    const CompileUnit* a = units_.at(caller);
+    if (!a) return true;
+    if (!a->ipa_ra) return false;
+    const CompileUnit* b = units_.at(callee);
+    return !b || a == b || a->lto || b->lto;
+  }
+
  private:
   RegisterSet unknown_call_reads() const { return pessimistic_ ? arch::argument_registers() : 0; }
 
@@ -245,6 +258,7 @@ class CodeIndex {
   }
 
   const ElfFile& target_;
+  const CompileUnits& units_;
   bool pessimistic_;
   std::vector<std::pair<uint64_t, Bytes>> segments_;
   std::vector<Function> functions_;
@@ -303,6 +317,7 @@ std::optional<Breakage> find_breakage(CodeIndex& index, const std::string& targe
            "(too many callers to follow)",
            target_name, f.symbol);
     for (const CallSite& site : index.callers(g->start)) {
+      if (!index.sees(site.caller->start, g->start)) continue;
       if (!site.tail) {
         RegisterSet held = grown & index.defined_at(*site.caller, site.at);
         RegisterSet r = held ? index.relied_after(*site.caller, site.return_address, held) : 0;
@@ -318,7 +333,8 @@ std::optional<Breakage> find_breakage(CodeIndex& index, const std::string& targe
 }  // namespace
 
 std::vector<std::string> check_register_contract(const ElfFile& target, const Patch& patch) {
-  CodeIndex definite(target, false), possible(target, true);
+  CompileUnits units(target.path());
+  CodeIndex definite(target, units, false), possible(target, units, true);
   std::vector<std::string> warnings;
   for (const auto& f : patch.functions) {
     if (auto b = find_breakage(definite, target.name(), patch, f))

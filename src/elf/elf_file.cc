@@ -49,7 +49,7 @@ std::optional<std::string> build_id_of(Elf* elf) {
 }  // namespace
 
 ElfFile::ElfFile(const std::string& path, std::string display)
-    : name_(display.empty() ? path : std::move(display)) {
+    : path_(path), name_(display.empty() ? path : std::move(display)) {
   init_libelf();
   fd_ = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd_ < 0) fail("{}: {}", name_, errno_text(errno));

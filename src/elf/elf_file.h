@@ -60,6 +60,7 @@ class ElfFile {
   ElfFile& operator=(const ElfFile&) = delete;
 
   const std::string& name() const { return name_; }
+  const std::string& path() const { return path_; }
   uint16_t type() const { return type_; }  // ET_EXEC, ET_DYN, ET_REL
   std::optional<std::string> build_id() const;  // hex, from the notes
   std::vector<LoadSegment> load_segments() const;
@@ -80,6 +81,7 @@ class ElfFile {
  private:
   std::vector<ElfSymbol> read_symbols(const ElfSection& table) const;
 
+  std::string path_;
   std::string name_;
   int fd_ = -1;
   Elf* elf_ = nullptr;
