@@ -1,12 +1,20 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
+#include <optional>
+#include <string>
 
 #include "cli/commands.h"
 #include "common/error.h"
+#include "common/realtime_priority.h"
 
 int main(int argc, char** argv) {
   using namespace graft::cli;
+  // Operations on live processes run at real-time priority from the start
+  // (see realtime_priority.h); building a patch does not.
+  std::optional<graft::RealtimePriority> priority;
+  if (argc > 1 && (std::string(argv[1]) == "apply" || std::string(argv[1]) == "revert"))
+    priority.emplace();
   CLI::App app{"graft: live patching for running Linux processes"};
   app.set_version_flag("--version", GRAFT_VERSION);
   app.require_subcommand(1);

@@ -36,6 +36,8 @@ class StackCheck {
 
   // nullopt if the thread may switch; otherwise why not, for the operator.
   std::optional<std::string> check(pid_t tid, const arch::Registers& regs);
+  // Whether `pc` lies in code no thread may be in at the switch.
+  bool in_busy_code(uint64_t pc) const { return busy_at(pc).has_value(); }
   // Call whenever threads have run since the last check.
   void forget_memory() { pages_.clear(); }
 

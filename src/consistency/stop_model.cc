@@ -1,7 +1,5 @@
 #include "consistency/stop_model.h"
 
-#include <sched.h>
-
 #include <algorithm>
 #include <thread>
 
@@ -30,35 +28,33 @@ void write_sites(const ProcessMemory& memory, const SwitchPlan& plan, pid_t pid)
   }
 }
 
-// While every thread of the target is stopped, graft must not be preempted by
-// the target's threads that it has already resumed: on a loaded machine that
-// costs a whole scheduler tick (4 ms) per preemption. Real-time priority for
-// the duration of the switch, where allowed, restored on scope exit.
-class RealtimePriority {
- public:
-  RealtimePriority() {
-    policy_ = sched_getscheduler(0);
-    sched_getparam(0, &param_);
-    sched_param rt{};
-    rt.sched_priority = 1;
-    raised_ = sched_setscheduler(0, SCHED_FIFO | SCHED_RESET_ON_FORK, &rt) == 0;
-  }
-  ~RealtimePriority() {
-    if (raised_) sched_setscheduler(0, policy_, &param_);
-  }
+// A thread stopped with its pc inside code being replaced (a leaf call in
+// progress) would make the whole stop fail, and under load some thread
+// nearly always is. Instead it runs on alone, one instruction at a time,
+// until it leaves that code, while every other thread stays stopped. A
+// system call instruction ends the attempt: it might block.
+constexpr int kMaxStepsPerThread = 2000;
+constexpr int kMaxStepsPerStop = 20000;
 
- private:
-  int policy_;
-  sched_param param_{};
-  bool raised_ = false;
-};
+bool step_out(Tracer& tracer, const ProcessMemory& memory, const StackCheck& check, pid_t tid,
+              int& budget) {
+  for (int i = 0; i < kMaxStepsPerThread && budget > 0; ++i, --budget) {
+    uint64_t pc = arch::pc(tracer.registers(tid));
+    if (!check.in_busy_code(pc)) return true;
+    uint8_t insn[sizeof arch::kSyscallInstruction];
+    if (!memory.try_read({pc}, insn, sizeof insn) ||
+        std::equal(insn, insn + sizeof insn, arch::kSyscallInstruction))
+      return false;
+    tracer.single_step(tid);
+  }
+  return false;
+}
 
 }  // namespace
 
 SwitchResult run_stop_model(Tracer& tracer, const ProcessMemory& memory, const SwitchPlan& plan,
                             const StopOptions& options, const std::function<void()>& while_stopped) {
   StackCheck check(tracer.pid(), memory, plan.busy);
-  RealtimePriority priority;
   SwitchResult result;
   auto start = Clock::now();
   auto backoff = std::chrono::microseconds(500);
@@ -67,8 +63,23 @@ SwitchResult run_stop_model(Tracer& tracer, const ProcessMemory& memory, const S
     tracer.stop_all();
     check.forget_memory();
     std::optional<std::string> busy;
+    int step_budget = kMaxStepsPerStop;
     for (pid_t tid : tracer.threads()) {
-      if ((busy = check.check(tid, tracer.registers(tid)))) break;
+      busy = check.check(tid, tracer.registers(tid));
+      if (busy && check.in_busy_code(arch::pc(tracer.registers(tid)))) {
+        bool left = false;
+        try {
+          left = step_out(tracer, memory, check, tid, step_budget);
+        } catch (const Error&) {
+          left = !tracer.is_traced(tid);  // the thread exited while stepping
+        }
+        if (left) {
+          ++result.stepped_threads;
+          check.forget_memory();  // its stack changed
+          busy = tracer.is_traced(tid) ? check.check(tid, tracer.registers(tid)) : std::nullopt;
+        }
+      }
+      if (busy) break;
     }
     if (!busy) {
       try {

@@ -8,6 +8,7 @@
 #include "arch/x86_64/relocation.h"
 #include "common/clock.h"
 #include "common/error.h"
+#include "common/realtime_priority.h"
 #include "consistency/stop_model.h"
 #include "loader/loaded_objects.h"
 #include "loader/operations.h"
@@ -213,6 +214,7 @@ OperationResult apply_patch(const Patch& patch, pid_t pid, const OperationOption
   result.patch_id = patch.id();
   result.patch_name = patch.name;
   auto start = Clock::now();
+  RealtimePriority priority;
   try {
     ApplyJob(patch, pid, options, result).run();
     result.ok = true;

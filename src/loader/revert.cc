@@ -6,6 +6,7 @@
 
 #include "common/clock.h"
 #include "common/error.h"
+#include "common/realtime_priority.h"
 #include "common/file.h"
 #include "consistency/stop_model.h"
 #include "loader/loaded_objects.h"
@@ -59,6 +60,7 @@ OperationResult revert_patch(const std::string& which, pid_t pid, const Operatio
   OperationResult result;
   result.pid = pid;
   auto start = Clock::now();
+  RealtimePriority priority;
   try {
     ProcessMemory memory(pid);
     auto maps = read_maps(pid);

@@ -22,6 +22,7 @@ class Tracer {
   pid_t pid() const { return pid_; }
   std::vector<pid_t> threads() const;  // traced and alive
   size_t thread_count() const { return threads_.size(); }
+  bool is_traced(pid_t tid) const { return threads_.count(tid) != 0; }
 
   // Stops every thread, including those created meanwhile. Threads that
   // exit on the way are forgotten. Throws if the whole process is gone.
