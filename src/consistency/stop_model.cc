@@ -102,7 +102,8 @@ SwitchResult run_stop_model(Tracer& tracer, const ProcessMemory& memory, const S
     if (ms_since(start) > options.timeout_s * 1000)
       fail("{} (gave up after {:.1f} s and {} retries)", *busy, options.timeout_s, result.retries);
     ++result.retries;
-    std::this_thread::sleep_for(backoff);
+    auto left = std::chrono::duration<double, std::milli>(options.timeout_s * 1000 - ms_since(start));
+    std::this_thread::sleep_for(std::min<std::chrono::duration<double, std::milli>>(backoff, left));
     backoff = std::min(backoff * 2, std::chrono::microseconds(20000));
   }
 }
