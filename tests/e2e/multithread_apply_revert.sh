@@ -5,7 +5,7 @@
 # (after `graft revert' returned: the old one) in every thread.
 source "$(dirname "$0")/common.sh"
 
-cc -pthread "$PROGRAMS/threads.c" -o "$T/threads"
+cc -pthread -fno-ipa-ra "$PROGRAMS/threads.c" -o "$T/threads"
 cat >"$T/fix.c" <<'C'
 #include <graft/patch.h>
 extern int counter;
@@ -44,15 +44,22 @@ check_epoch() {
 }
 
 check_epoch old
+retries=0
 for round in 1 2 3 4 5; do
   log "round $round"
-  apply_ok "$T/fix.graft" "$pid" --timeout 10 --json
+  apply_ok "$T/fix.graft" "$pid" --timeout 20 --json
   [[ $(json_get 'j["results"][0]["ok"]' <"$T/graft.out") == true ]] || fail "apply not ok"
   [[ $(json_get 'j["results"][0]["threads"]' <"$T/graft.out") -eq 9 ]] || fail "apply did not see 9 threads"
+  retries=$((retries + $(json_get 'j["results"][0]["retries"]' <"$T/graft.out")))
   check_epoch new
-  graft_ok revert fix --pid "$pid" --timeout 10
+  graft_ok revert fix --pid "$pid" --timeout 20 --json
+  retries=$((retries + $(json_get 'j["results"][0]["retries"]' <"$T/graft.out")))
   check_epoch old
   assert_untouched "$pid"
 done
+# The threads spend about a fifth of their time inside compute(): some of
+# the 10 switches must have found one inside (else this test tests little).
+log "$retries retries over the 10 switches"
+[[ $retries -gt 0 ]] || fail "no switch ever found a thread inside compute()"
 [[ $(ask t bad) -eq 0 ]] || fail "some calls returned garbage during the switches"
 [[ $(ask t threads) -eq 8 ]] || fail "a worker thread is gone"

@@ -1,9 +1,11 @@
 /* basic.c: the target of most end-to-end tests (built PIE and -no-pie).
  *
  *   compute(x)    helper(x) + 1: 7 for the input 3. A worker thread calls it
- *                 in a loop; patches replace it.
+ *                 in a loop; patches replace it (and count their calls in
+ *                 `counter', so the count includes the worker's calls).
  *   wait_here(x)  reads one byte from an internal pipe, then returns x + 3: a
  *                 thread can be kept inside it as long as a test wants.
+ *   spin_here(x)  spins (no call, no system call) until "unspin".
  *   tiny()        3 bytes of assembly: too short for a jump.
  *
  * Commands (see serve.h):
@@ -13,11 +15,14 @@
  *             wait_here; answers that thread's id
  *   release   lets the blocked thread leave; answers what wait_here returned
  *   probe     wait_here(10) in the main thread (the byte is sent first): "13"
+ *   spin      starts a thread spinning inside spin_here; answers its id
+ *   unspin    stops it; answers what spin_here returned
  *   tiny      tiny()
  */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 
 #include "serve.h"
 
@@ -39,6 +44,15 @@ __attribute__((noinline)) int wait_here(int x) {
   return x + input;
 }
 
+static atomic_int spin_stop, spinning;
+
+__attribute__((noinline)) int spin_here(int x) {
+  atomic_store(&spinning, 1);
+  while (!atomic_load_explicit(&spin_stop, memory_order_relaxed)) x += input;
+  atomic_store(&spinning, 0);
+  return x > 0 ? 1 : 0;
+}
+
 __asm__(".text\n"
         ".globl tiny\n"
         ".type tiny, @function\n"
@@ -49,11 +63,13 @@ __asm__(".text\n"
 int tiny(void);
 
 static atomic_long loops;
+volatile int sink;  /* results are used: compute() is pure, unused calls vanish */
 
 static void *worker(void *arg) {
   (void)arg;
+  setpriority(PRIO_PROCESS, (id_t)serve_gettid(), 19); /* spins; stay polite */
   for (;;) {
-    compute(input);
+    sink = compute(input);
     for (volatile int i = 0; i < 100; i++) {
     }
     atomic_fetch_add(&loops, 1);
@@ -72,9 +88,28 @@ static void *blocker(void *arg) {
   return NULL;
 }
 
+static pthread_t spinner;
+static atomic_int spinner_tid;
+static int spinner_result;
+
+static void *spin_thread(void *arg) {
+  (void)arg;
+  atomic_store(&spinner_tid, serve_gettid());
+  setpriority(PRIO_PROCESS, (id_t)serve_gettid(), 19);
+  spinner_result = spin_here(1);
+  return NULL;
+}
+
+/* The command loop calls compute() through a pointer: GCC then assumes that
+ * the call clobbers every call-clobbered register, as the ABI says, and does
+ * not keep values in them across the call on the strength of what it knows
+ * of compute() (-fipa-ra), which a replacement built separately need not
+ * honour (see ipa_ra_contract.sh). The worker thread calls it directly. */
+int (*volatile compute_ptr)(int) = compute;
+
 static int handle(const char *cmd, char *reply, size_t n) {
   if (strcmp(cmd, "call") == 0) {
-    int r = compute(input);
+    int r = compute_ptr(input);
     snprintf(reply, n, "%d %d", r, counter);
   } else if (strcmp(cmd, "loops") == 0) {
     snprintf(reply, n, "%ld", atomic_load(&loops));
@@ -90,6 +125,16 @@ static int handle(const char *cmd, char *reply, size_t n) {
   } else if (strcmp(cmd, "probe") == 0) {
     if (write(block_pipe[1], "x", 1) != 1) abort();
     snprintf(reply, n, "%d", wait_here(10));
+  } else if (strcmp(cmd, "spin") == 0) {
+    atomic_store(&spin_stop, 0);
+    atomic_store(&spinning, 0);
+    pthread_create(&spinner, NULL, spin_thread, NULL);
+    for (int i = 0; i < 5000 && !atomic_load(&spinning); i++) usleep(1000);
+    snprintf(reply, n, "%d", atomic_load(&spinning) ? atomic_load(&spinner_tid) : -1);
+  } else if (strcmp(cmd, "unspin") == 0) {
+    atomic_store(&spin_stop, 1);
+    pthread_join(spinner, NULL);
+    snprintf(reply, n, "%d", spinner_result);
   } else if (strcmp(cmd, "tiny") == 0) {
     snprintf(reply, n, "%d", tiny());
   } else {
@@ -102,6 +147,7 @@ int main(void) {
   if (pipe(block_pipe) != 0) return 1;
   watch("compute", (const void *)compute);
   watch("wait_here", (const void *)wait_here);
+  watch("spin_here", (const void *)spin_here);
   pthread_t t;
   pthread_create(&t, NULL, worker, NULL);
   serve(handle);

@@ -10,6 +10,11 @@
  *
  * The workers run at nice 19 so that the machine stays responsive.
  *
+ * Built with -fno-ipa-ra, as graft's guide advises for programs meant to be
+ * patched: at -O2 the worker loop keeps values in call-clobbered registers
+ * across compute() (GCC knows it only changes eax) and graft build rightly
+ * refuses a replacement that calls anything (see ipa_ra_contract.sh).
+ *
  * Commands (see serve.h):
  *   mark     starts a new epoch; answers its number E
  *   stats E  waits (5 s at most) until every thread made 2000 calls started
@@ -32,7 +37,13 @@
 int counter;
 volatile int input = 3;
 
-__attribute__((noinline)) static int helper(int x) { return x * 2; }
+/* Some work inside compute() too (a fifth of the loop or so), so that a stop
+ * often finds threads inside it and graft has to retry. */
+__attribute__((noinline)) static int helper(int x) {
+  for (volatile int i = 0; i < 8; i++) {
+  }
+  return x * 2;
+}
 
 __attribute__((noinline)) int compute(int x) { return helper(x) + 1; }
 

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# ctest-labels: core-bug
+#
+# KNOWN CORE BUG (reported, not fixed in src/): a patch file whose manifest
+# has one digit changed in a number graft uses to build the code (an external
+# symbol's value, a relocation's target, a replacement's offset) is still a
+# valid manifest, and graft applies it: the target then writes to the wrong
+# address or jumps into the middle of a function (it crashes). The format has
+# no checksum over the manifest and image, so graft cannot tell. Expected: a
+# one-line error, a non-zero exit, the process untouched.
+source "$(dirname "$0")/common.sh"
+
+cc -pthread "$PROGRAMS/basic.c" -o "$T/basic"
+cat >"$T/fix.c" <<'C'
+#include <graft/patch.h>
+extern int counter;
+int helper(int x);
+static int new_compute(int x) { counter++; return helper(x) * 100; }
+GRAFT_REPLACE(compute, new_compute);
+C
+build_patch "$T/fix.c" "$T/basic" "$T/fix.graft"
+
+accepted=()
+for how in external-value relocation replacement; do
+  start_target $how "$T/basic"
+  pid=${TPID[$how]}
+  what=$("$PYTHON" "$PROGRAMS/corrupt.py" "$T/fix.graft" "$T/bad-$how.graft" "$how")
+  log "--- $how: $what"
+  rc=0
+  graft apply "$T/bad-$how.graft" --pid "$pid" || rc=$?
+  if [[ $rc -eq 0 ]]; then
+    sleep 0.3
+    if kill -0 "$pid" 2>/dev/null; then
+      state="the target still runs, with $(graft_regions "$pid" | wc -l) graft mapping(s)"
+      stop_target $how
+    else
+      status=0
+      wait "$pid" 2>/dev/null || status=$?
+      unset "TPID[$how]"
+      state="the target died (wait status $status$( ((status > 128)) && echo ", signal $((status - 128))"))"
+    fi
+    accepted+=("$how ($what): applied; $state")
+  else
+    assert_untouched "$pid"
+    [[ $(ask $how call) == "7 0" ]] || fail "$how: compute does not behave as before"
+    stop_target $how
+  fi
+done
+if [[ ${#accepted[@]} -gt 0 ]]; then
+  printf 'CORE BUG: graft applied a patch file with a corrupt manifest:\n' >&2
+  printf '  %s\n' "${accepted[@]}" >&2
+  fail "corrupt manifests were applied (${#accepted[@]} of 3)"
+fi
