@@ -1,15 +1,23 @@
 #!/usr/bin/env bash
 # A PID that does not exist, and a process that exits while graft is applying
-# a patch to it (graft is waiting for a thread to leave the function): a
-# one-line error naming the process, a non-zero exit, no crash, no hang.
+# a patch to it (graft is retrying: a thread is blocked inside the function):
+# a one-line error naming the process, a non-zero exit, no crash, no hang.
+# (err_pid_exits_while_stepping.sh: the same while graft single-steps a
+# thread.)
 source "$(dirname "$0")/common.sh"
 
 cc -pthread "$PROGRAMS/basic.c" -o "$T/basic"
 cat >"$T/fix.c" <<'C'
 #include <graft/patch.h>
-static int new_spin_here(int x) { return x + 100; }
+#include <unistd.h>
+extern int block_pipe[2];
+static int new_wait_here(int x) {
+  char c;
+  if (read(block_pipe[0], &c, 1) != 1) return -1;
+  return x * 1000;
+}
 static int new_compute(int x) { return x * 100; }
-GRAFT_REPLACE(spin_here, new_spin_here);
+GRAFT_REPLACE(wait_here, new_wait_here);
 GRAFT_REPLACE(compute, new_compute);
 C
 build_patch "$T/fix.c" "$T/basic" "$T/fix.graft"
@@ -22,32 +30,27 @@ for cmd in "apply $T/fix.graft" "revert fix" "list"; do
   [[ $GRAFT_ERROR == *"$nopid"* ]] || fail "the error does not name pid $nopid: $GRAFT_ERROR"
 done
 
-# --- the process exits during the apply.
-for round in 1 2 3; do
-  start_target b$round "$T/basic"
-  pid=${TPID[b$round]}
-  tid=$(ask b$round spin)
-  [[ $tid -gt 0 ]] || fail "the spinner did not start"
+# --- the process exits during the apply, at different moments.
+for delay in 0.02 0.1 0.3 0.6; do
+  start_target b "$T/basic"
+  pid=${TPID[b]}
+  tid=$(ask b block)
+  [[ $tid -gt 0 ]] || fail "the blocker thread did not enter wait_here"
   "$GRAFT" apply "$T/fix.graft" --pid "$pid" --timeout 20 >"$T/apply.out" 2>"$T/apply.err" &
   graft_pid=$!
   bg_track $graft_pid
-  # Round 1 kills the target early in the apply, the others while graft retries.
-  case $round in
-    1) sleep 0.05 ;;
-    *) sleep 0.$((3 * round)) ;;
-  esac
-  log "round $round: killing pid $pid while graft applies"
+  sleep $delay
+  log "killing pid $pid $delay s after graft started"
   kill -KILL "$pid"
   start=$SECONDS
   rc=0
   wait $graft_pid || rc=$?
-  log "graft: exit $rc after $((SECONDS - start)) s: $(cat "$T/apply.out" "$T/apply.err")"
-  [[ $rc -ne 0 ]] || fail "graft reports success on a process that died"
+  out=$(cat "$T/apply.out" "$T/apply.err")
+  log "graft: exit $rc after $((SECONDS - start)) s: $out"
+  [[ $rc -ne 0 ]] || fail "graft reports success on a process killed while a thread was inside"
   [[ $rc -lt 128 ]] || fail "graft crashed (exit $rc)"
   [[ $((SECONDS - start)) -le 5 ]] || fail "graft took $((SECONDS - start)) s to notice the exit"
-  out=$(cat "$T/apply.out" "$T/apply.err")
   [[ $(grep -c . <<<"$out") -eq 1 ]] || fail "not a one-line error: $out"
   [[ $out == *"$pid"* ]] || fail "the error does not name pid $pid: $out"
-  wait "$pid" 2>/dev/null || true
-  unset "TPID[b$round]"
+  stop_target b
 done

@@ -88,6 +88,7 @@ static void *blocker(void *arg) {
   return NULL;
 }
 
+int (*volatile spin_here_ptr)(int) = spin_here;
 static pthread_t spinner;
 static atomic_int spinner_tid;
 static int spinner_result;
@@ -96,7 +97,7 @@ static void *spin_thread(void *arg) {
   (void)arg;
   atomic_store(&spinner_tid, serve_gettid());
   setpriority(PRIO_PROCESS, (id_t)serve_gettid(), 19);
-  spinner_result = spin_here(1);
+  spinner_result = spin_here_ptr(1); /* a pointer: see compute_ptr */
   return NULL;
 }
 
