@@ -64,15 +64,22 @@ while read -r range perms _ _ _ path; do
 done <"/proc/$pid/maps"
 [[ $inside -eq 1 ]] || fail "list: replacement $repl is not in an executable graft mapping"
 
-# Without --pid: every process with patches, ours among them.
-graft_ok list --json
+# Without --pid: every process with patches, ours among them. (Other tests
+# may be applying patches meanwhile: a region whose record is not written yet
+# is reported as a problem, with exit status 1; only ours matters here.)
+graft_any() {
+  local rc=0
+  graft "$@" || rc=$?
+  [[ $rc -le 1 ]] || fail "graft $* failed (exit $rc)"
+}
+graft_any list --json
 [[ $(json_get "[p['patches'][0]['id'] for p in j['processes'] if p['pid'] == $pid]" <"$T/graft.out") == "[\"$id\"]" ]] ||
   fail "list without --pid does not show pid $pid"
-graft_ok list
+graft_any list
 grep -q "^pid $pid (basic): list-test (id $id) #1 applied" "$T/graft.out" || fail "human list output"
 
 graft_ok revert "$id" --pid "$pid"
 assert_untouched "$pid"
-graft_ok list --json
+graft_any list --json
 [[ $(json_get "[p for p in j['processes'] if p['pid'] == $pid]" <"$T/graft.out") == "[]" ]] ||
   fail "list still shows pid $pid after the revert"
