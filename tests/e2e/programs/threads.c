@@ -17,7 +17,7 @@
  *
  * Commands (see serve.h):
  *   mark     starts a new epoch; answers its number E
- *   stats E  waits (5 s at most) until every thread made 2000 calls started
+ *   stats E  waits (15 s at most) until every thread made 2000 calls started
  *            in epoch E; answers "old=N new=N bad=N min=N" for epoch E
  *   bad      "bad" results over the whole run
  *   threads  how many worker threads are still calling
@@ -92,7 +92,7 @@ static int handle(const char *cmd, char *reply, size_t n) {
     int e = atoi(cmd + 6);
     if (e < 0 || e >= MAX_EPOCHS) abort();
     long old_ = 0, new_ = 0, bad = 0, min = 0;
-    for (int tries = 0; tries < 500; tries++) {
+    for (int tries = 0; tries < 1500; tries++) {
       old_ = new_ = bad = 0;
       min = -1;
       for (int t = 0; t < NTHREADS; t++) {
