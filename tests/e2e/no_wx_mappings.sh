@@ -37,11 +37,11 @@ for kind in pie nopie; do
   [[ $(grep -c 'rw-' <<<"$regions") -eq 1 ]] || fail "$kind: expected one rw- graft mapping: $perms"
   [[ $(awk 'substr($2, 1, 3) !~ /^(r-x|rw-|r--)$/' <<<"$regions") == "" ]] ||
     fail "$kind: unexpected permissions among the graft mappings: $perms"
-  # The patch keeps its state in its own data: 41, 42, ... calls (the worker
-  # thread calls too, so only check that it grows).
+  # The patch keeps its state in its own data: calls is 40, then 41, 42...
+  # (the worker thread calls too, so only check that it grows).
   a=$(ask $kind call) && b=$(ask $kind call)
   log "$kind: call -> $a, then $b"
-  [[ ${a%% *} -gt 410 && ${b%% *} -gt ${a%% *} ]] || fail "$kind: the patch's data does not work: $a, $b"
+  [[ ${a%% *} -ge 410 && ${b%% *} -gt ${a%% *} ]] || fail "$kind: the patch's data does not work: $a, $b"
   graft_ok revert fix-$kind --pid "$pid"
   assert_untouched "$pid"
   stop_target $kind

@@ -56,7 +56,7 @@ order() {
   c1=$(ask $label call)
   sleep 0.05
   c2=$(ask $label call)
-  [[ $c1 == "$c2" && ${c1#7 } -ge 5 ]] || fail "$label: counter: $c1 then $c2"
+  [[ $c1 == "$c2" && ${c1#7 } -ge 4 ]] || fail "$label: counter: $c1 then $c2"
   stop_target $label
 }
 

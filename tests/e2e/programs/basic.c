@@ -15,7 +15,8 @@
  *             wait_here; answers that thread's id
  *   release   lets the blocked thread leave; answers what wait_here returned
  *   probe     wait_here(10) in the main thread (the byte is sent first): "13"
- *   spin      starts a thread spinning inside spin_here; answers its id
+ *   spin [N]  starts a thread spinning inside spin_here, at nice N (default
+ *             0); answers its id
  *   unspin    stops it; answers what spin_here returned
  *   tiny      tiny()
  */
@@ -94,9 +95,8 @@ static atomic_int spinner_tid;
 static int spinner_result;
 
 static void *spin_thread(void *arg) {
-  (void)arg;
   atomic_store(&spinner_tid, serve_gettid());
-  setpriority(PRIO_PROCESS, (id_t)serve_gettid(), 19);
+  setpriority(PRIO_PROCESS, (id_t)serve_gettid(), (int)(long)arg);
   spinner_result = spin_here_ptr(1); /* a pointer: see compute_ptr */
   return NULL;
 }
@@ -126,10 +126,11 @@ static int handle(const char *cmd, char *reply, size_t n) {
   } else if (strcmp(cmd, "probe") == 0) {
     if (write(block_pipe[1], "x", 1) != 1) abort();
     snprintf(reply, n, "%d", wait_here(10));
-  } else if (strcmp(cmd, "spin") == 0) {
+  } else if (strcmp(cmd, "spin") == 0 || strncmp(cmd, "spin ", 5) == 0) {
+    long nice = cmd[4] ? atol(cmd + 5) : 0;
     atomic_store(&spin_stop, 0);
     atomic_store(&spinning, 0);
-    pthread_create(&spinner, NULL, spin_thread, NULL);
+    pthread_create(&spinner, NULL, spin_thread, (void *)nice);
     for (int i = 0; i < 5000 && !atomic_load(&spinning); i++) usleep(1000);
     snprintf(reply, n, "%d", atomic_load(&spinning) ? atomic_load(&spinner_tid) : -1);
   } else if (strcmp(cmd, "unspin") == 0) {
