@@ -29,9 +29,13 @@ pid=${TPID[b]}
 tid=$(ask b "spin 19")
 [[ $tid -gt 0 ]] || fail "the spinner did not start"
 
-# Load: two busy loops per CPU, for 60 s at most (and killed at exit).
+# Load: two busy loops per CPU, for 60 s at most, and killed at exit (each
+# is a subshell of this script: $! is the loop itself).
 for _ in $(seq $((2 * $(nproc)))); do
-  timeout 60 sh -c 'while :; do :; done' &
+  (
+    end=$((SECONDS + 60))
+    while ((SECONDS < end)); do :; done
+  ) </dev/null >/dev/null 2>&1 &
   bg_track $!
 done
 

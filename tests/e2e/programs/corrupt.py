@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """corrupt.py IN OUT HOW: writes a damaged copy of a graft patch file.
 
-The file is a 24-byte header (magic, version, manifest size, image size), a
-JSON manifest, then the image. HOW:
+The file is a 56-byte header (magic, version, manifest size, image size,
+SHA-256 of the rest), a JSON manifest, then the image. HOW:
   empty           no bytes at all
-  header-only     the 24-byte header only
+  header-only     the 56-byte header only
   truncate-half   the first half of the file
   truncate-1      all but the last byte
   trailing        one byte more
@@ -26,7 +26,8 @@ import sys
 src, dst, how = sys.argv[1:4]
 data = bytearray(open(src, "rb").read())
 msize = struct.unpack_from("<I", data, 12)[0]
-m0, m1 = 24, 24 + msize
+HEADER = 56
+m0, m1 = HEADER, HEADER + msize
 manifest = data[m0:m1].decode()
 
 
@@ -50,7 +51,7 @@ def field_digit(pattern):
 if how == "empty":
     data, what = b"", "empty file"
 elif how == "header-only":
-    data, what = data[:24], "header only"
+    data, what = data[:HEADER], "header only"
 elif how == "truncate-half":
     data, what = data[: len(data) // 2], "first half"
 elif how == "truncate-1":
