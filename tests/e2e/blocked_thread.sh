@@ -53,7 +53,7 @@ kill -0 $graft_pid 2>/dev/null || fail "graft did not wait for the thread: $(cat
 log "releasing thread $tid"
 expect b release 4   # the old code, still: the switch waits for the thread
 rc=0
-wait $graft_pid || rc=$?
+wait_bounded $graft_pid 30 || rc=$?
 log "graft apply: exit $rc: $(cat "$T/apply.json" "$T/apply.err")"
 [[ $rc -eq 0 ]] || fail "graft apply failed after the thread left (exit $rc)"
 retries=$(json_get 'j["results"][0]["retries"]' <"$T/apply.json")

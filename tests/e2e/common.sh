@@ -246,5 +246,21 @@ wait_until() {
   done
 }
 
+# wait_bounded PID SECONDS: waits for a background child; its exit status,
+# or a failure of the test if it still runs after SECONDS (it is killed).
+wait_bounded() {
+  local pid=$1 deadline=$((SECONDS + $2)) rc=0
+  while kill -0 "$pid" 2>/dev/null; do
+    if [[ $SECONDS -ge $deadline ]]; then
+      kill -KILL "$pid" 2>/dev/null || true
+      wait "$pid" 2>/dev/null || true
+      fail "process $pid (graft?) still ran after $2 s: hung"
+    fi
+    sleep 0.05
+  done
+  wait "$pid" || rc=$?
+  return $rc
+}
+
 # thread_state PID TID: the scheduler state letter of a thread (R, S, t...).
 thread_state() { awk '{ sub(/.*\) /, ""); print $1 }' "/proc/$1/task/$2/stat" 2>/dev/null; }

@@ -44,7 +44,7 @@ for delay in 0.02 0.1 0.3 0.6; do
   kill -KILL "$pid"
   start=$SECONDS
   rc=0
-  wait $graft_pid || rc=$?
+  wait_bounded $graft_pid 30 || rc=$?
   out=$(cat "$T/apply.out" "$T/apply.err")
   log "graft: exit $rc after $((SECONDS - start)) s: $out"
   [[ $rc -ne 0 ]] || fail "graft reports success on a process killed while a thread was inside"

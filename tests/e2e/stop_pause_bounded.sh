@@ -54,7 +54,7 @@ while kill -0 $graft_pid 2>/dev/null; do
   sleep 0.1
 done
 rc=0
-wait $graft_pid || rc=$?
+wait_bounded $graft_pid 30 || rc=$?
 total=$((($(date +%s%N) - start) / 1000000))
 log "graft exit $rc after $total ms; the target's slowest answer meanwhile: $worst ms"
 log "$(cat "$T/apply.json" "$T/apply.err")"
