@@ -33,29 +33,34 @@ void write_sites(const ProcessMemory& memory, const SwitchPlan& plan, pid_t pid)
 // nearly always is. Instead it runs on alone, one instruction at a time,
 // until it leaves that code, while every other thread stays stopped. A
 // system call instruction ends the attempt: it might block.
+// Bounded in steps and in time: a thread of low priority on a loaded machine
+// may take milliseconds per step, and every other thread waits meanwhile.
 constexpr int kMaxStepsPerThread = 2000;
 constexpr int kMaxStepsPerStop = 20000;
+constexpr double kMaxStepMsPerStop = 2.0;
 
 bool step_out(Tracer& tracer, const ProcessMemory& memory, const StackCheck& check, pid_t tid,
-              int& budget) {
-  for (int i = 0; i < kMaxStepsPerThread && budget > 0; ++i, --budget) {
+              int& budget, Clock::time_point deadline) {
+  for (int i = 0; i < kMaxStepsPerThread && budget > 0 && Clock::now() < deadline; ++i, --budget) {
     uint64_t pc = arch::pc(tracer.registers(tid));
     if (!check.in_busy_code(pc)) return true;
     uint8_t insn[sizeof arch::kSyscallInstruction];
     if (!memory.try_read({pc}, insn, sizeof insn) ||
         std::equal(insn, insn + sizeof insn, arch::kSyscallInstruction))
       return false;
-    tracer.single_step(tid);
+    auto left_us = std::chrono::duration_cast<std::chrono::microseconds>(deadline - Clock::now());
+    if (!tracer.single_step(tid, std::max<long>(left_us.count(), 0))) return false;
   }
   return false;
 }
 
 }  // namespace
 
-SwitchResult run_stop_model(Tracer& tracer, const ProcessMemory& memory, const SwitchPlan& plan,
-                            const StopOptions& options, const std::function<void()>& while_stopped) {
+void run_stop_model(Tracer& tracer, const ProcessMemory& memory, const SwitchPlan& plan,
+                    const StopOptions& options, const std::function<void()>& while_stopped,
+                    SwitchResult& result) {
   StackCheck check(tracer.pid(), memory, plan.busy);
-  SwitchResult result;
+  result = {};
   auto start = Clock::now();
   auto backoff = std::chrono::microseconds(500);
   for (;;) {
@@ -64,19 +69,23 @@ SwitchResult run_stop_model(Tracer& tracer, const ProcessMemory& memory, const S
     check.forget_memory();
     std::optional<std::string> busy;
     int step_budget = kMaxStepsPerStop;
+    auto step_deadline =
+        Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                           std::chrono::duration<double, std::milli>(kMaxStepMsPerStop));
     for (pid_t tid : tracer.threads()) {
       busy = check.check(tid, tracer.registers(tid));
       if (busy && check.in_busy_code(arch::pc(tracer.registers(tid)))) {
         bool left = false;
         try {
-          left = step_out(tracer, memory, check, tid, step_budget);
+          left = step_out(tracer, memory, check, tid, step_budget, step_deadline);
         } catch (const Error&) {
-          left = !tracer.is_traced(tid);  // the thread exited while stepping
+          // The thread exited while stepping (or the whole process was
+          // killed): retry with a fresh stop, which finds out which.
         }
         if (left) {
           ++result.stepped_threads;
           check.forget_memory();  // its stack changed
-          busy = tracer.is_traced(tid) ? check.check(tid, tracer.registers(tid)) : std::nullopt;
+          busy = check.check(tid, tracer.registers(tid));
         }
       }
       if (busy) break;
@@ -95,7 +104,7 @@ SwitchResult run_stop_model(Tracer& tracer, const ProcessMemory& memory, const S
         tracer.resume_all();
       result.pause_ms = ms_since(stop_start);
       result.max_pause_ms = std::max(result.max_pause_ms, result.pause_ms);
-      return result;
+      return;
     }
     tracer.resume_all();
     result.max_pause_ms = std::max(result.max_pause_ms, ms_since(stop_start));

@@ -20,7 +20,9 @@ struct StopOptions {
 // `while_stopped` runs after the writes, before any thread resumes (to
 // update the record). Throws graft::Error on timeout or failure; by then
 // nothing of the plan has been written and every thread runs again.
-SwitchResult run_stop_model(Tracer& tracer, const ProcessMemory& memory, const SwitchPlan& plan,
-                            const StopOptions& options, const std::function<void()>& while_stopped);
+// `result` is filled as it goes, so it is meaningful after a failure too.
+void run_stop_model(Tracer& tracer, const ProcessMemory& memory, const SwitchPlan& plan,
+                    const StopOptions& options, const std::function<void()>& while_stopped,
+                    SwitchResult& result);
 
 }  // namespace graft

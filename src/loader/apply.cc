@@ -69,12 +69,16 @@ class ApplyJob {
       StopOptions stop;
       stop.timeout_s = options_.timeout_s;
       result_.threads = tracer.thread_count();
-      SwitchResult s = run_stop_model(tracer, memory_, plan_, stop, [&] {
-        write_record_state(memory_, record_, RecordState::Active);
-      });
-      result_.pause_ms = s.pause_ms;
-      result_.max_pause_ms = s.max_pause_ms;
-      result_.retries = s.retries;
+      SwitchResult s;
+      try {
+        run_stop_model(tracer, memory_, plan_, stop,
+                       [&] { write_record_state(memory_, record_, RecordState::Active); }, s);
+      } catch (...) {
+        report(s);
+        throw;
+      }
+      report(s);
+      if (!process_alive(pid_)) fail("process {} exited during the apply", pid_);
     } catch (...) {
       try {
         remove_region(tracer, memory_, maps_, layout_.address, layout_.size);
@@ -87,6 +91,12 @@ class ApplyJob {
   }
 
  private:
+  void report(const SwitchResult& s) {
+    result_.pause_ms = s.pause_ms;
+    result_.max_pause_ms = s.max_pause_ms;
+    result_.retries = s.retries;
+  }
+
   LoadedObject find_target() {
     for (const auto& o : objects_)
       if (!o.build_id.empty() && o.build_id == patch_.target.build_id) return o;

@@ -88,12 +88,20 @@ OperationResult revert_patch(const std::string& which, pid_t pid, const Operatio
     StopOptions stop;
     stop.timeout_s = options.timeout_s;
     stop.detach_after = false;
-    SwitchResult s = run_stop_model(tracer, memory, plan, stop, [&] {
-      write_record_state(memory, rec, RecordState::Reverting);
-    });
-    result.pause_ms = s.pause_ms;
-    result.max_pause_ms = s.max_pause_ms;
-    result.retries = s.retries;
+    SwitchResult s;
+    auto report = [&] {
+      result.pause_ms = s.pause_ms;
+      result.max_pause_ms = s.max_pause_ms;
+      result.retries = s.retries;
+    };
+    try {
+      run_stop_model(tracer, memory, plan, stop,
+                     [&] { write_record_state(memory, rec, RecordState::Reverting); }, s);
+    } catch (...) {
+      report();
+      throw;
+    }
+    report();
     // No thread is in the patch's code and nothing leads there any more.
     remove_region(tracer, memory, maps, rec.region_start, rec.region_size);
     tracer.detach();

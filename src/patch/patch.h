@@ -80,7 +80,7 @@ struct Patch {
 };
 
 // The on-disk format: "GRAFTPF1", u32 format version, u32 manifest size,
-// u64 image size, the manifest (JSON), the image bytes.
+// u64 image size, SHA-256 of what follows, the manifest (JSON), the image.
 Bytes serialize_patch(const Patch& patch);
 Patch parse_patch(std::span<const uint8_t> file, const std::string& name);
 Patch load_patch_file(const std::string& path);

@@ -15,7 +15,7 @@ namespace {
 
 constexpr char kMagic[8] = {'G', 'R', 'A', 'F', 'T', 'P', 'F', '1'};
 constexpr uint32_t kFormatVersion = 1;
-constexpr size_t kHeaderSize = 24;
+constexpr size_t kHeaderSize = 56;  // magic, version, sizes, SHA-256 of the rest
 constexpr uint64_t kMaxManifest = 16u << 20;
 constexpr uint64_t kMaxImage = 256u << 20;
 constexpr size_t kMaxEntries = 1u << 20;
@@ -198,12 +198,15 @@ uint64_t ImageLayout::memory_size() const {
 
 Bytes serialize_patch(const Patch& patch) {
   std::string manifest = to_json(patch).dump();
+  Bytes body(manifest.begin(), manifest.end());
+  body.insert(body.end(), patch.image.begin(), patch.image.end());
   Bytes out(kMagic, kMagic + 8);
   put<uint32_t>(out, kFormatVersion);
   put<uint32_t>(out, static_cast<uint32_t>(manifest.size()));
   put<uint64_t>(out, patch.image.size());
-  out.insert(out.end(), manifest.begin(), manifest.end());
-  out.insert(out.end(), patch.image.begin(), patch.image.end());
+  Bytes digest = from_hex(sha256_hex(body), "digest");
+  out.insert(out.end(), digest.begin(), digest.end());
+  out.insert(out.end(), body.begin(), body.end());
   return out;
 }
 
@@ -221,6 +224,9 @@ Patch parse_patch(std::span<const uint8_t> in, const std::string& name) {
   if (in.size() != kHeaderSize + manifest_size + image_size)
     fail("{}: truncated or has trailing bytes ({} bytes, header says {})", name, in.size(),
          kHeaderSize + manifest_size + image_size);
+  // Catches corruption, not tampering (that is what signatures are for).
+  if (to_hex(in.subspan(24, 32)) != sha256_hex(in.subspan(kHeaderSize)))
+    fail("{}: checksum mismatch: the file is corrupt", name);
   json j = json::parse(in.begin() + kHeaderSize, in.begin() + kHeaderSize + manifest_size,
                        nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_object()) fail("{}: manifest is not valid JSON", name);

@@ -22,9 +22,9 @@ namespace {
 
 constexpr auto kStopDeadline = std::chrono::seconds(5);
 
-std::string tracer_of(pid_t pid) {
+std::string tracer_of(pid_t pid, pid_t tid) {
   try {
-    std::string status = read_text_file(fmt::format("/proc/{}/status", pid));
+    std::string status = read_text_file(fmt::format("/proc/{}/task/{}/status", pid, tid));
     auto at = status.find("TracerPid:");
     if (at == std::string::npos) return {};
     long tracer = std::strtol(status.c_str() + at + 10, nullptr, 10);
@@ -56,16 +56,35 @@ std::vector<pid_t> list_threads(pid_t pid) {
   return out;
 }
 
+bool process_alive(pid_t pid) {
+  std::string stat;
+  try {
+    stat = read_text_file(fmt::format("/proc/{}/stat", pid));
+  } catch (const Error&) {
+    return false;
+  }
+  // "pid (comm) S ...": the state follows the last ')'.
+  auto paren = stat.rfind(')');
+  if (paren == std::string::npos || paren + 2 >= stat.size()) return false;
+  char state = stat[paren + 2];
+  return state != 'Z' && state != 'X';
+}
+
 Tracer::Tracer(pid_t pid) : pid_(pid) {
   if (pid <= 0) fail("invalid process id {}", pid);
   if (pid == getpid()) fail("process {} is graft itself", pid);
   if (kill(pid, 0) != 0 && errno == ESRCH) fail("process {} does not exist", pid);
   // Seize until the thread list is stable: threads may be created meanwhile.
-  for (;;) {
-    bool added = false;
-    for (pid_t tid : list_threads(pid))
-      if (!threads_.count(tid) && seize(tid)) added = true;
-    if (!added) break;
+  try {
+    for (;;) {
+      bool added = false;
+      for (pid_t tid : list_threads(pid))
+        if (!threads_.count(tid) && seize(tid)) added = true;
+      if (!added) break;
+    }
+  } catch (...) {
+    detach();  // the destructor does not run for a failed constructor
+    throw;
   }
   if (threads_.empty()) fail("process {} does not exist", pid);
 }
@@ -85,7 +104,7 @@ bool Tracer::seize(pid_t tid) {
   int err = errno;
   if (err == ESRCH) return false;  // exited meanwhile
   if (err == EPERM) {
-    std::string tracer = tracer_of(pid_);
+    std::string tracer = tracer_of(pid_, tid);
     if (!tracer.empty())
       fail("process {} is already traced by process {}; graft will not patch a process under a "
            "debugger or another graft",
@@ -148,6 +167,11 @@ void Tracer::wait_for_stops(std::vector<pid_t> tids) {
       pending.erase(got);
     } else if (event == 0) {
       // Signal-delivery-stop: deliver it now; our interrupt stays pending.
+      // The trap of a single step that outlived its timeout is graft's own.
+      if (sig == SIGTRAP && threads_[got].stepping) {
+        threads_[got].stepping = false;
+        sig = 0;
+      }
       if (ptrace(PTRACE_CONT, got, nullptr, reinterpret_cast<void*>(static_cast<long>(sig))) != 0 &&
           errno == ESRCH) {
         forget(got);
@@ -220,20 +244,30 @@ void Tracer::set_registers(pid_t tid, const arch::Registers& regs) {
     fail("process {}: cannot set the registers of thread {}: {}", pid_, tid, errno_text(errno));
 }
 
-void Tracer::single_step(pid_t tid) {
+bool Tracer::single_step(pid_t tid, long timeout_us) {
+  auto deadline = Clock::now() + std::chrono::microseconds(timeout_us);
   for (;;) {
     if (ptrace(PTRACE_SINGLESTEP, tid, nullptr, nullptr) != 0)
       fail("process {}: cannot single-step thread {}: {}", pid_, tid, errno_text(errno));
     int status = 0;
     pid_t got;
-    while ((got = waitpid(tid, &status, __WALL)) < 0 && errno == EINTR) {
+    for (;;) {
+      got = waitpid(tid, &status, __WALL | (timeout_us >= 0 ? WNOHANG : 0));
+      if (got < 0 && errno == EINTR) continue;
+      if (got != 0) break;
+      if (Clock::now() > deadline) {
+        threads_[tid].stopped = false;
+        threads_[tid].stepping = true;
+        return false;
+      }
+      std::this_thread::sleep_for(std::chrono::microseconds(10));
     }
     if (got < 0 || WIFEXITED(status) || WIFSIGNALED(status)) {
       forget(tid);
       fail("process {}: thread {} exited", pid_, tid);
     }
     int sig = WSTOPSIG(status);
-    if ((status >> 16) == 0 && sig == SIGTRAP) return;
+    if ((status >> 16) == 0 && sig == SIGTRAP) return true;
     if ((status >> 16) == 0) {
       // Another signal arrived before the instruction ran: hold it back.
       held_signals_.push_back({tid, sig});

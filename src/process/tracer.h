@@ -37,8 +37,10 @@ class Tracer {
   arch::Registers registers(pid_t tid) const;
   void set_registers(pid_t tid, const arch::Registers& regs);
   // Executes one instruction of a stopped thread. Signals that arrive
-  // meanwhile are held back and re-sent when the thread is resumed.
-  void single_step(pid_t tid);
+  // meanwhile are held back and re-sent when graft detaches. Returns false
+  // if the step did not complete within `timeout_us`: the thread then
+  // counts as running, and the next stop absorbs the step's trap.
+  bool single_step(pid_t tid, long timeout_us = -1);
 
   // Leaves every thread running and untraced.
   void detach();
@@ -47,6 +49,7 @@ class Tracer {
   struct Thread {
     bool stopped = false;
     bool group_stopped = false;  // stopped by job control, not by us
+    bool stepping = false;       // a single-step trap is still to come
   };
   bool seize(pid_t tid);
   void interrupt(pid_t tid);
@@ -61,5 +64,7 @@ class Tracer {
 
 // The tids listed in /proc/PID/task.
 std::vector<pid_t> list_threads(pid_t pid);
+// False once the process has exited (zombie included).
+bool process_alive(pid_t pid);
 
 }  // namespace graft
