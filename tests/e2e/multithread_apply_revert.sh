@@ -20,7 +20,8 @@ build_patch "$T/fix.c" "$T/threads" "$T/fix.graft"
 
 start_target t "$T/threads"
 pid=${TPID[t]}
-wait_until 5 test "$(ask t threads)" = 8 || fail "the 8 threads did not start"
+eight_threads() { [[ $(ask t threads) -eq 8 ]]; }
+wait_until 30 eight_threads || fail "the 8 threads did not start"
 [[ $(ls "/proc/$pid/task" | wc -l) -eq 9 ]] || fail "expected 9 threads in pid $pid"
 
 # stats E: old=... new=... bad=... min=...; checks every thread ran in epoch E.

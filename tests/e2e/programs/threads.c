@@ -58,10 +58,10 @@ static struct counts per_thread[NTHREADS][MAX_EPOCHS];
 
 static void *worker(void *arg) {
   struct counts *mine = per_thread[(long)arg];
+  atomic_fetch_add(&running, 1);
   /* Lowest priority: the workers spin, but the test, graft and the main
    * thread (which answers the test) still get the CPU at once. */
   setpriority(PRIO_PROCESS, (id_t)serve_gettid(), 19);
-  atomic_fetch_add(&running, 1);
   for (unsigned long n = 0;; n++) {
     int e = atomic_load_explicit(&epoch, memory_order_acquire);
     int r = compute(input);
