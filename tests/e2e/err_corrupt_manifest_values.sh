@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# ctest-labels: core-bug
+# ctest-labels: regression
 #
-# KNOWN CORE BUG (reported, not fixed in src/): a patch file whose manifest
+# REGRESSION TEST: a core bug this suite found, fixed in df0fed3 ("Fix core
+# bugs found by the e2e suite"). Before the fix: a patch file whose manifest
 # has one digit changed in a number graft uses to build the code (an external
 # symbol's value, a relocation's target, a replacement's offset) is still a
 # valid manifest, and graft applies it: the target then writes to the wrong
 # address or jumps into the middle of a function (it crashes). The format has
-# no checksum over the manifest and image, so graft cannot tell. Expected: a
+# no checksum over the manifest and image, so graft could not tell. Now the
+# file carries a SHA-256, and the change is refused. Expected: a
 # one-line error, a non-zero exit, the process untouched.
 source "$(dirname "$0")/common.sh"
 
@@ -47,7 +49,7 @@ for how in external-value relocation replacement; do
   fi
 done
 if [[ ${#accepted[@]} -gt 0 ]]; then
-  printf 'CORE BUG: graft applied a patch file with a corrupt manifest:\n' >&2
+  printf 'REGRESSION (df0fed3): graft applied a patch file with a corrupt manifest:\n' >&2
   printf '  %s\n' "${accepted[@]}" >&2
   fail "corrupt manifests were applied (${#accepted[@]} of 3)"
 fi

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# ctest-labels: core-bug
+# ctest-labels: regression
 #
 # One thread of the process (not the main thread) is traced by strace: graft
 # must refuse with a one-line error naming the process and its tracer, and
 # leave the process untouched.
 #
-# KNOWN CORE BUG (reported, not fixed in src/): the refusal works, but the
+# REGRESSION TEST: a core bug this suite found, fixed in df0fed3 ("Fix core
+# bugs found by the e2e suite"). Before the fix: the refusal works, but the
 # error names graft itself as the tracer ("already traced by process <graft's
 # own pid> (graft)"): Tracer::seize() asks who traces the main thread, which
 # graft has just seized, instead of the thread it failed to seize.
@@ -42,4 +43,4 @@ traced_by "$pid" 0 || fail "graft left the main thread traced"
 expect b call "7 0"
 log "refused, process untouched"
 [[ $GRAFT_ERROR == *"traced by process $strace_pid"* ]] ||
-  fail "CORE BUG: the error does not name the tracer, strace ($strace_pid): $GRAFT_ERROR"
+  fail "REGRESSION (df0fed3): the error does not name the tracer, strace ($strace_pid): $GRAFT_ERROR"

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Damaged patch files: empty, truncated (several ways), trailing bytes, bad
 # magic, a manifest that is no longer JSON, a function whose recorded sha256
-# or address was changed, and a file that is not a patch at all. Each is a
-# one-line error and a non-zero exit, and the process is left untouched.
+# or address was changed (caught by the file's checksum; and, with the
+# checksum recomputed, by graft's check of the function in the process), and
+# a file that is not a patch at all. Each is a one-line error and a non-zero
+# exit, and the process is left untouched.
 source "$(dirname "$0")/common.sh"
 
 cc -pthread "$PROGRAMS/basic.c" -o "$T/basic"
@@ -25,7 +27,8 @@ untouched() {
   [[ $(ask b call) == "7 0" ]] || fail "$1: compute does not behave as before"
 }
 
-for how in empty header-only truncate-half truncate-1 trailing magic json sha256 address; do
+for how in empty header-only truncate-half truncate-1 trailing magic json sha256 address \
+           sha256+rehash address+rehash; do
   what=$("$PYTHON" "$PROGRAMS/corrupt.py" "$T/fix.graft" "$T/bad-$how.graft" "$how")
   log "--- $how: $what"
   graft_fails any apply "$T/bad-$how.graft" --pid "$pid"
@@ -34,10 +37,12 @@ for how in empty header-only truncate-half truncate-1 trailing magic json sha256
     header-only | truncate-* | trailing) [[ $GRAFT_ERROR == *truncated* ]] ;;
     # The file's checksum catches any changed byte before the manifest is read.
     json | sha256 | address) [[ $GRAFT_ERROR == *"checksum mismatch"* ]] ;;
+    # A well-formed file whose function does not match the process.
+    *+rehash) [[ $GRAFT_ERROR == *"compute"*differs* ]] ;;
   esac || fail "$how: unexpected error: $GRAFT_ERROR"
   # `graft info' refuses the file-level damage too.
   case $how in
-    sha256 | address) ;;
+    *+rehash) ;;
     *) graft_fails any info "$T/bad-$how.graft" ;;
   esac
   untouched "$how"

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# ctest-labels: core-bug
+# ctest-labels: regression
 #
 # A process killed while graft applies a patch to it, with a thread that never
 # leaves the replaced function (it spins inside): graft cannot have switched
 # it, so it must fail: a one-line error naming the process, a non-zero exit.
 #
-# KNOWN CORE BUG (reported, not fixed in src/): graft single-steps the
+# REGRESSION TEST: a core bug this suite found, fixed in df0fed3 ("Fix core
+# bugs found by the e2e suite"). Before the fix: graft single-steps the
 # spinning thread (stop model, step_out); when the process is killed then,
 # the thread vanishes, graft takes that as "the thread left the code", writes
 # the jumps into the dying process and reports "applied ... 0 retries",
@@ -47,7 +48,7 @@ for delay in 0.02 0.05 0.05 0.1 0.1 0.15 0.2 0.25 0.3 0.4 0.5 0.6; do
   stop_target b
 done
 if [[ ${#wrong[@]} -gt 0 ]]; then
-  printf 'CORE BUG: graft reported success on a process killed while a thread spun inside the function:\n' >&2
+  printf 'REGRESSION (df0fed3): graft reported success on a process killed while a thread spun inside the function:\n' >&2
   printf '  %s\n' "${wrong[@]}" >&2
   fail "${#wrong[@]} of 12 applies reported success on a killed process"
 fi

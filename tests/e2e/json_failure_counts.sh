@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# ctest-labels: core-bug
+# ctest-labels: regression
 #
 # `graft apply --json' that gives up at its timeout (a thread stays inside the
 # function) reports, in its result, the retries it made and the longest pause
 # it imposed, as it does on success (docs/cli.md): the error text says
 # "gave up after 1.0 s and N retries", so "retries" must be N.
 #
-# KNOWN CORE BUG (reported, not fixed in src/): on failure the result has
+# REGRESSION TEST: a core bug this suite found, fixed in df0fed3 ("Fix core
+# bugs found by the e2e suite"). Before the fix: on failure the result has
 # "retries": 0 and "max_pause_ms": 0.0 whatever happened (apply_patch() only
 # copies them from a successful run_stop_model()).
 source "$(dirname "$0")/common.sh"
@@ -38,6 +39,6 @@ max_pause=$(json_get 'j["results"][0]["max_pause_ms"]' <"$T/graft.out")
 log "the error says $said retries; the result says retries=$retries, max_pause_ms=$max_pause"
 expect b release 4
 [[ $retries -eq $said ]] ||
-  fail "CORE BUG: the JSON result says $retries retries, its own error says $said"
+  fail "REGRESSION (df0fed3): the JSON result says $retries retries, its own error says $said"
 [[ $(json_get 'j["results"][0]["max_pause_ms"] > 0' <"$T/graft.out") == true ]] ||
-  fail "CORE BUG: the JSON result says max_pause_ms=$max_pause after $said stops"
+  fail "REGRESSION (df0fed3): the JSON result says max_pause_ms=$max_pause after $said stops"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# ctest-labels: core-bug
+# ctest-labels: regression
 # ctest-run-serial (it loads the CPUs on purpose)
 #
 # --timeout bounds how long graft may hold the process: with a thread that
@@ -7,7 +7,8 @@
 # gives up after about 2 s, and the process is never frozen for long: its
 # main thread keeps answering while graft retries.
 #
-# KNOWN CORE BUG (reported, not fixed in src/): while every other thread is
+# REGRESSION TEST: a core bug this suite found, fixed in df0fed3 ("Fix core
+# bugs found by the e2e suite"). Before the fix: while every other thread is
 # stopped, graft single-steps the thread found inside the function, up to
 # 2000 instructions per thread and 20000 per stop (stop_model.cc, step_out),
 # with no time limit. A thread of low priority (nice 19) on a loaded machine
@@ -61,5 +62,5 @@ log "$(cat "$T/apply.json" "$T/apply.err")"
 [[ $rc -eq 1 ]] || fail "graft apply should fail (exit 1), exited $rc"
 assert_untouched "$pid"
 expect b unspin 1
-((total < 8000)) || fail "CORE BUG: graft apply --timeout 2 took $total ms"
-((worst < 3000)) || fail "CORE BUG: the process was frozen for $worst ms"
+((total < 8000)) || fail "REGRESSION (df0fed3): graft apply --timeout 2 took $total ms"
+((worst < 3000)) || fail "REGRESSION (df0fed3): the process was frozen for $worst ms"

@@ -16,14 +16,20 @@ SHA-256 of the rest), a JSON manifest, then the image. HOW:
   relocation      one digit of the first relocation's image offset changed
   replacement     the first function's replacement_offset moved by one
 Every change flips bits inside the manifest and keeps the sizes as they are
-(except the truncations). Prints what it changed.
+(except the truncations). With HOW+rehash (e.g. sha256+rehash) the file's
+SHA-256 is recomputed after the change: the file is then well-formed, and
+only graft's checks of the content against the process can catch it. Prints
+what it changed.
 """
+import hashlib
 import json
 import re
 import struct
 import sys
 
 src, dst, how = sys.argv[1:4]
+rehash = how.endswith("+rehash")
+how = how.removesuffix("+rehash")
 data = bytearray(open(src, "rb").read())
 msize = struct.unpack_from("<I", data, 12)[0]
 HEADER = 56
@@ -82,5 +88,8 @@ if how not in ("empty", "header-only", "truncate-half", "truncate-1", "trailing"
         what += " (the manifest is still valid JSON)"
     except ValueError:
         what += " (the manifest is no longer JSON)"
+if rehash:
+    data[24:HEADER] = hashlib.sha256(bytes(data[HEADER:])).digest()
+    what += ", checksum recomputed"
 open(dst, "wb").write(bytes(data))
 print(what)
