@@ -6,7 +6,7 @@
 # has one digit changed in a number graft uses to build the code (an external
 # symbol's value, a relocation's target, a replacement's offset) is still a
 # valid manifest, and graft applies it: the target then writes to the wrong
-# address or jumps into the middle of a function (it crashes). The format has
+# address or jumps into the middle of a function (it crashes). The format had
 # no checksum over the manifest and image, so graft could not tell. Now the
 # file carries a SHA-256, and the change is refused. Expected: a
 # one-line error, a non-zero exit, the process untouched.
