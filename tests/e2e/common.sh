@@ -76,7 +76,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# Processes started with `bg` are killed at exit.
+# bg_track PID: a background process of the test, killed at exit.
 bg_track() { BG_PIDS+=("$1"); }
 
 # ---------------------------------------------------------------- building
