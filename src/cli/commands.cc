@@ -62,6 +62,21 @@ int report(const char* command, const std::vector<OperationResult>& results,
   return all_ok && !results.empty() ? 0 : 1;
 }
 
+// Runs `operation` on each process in turn, printing a line per process as
+// it completes (unless the output is JSON).
+template <typename Operation>
+std::vector<OperationResult> for_each_process(const std::vector<pid_t>& pids, const TargetArgs& t,
+                                              const char* verb, Operation operation) {
+  OperationOptions options;
+  options.timeout_s = t.timeout_s;
+  std::vector<OperationResult> results;
+  for (pid_t pid : pids) {
+    results.push_back(operation(pid, options));
+    if (!t.json) print_result(results.back(), verb);
+  }
+  return results;
+}
+
 }  // namespace
 
 int build(const BuildArgs& args) {
@@ -137,13 +152,8 @@ int apply(const std::string& patch_file, const TargetArgs& t, const std::string&
   if (model != "stop") throw Error(fmt::format("consistency model `{}' is not available", model));
   Patch patch = load_patch_file(patch_file);
   std::vector<pid_t> pids = t.all ? processes_mapping(patch.target.build_id) : std::vector<pid_t>{t.pid};
-  OperationOptions options;
-  options.timeout_s = t.timeout_s;
-  std::vector<OperationResult> results;
-  for (pid_t pid : pids) {
-    results.push_back(apply_patch(patch, pid, options));
-    if (!t.json) print_result(results.back(), "applied");
-  }
+  auto results = for_each_process(pids, t, "applied",
+                                  [&](pid_t pid, const OperationOptions& o) { return apply_patch(patch, pid, o); });
   return report("apply", results, t.json, patch.name, patch.id());
 }
 
@@ -153,7 +163,7 @@ int revert(const std::string& which, const TargetArgs& t) {
     for (pid_t pid : processes_with_patches()) {
       try {
         for (const auto& r : list_patches(pid).patches)
-          if (r.name == which || r.id.rfind(which, 0) == 0) {
+          if (r.matches(which)) {
             pids.push_back(pid);
             break;
           }
@@ -163,13 +173,8 @@ int revert(const std::string& which, const TargetArgs& t) {
   } else {
     pids.push_back(t.pid);
   }
-  OperationOptions options;
-  options.timeout_s = t.timeout_s;
-  std::vector<OperationResult> results;
-  for (pid_t pid : pids) {
-    results.push_back(revert_patch(which, pid, options));
-    if (!t.json) print_result(results.back(), "reverted");
-  }
+  auto results = for_each_process(pids, t, "reverted",
+                                  [&](pid_t pid, const OperationOptions& o) { return revert_patch(which, pid, o); });
   std::string id = results.empty() ? "" : results.front().patch_id;
   return report("revert", results, t.json, results.empty() ? which : results.front().patch_name, id);
 }

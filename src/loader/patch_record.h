@@ -45,6 +45,10 @@ struct PatchRecord {
   pid_t graft_pid = 0;
 
   AddressRange code() const { return {image_base, code_size}; }
+  // Named by `which`: its name, or its id or a prefix of it.
+  bool matches(const std::string& which) const {
+    return name == which || (!which.empty() && id.rfind(which, 0) == 0);
+  }
   std::string label() const { return fmt::format("{} ({})", name, id); }
 };
 

@@ -21,7 +21,7 @@ const PatchRecord& find_record(const std::vector<PatchRecord>& records, const st
                                pid_t pid) {
   std::vector<const PatchRecord*> found;
   for (const auto& r : records)
-    if (r.name == which || (!which.empty() && r.id.rfind(which, 0) == 0)) found.push_back(&r);
+    if (r.matches(which)) found.push_back(&r);
   if (found.empty()) fail("process {} has no patch `{}' applied", pid, which);
   if (found.size() > 1) fail("process {}: `{}' names several patches; give the patch id", pid, which);
   return *found[0];
