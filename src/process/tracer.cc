@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -244,23 +245,43 @@ void Tracer::set_registers(pid_t tid, const arch::Registers& regs) {
     fail("process {}: cannot set the registers of thread {}: {}", pid_, tid, errno_text(errno));
 }
 
+// A blocking waitpid() that gives up after `timeout_us` (< 0: never): a
+// one-shot timer interrupts it with SIGALRM, whose handler does nothing.
+// A step normally completes in microseconds; polling would cost a timer
+// slice (~60 us) per step.
+static pid_t wait_with_timeout(pid_t tid, int* status, long timeout_us) {
+  if (timeout_us < 0) return waitpid(tid, status, __WALL);
+  static bool installed = [] {
+    struct sigaction sa {};
+    sa.sa_handler = [](int) {};
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0;  // no SA_RESTART: waitpid must return EINTR
+    return sigaction(SIGALRM, &sa, nullptr) == 0;
+  }();
+  if (!installed || timeout_us == 0) return waitpid(tid, status, __WALL | WNOHANG);
+  itimerval timer{};
+  timer.it_value.tv_sec = timeout_us / 1000000;
+  timer.it_value.tv_usec = timeout_us % 1000000;
+  setitimer(ITIMER_REAL, &timer, nullptr);
+  pid_t got = waitpid(tid, status, __WALL);
+  int err = errno;
+  itimerval off{};
+  setitimer(ITIMER_REAL, &off, nullptr);
+  if (got < 0 && err == EINTR) return waitpid(tid, status, __WALL | WNOHANG);  // timed out
+  errno = err;
+  return got;
+}
+
 bool Tracer::single_step(pid_t tid, long timeout_us) {
-  auto deadline = Clock::now() + std::chrono::microseconds(timeout_us);
   for (;;) {
     if (ptrace(PTRACE_SINGLESTEP, tid, nullptr, nullptr) != 0)
       fail("process {}: cannot single-step thread {}: {}", pid_, tid, errno_text(errno));
     int status = 0;
-    pid_t got;
-    for (;;) {
-      got = waitpid(tid, &status, __WALL | (timeout_us >= 0 ? WNOHANG : 0));
-      if (got < 0 && errno == EINTR) continue;
-      if (got != 0) break;
-      if (Clock::now() > deadline) {
-        threads_[tid].stopped = false;
-        threads_[tid].stepping = true;
-        return false;
-      }
-      std::this_thread::sleep_for(std::chrono::microseconds(10));
+    pid_t got = wait_with_timeout(tid, &status, timeout_us);
+    if (got == 0) {
+      threads_[tid].stopped = false;
+      threads_[tid].stepping = true;
+      return false;
     }
     if (got < 0 || WIFEXITED(status) || WIFSIGNALED(status)) {
       forget(tid);
