@@ -57,8 +57,11 @@ class CodeIndex {
     return it == by_start_.end() ? nullptr : it->second;
   }
 
-  std::vector<Instruction> decode(const Function& f) const {
-    std::vector<Instruction> out;
+  // The function's instructions by address, decoded once: every analysis
+  // below walks the same functions many times.
+  const std::map<uint64_t, Instruction>& instructions(const Function& f) {
+    auto [it, fresh] = decoded_.try_emplace(f.start);
+    if (!fresh) return it->second;
     const uint8_t* p = code(f.start, f.size);
     for (uint64_t off = 0; p && off < f.size;) {
       auto ins = arch::decode_instruction({p + off, f.size - off}, f.start + off);
@@ -66,10 +69,10 @@ class CodeIndex {
         ++off;
         continue;
       }
-      out.push_back(*ins);
+      it->second.emplace(ins->address, *ins);
       off += ins->length;
     }
-    return out;
+    return it->second;
   }
 
   // Call-clobbered registers a call to `f` may change, as IPA-RA sees it.
@@ -78,7 +81,7 @@ class CodeIndex {
     const RegisterSet all = arch::caller_saved_registers();
     clobbers_[f.start] = all;  // a cycle counts as "everything"
     RegisterSet set = 0;
-    for (const auto& ins : decode(f)) {
+    for (const auto& [address, ins] : instructions(f)) {
       set |= ins.writes;
       if (ins.flow == Flow::IndirectCall) set = all;
       if ((ins.flow == Flow::Call || ins.flow == Flow::Jump) && ins.target && !f.contains(*ins.target)) {
@@ -104,8 +107,7 @@ class CodeIndex {
   RegisterSet defined_at(const Function& h, uint64_t address) {
     auto& memo = defined_[h.start];
     if (memo.empty()) {
-      std::map<uint64_t, Instruction> code;
-      for (const auto& ins : decode(h)) code.emplace(ins.address, ins);
+      const auto& code = instructions(h);
       const RegisterSet all = arch::caller_saved_registers();
       std::vector<std::pair<uint64_t, RegisterSet>> work{{h.start, live_in(h)}};
       size_t steps = 0;
@@ -146,7 +148,7 @@ class CodeIndex {
   const std::vector<CallSite>& callers(uint64_t start) {
     if (!sites_ready_) {
       for (const auto& f : functions_)
-        for (const auto& ins : decode(f))
+        for (const auto& [address, ins] : instructions(f))
           if ((ins.flow == Flow::Call || ins.flow == Flow::Jump) && ins.target &&
               !f.contains(*ins.target))
             sites_[*ins.target].push_back(
@@ -162,8 +164,7 @@ class CodeIndex {
   // `ra`, before overwriting them.
   RegisterSet relied_after(const Function& h, uint64_t ra, RegisterSet candidates,
                            bool returns_read = true) {
-    std::map<uint64_t, Instruction> code;
-    for (const auto& ins : decode(h)) code.emplace(ins.address, ins);
+    const auto& code = instructions(h);
     RegisterSet relied = 0;
     std::map<uint64_t, RegisterSet> seen;
     std::vector<std::pair<uint64_t, RegisterSet>> work{{ra, candidates}};
@@ -263,6 +264,7 @@ class CodeIndex {
   std::vector<std::pair<uint64_t, Bytes>> segments_;
   std::vector<Function> functions_;
   std::map<uint64_t, const Function*> by_start_;
+  std::map<uint64_t, std::map<uint64_t, Instruction>> decoded_;
   std::map<uint64_t, RegisterSet> clobbers_;
   std::map<uint64_t, RegisterSet> live_in_;
   std::map<uint64_t, std::map<uint64_t, RegisterSet>> defined_;

@@ -20,20 +20,6 @@ namespace graft {
 
 namespace {
 
-const FunctionRecord* active_redirect(const std::vector<PatchRecord>& records, uint64_t address,
-                                      const PatchRecord** owner = nullptr) {
-  const FunctionRecord* top = nullptr;
-  for (const auto& r : records) {  // sorted by seq: the last match is the newest
-    if (r.state != RecordState::Active) continue;
-    for (const auto& f : r.functions)
-      if (f.address == address) {
-        top = &f;
-        if (owner) *owner = &r;
-      }
-  }
-  return top;
-}
-
 std::string display_name(const FunctionReplacement& f) {
   std::string n = f.demangled.empty() ? f.symbol : f.demangled;
   return f.file.empty() ? n : n + " (" + f.file + ")";
@@ -114,7 +100,7 @@ class ApplyJob {
       Bytes now(running.begin() + site_off, running.begin() + site_off + arch::kRedirectSize);
       Bytes original = now;
       const PatchRecord* owner = nullptr;
-      const FunctionRecord* top = active_redirect(records_, addr, &owner);
+      const FunctionRecord* top = newest_redirect(records_, addr, nullptr, &owner);
       if (top) {
         if (now != top->redirect)
           fail("process {}: the entry of `{}' no longer holds the redirection of patch {}", pid_,

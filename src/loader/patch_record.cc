@@ -178,4 +178,18 @@ RecordScan read_records(pid_t pid, const std::vector<Mapping>& maps, const Proce
   return scan;
 }
 
+const FunctionRecord* newest_redirect(const std::vector<PatchRecord>& records, uint64_t address,
+                                      const PatchRecord* excluded, const PatchRecord** owner) {
+  const FunctionRecord* top = nullptr;
+  for (const auto& r : records) {  // sorted by seq: the last match is the newest
+    if (&r == excluded || r.state != RecordState::Active) continue;
+    for (const auto& f : r.functions)
+      if (f.address == address) {
+        top = &f;
+        if (owner) *owner = &r;
+      }
+  }
+  return top;
+}
+
 }  // namespace graft

@@ -64,4 +64,10 @@ struct RecordScan {
 };
 RecordScan read_records(pid_t pid, const std::vector<Mapping>& maps, const ProcessMemory& memory);
 
+// The newest active patch of the function at `address` (records sorted by
+// seq), leaving `excluded` out; nullptr if none. `owner` receives its record.
+const FunctionRecord* newest_redirect(const std::vector<PatchRecord>& records, uint64_t address,
+                                      const PatchRecord* excluded = nullptr,
+                                      const PatchRecord** owner = nullptr);
+
 }  // namespace graft

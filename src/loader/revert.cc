@@ -27,19 +27,6 @@ const PatchRecord& find_record(const std::vector<PatchRecord>& records, const st
   return *found[0];
 }
 
-// What the site of `f` must hold once `gone` is removed: the redirection of
-// the newest other patch of the same function, or the original bytes.
-const Bytes& entry_without(const std::vector<PatchRecord>& records, const PatchRecord& gone,
-                           const FunctionRecord& f) {
-  const Bytes* bytes = &f.original;
-  for (const auto& r : records) {
-    if (&r == &gone || r.state != RecordState::Active) continue;
-    for (const auto& g : r.functions)
-      if (g.address == f.address) bytes = &g.redirect;
-  }
-  return *bytes;
-}
-
 std::vector<pid_t> all_pids() {
   std::vector<pid_t> out;
   DIR* d = opendir("/proc");
@@ -76,11 +63,14 @@ OperationResult revert_patch(const std::string& which, pid_t pid, const Operatio
       // Only the active redirection is written; a patch lower in the stack
       // leaves the entry to the one above it.
       Bytes now = memory.read({f.site}, f.redirect.size());
-      if (rec.state == RecordState::Active && now == f.redirect)
-        plan.writes.push_back({f.symbol, {f.site}, now, entry_without(scan.records, rec, f)});
-      else if (now == f.redirect)
+      if (rec.state == RecordState::Active && now == f.redirect) {
+        // The site then holds the newest other patch's jump, or the original.
+        const FunctionRecord* below = newest_redirect(scan.records, f.address, &rec);
+        plan.writes.push_back({f.symbol, {f.site}, now, below ? below->redirect : f.original});
+      } else if (now == f.redirect) {
         fail("process {}: patch {} is {} but its redirection of `{}' is in place", pid, rec.label(),
              state_name(rec.state), f.symbol);
+      }
     }
 
     Tracer tracer(pid);
