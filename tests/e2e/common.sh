@@ -98,6 +98,21 @@ build_patch() {
   fi
 }
 
+# build_basic_with_compute_fix: builds programs/basic.c into $T/basic and the
+# usual patch of it into $T/fix.graft: compute() returns helper(x) * 100 and
+# counts its calls in the target's `counter'.
+build_basic_with_compute_fix() {
+  cc -pthread "$PROGRAMS/basic.c" -o "$T/basic"
+  cat >"$T/fix.c" <<'C'
+#include <graft/patch.h>
+extern int counter;
+int helper(int x);
+static int new_compute(int x) { counter++; return helper(x) * 100; }
+GRAFT_REPLACE(compute, new_compute);
+C
+  build_patch "$T/fix.c" "$T/basic" "$T/fix.graft"
+}
+
 # ---------------------------------------------------------------- running graft
 
 # graft ARGS...: runs graft, shows the command and its output (stdout and

@@ -7,15 +7,7 @@
 # exit, and the process is left untouched.
 source "$(dirname "$0")/common.sh"
 
-cc -pthread "$PROGRAMS/basic.c" -o "$T/basic"
-cat >"$T/fix.c" <<'C'
-#include <graft/patch.h>
-extern int counter;
-int helper(int x);
-static int new_compute(int x) { counter++; return helper(x) * 100; }
-GRAFT_REPLACE(compute, new_compute);
-C
-build_patch "$T/fix.c" "$T/basic" "$T/fix.graft"
+build_basic_with_compute_fix
 
 start_target b "$T/basic"
 pid=${TPID[b]}
