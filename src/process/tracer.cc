@@ -276,12 +276,25 @@ bool Tracer::single_step(pid_t tid, long timeout_us) {
   for (;;) {
     if (ptrace(PTRACE_SINGLESTEP, tid, nullptr, nullptr) != 0)
       fail("process {}: cannot single-step thread {}: {}", pid_, tid, errno_text(errno));
+    // Waited for in slices: if the process is killed meanwhile, the kernel
+    // reports a traced group leader only after graft has reaped the other
+    // threads, so one unbounded waitpid() on it would never return.
+    constexpr long kSliceUs = 100000;
     int status = 0;
-    pid_t got = wait_with_timeout(tid, &status, timeout_us);
-    if (got == 0) {
-      threads_[tid].stopped = false;
-      threads_[tid].stepping = true;
-      return false;
+    pid_t got = 0;
+    for (long waited = 0;; waited += kSliceUs) {
+      long slice = timeout_us < 0 ? kSliceUs : std::min(kSliceUs, timeout_us - waited);
+      got = wait_with_timeout(tid, &status, std::max(slice, 0L));
+      if (got != 0) break;
+      if (!process_alive(pid_)) {
+        forget(tid);
+        fail("process {} exited", pid_);
+      }
+      if (timeout_us >= 0 && waited + slice >= timeout_us) {
+        threads_[tid].stopped = false;
+        threads_[tid].stepping = true;
+        return false;
+      }
     }
     if (got < 0 || WIFEXITED(status) || WIFSIGNALED(status)) {
       forget(tid);
