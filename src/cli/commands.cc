@@ -34,14 +34,30 @@ json result_json(const OperationResult& r) {
           {"pause_ms", r.pause_ms},
           {"max_pause_ms", r.max_pause_ms},
           {"retries", r.retries},
+          {"model", r.model},
+          {"transition_ms", r.transition_ms},
+          {"stalls", r.stalls},
+          {"stall_max_us", r.stall_max_us},
+          {"stall_p99_us", r.stall_p99_us},
+          {"forced", r.forced},
+          {"breakpoint_hits", r.breakpoint_hits},
+          {"rolled_back", r.rolled_back},
+          {"left_in_transition", r.left_in_transition},
           {"error", r.ok ? json(nullptr) : json(r.error)}};
 }
 
 void print_result(const OperationResult& r, const char* verb) {
-  if (r.ok)
+  if (r.ok && r.model != "stop")
+    fmt::print("pid {}: {} {} (id {}) in {:.1f} ms, model {}: no global pause; {} threads, "
+               "transition {:.1f} ms, {} single-thread stops (longest {:.0f} us, p99 {:.0f} us)\n",
+               r.pid, verb, r.patch_name, r.patch_id, r.total_ms, r.model, r.threads,
+               r.transition_ms, r.stalls, r.stall_max_us, r.stall_p99_us);
+  else if (r.ok)
     fmt::print("pid {}: {} {} (id {}) in {:.1f} ms, global pause {:.2f} ms, {} threads, {} "
                "retries\n",
                r.pid, verb, r.patch_name, r.patch_id, r.total_ms, r.pause_ms, r.threads, r.retries);
+  else if (r.left_in_transition)
+    fmt::print("pid {}: FAILED: {}\n", r.pid, r.error);
   else
     fmt::print("pid {}: FAILED: {}; process left unchanged\n", r.pid, r.error);
   std::fflush(stdout);
@@ -69,6 +85,8 @@ std::vector<OperationResult> for_each_process(const std::vector<pid_t>& pids, co
                                               const char* verb, Operation operation) {
   OperationOptions options;
   options.timeout_s = t.timeout_s;
+  options.force = t.force;
+  options.report_after_s = t.report_after_s;
   std::vector<OperationResult> results;
   for (pid_t pid : pids) {
     results.push_back(operation(pid, options));
@@ -149,11 +167,12 @@ int info(const std::string& path, bool as_json) {
 }
 
 int apply(const std::string& patch_file, const TargetArgs& t, const std::string& model) {
-  if (model != "stop") throw Error(fmt::format("consistency model `{}' is not available", model));
   Patch patch = load_patch_file(patch_file);
   std::vector<pid_t> pids = t.all ? processes_mapping(patch.target.build_id) : std::vector<pid_t>{t.pid};
-  auto results = for_each_process(pids, t, "applied",
-                                  [&](pid_t pid, const OperationOptions& o) { return apply_patch(patch, pid, o); });
+  auto results = for_each_process(pids, t, "applied", [&](pid_t pid, OperationOptions o) {
+    o.model = model;
+    return apply_patch(patch, pid, o);
+  });
   return report("apply", results, t.json, patch.name, patch.id());
 }
 

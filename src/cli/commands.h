@@ -14,6 +14,8 @@ struct TargetArgs {
   bool all = false;
   double timeout_s = 10;
   bool json = false;
+  bool force = false;
+  double report_after_s = 2;
 };
 
 int build(const BuildArgs& args);

@@ -4,11 +4,14 @@
 
 #include <ctime>
 
+#include "arch/x86_64/displaced.h"
+#include "arch/x86_64/gate.h"
 #include "arch/x86_64/jump.h"
 #include "arch/x86_64/relocation.h"
 #include "common/clock.h"
 #include "common/error.h"
 #include "common/realtime_priority.h"
+#include "consistency/per_thread_model.h"
 #include "consistency/stop_model.h"
 #include "loader/loaded_objects.h"
 #include "loader/operations.h"
@@ -41,17 +44,32 @@ class ApplyJob {
       if (r.sha256 == patch_.sha256)
         fail("process {}: patch {} is already applied (state {})", pid_, r.label(), state_name(r.state));
 
+    per_thread_ = options_.model != "stop";
+    record_.model = options_.model;
     plan_functions();
     plan_region();
     Bytes image = relocate();
+    Bytes gates;
+    if (per_thread_) gates = plan_gates();
 
-    Tracer tracer(pid_);
+    Tracer tracer(pid_, per_thread_);
     create_region(tracer, memory_, maps_, layout_, patch_.id());
     tracer.resume_all();
+    bool region_in_use = false;
     try {
       record_.state = RecordState::Loading;
       memory_.write({layout_.address}, encode_record(record_));
       memory_.write({layout_.address + layout_.image_offset}, image);
+      if (per_thread_) {
+        memory_.write({record_.transition.gates}, gates);
+        try {
+          run_transition(tracer);
+        } catch (const TransitionStuck&) {
+          region_in_use = true;
+          throw;
+        }
+        return;
+      }
       StopOptions stop;
       stop.timeout_s = options_.timeout_s;
       result_.threads = tracer.thread_count();
@@ -66,6 +84,7 @@ class ApplyJob {
       report(s);
       if (!process_alive(pid_)) fail("process {} exited during the apply", pid_);
     } catch (...) {
+      if (region_in_use) throw;
       try {
         remove_region(tracer, memory_, maps_, layout_.address, layout_.size);
         tracer.resume_all();
@@ -96,6 +115,7 @@ class ApplyJob {
       uint64_t addr = target_.bias + f.address;
       Bytes running = memory_.read({addr}, f.size);
       uint64_t site_off = arch::patch_site_offset(running);
+      current_.push_back(Bytes(running.begin() + site_off, running.end()));
       uint64_t site = addr + site_off;
       Bytes now(running.begin() + site_off, running.begin() + site_off + arch::kRedirectSize);
       Bytes original = now;
@@ -112,6 +132,15 @@ class ApplyJob {
         fail("process {}: function `{}' differs from the one the patch was built for (another "
              "build of {}, or modified by another tool)",
              pid_, name, target_.path);
+      if (per_thread_) {
+        // The displaced bytes are what runs now: the original instructions,
+        // or the jump of the patch below this one.
+        size_t n = arch::relocate_displaced(current_.back(), site, site, name).length;
+        arch::check_no_branch_into(running, addr, site, n, name);
+        for (const auto& c : f.cold_parts)
+          arch::check_no_branch_into(memory_.read({target_.bias + c.start}, c.size), target_.bias + c.start,
+                                     site, n, name);
+      }
 
       plan_.busy.push_back({{addr, f.size}, "function `" + name + "'"});
       for (const auto& c : f.cold_parts)
@@ -149,13 +178,34 @@ class ApplyJob {
     // Size the record with the widest addresses it could hold.
     PatchRecord widest = record_;
     widest.region_size = widest.image_base = UINT64_MAX;
-    for (auto& f : widest.functions) f.replacement = UINT64_MAX;
+    for (auto& f : widest.functions) {
+      f.replacement = UINT64_MAX;
+      if (per_thread_) {
+        f.gate = f.old_path = f.displaced = UINT64_MAX;
+        f.gate_redirect = Bytes(arch::kRedirectSize);
+      }
+    }
+    if (per_thread_)
+      widest.transition = {UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT32_MAX, UINT32_MAX};
     layout_.image_offset = record_pages(widest);
+    if (per_thread_) {
+      area_ = TransitionAreaLayout::for_threads(list_threads(pid_).size());
+      layout_.transition_offset = layout_.image_offset;
+      layout_.transition_size = area_.size;
+      layout_.gates_offset = layout_.transition_offset + area_.size;
+      layout_.gates_size = page_round_up(patch_.functions.size() * kGateSlot);
+      layout_.image_offset = layout_.gates_offset + layout_.gates_size;
+    }
     layout_.image = patch_.layout;
     layout_.size = layout_.image_offset + patch_.layout.memory_size();
     layout_.address = choose_region_address(maps_, target_, layout_.size, pid_);
 
     uint64_t base = layout_.address + layout_.image_offset;
+    if (per_thread_) {
+      area_.address = layout_.address + layout_.transition_offset;
+      record_.transition = {area_.address, area_.size, layout_.address + layout_.gates_offset,
+                            layout_.gates_size, area_.capacity, area_.report_capacity};
+    }
     record_.region_start = layout_.address;
     record_.region_size = layout_.size;
     record_.image_base = base;
@@ -167,6 +217,81 @@ class ApplyJob {
       fr.redirect = *jump;
       plan_.writes[i].bytes = *jump;
     }
+  }
+
+  // Each function's gate and old path (a kGateSlot-byte slot in the gates
+  // pages), and the plan of the transition.
+  Bytes plan_gates() {
+    Bytes out(layout_.gates_size, arch::kBreakpoint);  // padding traps
+    uint64_t gates = record_.transition.gates;
+    for (size_t i = 0; i < patch_.functions.size(); ++i) {
+      auto& fr = record_.functions[i];
+      std::string name = display_name(patch_.functions[i]);
+      uint64_t gate = gates + i * kGateSlot;
+      uint64_t old_path = gate + arch::kMaxGateSize;
+      auto displaced = arch::relocate_displaced(current_[i], fr.site, old_path, name);
+      Bytes code = arch::gate_code({gate, area_.table(), area_.capacity, area_.goal_byte(),
+                                    fr.replacement, old_path});
+      std::copy(code.begin(), code.end(), out.begin() + i * kGateSlot);
+      std::copy(displaced.old_path.begin(), displaced.old_path.end(),
+                out.begin() + i * kGateSlot + arch::kMaxGateSize);
+      auto to_gate = arch::redirect_bytes(fr.site, gate);
+      if (!to_gate) fail("process {}: gate out of jump range of `{}'", pid_, name);
+      fr.gate = gate;
+      fr.old_path = old_path;
+      fr.displaced = displaced.length;
+      fr.gate_redirect = *to_gate;
+      Bytes now(current_[i].begin(), current_[i].begin() + arch::kRedirectSize);
+      transition_.to_gates.push_back({name, {fr.site}, now, *to_gate});
+      transition_.to_new.push_back({name, {fr.site}, *to_gate, fr.redirect});
+      transition_.to_old.push_back({name, {fr.site}, *to_gate, now});
+      for (size_t b : displaced.boundaries) transition_.interior.push_back(fr.site + b);
+      transition_.gate_of_site[fr.site] = gate;
+    }
+    transition_.old_code = plan_.busy;
+    transition_.new_code = {{record_.code(), "the code of patch " + record_.label()}};
+    transition_.gates = {{gates, layout_.gates_size}, "the gates of patch " + record_.label()};
+    transition_.area = area_;
+    transition_.maps = maps_;
+    return out;
+  }
+
+  void run_transition(Tracer& tracer) {
+    TransitionOptions o;
+    o.kind = options_.model == "lazy" ? PerThreadKind::Lazy : PerThreadKind::Hybrid;
+    o.force = options_.force;
+    o.timeout_s = options_.timeout_s;
+    o.report_after_s = options_.report_after_s;
+    o.label = fmt::format("pid {}", pid_);
+    o.set_state = [&](RecordState s) { write_record_state(memory_, record_, s); };
+    TransitionResult t;
+    auto report = [&] {
+      result_.threads = t.threads;
+      result_.transition_ms = t.transition_ms;
+      result_.stalls = t.stalls_us.size();
+      result_.stall_max_us = t.stalls_us.empty() ? 0 : *std::max_element(t.stalls_us.begin(), t.stalls_us.end());
+      result_.stall_p99_us = percentile(t.stalls_us, 99);
+      result_.forced = t.forced;
+      result_.breakpoint_hits = t.breakpoint_hits;
+    };
+    try {
+      run_per_thread_apply(tracer, memory_, transition_, o, t);
+    } catch (...) {
+      report();
+      throw;
+    }
+    report();
+    if (!t.applied) {
+      result_.rolled_back = true;
+      fail("{}; rolled back: every thread runs the old code again", t.reason);
+    }
+    if (t.forced)
+      std::fprintf(stderr,
+                   "graft: warning: pid %d: %zu thread(s) were moved to the new code without a stack "
+                   "check (--force); if one of them was inside a replaced function, the process may "
+                   "misbehave\n",
+                   pid_, t.forced);
+    tracer.detach();
   }
 
   Bytes relocate() {
@@ -200,6 +325,11 @@ class ApplyJob {
   PatchRecord record_;
   RegionLayout layout_;
   SwitchPlan plan_;
+  bool per_thread_ = false;
+  std::vector<Bytes> current_;  // running bytes from each site to the function's end
+  TransitionAreaLayout area_;
+  TransitionPlan transition_;
+  static constexpr uint64_t kGateSlot = arch::kMaxGateSize + 128;
 };
 
 }  // namespace
@@ -209,11 +339,15 @@ OperationResult apply_patch(const Patch& patch, pid_t pid, const OperationOption
   result.pid = pid;
   result.patch_id = patch.id();
   result.patch_name = patch.name;
+  result.model = options.model;
   auto start = Clock::now();
   RealtimePriority priority;
   try {
     ApplyJob(patch, pid, options, result).run();
     result.ok = true;
+  } catch (const TransitionStuck& e) {
+    result.error = e.what();
+    result.left_in_transition = true;
   } catch (const std::exception& e) {
     result.error = e.what();
   }

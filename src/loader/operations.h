@@ -15,6 +15,9 @@ namespace graft {
 
 struct OperationOptions {
   double timeout_s = 10;
+  std::string model = "stop";  // stop, lazy or hybrid
+  bool force = false;          // per-thread models: move threads without checks
+  double report_after_s = 2;   // per-thread models: report pending threads after this
 };
 
 struct OperationResult {
@@ -27,6 +30,15 @@ struct OperationResult {
   double max_pause_ms = 0;  // longest global stop, retries included
   int retries = 0;
   size_t threads = 0;
+  // Per-thread models:
+  std::string model = "stop";
+  double transition_ms = 0;  // first gate write to last entry write
+  size_t stalls = 0;         // single-thread stops
+  double stall_max_us = 0, stall_p99_us = 0;
+  size_t forced = 0;         // threads moved without checks
+  long breakpoint_hits = 0;  // threads that trapped on an entry being written
+  bool rolled_back = false;  // the transition was reversed; the process is as before
+  bool left_in_transition = false;  // failed, and the patch stays half-applied (see error)
 };
 
 OperationResult apply_patch(const Patch& patch, pid_t pid, const OperationOptions& options);

@@ -4,6 +4,9 @@
 
 #include <algorithm>
 #include <cstring>
+#include <signal.h>
+
+#include "runtime/transition_abi.h"
 
 #include "arch/x86_64/jump.h"
 #include "common/error.h"
@@ -48,7 +51,11 @@ json to_json(const PatchRecord& r) {
                    {"replacement_size", f.replacement_size},
                    {"original", to_hex(f.original)},
                    {"redirect", to_hex(f.redirect)},
-                   {"cold_parts", ranges_json(f.cold_parts)}});
+                   {"cold_parts", ranges_json(f.cold_parts)},
+                   {"gate", f.gate},
+                   {"old_path", f.old_path},
+                   {"displaced", f.displaced},
+                   {"gate_redirect", to_hex(f.gate_redirect)}});
   return {{"id", r.id},
           {"name", r.name},
           {"sha256", r.sha256},
@@ -59,6 +66,14 @@ json to_json(const PatchRecord& r) {
           {"code_size", r.code_size},
           {"applied_at", r.applied_at},
           {"graft_pid", r.graft_pid},
+          {"model", r.model},
+          {"transition",
+           {{"area", r.transition.area},
+            {"area_size", r.transition.area_size},
+            {"gates", r.transition.gates},
+            {"gates_size", r.transition.gates_size},
+            {"capacity", r.transition.capacity},
+            {"report_capacity", r.transition.report_capacity}}},
           {"functions", fns}};
 }
 
@@ -73,7 +88,7 @@ PatchRecord from_json(const json& j, const Mapping& region, const Header& h,
   PatchRecord r;
   r.region_start = region.start;
   r.seq = h.seq;
-  if (h.state < 1 || h.state > 3) fail("unknown state {}", h.state);
+  if (h.state < 1 || h.state > 5) fail("unknown state {}", h.state);
   r.state = static_cast<RecordState>(h.state);
   r.id = j.at("id").get<std::string>();
   r.name = j.at("name").get<std::string>();
@@ -93,6 +108,31 @@ PatchRecord from_json(const json& j, const Mapping& region, const Header& h,
   if (r.image_base < region.start || r.code_size > r.region_size ||
       r.image_base - region.start > r.region_size - r.code_size)
     fail("code lies outside the region");
+  r.model = j.value("model", std::string("stop"));
+  if (r.model != "stop" && r.model != "lazy" && r.model != "hybrid") fail("unknown model `{}'", r.model);
+  auto inside = [&](uint64_t start, uint64_t size) {
+    return start >= region.start && size <= r.region_size && start - region.start <= r.region_size - size;
+  };
+  if (j.contains("transition")) {
+    const auto& t = j.at("transition");
+    r.transition.area = t.at("area").get<uint64_t>();
+    r.transition.area_size = t.at("area_size").get<uint64_t>();
+    r.transition.gates = t.at("gates").get<uint64_t>();
+    r.transition.gates_size = t.at("gates_size").get<uint64_t>();
+    r.transition.capacity = t.at("capacity").get<uint32_t>();
+    r.transition.report_capacity = t.at("report_capacity").get<uint32_t>();
+  }
+  if (r.per_thread()) {
+    const auto& t = r.transition;
+    uint64_t table_bytes = uint64_t(t.capacity) * sizeof(graft_universe_entry);
+    uint64_t report_bytes = GRAFT_TRANSITION_REPORT_OFFSET + uint64_t(t.report_capacity) * sizeof(graft_report_entry);
+    if (t.capacity == 0 || (t.capacity & (t.capacity - 1)) || t.capacity > 65536 || t.report_capacity > 65536 ||
+        !inside(t.area, t.area_size) || page_round_up(report_bytes) + table_bytes > t.area_size ||
+        !inside(t.gates, t.gates_size) || !in_exec_mapping(maps, t.gates, t.gates_size))
+      fail("transition area or gates lie outside the region");
+  } else if (r.model != "stop") {
+    fail("model {} without a transition area", r.model);
+  }
   for (const auto& f : j.at("functions")) {
     FunctionRecord x;
     x.symbol = f.at("symbol").get<std::string>();
@@ -113,6 +153,17 @@ PatchRecord from_json(const json& j, const Mapping& region, const Header& h,
         !in_exec_mapping(maps, x.address, x.size))
       fail("function {}: not inside the process's code", x.symbol);
     if (!r.code().contains(x.replacement)) fail("function {}: replacement outside the patch", x.symbol);
+    x.gate = f.value("gate", uint64_t(0));
+    x.old_path = f.value("old_path", uint64_t(0));
+    x.displaced = f.value("displaced", uint64_t(0));
+    x.gate_redirect = from_hex(f.value("gate_redirect", std::string()), "gate redirect bytes");
+    if (r.per_thread()) {
+      AddressRange gates{r.transition.gates, r.transition.gates_size};
+      if (!gates.contains(x.gate) || !gates.contains(x.old_path) ||
+          x.gate_redirect.size() != arch::kRedirectSize || x.displaced < arch::kRedirectSize ||
+          x.site - x.address + x.displaced > x.size)
+        fail("function {}: gate outside the region's gates", x.symbol);
+    }
     r.functions.push_back(std::move(x));
   }
   return r;
@@ -125,6 +176,8 @@ std::string state_name(RecordState s) {
     case RecordState::Loading: return "loading";
     case RecordState::Active: return "applied";
     case RecordState::Reverting: return "reverting";
+    case RecordState::Applying: return "applying (per-thread transition)";
+    case RecordState::Unapplying: return "reverting (per-thread transition)";
   }
   return "unknown";
 }
@@ -150,6 +203,45 @@ void write_record_state(const ProcessMemory& memory, const PatchRecord& r, Recor
   uint32_t v = static_cast<uint32_t>(state);
   memory.write({r.region_start + kStateOffset},
                {reinterpret_cast<const uint8_t*>(&v), sizeof v});
+}
+
+RecordState read_record_state(const ProcessMemory& memory, const PatchRecord& r) {
+  uint32_t v = 0;
+  if (!memory.try_read({r.region_start + kStateOffset}, &v, sizeof v)) fail("record unreadable");
+  if (v < 1 || v > 5) fail("unknown state {}", v);
+  return static_cast<RecordState>(v);
+}
+
+TransitionStatus read_transition_status(const ProcessMemory& memory, const PatchRecord& r) {
+  TransitionStatus st;
+  try {
+    if (!r.per_thread()) fail("no transition area");
+    graft_transition_header h;
+    if (!memory.try_read({r.transition.area}, &h, sizeof h)) fail("unreadable");
+    if (std::memcmp(h.magic, GRAFT_TRANSITION_MAGIC, 8) != 0 || h.version != GRAFT_TRANSITION_VERSION)
+      fail("bad magic or version");
+    if (h.capacity != r.transition.capacity || h.report_capacity != r.transition.report_capacity ||
+        h.report_count > h.report_capacity || h.threads_moved > h.threads_total)
+      fail("sizes disagree with the record");
+    st.driver_pid = h.driver_pid;
+    st.driver_alive = h.driver_pid > 0 && kill(h.driver_pid, 0) == 0;
+    st.revert_requested = h.revert_request != 0;
+    st.threads_total = h.threads_total;
+    st.threads_moved = h.threads_moved;
+    st.report_seq = h.report_seq;
+    std::vector<graft_report_entry> e(h.report_count);
+    if (!e.empty() && !memory.try_read({r.transition.area + GRAFT_TRANSITION_REPORT_OFFSET}, e.data(),
+                                       e.size() * sizeof e[0]))
+      fail("report unreadable");
+    for (auto& x : e) {
+      x.holding[sizeof x.holding - 1] = 0;
+      st.pending.push_back({x.tid, std::string(x.holding)});
+    }
+    st.valid = true;
+  } catch (const Error& err) {
+    st.problem = fmt::format("transition area of {}: {}", r.label(), err.what());
+  }
+  return st;
 }
 
 RecordScan read_records(pid_t pid, const std::vector<Mapping>& maps, const ProcessMemory& memory) {

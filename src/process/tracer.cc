@@ -71,7 +71,7 @@ bool process_alive(pid_t pid) {
   return state != 'Z' && state != 'X';
 }
 
-Tracer::Tracer(pid_t pid) : pid_(pid) {
+Tracer::Tracer(pid_t pid, bool trace_clones) : pid_(pid), trace_clones_(trace_clones) {
   if (pid <= 0) fail("invalid process id {}", pid);
   if (pid == getpid()) fail("process {} is graft itself", pid);
   if (kill(pid, 0) != 0 && errno == ESRCH) fail("process {} does not exist", pid);
@@ -98,7 +98,8 @@ Tracer::~Tracer() {
 }
 
 bool Tracer::seize(pid_t tid) {
-  if (ptrace(PTRACE_SEIZE, tid, nullptr, nullptr) == 0) {
+  long options = trace_clones_ ? PTRACE_O_TRACECLONE : 0;
+  if (ptrace(PTRACE_SEIZE, tid, nullptr, reinterpret_cast<void*>(options)) == 0) {
     threads_[tid] = {};
     return true;
   }
@@ -127,6 +128,72 @@ void Tracer::interrupt(pid_t tid) {
   if (ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr) != 0 && errno == ESRCH) forget(tid);
 }
 
+// A thread that executed one of graft's breakpoints: sent on to where the
+// handler says, as if the breakpoint had been that jump.
+bool Tracer::redirect_breakpoint(pid_t tid) {
+  if (!breakpoint_) return false;
+  siginfo_t info{};
+  // int3 reports SI_KERNEL; a single step or a hardware breakpoint does not.
+  if (ptrace(PTRACE_GETSIGINFO, tid, nullptr, &info) != 0 || info.si_code != SI_KERNEL) return false;
+  arch::Registers regs;
+  if (ptrace(PTRACE_GETREGS, tid, nullptr, &regs) != 0) return false;
+  auto to = breakpoint_(arch::breakpoint_site(arch::pc(regs)));
+  if (!to) return false;
+  arch::set_pc(regs, *to);
+  if (ptrace(PTRACE_SETREGS, tid, nullptr, &regs) != 0) return false;
+  ++breakpoint_hits_;
+  return true;
+}
+
+void Tracer::handle_event(pid_t got, int status, std::set<pid_t>* pending) {
+  int event = status >> 16;
+  if (!threads_.count(got)) {
+    // A thread created under trace_clones may report its first stop before
+    // its parent reports the clone.
+    if (trace_clones_ && WIFSTOPPED(status) && event == PTRACE_EVENT_STOP &&
+        access(fmt::format("/proc/{}/task/{}", pid_, got).c_str(), F_OK) == 0) {
+      threads_[got] = {true, false, false, true};
+    }
+    return;  // otherwise not ours (a child of graft)
+  }
+  Thread& t = threads_[got];
+  if (WIFEXITED(status) || WIFSIGNALED(status)) {
+    forget(got);
+    if (pending) pending->erase(got);
+    return;
+  }
+  if (!WIFSTOPPED(status)) return;
+  int sig = WSTOPSIG(status);
+  if (event == PTRACE_EVENT_STOP) {
+    t.stopped = true;
+    t.group_stopped = sig != SIGTRAP && !t.fresh;
+    if (pending) pending->erase(got);
+  } else if (event == 0) {
+    // Signal-delivery-stop: deliver it now; our interrupt stays pending.
+    // The trap of a single step that outlived its timeout is graft's own,
+    // and so is a trap on one of graft's breakpoints.
+    if (sig == SIGTRAP && t.stepping) {
+      t.stepping = false;
+      sig = 0;
+    } else if (sig == SIGTRAP && redirect_breakpoint(got)) {
+      sig = 0;
+    }
+    if (ptrace(PTRACE_CONT, got, nullptr, reinterpret_cast<void*>(static_cast<long>(sig))) != 0 &&
+        errno == ESRCH) {
+      forget(got);
+      if (pending) pending->erase(got);
+    }
+  } else {
+    if (event == PTRACE_EVENT_CLONE) {
+      unsigned long child = 0;
+      if (ptrace(PTRACE_GETEVENTMSG, got, nullptr, &child) == 0 && child > 0 &&
+          !threads_.count(static_cast<pid_t>(child)))
+        threads_[static_cast<pid_t>(child)] = {false, false, false, true};  // its stop follows
+    }
+    ptrace(PTRACE_CONT, got, nullptr, nullptr);
+  }
+}
+
 // Waits until each thread in `tids` reports a stop (or exits). A signal
 // that arrives first is delivered and the wait goes on: the pending
 // interrupt stops the thread right after.
@@ -153,36 +220,19 @@ void Tracer::wait_for_stops(std::vector<pid_t> tids) {
       std::this_thread::sleep_for(std::chrono::microseconds(20));
       continue;
     }
-    if (!threads_.count(got)) continue;  // not ours (a child of graft)
-    if (WIFEXITED(status) || WIFSIGNALED(status)) {
-      forget(got);
-      pending.erase(got);
-      continue;
-    }
-    if (!WIFSTOPPED(status)) continue;
-    int event = status >> 16;
-    int sig = WSTOPSIG(status);
-    if (event == PTRACE_EVENT_STOP) {
-      threads_[got].stopped = true;
-      threads_[got].group_stopped = sig != SIGTRAP;
-      pending.erase(got);
-    } else if (event == 0) {
-      // Signal-delivery-stop: deliver it now; our interrupt stays pending.
-      // The trap of a single step that outlived its timeout is graft's own.
-      if (sig == SIGTRAP && threads_[got].stepping) {
-        threads_[got].stepping = false;
-        sig = 0;
-      }
-      if (ptrace(PTRACE_CONT, got, nullptr, reinterpret_cast<void*>(static_cast<long>(sig))) != 0 &&
-          errno == ESRCH) {
-        forget(got);
-        pending.erase(got);
-      }
-    } else {
-      ptrace(PTRACE_CONT, got, nullptr, nullptr);
-    }
+    handle_event(got, status, &pending);
   }
   if (threads_.empty()) fail("process {} exited", pid_);
+}
+
+std::vector<pid_t> Tracer::new_threads() {
+  std::vector<pid_t> out;
+  for (auto& [tid, t] : threads_)
+    if (t.fresh && t.stopped) {
+      t.fresh = false;
+      out.push_back(tid);
+    }
+  return out;
 }
 
 void Tracer::stop_all() {
@@ -272,6 +322,16 @@ static pid_t wait_with_timeout(pid_t tid, int* status, long timeout_us) {
   return got;
 }
 
+void Tracer::poll_events(long timeout_us) {
+  int status = 0;
+  pid_t got = wait_with_timeout(-1, &status, timeout_us);
+  while (got > 0) {
+    handle_event(got, status, nullptr);
+    got = waitpid(-1, &status, __WALL | WNOHANG);  // whatever else is already there
+  }
+  if (threads_.empty() || !process_alive(pid_)) fail("process {} exited", pid_);
+}
+
 bool Tracer::single_step(pid_t tid, long timeout_us) {
   for (;;) {
     if (ptrace(PTRACE_SINGLESTEP, tid, nullptr, nullptr) != 0)
@@ -301,7 +361,11 @@ bool Tracer::single_step(pid_t tid, long timeout_us) {
       fail("process {}: thread {} exited", pid_, tid);
     }
     int sig = WSTOPSIG(status);
-    if ((status >> 16) == 0 && sig == SIGTRAP) return true;
+    // A step onto one of graft's breakpoints traps there: sent on, the step is done.
+    if ((status >> 16) == 0 && sig == SIGTRAP) {
+      redirect_breakpoint(tid);
+      return true;
+    }
     if ((status >> 16) == 0) {
       // Another signal arrived before the instruction ran: hold it back.
       held_signals_.push_back({tid, sig});
@@ -314,8 +378,44 @@ void Tracer::requeue_signals() {
   held_signals_.clear();
 }
 
+// Whether the kernel holds a SIGTRAP for the thread that it has not
+// delivered yet (SigPnd of /proc/PID/task/TID/status).
+static bool sigtrap_pending(pid_t pid, pid_t tid) {
+  try {
+    std::string status = read_text_file(fmt::format("/proc/{}/task/{}/status", pid, tid));
+    auto at = status.find("SigPnd:");
+    if (at == std::string::npos) return false;
+    unsigned long long mask = std::strtoull(status.c_str() + at + 7, nullptr, 16);
+    return mask & (1ull << (SIGTRAP - 1));
+  } catch (const Error&) {
+    return false;
+  }
+}
+
 void Tracer::detach() {
   if (threads_.empty()) return;
+  // A thread that executed one of graft's breakpoints and was then stopped
+  // by an interrupt still has the SIGTRAP pending: detached, it would die
+  // of it. It runs on until the signal is delivered (and redirected) first.
+  if (breakpoint_) {
+    try {
+      stop_all();
+      for (pid_t tid : threads()) {
+        auto deadline = Clock::now() + std::chrono::seconds(2);
+        while (threads_.count(tid) && sigtrap_pending(pid_, tid) && Clock::now() < deadline) {
+          // Only this thread runs, with no interrupt pending, so that the
+          // signal comes before any other stop.
+          resume(tid);
+          int status = 0;
+          pid_t got = wait_with_timeout(tid, &status, 100000);
+          if (got > 0) handle_event(got, status, nullptr);
+          if (threads_.count(tid)) stop(tid);
+        }
+      }
+    } catch (const Error&) {
+      // The process is gone: nothing to protect.
+    }
+  }
   // PTRACE_DETACH needs a stopped thread; detaching resumes it.
   bool any_running = false;
   for (const auto& [tid, t] : threads_) any_running |= !t.stopped;

@@ -44,13 +44,6 @@ struct GateAddresses {
 Bytes gate_code(const GateAddresses& a);
 constexpr size_t kMaxGateSize = 128;
 
-// The breakpoint written first when a site is rewritten in running code (as
-// the kernel's text_poke_bp does): a thread that executes it traps to graft,
-// which sends it to the gate.
-constexpr uint8_t kBreakpoint = 0xcc;
-// The site a thread stopped by that breakpoint executed.
-inline uint64_t breakpoint_site(uint64_t pc_after_trap) { return pc_after_trap - 1; }
-
 // The thread pointer a thread's registers hold (fs base on x86-64).
 uint64_t thread_pointer(const Registers& r);
 
