@@ -39,6 +39,10 @@ struct OperationResult {
   long breakpoint_hits = 0;  // threads that trapped on an entry being written
   bool rolled_back = false;  // the transition was reversed; the process is as before
   bool left_in_transition = false;  // failed, and the patch stays half-applied (see error)
+  // Said to the operator even on success: a callback that crashed after
+  // the switch, the runtime that was injected, patches a cumulative one
+  // replaced.
+  std::vector<std::string> notes;
 };
 
 OperationResult apply_patch(const Patch& patch, pid_t pid, const OperationOptions& options);
@@ -49,6 +53,7 @@ struct ProcessPatches {
   pid_t pid = 0;
   std::string command;
   std::vector<PatchRecord> patches;
+  std::optional<RuntimeRecord> runtime;  // injected by graft
   std::vector<std::string> problems;
 };
 ProcessPatches list_patches(pid_t pid);

@@ -34,6 +34,18 @@ constexpr uint8_t kBreakpoint = 0xcc;
 // The site a thread stopped by that breakpoint executed.
 inline uint64_t breakpoint_site(uint64_t pc_after_trap) { return pc_after_trap - 1; }
 
+// A function call set up on a stopped thread (System V ABI): up to six
+// integer arguments in registers, `stack_top` rounded down to 16 bytes, the
+// return address pushed below it as a `call` would. Returns where the
+// return address must be written (the caller writes it to the target).
+struct CallFrame {
+  uint64_t return_address_slot;
+};
+CallFrame prepare_call(Registers& r, uint64_t function, uint64_t stack_top,
+                       const uint64_t (&args)[6]);
+// The integer return value of a finished call (rax).
+uint64_t call_result(const Registers& r);
+
 // Register value by libunwind's x86-64 register number; false if unknown.
 bool unwind_register(const Registers& r, int regnum, uint64_t* value);
 
