@@ -246,7 +246,19 @@ int list(int pid, bool as_json) {
         json cbs = json::array();
         for (const auto& c : r.callbacks)
           cbs.push_back({{"kind", callback_kind_name(c.kind)}, {"function", c.function}});
-        patches.push_back({{"id", r.id}, {"name", r.name}, {"seq", r.seq},
+        json transition = nullptr;
+        if (auto t = pp.transitions.find(r.id); t != pp.transitions.end()) {
+          const TransitionStatus& st = t->second;
+          json pending = json::array();
+          for (const auto& [tid, why] : st.pending) pending.push_back({{"tid", tid}, {"holding", why}});
+          transition = {{"valid", st.valid},          {"problem", st.problem},
+                        {"driver_pid", st.driver_pid}, {"driver_alive", st.driver_alive},
+                        {"revert_requested", st.revert_requested},
+                        {"threads", st.threads_total}, {"moved", st.threads_moved},
+                        {"pending", pending}};
+        }
+        patches.push_back({{"id", r.id}, {"name", r.name}, {"seq", r.seq}, {"model", r.model},
+                           {"transition", transition},
                            {"state", state_name(r.state)}, {"target", r.target_path},
                            {"applied_at", r.applied_at}, {"cumulative", r.cumulative},
                            {"callbacks", cbs}, {"functions", fns}});
@@ -273,6 +285,17 @@ int list(int pid, bool as_json) {
       for (const auto& f : r.functions)
         fmt::print("    {} at {:#x} -> {:#x}\n", function_name(f.symbol, f.demangled, f.file),
                    f.address, f.replacement);
+      if (auto t = pp.transitions.find(r.id); t != pp.transitions.end()) {
+        const TransitionStatus& st = t->second;
+        if (!st.valid) {
+          fmt::print("    transition: {}\n", st.problem);
+        } else {
+          fmt::print("    transition ({} model, driven by graft pid {}{}): {}/{} threads moved{}\n", r.model,
+                     st.driver_pid, st.driver_alive ? "" : ", gone", st.threads_moved, st.threads_total,
+                     st.pending.empty() ? "" : "; pending:");
+          for (const auto& [tid, why] : st.pending) fmt::print("      thread {}: {}\n", tid, why);
+        }
+      }
     }
     for (const auto& problem : pp.problems) fmt::print("pid {}: WARNING: {}\n", p, problem);
   }

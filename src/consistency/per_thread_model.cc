@@ -56,11 +56,13 @@ class Transition {
     write_live(plan_.to_gates, true);
     gates_live_ = true;
     options_.set_state(RecordState::Applying);
+    arm_quiescent(true);
     std::vector<BusyRange> busy = plan_.old_code;
     busy.push_back(plan_.gates);
     try {
       std::string why = move_all(Universe::New, busy, options_.kind, options_.force);
       if (why.empty()) {
+        arm_quiescent(false);
         write_live(plan_.to_new, false);
         options_.set_state(RecordState::Active);
         result_.applied = true;
@@ -87,15 +89,49 @@ class Transition {
     uint64_t tp = 0;
   };
 
+  // Stops one thread and reads its registers; nullopt if it exited on the
+  // way (threads come and go during a transition).
+  std::optional<arch::Registers> stop_thread(pid_t tid) {
+    try {
+      tracer_.stop(tid);
+      return tracer_.registers(tid);
+    } catch (const Error&) {
+      if (!process_alive(tracer_.pid())) throw;
+      if (tracer_.is_traced(tid)) tracer_.resume(tid);  // ESRCH: forgets it
+      if (tracer_.is_traced(tid) && list_has(tid)) throw;
+      return std::nullopt;
+    }
+  }
+
+  bool list_has(pid_t tid) {
+    for (pid_t t : list_threads(tracer_.pid()))
+      if (t == tid) return true;
+    return false;
+  }
+
+  // Lets threads move themselves in graft_quiescent() (libgraft-rt), only
+  // while the gates are live: a thread moved before would run old code
+  // marked new.
+  void arm_quiescent(bool on) {
+    if (!plan_.quiescent_area) return;
+    uint8_t armed = on ? 1 : 0;
+    if (on) {
+      uint64_t at = plan_.area.address;
+      memory_.write({plan_.quiescent_area}, {reinterpret_cast<const uint8_t*>(&at), sizeof at});
+    }
+    memory_.write({plan_.quiescent_armed}, {&armed, 1});
+  }
+
   // One stop per thread, before anything is written: its thread pointer.
   void read_thread_pointers() {
     std::map<uint64_t, pid_t> owner;
     for (pid_t tid : tracer_.threads()) {
       auto t0 = Clock::now();
-      tracer_.stop(tid);
+      auto regs = stop_thread(tid);
+      if (!regs) continue;
       uint64_t tp = 0;
       try {
-        tp = checked_thread_pointer(tid);
+        tp = checked_thread_pointer(tid, *regs);
       } catch (...) {
         tracer_.resume(tid);
         throw;
@@ -114,8 +150,8 @@ class Transition {
 
   // The gates find a thread by %fs:0, which glibc and musl set to the TCB
   // address itself; refuse a thread for which that does not hold.
-  uint64_t checked_thread_pointer(pid_t tid) {
-    uint64_t tp = arch::thread_pointer(tracer_.registers(tid));
+  uint64_t checked_thread_pointer(pid_t tid, const arch::Registers& regs) {
+    uint64_t tp = arch::thread_pointer(regs);
     uint64_t self = 0;
     if (tp == 0 || !memory_.try_read({tp}, &self, sizeof self) || self != tp)
       fail("process {}: thread {} has no thread pointer the gates can read (fs base {:#x}); use "
@@ -130,8 +166,15 @@ class Transition {
   // left an entry under the same thread pointer.
   void adopt_new_threads() {
     for (pid_t tid : tracer_.new_threads()) {
+      std::optional<arch::Registers> regs;
       try {
-        uint64_t tp = checked_thread_pointer(tid);
+        regs = tracer_.registers(tid);
+      } catch (const Error&) {
+        tracer_.resume(tid);  // killed before it ran
+        continue;
+      }
+      try {
+        uint64_t tp = checked_thread_pointer(tid, *regs);
         threads_[tid] = {tp};
         if (!gates_live_) {
           area_.insert(tp, Universe::Old, area_.goal());
@@ -180,8 +223,7 @@ class Transition {
     for (pid_t tid : tracer_.threads()) {
       if (blocked_syscall(tracer_.pid(), tid)) continue;
       auto t1 = Clock::now();
-      tracer_.stop(tid);
-      tracer_.resume(tid);
+      if (stop_thread(tid)) tracer_.resume(tid);
       result_.stalls_us.push_back(us_since(t1));
     }
   }
@@ -200,10 +242,17 @@ class Transition {
       auto b = blocked_syscall(tracer_.pid(), tid);
       if (b && b->nr >= 0 && !at_interior(b->pc)) continue;
       auto t0 = Clock::now();
-      tracer_.stop(tid);
-      for (int step = 0; step < 64 && at_interior(arch::pc(tracer_.registers(tid))); ++step)
-        if (!tracer_.single_step(tid, 2000)) break;
-      bool stuck = tracer_.is_traced(tid) && at_interior(arch::pc(tracer_.registers(tid)));
+      auto regs = stop_thread(tid);
+      if (!regs) continue;
+      bool stuck = false;
+      try {
+        for (int step = 0; step < 64 && at_interior(arch::pc(tracer_.registers(tid))); ++step)
+          if (!tracer_.single_step(tid, 2000)) break;
+        stuck = tracer_.is_traced(tid) && at_interior(arch::pc(tracer_.registers(tid)));
+      } catch (const Error&) {
+        if (!process_alive(tracer_.pid())) throw;
+        stuck = false;  // it exited while stepping
+      }
       tracer_.resume(tid);
       result_.stalls_us.push_back(us_since(t0));
       if (stuck) fail("process {}: thread {} stays inside the instructions an entry jump displaces", tracer_.pid(), tid);
@@ -306,14 +355,13 @@ class Transition {
         }
       }
       auto t0 = Clock::now();
-      try {
-        tracer_.stop(tid);
-      } catch (const Error&) {
-        if (!tracer_.is_traced(tid)) continue;  // exited meanwhile
-        throw;
+      auto stopped = stop_thread(tid);
+      if (!stopped) {
+        --total;  // exited meanwhile
+        continue;
       }
       std::optional<std::string> why;
-      arch::Registers regs = tracer_.registers(tid);
+      arch::Registers regs = *stopped;
       if (kind == PerThreadKind::Lazy) {
         uint8_t before[2] = {0, 0};
         memory_.try_read({arch::pc(regs) - 2}, before, 2);
@@ -348,6 +396,7 @@ class Transition {
     std::vector<BusyRange> busy = plan_.new_code;
     busy.push_back(plan_.gates);
     std::string why = move_all(Universe::Old, busy, PerThreadKind::Hybrid, false);
+    if (why.empty()) arm_quiescent(false);
     if (!why.empty())
       throw TransitionStuck(fmt::format("{}, and the roll-back failed too: {}; the transition is left "
                                         "in progress (every thread runs the code of its universe)",
@@ -367,12 +416,14 @@ class Transition {
       for (pid_t tid : tracer_.threads()) {
         if (clean.count(tid)) continue;
         auto t0 = Clock::now();
-        tracer_.stop(tid);
+        auto regs = stop_thread(tid);
+        if (!regs) continue;
         check.forget_memory();
-        why = check.check(tid, tracer_.registers(tid));
+        auto busy_now = check.check(tid, *regs);
         tracer_.resume(tid);
+        if (busy_now) why = busy_now;
         result_.stalls_us.push_back(us_since(t0));
-        if (!why) clean.insert(tid);
+        if (!busy_now) clean.insert(tid);
       }
       adopt_new_threads();  // they start outside the patch: clean
       if (!why) return;

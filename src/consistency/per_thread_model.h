@@ -51,6 +51,9 @@ struct TransitionPlan {
   std::map<uint64_t, uint64_t> gate_of_site;
   TransitionAreaLayout area;
   std::vector<Mapping> maps;        // for system calls run in the target
+  // libgraft-rt's graft_rt_transition_area / _armed, if the process maps it
+  // (graft_quiescent() finds the transition there); 0 otherwise.
+  uint64_t quiescent_area = 0, quiescent_armed = 0;
 };
 
 struct TransitionOptions {

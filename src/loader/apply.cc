@@ -22,6 +22,7 @@
 #include "loader/region.h"
 #include "loader/runtime_binding.h"
 #include "loader/symbol_resolver.h"
+#include "loader/transition_revert.h"
 
 namespace graft {
 
@@ -47,6 +48,7 @@ class ApplyJob {
     for (const auto& r : records_)
       if (r.sha256 == patch_.sha256)
         fail("process {}: patch {} is already applied (state {})", pid_, r.label(), state_name(r.state));
+    refuse_if_in_transition(records_, pid_);
     if (patch_.cumulative) choose_replaced();
 
     per_thread_ = options_.model != "stop";
@@ -380,6 +382,16 @@ class ApplyJob {
     transition_.gates = {{gates, layout_.gates_size}, "the gates of patch " + record_.label()};
     transition_.area = area_;
     transition_.maps = maps_;
+    // graft_quiescent() of the process's libgraft-rt, if it maps one.
+    try {
+      SymbolResolver resolver(objects_, target_, maps_, memory_, pid_);
+      uint64_t area = resolver.resolve("graft_rt_transition_area");
+      uint64_t armed = resolver.resolve("graft_rt_transition_armed");
+      transition_.quiescent_area = area;
+      transition_.quiescent_armed = armed;
+    } catch (const Error&) {
+      // No libgraft-rt: threads move only when graft moves them.
+    }
     return out;
   }
 

@@ -5,6 +5,7 @@
 #pragma once
 #include <sys/types.h>
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -55,6 +56,7 @@ struct ProcessPatches {
   std::vector<PatchRecord> patches;
   std::optional<RuntimeRecord> runtime;  // injected by graft
   std::vector<std::string> problems;
+  std::map<std::string, TransitionStatus> transitions;  // by patch id, for patches in transition
 };
 ProcessPatches list_patches(pid_t pid);
 

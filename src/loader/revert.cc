@@ -13,6 +13,7 @@
 #include "loader/loaded_objects.h"
 #include "loader/operations.h"
 #include "loader/region.h"
+#include "loader/transition_revert.h"
 
 namespace graft {
 
@@ -57,9 +58,21 @@ OperationResult revert_patch(const std::string& which, pid_t pid, const Operatio
     const PatchRecord& rec = find_record(scan.records, which, pid);
     result.patch_id = rec.id;
     result.patch_name = rec.name;
+    refuse_if_in_transition(scan.records, pid, &rec);
+    if (rec.in_transition()) {
+      int driver = revert_during_transition(rec, pid, memory, options.timeout_s);
+      result.notes.push_back(fmt::format("the apply in progress (graft pid {}) reversed its transition: "
+                                         "every thread runs the old code again",
+                                         driver));
+      result.ok = true;
+      result.total_ms = ms_since(start);
+      return result;
+    }
 
     SwitchPlan plan;
     plan.busy.push_back({rec.code(), "the code of patch " + rec.label()});
+    if (rec.per_thread())
+      plan.busy.push_back({{rec.transition.gates, rec.transition.gates_size}, "the gates of patch " + rec.label()});
     for (const auto& f : rec.functions) {
       // Only the active redirection is written; a patch lower in the stack
       // leaves the entry to the one above it.
@@ -130,6 +143,8 @@ ProcessPatches list_patches(pid_t pid) {
   out.patches = std::move(scan.records);
   out.runtime = std::move(scan.runtime);
   out.problems = std::move(scan.problems);
+  for (const auto& r : out.patches)
+    if (r.in_transition()) out.transitions[r.id] = read_transition_status(memory, r);
   return out;
 }
 
