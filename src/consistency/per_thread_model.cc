@@ -53,7 +53,14 @@ class Transition {
     adopt_new_threads();
     auto start = Clock::now();
     // From the first int3 on, gates are reachable: failures must undo.
-    write_live(plan_.to_gates, true);
+    try {
+      write_live(plan_.to_gates, true);
+    } catch (const Error&) {
+      // The entries are as before (write_live undid its int3s), but a thread
+      // that trapped meanwhile may still be in a gate or an old path.
+      if (process_alive(tracer_.pid())) drain({plan_.gates});
+      throw;
+    }
     gates_live_ = true;
     options_.set_state(RecordState::Applying);
     arm_quiescent(true);
@@ -246,9 +253,16 @@ class Transition {
       if (!regs) continue;
       bool stuck = false;
       try {
-        for (int step = 0; step < 64 && at_interior(arch::pc(tracer_.registers(tid))); ++step)
-          if (!tracer_.single_step(tid, 2000)) break;
-        stuck = tracer_.is_traced(tid) && at_interior(arch::pc(tracer_.registers(tid)));
+        // A step that times out leaves the thread running: stop it again.
+        for (int step = 0; step < 64 && tracer_.is_traced(tid); ++step) {
+          tracer_.stop(tid);
+          if (!at_interior(arch::pc(tracer_.registers(tid)))) break;
+          tracer_.single_step(tid, 100000);
+        }
+        if (tracer_.is_traced(tid)) {
+          tracer_.stop(tid);
+          stuck = at_interior(arch::pc(tracer_.registers(tid)));
+        }
       } catch (const Error&) {
         if (!process_alive(tracer_.pid())) throw;
         stuck = false;  // it exited while stepping

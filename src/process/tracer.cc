@@ -172,10 +172,14 @@ void Tracer::handle_event(pid_t got, int status, std::set<pid_t>* pending) {
     // Signal-delivery-stop: deliver it now; our interrupt stays pending.
     // The trap of a single step that outlived its timeout is graft's own,
     // and so is a trap on one of graft's breakpoints.
-    if (sig == SIGTRAP && t.stepping) {
+    // The breakpoint comes first: a thread whose step timed out may hit one
+    // before its step trap is seen, and must still be sent on (si_code
+    // tells an int3 from a step).
+    if (sig == SIGTRAP && redirect_breakpoint(got)) {
       t.stepping = false;
       sig = 0;
-    } else if (sig == SIGTRAP && redirect_breakpoint(got)) {
+    } else if (sig == SIGTRAP && t.stepping) {
+      t.stepping = false;
       sig = 0;
     }
     if (ptrace(PTRACE_CONT, got, nullptr, reinterpret_cast<void*>(static_cast<long>(sig))) != 0 &&

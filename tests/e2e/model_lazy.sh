@@ -2,8 +2,8 @@
 # lazy (kGraft): threads move only at their safe points. A thread blocked in
 # read() and the main thread (blocked reading commands) are moved by graft
 # with a clean stack; a thread that calls graft_quiescent() (libgraft-rt)
-# moves itself. A thread that never blocks keeps a lazy transition waiting
-# until the timeout rolls it back.
+# moves itself. A thread that stays inside work() keeps a lazy transition
+# waiting until the timeout rolls it back.
 source "$(dirname "$0")/common.sh"
 
 build_transition_target -DWITH_RUNTIME
@@ -26,13 +26,15 @@ graft_ok revert fix --pid "$pid"
 expect t wake 7
 assert_untouched "$pid"
 
-# A busy worker is never in a system call: lazy waits for it, then rolls back.
-expect t "load 1" ok
+# A thread held inside work() (spinning, sometimes in sched_yield) is never
+# at a safe point: lazy waits for it, then rolls back.
+expect t hold holding
 rc=0
 graft apply "$T/fix.graft" --pid "$pid" --model lazy --timeout 1.5 || rc=$?
-[[ $rc -eq 1 ]] || fail "lazy apply with a busy worker exited with $rc, expected 1"
-grep -q "FAILED: .*still pending.*lazy: moves when blocked.*rolled back" "$T/graft.out" ||
+[[ $rc -eq 1 ]] || fail "lazy apply with a held thread exited with $rc, expected 1"
+grep -q "FAILED: .*still pending.*rolled back" "$T/graft.out" ||
   fail "unexpected result: $(cat "$T/graft.out")"
 assert_untouched "$pid"
 expect t call 16
+expect t release released
 expect_epoch t old
