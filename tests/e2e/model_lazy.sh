@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # lazy (kGraft): threads move only at their safe points. A thread blocked in
 # read() and the main thread (blocked reading commands) are moved by graft
-# with a clean stack; a thread that calls graft_quiescent() (libgraft-rt)
-# moves itself. A thread that stays inside work() keeps a lazy transition
+# with a clean stack; threads that call graft_quiescent() (libgraft-rt) move
+# themselves: one that spins between calls, and eight that call work() and
+# graft_quiescent() in tight loops during the transition. A thread that stays inside work() keeps a lazy transition
 # waiting until the timeout rolls it back.
 source "$(dirname "$0")/common.sh"
 
@@ -11,6 +12,7 @@ start_target t "$T/transition"
 pid=${TPID[t]}
 expect t sleeper ok
 expect t quiescent ok
+expect t "qload 8" ok  # under load: 8 threads call work() in tight loops
 expect t wake 7
 sleep 0.2
 
@@ -20,7 +22,7 @@ expect t call 17
 expect t wake 8
 moved=$(ask t moved)
 log "graft_quiescent() moved its thread $moved time(s)"
-[[ $moved -ge 1 ]] || fail "the quiescent thread did not move itself"
+[[ $moved -ge 9 ]] || fail "fewer than 9 threads moved themselves in graft_quiescent()"
 expect_epoch t new
 graft_ok revert fix --pid "$pid"
 expect t wake 7

@@ -20,6 +20,8 @@
  *               a system call: only graft_quiescent() can move it under the
  *               lazy model); `moved' = how many
  *               of its graft_quiescent() calls returned 1
+ *   qload N     (with -DWITH_RUNTIME) N workers calling work() and then
+ *               graft_quiescent() in a tight loop
  * Queries:
  *   mark        starts a new epoch; answers its number E
  *   stats E     waits (15 s at most) until 2000 calls started in epoch E;
@@ -140,6 +142,19 @@ static void *quiescent_loop(void *arg) {
   }
   return NULL;
 }
+
+/* A worker of the lazy model under load: a tight loop of work() calls with
+ * a quiescent point after each. */
+static void *quiescent_worker(void *arg) {
+  (void)arg;
+  setpriority(PRIO_PROCESS, (id_t)serve_gettid(), 19);
+  atomic_fetch_add(&looping, 1);
+  for (;;) {
+    one_call(3);
+    if (graft_quiescent()) atomic_fetch_add(&quiescent_moves, 1);
+  }
+  return NULL;
+}
 #endif
 
 static void start(void *(*fn)(void *)) {
@@ -179,6 +194,10 @@ static int handle(const char *cmd, char *reply, size_t n) {
 #ifdef WITH_RUNTIME
   } else if (strcmp(cmd, "quiescent") == 0) {
     start(quiescent_loop);
+    snprintf(reply, n, "ok");
+  } else if (strncmp(cmd, "qload ", 6) == 0) {
+    int k = atoi(cmd + 6);
+    for (int i = 0; i < k; i++) start(quiescent_worker);
     snprintf(reply, n, "ok");
   } else if (strcmp(cmd, "moved") == 0) {
     snprintf(reply, n, "%ld", atomic_load(&quiescent_moves));
