@@ -28,6 +28,7 @@ int build_from_diff(const BuildArgs& args) {
     std::fflush(stderr);
   };
   DiffBuildResult r = build_patch_from_diff(o);
+  r.patch.cumulative |= args.replace;
   Bytes file = serialize_patch(r.patch);
   write_file(output, file);
   Patch written = parse_patch(file, output);

@@ -8,6 +8,7 @@ namespace graft::cli {
 struct BuildArgs {
   std::string source, target, output, name;
   std::vector<std::string> compiler_flags;
+  bool replace = false;  // cumulative patch (atomic replace)
   // --from-diff
   std::string diff, source_dir, build_command = "make", keep_work;
   bool json = false;
