@@ -11,6 +11,8 @@
 #include "builder/target_symbols.h"
 #include "builder/work_tree.h"
 #include "common/error.h"
+#include "differ/change_reasons.h"
+#include "differ/dwarf_facts.h"
 #include "differ/patch_assembly.h"
 #include "differ/target_match.h"
 #include "differ/unit_diff.h"
@@ -28,7 +30,22 @@ struct Unit {
   std::unique_ptr<ObjectView> original, patched;
   std::unique_ptr<UnitDiff> diff;
   std::string mismatch;  // why its original object is not the target's code ("" if it is)
+  std::unique_ptr<DwarfFacts> original_dwarf, patched_dwarf;
 };
+
+// Types whose layout the diff changes: code compiled with the old layout
+// (the functions that stay, the data already in memory) would misread them.
+using LayoutChanges = std::map<std::string, std::pair<std::string, std::set<std::string>>>;
+void layout_changes(const Unit& u, LayoutChanges& changes) {
+  for (const auto& [key, before] : u.original_dwarf->types()) {
+    auto it = u.patched_dwarf->types().find(key);
+    if (it == u.patched_dwarf->types().end()) continue;
+    std::string d = layout_difference(before, it->second);
+    if (d.empty()) continue;
+    changes[key].first = d;
+    changes[key].second.insert(u.source);
+  }
+}
 
 std::unique_ptr<ObjectView> view_of(const std::string& path, const std::string& display,
                                     const std::string& source) {
@@ -61,10 +78,12 @@ DiffBuildResult build_patch_from_diff(const DiffBuildOptions& o) {
 
   WorkTree work(o.source, o.work_dir, o.progress);
   DiffBuildResult result;
+  bool building = true;  // a failed build leaves its work directory for the post-mortem
   try {
     work.build_original(o.build_command);
     auto touched = work.apply_diff(o.diff);
     work.build_patched(o.build_command, touched);
+    building = false;
 
     std::vector<std::unique_ptr<Unit>> units;
     for (auto& objects : work.changed_units()) {
@@ -74,6 +93,8 @@ DiffBuildResult build_patch_from_diff(const DiffBuildOptions& o) {
       u->patched = view_of(objects.record.object, obj + " (patched)", u->source);
       if (!objects.original.empty()) u->original = view_of(objects.original, obj + " (original)", u->source);
       u->diff = std::make_unique<UnitDiff>(u->original.get(), *u->patched);
+      u->patched_dwarf = std::make_unique<DwarfFacts>(objects.record.object);
+      if (!objects.original.empty()) u->original_dwarf = std::make_unique<DwarfFacts>(objects.original);
       u->objects = std::move(objects);
       units.push_back(std::move(u));
     }
@@ -86,10 +107,12 @@ DiffBuildResult build_patch_from_diff(const DiffBuildOptions& o) {
     std::vector<Unit*> chosen;
     std::vector<const UnitDiff*> all_diffs;
     std::set<std::string> refusals;
+    LayoutChanges layouts;
     for (auto& [source, candidates] : by_source) {
       Unit* pick = nullptr;
       for (Unit* u : candidates) {
         for (const auto& r : u->diff->refusals()) refusals.insert(r);
+        if (u->original) layout_changes(*u, layouts);
         if (!u->original) {
           all_diffs.push_back(u->diff.get());
           continue;
@@ -110,6 +133,13 @@ DiffBuildResult build_patch_from_diff(const DiffBuildOptions& o) {
                "command that did (--build)",
                o.target, o.source, u->mismatch, u->objects.record.object);
     }
+    for (const auto& [type, change] : layouts) {
+      std::string units;
+      for (const auto& s : change.second) units += (units.empty() ? "" : ", ") + s;
+      refusals.insert(fmt::format("{} changes layout ({}; in {}): the running code and its data use "
+                                  "the original layout",
+                                  type, change.first, units));
+    }
     if (!refusals.empty()) {
       std::string all;
       for (const auto& r : refusals) all += (all.empty() ? "" : "; ") + r;
@@ -121,8 +151,8 @@ DiffBuildResult build_patch_from_diff(const DiffBuildOptions& o) {
            o.diff, o.target, units.size());
 
     PatchAssembler assembler(all_diffs);
-    std::set<std::string> touched_files;
-    for (const auto& f : touched) touched_files.insert(f.path);
+    std::map<const UnitDiff*, const Unit*> unit_of;
+    for (auto& u : units) unit_of[u->diff.get()] = u.get();
     for (Unit* u : chosen)
       for (size_t p : u->diff->changed_functions()) assembler.replace(*u->diff, p);
     RelocatableObject object = assembler.finish();
@@ -137,9 +167,9 @@ DiffBuildResult build_patch_from_diff(const DiffBuildOptions& o) {
         const Piece& q = f.unit->original()->pieces()[*f.unit->original_of(f.piece)];
         r.symbol = q.name;
         r.file = q.local ? (q.file.empty() ? r.unit : q.file) : "";
-        bool direct = touched_files.count(r.unit) > 0;
-        r.reason = direct ? "changed directly" : "inlined change";
-        if (!direct) r.detail = "a file it includes changed";
+        ChangeReason why = reason_for(p.name, *unit_of.at(f.unit)->patched_dwarf, touched);
+        r.reason = why.reason;
+        r.detail = why.detail;
       } else {
         r.symbol = p.name;
         r.reason = "new function";
@@ -153,8 +183,8 @@ DiffBuildResult build_patch_from_diff(const DiffBuildOptions& o) {
         "instructions (relocated fields aside) as in the objects built from {}",
         o.target, result.patch.functions.size(), o.source));
   } catch (...) {
-    if (!o.work_dir.empty()) throw;
-    work.keep();  // for the post-mortem: the error says where
+    if (!o.work_dir.empty() || !building) throw;
+    work.keep();
     o.progress("work directory kept: " + work.root());
     throw;
   }

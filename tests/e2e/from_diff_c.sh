@@ -4,6 +4,7 @@
 # in two units, adds a string literal and a static variable, and changes a
 # static function whose name exists in both units (only stock.c's is
 # replaced). The patch applies live and reverts.
+# ctest-timeout: 300
 source "$(dirname "$0")/common.sh"
 
 shop_tree "$T/shop"

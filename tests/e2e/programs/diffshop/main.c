@@ -23,7 +23,10 @@ static int handle(const char *cmd, char *reply, size_t n) {
   else if (strcmp(cmd, "audit") == 0) snprintf(reply, n, "%ld", audit_fn());
   else if (strncmp(cmd, "level", 5) == 0) snprintf(reply, n, "%d", level_fn((int)arg));
   else if (strncmp(cmd, "value", 5) == 0) snprintf(reply, n, "%ld", value_fn(arg));
-  else if (strcmp(cmd, "count") == 0) snprintf(reply, n, "%d", count_fn(&it));
+  else if (strncmp(cmd, "discount", 8) == 0) {
+    set_discount((int)arg);
+    snprintf(reply, n, "ok");
+  } else if (strcmp(cmd, "count") == 0) snprintf(reply, n, "%d", count_fn(&it));
   else return 0;
   return 1;
 }

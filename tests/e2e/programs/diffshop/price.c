@@ -2,6 +2,8 @@
 
 static int discount = 10; /* percent */
 
+void set_discount(int percent) { discount = percent; }
+
 /* A static function; stock.c has another one of the same name. */
 static __attribute__((noinline)) long clamp(long v) { return v < 0 ? 0 : v; }
 

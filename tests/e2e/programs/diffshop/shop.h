@@ -11,6 +11,7 @@ struct item {
 static inline long scale(long v, long percent) { return v * percent / 100; }
 
 long price_after_discount(long cents);
+void set_discount(int percent);
 long price_with_tax(long cents);
 const char *currency(void);
 long audit(void);
