@@ -42,6 +42,16 @@ std::string tracer_of(pid_t pid, pid_t tid) {
   }
 }
 
+long tracer_pid(pid_t pid, pid_t tid) {
+  try {
+    std::string status = read_text_file(fmt::format("/proc/{}/task/{}/status", pid, tid));
+    auto at = status.find("TracerPid:");
+    return at == std::string::npos ? 0 : std::strtol(status.c_str() + at + 10, nullptr, 10);
+  } catch (const Error&) {
+    return 0;
+  }
+}
+
 }  // namespace
 
 std::vector<pid_t> list_threads(pid_t pid) {
@@ -99,21 +109,31 @@ Tracer::~Tracer() {
 
 bool Tracer::seize(pid_t tid) {
   long options = trace_clones_ ? PTRACE_O_TRACECLONE : 0;
-  if (ptrace(PTRACE_SEIZE, tid, nullptr, reinterpret_cast<void*>(options)) == 0) {
-    threads_[tid] = {};
-    return true;
-  }
-  int err = errno;
-  if (err == ESRCH) return false;  // exited meanwhile
-  if (err == EPERM) {
-    std::string tracer = tracer_of(pid_, tid);
-    if (!tracer.empty())
+  for (int attempt = 0;; ++attempt) {
+    if (ptrace(PTRACE_SEIZE, tid, nullptr, reinterpret_cast<void*>(options)) == 0) {
+      threads_[tid] = {};
+      return true;
+    }
+    int err = errno;
+    if (err == ESRCH) return false;  // exited meanwhile
+    if (err != EPERM) fail("process {}: cannot trace thread {}: {}", pid_, tid, errno_text(err));
+    long tracer = tracer_pid(pid_, tid);
+    if (tracer == getpid() && trace_clones_) {
+      // Created since and attached by PTRACE_O_TRACECLONE: its first stop
+      // is on the way.
+      threads_[tid] = {false, false, false, true};
+      return true;
+    }
+    if (tracer > 0)
       fail("process {} is already traced by process {}; graft will not patch a process under a "
            "debugger or another graft",
-           pid_, tracer);
-    fail("process {}: no permission to trace it", pid_);
+           pid_, tracer_of(pid_, tid));
+    // The kernel also answers EPERM for a thread that is exiting.
+    if (!process_alive(pid_) || access(fmt::format("/proc/{}/task/{}", pid_, tid).c_str(), F_OK) != 0)
+      return false;
+    if (attempt >= 50) fail("process {}: no permission to trace it", pid_);
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
-  fail("process {}: cannot trace thread {}: {}", pid_, tid, errno_text(err));
 }
 
 std::vector<pid_t> Tracer::threads() const {
