@@ -5,6 +5,7 @@
 
 #include "common/clock.h"
 #include "common/error.h"
+#include "common/fault_point.h"
 
 namespace graft {
 
@@ -21,7 +22,10 @@ void write_sites(const ProcessMemory& memory, const SwitchPlan& plan, pid_t pid)
   }
   size_t done = 0;
   try {
-    for (; done < plan.writes.size(); ++done) memory.write(plan.writes[done].site, plan.writes[done].bytes);
+    for (; done < plan.writes.size(); ++done) {
+      memory.write(plan.writes[done].site, plan.writes[done].bytes);
+      fault_point("entry-written");
+    }
   } catch (...) {
     for (size_t i = 0; i < done; ++i) memory.write(plan.writes[i].site, plan.writes[i].expected);
     throw;
@@ -92,6 +96,8 @@ void run_stop_model(Tracer& tracer, const ProcessMemory& memory, const SwitchPla
     }
     if (!busy) {
       try {
+        fault_point("stopped");
+        if (options.before_writes) options.before_writes();
         write_sites(memory, plan, tracer.pid());
         while_stopped();
       } catch (...) {

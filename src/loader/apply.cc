@@ -8,6 +8,7 @@
 #include "arch/x86_64/relocation.h"
 #include "common/clock.h"
 #include "common/error.h"
+#include "common/fault_point.h"
 #include "common/realtime_priority.h"
 #include "consistency/stop_model.h"
 #include "loader/loaded_objects.h"
@@ -31,6 +32,7 @@ class ApplyJob {
       : patch_(patch), pid_(pid), options_(options), result_(result), memory_(pid) {}
 
   void run() {
+    recover_before(pid_, options_, result_);
     maps_ = read_maps(pid_);
     objects_ = loaded_objects(pid_, maps_, build_ids_);
     target_ = find_target();
@@ -47,18 +49,27 @@ class ApplyJob {
 
     Tracer tracer(pid_);
     create_region(tracer, memory_, maps_, layout_, patch_.id());
+    fault_point("region-created");
     tracer.resume_all();
     try {
+      // The record first: from here on, a later graft knows what this
+      // region is, even if this one dies (see recovery.h).
       record_.state = RecordState::Loading;
       memory_.write({layout_.address}, encode_record(record_));
+      fault_point("record-written");
       memory_.write({layout_.address + layout_.image_offset}, image);
+      fault_point("image-written");
       StopOptions stop;
       stop.timeout_s = options_.timeout_s;
       result_.threads = tracer.thread_count();
       SwitchResult s;
       try {
         run_stop_model(tracer, memory_, plan_, stop,
-                       [&] { write_record_state(memory_, record_, RecordState::Active); }, s);
+                       [&] {
+                         write_record_state(memory_, record_, RecordState::Active);
+                         fault_point("applied");
+                       },
+                       s);
       } catch (...) {
         report(s);
         throw;
