@@ -173,11 +173,6 @@ void Tracer::wait_for_stops(std::vector<pid_t> tids) {
       pending.erase(got);
     } else if (event == 0) {
       // Signal-delivery-stop: deliver it now; our interrupt stays pending.
-      // The trap of a single step that outlived its timeout is graft's own.
-      if (sig == SIGTRAP && threads_[got].stepping) {
-        threads_[got].stepping = false;
-        sig = 0;
-      }
       if (ptrace(PTRACE_CONT, got, nullptr, reinterpret_cast<void*>(static_cast<long>(sig))) != 0 &&
           errno == ESRCH) {
         forget(got);
@@ -297,26 +292,6 @@ bool Tracer::wait_thread(pid_t tid, int* status, long timeout_us) {
       fail("process {} exited", pid_);
     }
     if (timeout_us >= 0 && waited + slice >= timeout_us) return false;
-  }
-}
-
-bool Tracer::single_step(pid_t tid, long timeout_us) {
-  for (;;) {
-    if (ptrace(PTRACE_SINGLESTEP, tid, nullptr, nullptr) != 0)
-      fail("process {}: cannot single-step thread {}: {}", pid_, tid, errno_text(errno));
-    fault_point("single-step");
-    int status = 0;
-    if (!wait_thread(tid, &status, timeout_us)) {
-      threads_[tid].stopped = false;
-      threads_[tid].stepping = true;
-      return false;
-    }
-    int sig = WSTOPSIG(status);
-    if ((status >> 16) == 0 && sig == SIGTRAP) return true;
-    if ((status >> 16) == 0) {
-      // Another signal arrived before the instruction ran: hold it back.
-      held_signals_.push_back({tid, sig});
-    }
   }
 }
 

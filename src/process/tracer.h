@@ -42,15 +42,11 @@ class Tracer {
 
   arch::Registers registers(pid_t tid) const;
   void set_registers(pid_t tid, const arch::Registers& regs);
-  // Executes one instruction of a stopped thread. Signals that arrive
-  // meanwhile are held back and re-sent when graft detaches. Returns false
-  // if the step did not complete within `timeout_us`: the thread then
-  // counts as running, and the next stop absorbs the step's trap.
-  bool single_step(pid_t tid, long timeout_us = -1);
   // Runs the system call the registers describe (pc at a `syscall`) on a
   // stopped thread, through syscall-entry and syscall-exit stops (no trap
   // flag: if graft dies meanwhile, the thread is not killed by a SIGTRAP).
   // Returns the registers at the exit; the thread stays stopped there.
+  // Signals that arrive meanwhile are held back and re-sent at detach.
   arch::Registers run_syscall(pid_t tid, const arch::Registers& regs);
   uint64_t signal_mask(pid_t tid) const;
   Bytes extended_state(pid_t tid) const;  // the XSAVE image (NT_X86_XSTATE)
@@ -62,7 +58,6 @@ class Tracer {
   struct Thread {
     bool stopped = false;
     bool group_stopped = false;  // stopped by job control, not by us
-    bool stepping = false;       // a single-step trap is still to come
   };
   bool seize(pid_t tid);
   void interrupt(pid_t tid);
