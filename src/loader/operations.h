@@ -29,6 +29,10 @@ struct OperationResult {
   size_t threads = 0;
   // Repairs of an earlier, interrupted graft done first (see recovery.h).
   std::vector<std::string> recovered;
+  // Said to the operator even on success: a callback that crashed after
+  // the switch, the runtime that was injected, patches a cumulative one
+  // replaced.
+  std::vector<std::string> notes;
 };
 
 OperationResult apply_patch(const Patch& patch, pid_t pid, const OperationOptions& options);
@@ -41,6 +45,7 @@ struct ProcessPatches {
   std::vector<PatchRecord> patches;
   std::vector<size_t> redirected;  // per patch: entries that lead to it now
   bool traced = false;             // a debugger or a graft is attached now
+  std::optional<RuntimeRecord> runtime;  // injected by graft
   std::vector<std::string> problems;
 };
 ProcessPatches list_patches(pid_t pid);

@@ -49,8 +49,13 @@ json to_json(const PatchRecord& r) {
                    {"original", to_hex(f.original)},
                    {"redirect", to_hex(f.redirect)},
                    {"cold_parts", ranges_json(f.cold_parts)}});
+  json cbs = json::array();
+  for (const auto& c : r.callbacks)
+    cbs.push_back({{"kind", callback_kind_name(c.kind)}, {"function", c.function}, {"address", c.address}});
   return {{"id", r.id},
           {"name", r.name},
+          {"callbacks", cbs},
+          {"cumulative", r.cumulative},
           {"sha256", r.sha256},
           {"target_path", r.target_path},
           {"build_id", r.build_id},
@@ -115,10 +120,80 @@ PatchRecord from_json(const json& j, const Mapping& region, const Header& h,
     if (!r.code().contains(x.replacement)) fail("function {}: replacement outside the patch", x.symbol);
     r.functions.push_back(std::move(x));
   }
+  // Absent from records of a graft that predates callbacks.
+  if (j.contains("callbacks")) {
+    for (const auto& c : j.at("callbacks")) {
+      CallbackRecord x;
+      std::string kind = c.at("kind").get<std::string>();
+      bool known = false;
+      for (auto k : {Callback::Kind::PrePatch, Callback::Kind::PostPatch, Callback::Kind::PreUnpatch,
+                     Callback::Kind::PostUnpatch})
+        if (kind == callback_kind_name(k)) {
+          x.kind = k;
+          known = true;
+        }
+      if (!known) fail("unknown callback kind {}", kind);
+      x.function = c.at("function").get<std::string>();
+      x.address = c.at("address").get<uint64_t>();
+      if (!r.code().contains(x.address)) fail("callback {}: outside the patch's code", x.function);
+      r.callbacks.push_back(std::move(x));
+    }
+  }
+  if (j.contains("cumulative")) r.cumulative = j.at("cumulative").get<bool>();
+  return r;
+}
+
+json to_json(const RuntimeRecord& r) {
+  json ex = json::object();
+  for (const auto& [name, addr] : r.exports) ex[name] = addr;
+  return {{"kind", "runtime"},     {"sha256", r.sha256},           {"region_size", r.region_size},
+          {"image_base", r.image_base}, {"code_size", r.code_size}, {"exports", ex},
+          {"installed_at", r.installed_at}, {"graft_pid", r.graft_pid}};
+}
+
+RuntimeRecord runtime_from_json(const json& j, const Mapping& region, const std::vector<Mapping>& maps) {
+  RuntimeRecord r;
+  r.region_start = region.start;
+  r.sha256 = j.at("sha256").get<std::string>();
+  r.region_size = j.at("region_size").get<uint64_t>();
+  r.image_base = j.at("image_base").get<uint64_t>();
+  r.code_size = j.at("code_size").get<uint64_t>();
+  r.installed_at = j.at("installed_at").get<int64_t>();
+  r.graft_pid = j.at("graft_pid").get<pid_t>();
+  uint64_t mapped_end = region.start;
+  for (const auto& m : maps)
+    if (m.path == region.path && m.start == mapped_end) mapped_end = m.end;
+  if (r.region_size != mapped_end - region.start) fail("region size does not match its mapping");
+  if (r.image_base < region.start || r.code_size > r.region_size ||
+      r.image_base - region.start > r.region_size - r.code_size)
+    fail("code lies outside the region");
+  for (const auto& [name, addr] : j.at("exports").items()) {
+    uint64_t a = addr.get<uint64_t>();
+    if (a < r.image_base || a - r.image_base >= r.code_size)
+      fail("runtime function {} lies outside its code", name);
+    r.exports[name] = a;
+  }
   return r;
 }
 
 }  // namespace
+
+uint64_t runtime_record_pages(const RuntimeRecord& r) {
+  return page_round_up(kHeaderSize + to_json(r).dump().size());
+}
+
+Bytes encode_runtime_record(const RuntimeRecord& r) {
+  std::string text = to_json(r).dump();
+  Header h{};
+  std::memcpy(h.magic, kMagic, 8);
+  h.version = kVersion;
+  h.state = static_cast<uint32_t>(RecordState::Active);
+  h.seq = 0;
+  h.json_size = text.size();
+  Bytes out(reinterpret_cast<const uint8_t*>(&h), reinterpret_cast<const uint8_t*>(&h) + kHeaderSize);
+  out.insert(out.end(), text.begin(), text.end());
+  return out;
+}
 
 std::string state_name(RecordState s) {
   switch (s) {
@@ -167,7 +242,12 @@ RecordScan read_records(pid_t pid, const std::vector<Mapping>& maps, const Proce
       Bytes text = memory.read({m.start + kHeaderSize}, h.json_size);
       json j = json::parse(text.begin(), text.end(), nullptr, false);
       if (j.is_discarded() || !j.is_object()) fail("record is not valid JSON");
-      scan.records.push_back(from_json(j, m, h, maps));
+      if (j.contains("kind") && j.at("kind") == "runtime") {
+        if (scan.runtime) fail("a second graft runtime region");
+        scan.runtime = runtime_from_json(j, m, maps);
+      } else {
+        scan.records.push_back(from_json(j, m, h, maps));
+      }
     } catch (const std::exception& e) {
       scan.problems.push_back(
           fmt::format("process {}: graft region at {:#x} has an invalid record: {}", pid, m.start, e.what()));

@@ -8,6 +8,7 @@
 #include "common/error.h"
 #include "common/realtime_priority.h"
 #include "common/file.h"
+#include "loader/callbacks.h"
 #include "loader/loaded_objects.h"
 #include "loader/operations.h"
 #include "loader/recovery.h"
@@ -46,9 +47,23 @@ OperationResult revert_patch(const std::string& which, pid_t pid, const Operatio
 
     Tracer tracer(pid);
     result.threads = tracer.thread_count();
+    // pre_unpatch cannot veto (as in the kernel): a failure is reported and
+    // the revert goes on, as the operator asked.
+    bool active = rec.state == RecordState::Active;
+    if (active)
+      if (auto run = run_callback(tracer, memory, rec, Callback::Kind::PreUnpatch, options.timeout_s);
+          run && !run->ok())
+        result.notes.push_back(run->describe(Callback::Kind::PreUnpatch, rec));
+    // post_unpatch: after the switch back, while the code is still mapped.
+    auto post_unpatch = [&] {
+      if (active)
+        if (auto run = run_callback(tracer, memory, rec, Callback::Kind::PostUnpatch, options.timeout_s);
+            run && !run->ok())
+          result.notes.push_back(run->describe(Callback::Kind::PostUnpatch, rec));
+    };
     SwitchResult s;
     try {
-      unload_patch(tracer, memory, maps, scan.records, rec, options, s);
+      unload_patch(tracer, memory, maps, scan.records, rec, options, s, nullptr, post_unpatch);
     } catch (...) {
       result.pause_ms = s.pause_ms;
       result.max_pause_ms = s.max_pause_ms;
@@ -94,6 +109,7 @@ ProcessPatches list_patches(pid_t pid) {
   ProcessMemory memory(pid);
   auto scan = read_records(pid, maps, memory);
   out.patches = std::move(scan.records);
+  out.runtime = std::move(scan.runtime);
   out.problems = std::move(scan.problems);
   for (const auto& r : out.patches) {
     size_t n = 0;

@@ -9,7 +9,8 @@ namespace graft {
 
 void unload_patch(Tracer& tracer, const ProcessMemory& memory, const std::vector<Mapping>& maps,
                   const std::vector<PatchRecord>& records, const PatchRecord& rec,
-                  const OperationOptions& options, SwitchResult& s, size_t* redirected) {
+                  const OperationOptions& options, SwitchResult& s, size_t* redirected,
+                  const std::function<void()>& after_switch) {
   SwitchPlan plan;
   plan.busy.push_back({rec.code(), "the code of patch " + rec.label()});
   for (const auto& f : rec.functions) {
@@ -40,6 +41,7 @@ void unload_patch(Tracer& tracer, const ProcessMemory& memory, const std::vector
     if (marked) write_record_state(memory, rec, rec.state);
     throw;
   }
+  if (after_switch) after_switch();
   // No thread is in the patch's code and nothing leads there any more.
   remove_region(tracer, memory, maps, rec.region_start, rec.region_size);
   fault_point("region-removed");
