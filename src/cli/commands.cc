@@ -169,7 +169,8 @@ int info(const std::string& path, bool as_json) {
       fmt::print("  {} ({})\n", e.name,
                  e.where == ExternalSymbol::Where::Target
                      ? (e.file.empty() ? std::string("target") : "target, static in " + e.file)
-                     : std::string("loaded library"));
+                     : is_runtime_function(e.name) ? std::string("graft runtime")
+                                                   : std::string("loaded library"));
   }
   return 0;
 }
