@@ -158,6 +158,13 @@ DiffBuildResult build_patch_from_diff(const DiffBuildOptions& o) {
     RelocatableObject object = assembler.finish();
     std::string abs = fs::absolute(o.target).lexically_normal().string();
     result.patch = link_patch_object(object, target, abs, o.name);
+    for (const auto& e : result.patch.externals) {
+      auto it = assembler.expected_in_target().find(e.name);
+      if (e.where == ExternalSymbol::Where::Library && it != assembler.expected_in_target().end())
+        fail("{} has no symbol `{}', which the original build defines in {} and the patch uses; "
+             "was it removed at link time (--gc-sections, LTO), or is this another build?",
+             o.target, e.name, it->second);
+    }
 
     for (const auto& f : assembler.functions()) {
       const Piece& p = f.unit->patched().pieces()[f.piece];

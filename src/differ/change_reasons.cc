@@ -22,15 +22,27 @@ const DiffFile* diff_file(const std::vector<DiffFile>& diff, const std::string& 
   return nullptr;
 }
 
-bool changed_in_diff(const DeclaredFunction& fn, const DwarfFacts& facts, const std::vector<DiffFile>& diff) {
-  const DiffFile* f = diff_file(diff, fn.file);
-  if (!f || fn.line <= 0) return false;
+// The source span of a function: from its declaration to the next function
+// declared in the same file.
+std::pair<int, int> span(const DeclaredFunction& fn, const DwarfFacts& facts) {
   int end = INT_MAX;
   for (const auto& other : facts.functions())
     if (other.file == fn.file && other.line > fn.line && other.line < end) end = other.line;
+  return {fn.line, end};
+}
+
+bool changed_in_diff(const DeclaredFunction& fn, const DwarfFacts& facts, const std::vector<DiffFile>& diff) {
+  const DiffFile* f = diff_file(diff, fn.file);
+  if (!f || fn.line <= 0) return false;
+  auto [begin, end] = span(fn, facts);
   for (int line : f->changed_lines)
-    if (line >= fn.line && line < end) return true;
+    if (line >= begin && line < end) return true;
   return false;
+}
+
+bool is_changed_line(const std::vector<DiffFile>& diff, const std::string& file, int line) {
+  const DiffFile* f = diff_file(diff, file);
+  return f && std::find(f->changed_lines.begin(), f->changed_lines.end(), line) != f->changed_lines.end();
 }
 
 std::string where(const DeclaredFunction& fn) {
@@ -54,6 +66,23 @@ ChangeReason reason_for(const std::string& symbol, const DwarfFacts& facts, cons
     std::string list;
     for (const auto& v : via) list += (list.empty() ? "" : ", ") + v;
     return {"inlined change", "inlines " + list};
+  }
+  // Changed lines its code comes from, outside its own span: inlined code
+  // whose function DWARF does not place (a lambda's body, say).
+  std::vector<std::string> lines;
+  for (const auto& [file, line] : facts.code_lines(symbol)) {
+    if (self && diff_file(diff, file) == diff_file(diff, self->file)) {
+      auto [begin, end] = span(*self, facts);
+      if (line >= begin && line < end) continue;
+    }
+    if (!is_changed_line(diff, file, line)) continue;
+    std::string s = where({"", "", file, line});
+    if (std::find(lines.begin(), lines.end(), s) == lines.end()) lines.push_back(s);
+  }
+  if (!lines.empty()) {
+    std::string list;
+    for (const auto& l : lines) list += (list.empty() ? "" : ", ") + l;
+    return {"inlined change", "inlines changed code of " + list};
   }
   return {"changed", "its own source did not change: it depends on something that did (a constant, "
                      "a callee's interface, a type)"};

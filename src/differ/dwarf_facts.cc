@@ -5,6 +5,8 @@
 #include <elfutils/libdwfl.h>
 #include <fmt/format.h>
 
+#include <gelf.h>
+
 #include <functional>
 
 namespace graft {
@@ -29,11 +31,6 @@ DeclaredFunction declared(Dwarf_Die* die) {
   if (const char* file = dwarf_decl_file(die)) f.file = file;
   dwarf_decl_line(die, &f.line);
   return f;
-}
-
-std::string base_symbol(const std::string& symbol) {
-  auto dot = symbol.find('.');
-  return dot == std::string::npos ? symbol : symbol.substr(0, dot);
 }
 
 uint64_t type_size(Dwarf_Die* type) {
@@ -83,6 +80,10 @@ DwarfFacts::DwarfFacts(const std::string& path) {
     dwfl_end(dwfl);
     return;
   }
+  struct Range {
+    Dwarf_Addr start, end, function;
+  };
+  std::vector<Range> ranges;  // of the functions of the current unit
   // The inlined calls under a function's concrete DIE.
   std::function<void(Dwarf_Die*, std::vector<DeclaredFunction>&)> collect_inlined =
       [&](Dwarf_Die* die, std::vector<DeclaredFunction>& out) {
@@ -106,17 +107,14 @@ DwarfFacts::DwarfFacts(const std::string& path) {
           functions_.push_back(f);
         else if (dwarf_attr(&child, DW_AT_specification, &a) && f.line > 0)
           functions_.push_back(f);  // a C++ member function defined out of its class
-        if (has_code(&child)) {
-          std::vector<DeclaredFunction> in;
-          collect_inlined(&child, in);
-          if (!f.name.empty()) {
-            auto& v = inlined_[f.name];
-            v.insert(v.end(), in.begin(), in.end());
-          }
-          if (!f.linkage_name.empty()) {
-            auto& v = inlined_[f.linkage_name];
-            v.insert(v.end(), in.begin(), in.end());
-          }
+        Dwarf_Addr low = 0;
+        if (has_code(&child) && dwarf_lowpc(&child, &low) == 0) {
+          Concrete& c = concrete_[low];
+          c.self = f;
+          collect_inlined(&child, c.inlined);
+          Dwarf_Addr base, start, end;
+          ptrdiff_t off = 0;
+          while ((off = dwarf_ranges(&child, off, &base, &start, &end)) > 0) ranges.push_back({start, end, low});
         }
       } else if (tag == DW_TAG_structure_type || tag == DW_TAG_union_type || tag == DW_TAG_class_type) {
         const char* n = dwarf_diename(&child);
@@ -138,22 +136,54 @@ DwarfFacts::DwarfFacts(const std::string& path) {
     } while (dwarf_siblingof(&child, &child) == 0);
   };
   Dwarf_Die* cu = nullptr;
-  while ((cu = dwfl_module_nextcu(mod, cu, &bias))) walk(cu);
+  while ((cu = dwfl_module_nextcu(mod, cu, &bias))) {
+    ranges.clear();
+    walk(cu);
+    // Which function's code each line-table row belongs to.
+    Dwarf_Lines* lines = nullptr;
+    size_t n = 0;
+    if (dwarf_getsrclines(cu, &lines, &n) != 0) continue;
+    for (size_t i = 0; i < n; ++i) {
+      Dwarf_Line* line = dwarf_onesrcline(lines, i);
+      Dwarf_Addr addr;
+      int lineno;
+      const char* file = dwarf_linesrc(line, nullptr, nullptr);
+      if (!line || dwarf_lineaddr(line, &addr) != 0 || dwarf_lineno(line, &lineno) != 0 || !file || lineno <= 0)
+        continue;
+      for (const auto& r : ranges)
+        if (addr >= r.start && addr < r.end) concrete_[r.function].lines.push_back({file, lineno});
+    }
+  }
+  int count = dwfl_module_getsymtab(mod);
+  for (int i = 1; i < count; ++i) {
+    GElf_Sym sym;
+    GElf_Addr addr = 0;
+    const char* name = dwfl_module_getsym_info(mod, i, &sym, &addr, nullptr, nullptr, nullptr);
+    if (name && GELF_ST_TYPE(sym.st_info) == STT_FUNC && sym.st_shndx != SHN_UNDEF) symbol_address_[name] = addr;
+  }
   dwfl_end(dwfl);
 }
 
+const DwarfFacts::Concrete* DwarfFacts::concrete(const std::string& symbol) const {
+  auto a = symbol_address_.find(symbol);
+  if (a == symbol_address_.end()) return nullptr;
+  auto c = concrete_.find(a->second);
+  return c == concrete_.end() ? nullptr : &c->second;
+}
+
 std::vector<DeclaredFunction> DwarfFacts::inlined_into(const std::string& symbol) const {
-  auto it = inlined_.find(base_symbol(symbol));
-  return it == inlined_.end() ? std::vector<DeclaredFunction>{} : it->second;
+  const Concrete* c = concrete(symbol);
+  return c ? c->inlined : std::vector<DeclaredFunction>{};
 }
 
 const DeclaredFunction* DwarfFacts::declaration_of(const std::string& symbol) const {
-  std::string base = base_symbol(symbol);
-  for (const auto& f : functions_)
-    if (f.linkage_name == base) return &f;
-  for (const auto& f : functions_)
-    if (f.name == base && f.linkage_name.empty()) return &f;
-  return nullptr;
+  const Concrete* c = concrete(symbol);
+  return c && c->self.line > 0 ? &c->self : nullptr;
+}
+
+std::vector<std::pair<std::string, int>> DwarfFacts::code_lines(const std::string& symbol) const {
+  const Concrete* c = concrete(symbol);
+  return c ? c->lines : std::vector<std::pair<std::string, int>>{};
 }
 
 std::string layout_difference(const TypeLayout& a, const TypeLayout& b) {

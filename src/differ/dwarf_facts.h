@@ -31,15 +31,25 @@ class DwarfFacts {
   bool empty() const { return functions_.empty(); }
   // Declared (defined) functions of every file, in no order.
   const std::vector<DeclaredFunction>& functions() const { return functions_; }
-  // The functions inlined into the out-of-line copies of `symbol` (GCC clone
-  // suffixes ignored), found by name or linkage name.
+  // For the function at symbol `symbol' (found by its address): the
+  // functions inlined into it, its declaration, and every source line its
+  // code comes from (file, line), inlined code included.
   std::vector<DeclaredFunction> inlined_into(const std::string& symbol) const;
   const DeclaredFunction* declaration_of(const std::string& symbol) const;
+  std::vector<std::pair<std::string, int>> code_lines(const std::string& symbol) const;
   const std::map<std::string, TypeLayout>& types() const { return types_; }
 
  private:
+  struct Concrete {
+    DeclaredFunction self;
+    std::vector<DeclaredFunction> inlined;
+    std::vector<std::pair<std::string, int>> lines;
+  };
+  const Concrete* concrete(const std::string& symbol) const;
+
   std::vector<DeclaredFunction> functions_;
-  std::map<std::string, std::vector<DeclaredFunction>> inlined_;  // by name and by linkage name
+  std::map<std::string, uint64_t> symbol_address_;  // functions, as laid out by libdwfl
+  std::map<uint64_t, Concrete> concrete_;           // by entry address
   std::map<std::string, TypeLayout> types_;                        // "struct item" -> layout
 };
 

@@ -118,6 +118,7 @@ uint32_t PatchAssembler::map_symbol(const UnitDiff& u, const ElfRela& r, int64_t
   const Piece& o = u.original()->pieces()[*u.original_of(*pl.piece)];
   if (p.tls) fail("{}: refers to thread-local `{}', which graft cannot patch", v.source(), p.name);
   *addend = pl.offset;
+  expected_.emplace(o.name, u.original()->source());
   return external(o.name, o.local ? (o.file.empty() ? u.original()->source() : o.file) : "");
 }
 

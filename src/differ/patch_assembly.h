@@ -32,6 +32,9 @@ class PatchAssembler {
   RelocatableObject finish();
 
   const std::vector<IncludedFunction>& functions() const { return functions_; }
+  // Symbols the original build defines that the patch refers to in the
+  // target: the target must have every one of them.
+  const std::map<std::string, std::string>& expected_in_target() const { return expected_; }
   // New variables the patch allocates (they start at their initial value).
   const std::vector<std::string>& new_variables() const { return new_variables_; }
 
@@ -54,6 +57,7 @@ class PatchAssembler {
   std::deque<Key> pending_;                   // included sections whose relocations are not copied yet
   std::vector<IncludedFunction> functions_;
   std::vector<std::string> new_variables_;
+  std::map<std::string, std::string> expected_;  // name -> unit
 };
 
 }  // namespace graft
