@@ -235,15 +235,14 @@ class Transition {
     }
   }
 
-  bool at_interior(uint64_t pc) const {
-    return std::find(plan_.interior.begin(), plan_.interior.end(), pc) != plan_.interior.end();
-  }
+  bool at_interior(uint64_t pc) const { return plan_.interior.count(pc) != 0; }
 
   // With int3 at every site, no thread can start the displaced instructions
   // any more; one that already started them may be between two of them,
-  // where the tail of the jump is about to go. Each such thread is stepped
-  // past them. Threads blocked in a system call are not stopped: their pc
-  // is known.
+  // where the tail of the jump is about to go. Such a thread continues from
+  // the same instruction in the old path (the relocated copy), which ends
+  // with the jump back past the displaced bytes. Threads blocked in a
+  // system call are not stopped: their pc is known.
   void clear_interior() {
     for (pid_t tid : tracer_.threads()) {
       auto b = blocked_syscall(tracer_.pid(), tid);
@@ -251,25 +250,15 @@ class Transition {
       auto t0 = Clock::now();
       auto regs = stop_thread(tid);
       if (!regs) continue;
-      bool stuck = false;
-      try {
-        // A step that times out leaves the thread running: stop it again.
-        for (int step = 0; step < 64 && tracer_.is_traced(tid); ++step) {
-          tracer_.stop(tid);
-          if (!at_interior(arch::pc(tracer_.registers(tid)))) break;
-          tracer_.single_step(tid, 100000);
-        }
-        if (tracer_.is_traced(tid)) {
-          tracer_.stop(tid);
-          stuck = at_interior(arch::pc(tracer_.registers(tid)));
-        }
-      } catch (const Error&) {
-        if (!process_alive(tracer_.pid())) throw;
-        stuck = false;  // it exited while stepping
+      auto it = plan_.interior.find(arch::pc(*regs));
+      // A thread that executed the int3 has its pc one past the site too,
+      // with the SIGTRAP still to come: the trap sends it to the gate.
+      if (it != plan_.interior.end() && !tracer_.trap_pending(tid)) {
+        arch::set_pc(*regs, it->second);
+        tracer_.set_registers(tid, *regs);
       }
       tracer_.resume(tid);
       result_.stalls_us.push_back(us_since(t0));
-      if (stuck) fail("process {}: thread {} stays inside the instructions an entry jump displaces", tracer_.pid(), tid);
     }
   }
 

@@ -44,7 +44,9 @@ struct TransitionPlan {
   std::vector<SiteWrite> to_gates;  // what is at each site now -> jmp gate
   std::vector<SiteWrite> to_new;    // jmp gate -> jmp replacement
   std::vector<SiteWrite> to_old;    // jmp gate -> what was there before
-  std::vector<uint64_t> interior;   // instruction starts inside displaced bytes
+  // Instruction starts inside displaced bytes -> the same instruction in
+  // the old path.
+  std::map<uint64_t, uint64_t> interior;
   std::vector<BusyRange> old_code;  // functions being replaced (and what they run now)
   std::vector<BusyRange> new_code;  // the patch's code
   BusyRange gates;                  // gates and old paths

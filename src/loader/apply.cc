@@ -12,6 +12,7 @@
 #include "arch/x86_64/relocation.h"
 #include "common/clock.h"
 #include "common/error.h"
+#include "common/fault_point.h"
 #include "common/realtime_priority.h"
 #include "consistency/per_thread_model.h"
 #include "consistency/stop_model.h"
@@ -39,6 +40,7 @@ class ApplyJob {
       : patch_(patch), pid_(pid), options_(options), result_(result), memory_(pid) {}
 
   void run() {
+    recover_before(pid_, options_, result_);
     maps_ = read_maps(pid_);
     objects_ = loaded_objects(pid_, maps_, build_ids_);
     target_ = find_target();
@@ -48,7 +50,7 @@ class ApplyJob {
     for (const auto& r : records_)
       if (r.sha256 == patch_.sha256)
         fail("process {}: patch {} is already applied (state {})", pid_, r.label(), state_name(r.state));
-    refuse_if_in_transition(records_, pid_);
+    refuse_if_in_transition(records_, pid_, memory_);
     if (patch_.cumulative) choose_replaced();
 
     per_thread_ = options_.model != "stop";
@@ -67,6 +69,7 @@ class ApplyJob {
       Bytes gates;
       if (per_thread_) gates = plan_gates();
       create_region(tracer, memory_, maps_, layout_, patch_.id());
+      fault_point("region-created");
       tracer.resume_all();
       switch_to_patch(tracer, image, gates);
     } catch (...) {
@@ -83,9 +86,13 @@ class ApplyJob {
   void switch_to_patch(Tracer& tracer, const Bytes& image, const Bytes& gates) {
     bool pre_patch_done = false;
     try {
+      // The record first: from here on, a later graft knows what this
+      // region is, even if this one dies (see recovery.h).
       record_.state = RecordState::Loading;
       memory_.write({layout_.address}, encode_record(record_));
+      fault_point("record-written");
       memory_.write({layout_.address + layout_.image_offset}, image);
+      fault_point("image-written");
 
       if (auto run = run_callback(tracer, memory_, record_, Callback::Kind::PrePatch, options_.timeout_s)) {
         if (!run->ok()) fail("process {}: {}; patch not applied", pid_, run->describe(Callback::Kind::PrePatch, record_));
@@ -145,6 +152,7 @@ class ApplyJob {
       run_stop_model(tracer, memory_, plan_, stop, [&] {
         write_record_state(memory_, record_, RecordState::Active);
         for (const auto* r : replaced_) write_record_state(memory_, *r, RecordState::Reverting);
+        fault_point("applied");
       }, s);
     } catch (...) {
       report(s);
@@ -373,7 +381,8 @@ class ApplyJob {
       transition_.to_gates.push_back({name, {fr.site}, now, *to_gate});
       transition_.to_new.push_back({name, {fr.site}, *to_gate, fr.redirect});
       transition_.to_old.push_back({name, {fr.site}, *to_gate, now});
-      for (size_t b : displaced.boundaries) transition_.interior.push_back(fr.site + b);
+      for (size_t k = 0; k < displaced.boundaries.size(); ++k)
+        transition_.interior[fr.site + displaced.boundaries[k]] = old_path + displaced.old_path_offsets[k];
       transition_.gate_of_site[fr.site] = gate;
     }
     transition_.old_code = plan_.busy;

@@ -40,6 +40,8 @@ struct OperationResult {
   long breakpoint_hits = 0;  // threads that trapped on an entry being written
   bool rolled_back = false;  // the transition was reversed; the process is as before
   bool left_in_transition = false;  // failed, and the patch stays half-applied (see error)
+  // Repairs of an earlier, interrupted graft done first (see recovery.h).
+  std::vector<std::string> recovered;
   // Said to the operator even on success: a callback that crashed after
   // the switch, the runtime that was injected, patches a cumulative one
   // replaced.
@@ -54,6 +56,8 @@ struct ProcessPatches {
   pid_t pid = 0;
   std::string command;
   std::vector<PatchRecord> patches;
+  std::vector<size_t> redirected;  // per patch: entries that lead to it now
+  bool traced = false;             // a debugger or a graft is attached now
   std::optional<RuntimeRecord> runtime;  // injected by graft
   std::vector<std::string> problems;
   std::map<std::string, TransitionStatus> transitions;  // by patch id, for patches in transition
@@ -62,7 +66,12 @@ ProcessPatches list_patches(pid_t pid);
 
 // Every process (but graft) that maps an object with this build-id.
 std::vector<pid_t> processes_mapping(const std::string& build_id);
+// Every process but graft itself, by pid.
+std::vector<pid_t> all_processes();
 // Every process that holds a graft region.
 std::vector<pid_t> processes_with_patches();
+// Repairs first, if an interrupted graft left something in the process;
+// throws if the repair fails (the operation must not go on then).
+void recover_before(pid_t pid, const OperationOptions& options, OperationResult& result);
 
 }  // namespace graft

@@ -130,10 +130,17 @@ void write_record_state(const ProcessMemory& memory, const PatchRecord& r, Recor
 RecordState read_record_state(const ProcessMemory& memory, const PatchRecord& r);
 TransitionStatus read_transition_status(const ProcessMemory& memory, const PatchRecord& r);
 
+struct InvalidRegion {
+  AddressRange range;    // every mapping of the region's memfd
+  bool blank = false;    // its first page is all zero: nothing was written
+  std::string problem;
+};
+
 struct RecordScan {
   std::vector<PatchRecord> records;  // sorted by seq
   std::optional<RuntimeRecord> runtime;
   std::vector<std::string> problems; // regions whose record is unreadable or invalid
+  std::vector<InvalidRegion> invalid;  // the same regions, for recovery
 };
 RecordScan read_records(pid_t pid, const std::vector<Mapping>& maps, const ProcessMemory& memory);
 

@@ -20,9 +20,15 @@ bool region_present(pid_t pid, uint64_t start) {
 
 }  // namespace
 
-void refuse_if_in_transition(const std::vector<PatchRecord>& records, pid_t pid, const PatchRecord* except) {
+bool transition_driven(const ProcessMemory& memory, const PatchRecord& record) {
+  TransitionStatus st = read_transition_status(memory, record);
+  return st.valid && st.driver_alive;
+}
+
+void refuse_if_in_transition(const std::vector<PatchRecord>& records, pid_t pid,
+                             const ProcessMemory& memory, const PatchRecord* except) {
   for (const auto& r : records) {
-    if (&r == except || !r.in_transition()) continue;
+    if (&r == except || !r.in_transition() || !transition_driven(memory, r)) continue;
     fail("process {}: patch {} is in a per-thread transition ({}); wait until it ends, or revert it",
          pid, r.label(), state_name(r.state));
   }

@@ -18,8 +18,12 @@ namespace graft {
 int revert_during_transition(const PatchRecord& record, pid_t pid, const ProcessMemory& memory,
                               double timeout_s);
 
+// Whether the graft that drives `record`'s transition is still running
+// (otherwise the transition is abandoned: recovery rolls it back).
+bool transition_driven(const ProcessMemory& memory, const PatchRecord& record);
+
 // A process with a transition in progress accepts no other change.
 void refuse_if_in_transition(const std::vector<PatchRecord>& records, pid_t pid,
-                             const PatchRecord* except = nullptr);
+                             const ProcessMemory& memory, const PatchRecord* except = nullptr);
 
 }  // namespace graft

@@ -2,7 +2,9 @@
 
 #include <dirent.h>
 #include <signal.h>
+#include <elf.h>
 #include <sys/ptrace.h>
+#include <sys/uio.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -15,6 +17,7 @@
 
 #include "common/clock.h"
 #include "common/error.h"
+#include "common/fault_point.h"
 #include "common/file.h"
 
 namespace graft {
@@ -49,6 +52,20 @@ long tracer_pid(pid_t pid, pid_t tid) {
     return at == std::string::npos ? 0 : std::strtol(status.c_str() + at + 10, nullptr, 10);
   } catch (const Error&) {
     return 0;
+  }
+}
+
+// Whether the kernel holds a SIGTRAP for the thread that it has not
+// delivered yet (SigPnd of /proc/PID/task/TID/status).
+bool sigtrap_pending(pid_t pid, pid_t tid) {
+  try {
+    std::string status = read_text_file(fmt::format("/proc/{}/task/{}/status", pid, tid));
+    auto at = status.find("SigPnd:");
+    if (at == std::string::npos) return false;
+    unsigned long long mask = std::strtoull(status.c_str() + at + 7, nullptr, 16);
+    return mask & (1ull << (SIGTRAP - 1));
+  } catch (const Error&) {
+    return false;
   }
 }
 
@@ -108,7 +125,9 @@ Tracer::~Tracer() {
 }
 
 bool Tracer::seize(pid_t tid) {
-  long options = trace_clones_ ? PTRACE_O_TRACECLONE : 0;
+  // TRACESYSGOOD: a syscall stop reports SIGTRAP|0x80, which the kernel
+  // does not deliver if graft dies with the thread stopped there.
+  long options = PTRACE_O_TRACESYSGOOD | (trace_clones_ ? PTRACE_O_TRACECLONE : 0);
   for (int attempt = 0;; ++attempt) {
     if (ptrace(PTRACE_SEIZE, tid, nullptr, reinterpret_cast<void*>(options)) == 0) {
       threads_[tid] = {};
@@ -121,7 +140,7 @@ bool Tracer::seize(pid_t tid) {
     if (tracer == getpid() && trace_clones_) {
       // Created since and attached by PTRACE_O_TRACECLONE: its first stop
       // is on the way.
-      threads_[tid] = {false, false, false, true};
+      threads_[tid] = {false, false, true};
       return true;
     }
     if (tracer > 0)
@@ -146,76 +165,6 @@ void Tracer::forget(pid_t tid) { threads_.erase(tid); }
 
 void Tracer::interrupt(pid_t tid) {
   if (ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr) != 0 && errno == ESRCH) forget(tid);
-}
-
-// A thread that executed one of graft's breakpoints: sent on to where the
-// handler says, as if the breakpoint had been that jump.
-bool Tracer::redirect_breakpoint(pid_t tid) {
-  if (!breakpoint_) return false;
-  siginfo_t info{};
-  // int3 reports SI_KERNEL; a single step or a hardware breakpoint does not.
-  if (ptrace(PTRACE_GETSIGINFO, tid, nullptr, &info) != 0 || info.si_code != SI_KERNEL) return false;
-  arch::Registers regs;
-  if (ptrace(PTRACE_GETREGS, tid, nullptr, &regs) != 0) return false;
-  auto to = breakpoint_(arch::breakpoint_site(arch::pc(regs)));
-  if (!to) return false;
-  arch::set_pc(regs, *to);
-  if (ptrace(PTRACE_SETREGS, tid, nullptr, &regs) != 0) return false;
-  ++breakpoint_hits_;
-  return true;
-}
-
-void Tracer::handle_event(pid_t got, int status, std::set<pid_t>* pending) {
-  int event = status >> 16;
-  if (!threads_.count(got)) {
-    // A thread created under trace_clones may report its first stop before
-    // its parent reports the clone.
-    if (trace_clones_ && WIFSTOPPED(status) && event == PTRACE_EVENT_STOP &&
-        access(fmt::format("/proc/{}/task/{}", pid_, got).c_str(), F_OK) == 0) {
-      threads_[got] = {true, false, false, true};
-    }
-    return;  // otherwise not ours (a child of graft)
-  }
-  Thread& t = threads_[got];
-  if (WIFEXITED(status) || WIFSIGNALED(status)) {
-    forget(got);
-    if (pending) pending->erase(got);
-    return;
-  }
-  if (!WIFSTOPPED(status)) return;
-  int sig = WSTOPSIG(status);
-  if (event == PTRACE_EVENT_STOP) {
-    t.stopped = true;
-    t.group_stopped = sig != SIGTRAP && !t.fresh;
-    if (pending) pending->erase(got);
-  } else if (event == 0) {
-    // Signal-delivery-stop: deliver it now; our interrupt stays pending.
-    // The trap of a single step that outlived its timeout is graft's own,
-    // and so is a trap on one of graft's breakpoints.
-    // The breakpoint comes first: a thread whose step timed out may hit one
-    // before its step trap is seen, and must still be sent on (si_code
-    // tells an int3 from a step).
-    if (sig == SIGTRAP && redirect_breakpoint(got)) {
-      t.stepping = false;
-      sig = 0;
-    } else if (sig == SIGTRAP && t.stepping) {
-      t.stepping = false;
-      sig = 0;
-    }
-    if (ptrace(PTRACE_CONT, got, nullptr, reinterpret_cast<void*>(static_cast<long>(sig))) != 0 &&
-        errno == ESRCH) {
-      forget(got);
-      if (pending) pending->erase(got);
-    }
-  } else {
-    if (event == PTRACE_EVENT_CLONE) {
-      unsigned long child = 0;
-      if (ptrace(PTRACE_GETEVENTMSG, got, nullptr, &child) == 0 && child > 0 &&
-          !threads_.count(static_cast<pid_t>(child)))
-        threads_[static_cast<pid_t>(child)] = {false, false, false, true};  // its stop follows
-    }
-    ptrace(PTRACE_CONT, got, nullptr, nullptr);
-  }
 }
 
 // Waits until each thread in `tids` reports a stop (or exits). A signal
@@ -248,6 +197,67 @@ void Tracer::wait_for_stops(std::vector<pid_t> tids) {
   }
   if (threads_.empty()) fail("process {} exited", pid_);
 }
+
+// A thread that executed one of graft's breakpoints: sent on to where the
+// handler says, as if the breakpoint had been that jump.
+bool Tracer::redirect_breakpoint(pid_t tid) {
+  if (!breakpoint_) return false;
+  siginfo_t info{};
+  // int3 reports SI_KERNEL; a single step or a hardware breakpoint does not.
+  if (ptrace(PTRACE_GETSIGINFO, tid, nullptr, &info) != 0 || info.si_code != SI_KERNEL) return false;
+  arch::Registers regs;
+  if (ptrace(PTRACE_GETREGS, tid, nullptr, &regs) != 0) return false;
+  auto to = breakpoint_(arch::breakpoint_site(arch::pc(regs)));
+  if (!to) return false;
+  arch::set_pc(regs, *to);
+  if (ptrace(PTRACE_SETREGS, tid, nullptr, &regs) != 0) return false;
+  ++breakpoint_hits_;
+  return true;
+}
+
+void Tracer::handle_event(pid_t got, int status, std::set<pid_t>* pending) {
+  int event = status >> 16;
+  if (!threads_.count(got)) {
+    // A thread created under trace_clones may report its first stop before
+    // its parent reports the clone.
+    if (trace_clones_ && WIFSTOPPED(status) && event == PTRACE_EVENT_STOP &&
+        access(fmt::format("/proc/{}/task/{}", pid_, got).c_str(), F_OK) == 0)
+      threads_[got] = {true, false, true};
+    return;  // otherwise not ours (a child of graft)
+  }
+  Thread& t = threads_[got];
+  if (WIFEXITED(status) || WIFSIGNALED(status)) {
+    forget(got);
+    if (pending) pending->erase(got);
+    return;
+  }
+  if (!WIFSTOPPED(status)) return;
+  int sig = WSTOPSIG(status);
+  if (event == PTRACE_EVENT_STOP) {
+    t.stopped = true;
+    t.group_stopped = sig != SIGTRAP && !t.fresh;
+    if (pending) pending->erase(got);
+  } else if (event == 0) {
+    // Signal-delivery-stop: deliver it now; our interrupt stays pending. A
+    // trap on one of graft's breakpoints is graft's own.
+    if (sig == SIGTRAP && redirect_breakpoint(got)) sig = 0;
+    if (ptrace(PTRACE_CONT, got, nullptr, reinterpret_cast<void*>(static_cast<long>(sig))) != 0 &&
+        errno == ESRCH) {
+      forget(got);
+      if (pending) pending->erase(got);
+    }
+  } else {
+    if (event == PTRACE_EVENT_CLONE) {
+      unsigned long child = 0;
+      if (ptrace(PTRACE_GETEVENTMSG, got, nullptr, &child) == 0 && child > 0 &&
+          !threads_.count(static_cast<pid_t>(child)))
+        threads_[static_cast<pid_t>(child)] = {false, false, true};  // its stop follows
+    }
+    ptrace(PTRACE_CONT, got, nullptr, nullptr);
+  }
+}
+
+bool Tracer::trap_pending(pid_t tid) const { return sigtrap_pending(pid_, tid); }
 
 std::vector<pid_t> Tracer::new_threads() {
   std::vector<pid_t> out;
@@ -356,45 +366,61 @@ void Tracer::poll_events(long timeout_us) {
   if (threads_.empty() || !process_alive(pid_)) fail("process {} exited", pid_);
 }
 
-bool Tracer::single_step(pid_t tid, long timeout_us) {
-  for (;;) {
-    if (ptrace(PTRACE_SINGLESTEP, tid, nullptr, nullptr) != 0)
-      fail("process {}: cannot single-step thread {}: {}", pid_, tid, errno_text(errno));
-    // Waited for in slices: if the process is killed meanwhile, the kernel
-    // reports a traced group leader only after graft has reaped the other
-    // threads, so one unbounded waitpid() on it would never return.
-    constexpr long kSliceUs = 100000;
-    int status = 0;
-    pid_t got = 0;
-    for (long waited = 0;; waited += kSliceUs) {
-      long slice = timeout_us < 0 ? kSliceUs : std::min(kSliceUs, timeout_us - waited);
-      got = wait_with_timeout(tid, &status, std::max(slice, 0L));
-      if (got != 0) break;
-      if (!process_alive(pid_)) {
-        forget(tid);
-        fail("process {} exited", pid_);
-      }
-      if (timeout_us >= 0 && waited + slice >= timeout_us) {
-        threads_[tid].stopped = false;
-        threads_[tid].stepping = true;
-        return false;
-      }
-    }
-    if (got < 0 || WIFEXITED(status) || WIFSIGNALED(status)) {
+bool Tracer::wait_thread(pid_t tid, int* status, long timeout_us) {
+  // Waited for in slices: if the process is killed meanwhile, the kernel
+  // reports a traced group leader only after graft has reaped the other
+  // threads, so one unbounded waitpid() on it would never return.
+  constexpr long kSliceUs = 100000;
+  for (long waited = 0;; waited += kSliceUs) {
+    long slice = timeout_us < 0 ? kSliceUs : std::min(kSliceUs, timeout_us - waited);
+    pid_t got = wait_with_timeout(tid, status, std::max(slice, 0L));
+    if (got > 0 && (WIFEXITED(*status) || WIFSIGNALED(*status))) got = -1;
+    if (got < 0) {
       forget(tid);
+      if (!process_alive(pid_)) fail("process {} exited", pid_);
       fail("process {}: thread {} exited", pid_, tid);
     }
-    int sig = WSTOPSIG(status);
-    // A step onto one of graft's breakpoints traps there: sent on, the step is done.
-    if ((status >> 16) == 0 && sig == SIGTRAP) {
-      redirect_breakpoint(tid);
-      return true;
+    if (got > 0) return true;
+    if (!process_alive(pid_)) {
+      forget(tid);
+      fail("process {} exited", pid_);
     }
-    if ((status >> 16) == 0) {
-      // Another signal arrived before the instruction ran: hold it back.
-      held_signals_.push_back({tid, sig});
-    }
+    if (timeout_us >= 0 && waited + slice >= timeout_us) return false;
   }
+}
+
+arch::Registers Tracer::run_syscall(pid_t tid, const arch::Registers& regs) {
+  set_registers(tid, regs);
+  constexpr int kSyscallStop = SIGTRAP | 0x80;
+  for (int stops = 0; stops < 2;) {
+    if (ptrace(PTRACE_SYSCALL, tid, nullptr, nullptr) != 0)
+      fail("process {}: cannot run a system call on thread {}: {}", pid_, tid, errno_text(errno));
+    int status = 0;
+    wait_thread(tid, &status, -1);
+    int sig = WSTOPSIG(status);
+    if ((status >> 16) == 0 && sig == kSyscallStop) {
+      if (++stops == 1) fault_point("remote-syscall");  // entry, then exit
+    }
+    else if ((status >> 16) == 0)
+      held_signals_.push_back({tid, sig});  // arrived first: delivered at detach
+  }
+  return registers(tid);
+}
+
+uint64_t Tracer::signal_mask(pid_t tid) const {
+  uint64_t mask = 0;
+  if (ptrace(PTRACE_GETSIGMASK, tid, reinterpret_cast<void*>(sizeof mask), &mask) != 0)
+    fail("process {}: cannot read the signal mask of thread {}: {}", pid_, tid, errno_text(errno));
+  return mask;
+}
+
+Bytes Tracer::extended_state(pid_t tid) const {
+  Bytes buf(64 * 1024);
+  iovec iov{buf.data(), buf.size()};
+  if (ptrace(PTRACE_GETREGSET, tid, reinterpret_cast<void*>(NT_X86_XSTATE), &iov) != 0)
+    fail("process {}: cannot read the FPU state of thread {}: {}", pid_, tid, errno_text(errno));
+  buf.resize(iov.iov_len);
+  return buf;
 }
 
 Tracer::RunOutcome Tracer::run_until_fault(pid_t tid, long timeout_us) {
@@ -478,33 +504,18 @@ void Tracer::requeue_signals() {
   held_signals_.clear();
 }
 
-// Whether the kernel holds a SIGTRAP for the thread that it has not
-// delivered yet (SigPnd of /proc/PID/task/TID/status).
-static bool sigtrap_pending(pid_t pid, pid_t tid) {
-  try {
-    std::string status = read_text_file(fmt::format("/proc/{}/task/{}/status", pid, tid));
-    auto at = status.find("SigPnd:");
-    if (at == std::string::npos) return false;
-    unsigned long long mask = std::strtoull(status.c_str() + at + 7, nullptr, 16);
-    return mask & (1ull << (SIGTRAP - 1));
-  } catch (const Error&) {
-    return false;
-  }
-}
-
 void Tracer::detach() {
   if (threads_.empty()) return;
   // A thread that executed one of graft's breakpoints and was then stopped
   // by an interrupt still has the SIGTRAP pending: detached, it would die
-  // of it. It runs on until the signal is delivered (and redirected) first.
+  // of it. Each such thread runs alone, with no interrupt pending, until the
+  // signal is delivered (and redirected).
   if (breakpoint_) {
     try {
       stop_all();
       for (pid_t tid : threads()) {
         auto deadline = Clock::now() + std::chrono::seconds(2);
         while (threads_.count(tid) && sigtrap_pending(pid_, tid) && Clock::now() < deadline) {
-          // Only this thread runs, with no interrupt pending, so that the
-          // signal comes before any other stop.
           resume(tid);
           int status = 0;
           pid_t got = wait_with_timeout(tid, &status, 100000);

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "arch/x86_64/registers.h"
+#include "common/hash.h"  // Bytes
 
 namespace graft {
 
@@ -30,6 +31,11 @@ class Tracer {
   std::vector<pid_t> threads() const;  // traced and alive
   size_t thread_count() const { return threads_.size(); }
   bool is_traced(pid_t tid) const { return threads_.count(tid) != 0; }
+  // Stopped by graft (not by job control), so its registers may be borrowed.
+  bool is_usable_stopped(pid_t tid) const {
+    auto it = threads_.find(tid);
+    return it != threads_.end() && it->second.stopped && !it->second.group_stopped;
+  }
   bool is_stopped(pid_t tid) const {
     auto it = threads_.find(tid);
     return it != threads_.end() && it->second.stopped;
@@ -47,11 +53,14 @@ class Tracer {
 
   arch::Registers registers(pid_t tid) const;
   void set_registers(pid_t tid, const arch::Registers& regs);
-  // Executes one instruction of a stopped thread. Signals that arrive
-  // meanwhile are held back and re-sent when graft detaches. Returns false
-  // if the step did not complete within `timeout_us`: the thread then
-  // counts as running, and the next stop absorbs the step's trap.
-  bool single_step(pid_t tid, long timeout_us = -1);
+  // Runs the system call the registers describe (pc at a `syscall`) on a
+  // stopped thread, through syscall-entry and syscall-exit stops (no trap
+  // flag: if graft dies meanwhile, the thread is not killed by a SIGTRAP).
+  // Returns the registers at the exit; the thread stays stopped there.
+  // Signals that arrive meanwhile are held back and re-sent at detach.
+  arch::Registers run_syscall(pid_t tid, const arch::Registers& regs);
+  uint64_t signal_mask(pid_t tid) const;
+  Bytes extended_state(pid_t tid) const;  // the XSAVE image (NT_X86_XSTATE)
 
   // Lets a stopped thread run until it faults or is sent a fatal-looking
   // signal (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGABRT, SIGSYS), or
@@ -71,7 +80,7 @@ class Tracer {
 
   // Where a thread that executed one of graft's breakpoints (at `site`)
   // must continue; nullopt if the breakpoint is not graft's. Consulted on
-  // every SIGTRAP, whatever graft is waiting for at that moment.
+  // every SIGTRAP while graft waits for stops, whatever it waits for.
   using BreakpointHandler = std::function<std::optional<uint64_t>(uint64_t site)>;
   void on_breakpoint(BreakpointHandler handler) { breakpoint_ = std::move(handler); }
   // Handles events (breakpoints, new threads, exits, signals) for up to
@@ -79,6 +88,9 @@ class Tracer {
   void poll_events(long timeout_us);
   // Threads created since the last call; they are stopped, not yet run.
   std::vector<pid_t> new_threads();
+  // Whether the thread has executed a breakpoint whose SIGTRAP the kernel
+  // has not delivered yet (it reports a stop requested meanwhile first).
+  bool trap_pending(pid_t tid) const;
   // Breakpoint traps redirected since the tracer started.
   long breakpoint_hits() const { return breakpoint_hits_; }
 
@@ -86,7 +98,6 @@ class Tracer {
   struct Thread {
     bool stopped = false;
     bool group_stopped = false;  // stopped by job control, not by us
-    bool stepping = false;       // a single-step trap is still to come
     bool fresh = false;          // created under trace_clones, not yet handed out
   };
   // One waitpid() result; erases `got` from `pending` once it has stopped.
@@ -95,6 +106,9 @@ class Tracer {
   bool seize(pid_t tid);
   void interrupt(pid_t tid);
   void wait_for_stops(std::vector<pid_t> tids);
+  // The next stop of `tid`, waited for in slices while the process lives.
+  // Returns false if `timeout_us` (>= 0) passed first.
+  bool wait_thread(pid_t tid, int* status, long timeout_us);
   void forget(pid_t tid);
   void requeue_signals();
 

@@ -54,6 +54,7 @@ TEST(Displaced, PlainInstructionsAreCopiedAndJumpBack) {
   auto d = arch::relocate_displaced(code, kSite, kOld, "f");
   EXPECT_EQ(d.length, 8u);
   EXPECT_EQ(d.boundaries, (std::vector<size_t>{1, 4}));
+  EXPECT_EQ(d.old_path_offsets, (std::vector<size_t>{1, 4}));
   ASSERT_EQ(d.old_path.size(), 8u + 5u);
   EXPECT_TRUE(std::equal(code.begin(), code.begin() + 8, d.old_path.begin()));
   auto ins = decode_all(d.old_path, kOld);
@@ -94,6 +95,9 @@ TEST(Displaced, ShortConditionalBranchBecomesRel32) {
   ASSERT_EQ(ins.size(), 4u);
   EXPECT_EQ(ins[1].ins.mnemonic, ZYDIS_MNEMONIC_JZ);
   EXPECT_EQ(ins[1].ins.raw.imm[0].size, 32);
+  // push %rbx follows the 2-byte test and the now 6-byte je
+  EXPECT_EQ(d.boundaries, (std::vector<size_t>{2, 4}));
+  EXPECT_EQ(d.old_path_offsets, (std::vector<size_t>{2, 8}));
   EXPECT_EQ(absolute(ins[1], 0), kSite + 4 + 0x20);
   EXPECT_EQ(ins[2].ins.mnemonic, ZYDIS_MNEMONIC_PUSH);
   EXPECT_EQ(absolute(ins[3], 0), kSite + 5);

@@ -111,6 +111,7 @@ DisplacedCode relocate_displaced(std::span<const uint8_t> code, uint64_t site, u
   for (const auto& d : displaced) {
     uint64_t pc = site + off;
     uint64_t to = at + out.old_path.size();
+    if (off > 0) out.old_path_offsets.push_back(out.old_path.size());
     Bytes ins;
     if (is_relative_branch(d)) {
       ZyanU64 target = 0;

@@ -29,6 +29,7 @@ namespace graft::arch {
 struct DisplacedCode {
   size_t length = 0;                 // N: bytes displaced at the site (>= kRedirectSize)
   std::vector<size_t> boundaries;    // offsets of the instructions after the first (0 < b < N)
+  std::vector<size_t> old_path_offsets;  // where each of them is in old_path
   Bytes old_path;                    // relocated copy + jmp back to site+N, for `at`
 };
 
