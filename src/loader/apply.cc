@@ -96,6 +96,8 @@ class ApplyJob {
       uint64_t addr = target_.bias + f.address;
       Bytes running = memory_.read({addr}, f.size);
       uint64_t site_off = arch::patch_site_offset(running);
+      if (f.size < site_off + arch::kRedirectSize)
+        fail("process {}: function `{}' is {} bytes, too short for the jump", pid_, name, f.size);
       uint64_t site = addr + site_off;
       Bytes now(running.begin() + site_off, running.begin() + site_off + arch::kRedirectSize);
       Bytes original = now;

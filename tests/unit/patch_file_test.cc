@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <functional>
+#include <nlohmann/json.hpp>
 
 #include "common/error.h"
 #include "patch/patch.h"
@@ -143,6 +145,114 @@ TEST(PatchFile, NoFunctions) {
   Patch p = sample();
   p.functions.clear();
   expect_refused(p, "replaces no function");
+}
+
+// Edits the manifest's JSON of a serialized patch (the checksum is
+// recomputed by serialize_patch's counterpart below), so that a test can
+// write what the builder never would.
+Bytes with_manifest(const Patch& p, const std::function<void(nlohmann::json&)>& edit) {
+  Bytes file = serialize_patch(p);
+  uint32_t msize;
+  std::memcpy(&msize, file.data() + 12, 4);
+  nlohmann::json j = nlohmann::json::parse(file.begin() + 56, file.begin() + 56 + msize);
+  edit(j);
+  std::string m = j.dump();
+  Bytes out(file.begin(), file.begin() + 56);
+  uint32_t n = static_cast<uint32_t>(m.size());
+  std::memcpy(out.data() + 12, &n, 4);
+  out.insert(out.end(), m.begin(), m.end());
+  out.insert(out.end(), file.begin() + 56 + msize, file.end());
+  Bytes digest = from_hex(sha256_hex(std::span<const uint8_t>(out).subspan(56)), "digest");
+  std::memcpy(out.data() + 24, digest.data(), 32);
+  return out;
+}
+
+void expect_manifest_refused(const std::function<void(nlohmann::json&)>& edit, const char* fragment) {
+  Bytes file = with_manifest(sample(), edit);
+  try {
+    parse_patch(file, "t.graft");
+    FAIL() << "accepted a manifest that should be refused (" << fragment << ")";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
+  }
+}
+
+TEST(PatchFile, ManifestEditsAreAcceptedWhenValid) {
+  // The helper itself: an unchanged manifest still parses.
+  EXPECT_NO_THROW(parse_patch(with_manifest(sample(), [](nlohmann::json&) {}), "t.graft"));
+}
+
+// nlohmann would convert these silently: -1 to 2^64-1, 1.5 to 1, true to 1.
+TEST(PatchFile, ManifestTypeConfusionIsRefused) {
+  expect_manifest_refused([](auto& j) { j["functions"][0]["size"] = -1; }, "wrong type");
+  expect_manifest_refused([](auto& j) { j["functions"][0]["address"] = 4096.5; }, "wrong type");
+  expect_manifest_refused([](auto& j) { j["functions"][0]["address"] = "4096"; }, "wrong type");
+  expect_manifest_refused([](auto& j) { j["layout"]["code_size"] = true; }, "wrong type");
+  expect_manifest_refused([](auto& j) { j["target"] = "x"; }, "missing object `target'");
+  expect_manifest_refused([](auto& j) { j["layout"] = nlohmann::json::array(); }, "layout");
+  expect_manifest_refused([](auto& j) { j["functions"] = nlohmann::json::object(); }, "functions");
+  expect_manifest_refused([](auto& j) { j["name"] = 7; }, "wrong type");
+  // A relocation type past 32 bits would otherwise be truncated to PC32.
+  expect_manifest_refused([](auto& j) { j["relocations"][0][1] = (uint64_t(1) << 32) + 2; },
+                          "wrong type");
+  expect_manifest_refused([](auto& j) { j["relocations"][0][3] = 1.0; }, "wrong type");
+  expect_manifest_refused([](auto& j) { j["relocations"][0][4] = -4096; }, "wrong type");
+}
+
+TEST(PatchFile, FunctionTooShortForTheJump) {
+  Patch p = sample();
+  p.functions[0].size = 3;
+  expect_refused(p, "bad size");
+}
+
+TEST(PatchFile, HugeFunctionIsRefused) {
+  // apply reads the whole function from the target: never 2^40 bytes.
+  Patch p = sample();
+  p.functions[0].size = uint64_t(1) << 40;
+  expect_refused(p, "bad size");
+}
+
+TEST(PatchFile, FunctionSizeWrapsAround) {
+  Patch p = sample();
+  p.functions[0].address = UINT64_MAX - 8;
+  expect_refused(p, "bad size");
+}
+
+TEST(PatchFile, OverlappingFunctionsAreRefused) {
+  Patch p = sample();
+  FunctionReplacement g = p.functions[0];
+  g.symbol = "other";
+  g.address = p.functions[0].address + 16;
+  p.functions.push_back(g);
+  expect_refused(p, "overlaps function `handle'");
+}
+
+TEST(PatchFile, ReplacementEntryOutOfRange) {
+  Patch p = sample();
+  p.functions[0].replacement_offset = 8;
+  p.functions[0].replacement_size = 9;  // ends past the 16 bytes of code
+  expect_refused(p, "replacement");
+}
+
+TEST(PatchFile, RelocationTargetOutsideImage) {
+  Patch p = sample();
+  p.relocations[1].image_offset = 3 * kPageSize + 1;
+  expect_refused(p, "outside");
+}
+
+TEST(PatchFile, ControlCharactersInNamesAreRefused) {
+  Patch p = sample();
+  p.name = "fix\x1b[2J";  // an escape sequence for the operator's terminal
+  expect_refused(p, "control character");
+  p = sample();
+  p.functions[0].symbol = "a\nb";
+  expect_refused(p, "control character");
+}
+
+TEST(PatchFile, NoCodeIsRefused) {
+  Patch p = sample();
+  p.layout.code_size = 0;
+  expect_refused(p, "no code");
 }
 
 }  // namespace
