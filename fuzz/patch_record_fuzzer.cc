@@ -5,8 +5,10 @@
 // start of the region (record header and JSON), tried as the record of each
 // "graft:" mapping at offset 0 (else of the first mapping). A record the parser
 // accepts must only name places graft may write: every site at the entry of
-// a function lying in a file's executable mapping, every replacement inside
-// the region's code, the saved jump a jump to it.
+// a function lying in a file's executable mapping, every replacement and
+// callback inside the region's code, the saved jump a jump to it. The same
+// bytes are also read as the runtime's record ("graft:rt"), whose functions
+// graft calls: they must lie in the runtime's code.
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -52,6 +54,8 @@ void check_accepted(const graft::PatchRecord& r, const graft::Mapping& region,
     require(f.redirect == graft::arch::redirect_bytes(f.site, f.replacement),
             "saved jump does not lead to the replacement");
   }
+  for (const auto& c : r.callbacks)
+    require(r.code().contains(c.address), "callback outside the patch code");
 }
 
 }  // namespace
@@ -75,6 +79,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     any = true;
     try {
       check_accepted(graft::parse_record(record, region, maps), region, maps);
+    } catch (const graft::Error&) {
+    }
+    try {
+      auto rt = graft::parse_runtime_record(record, region, maps);
+      require(inside(maps, rt.image_base, rt.code_size, true), "runtime code not in its region");
+      for (const auto& [name, address] : rt.exports)
+        require(address >= rt.image_base && address - rt.image_base < rt.code_size,
+                "runtime function outside the runtime's code");
     } catch (const graft::Error&) {
     }
   }

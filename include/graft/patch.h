@@ -30,6 +30,23 @@
  *
  *   extern int counter;                    // the `counter` of stats.c
  *   GRAFT_RESOLVE_LOCAL(counter, "stats.c");
+ *
+ * Callbacks run inside the target process, on one of its threads, at the
+ * moments of apply and revert (docs/patch-authors.md#callbacks):
+ *
+ *   static int check(void) { return config_ok() ? 0 : -22; }  // veto: != 0
+ *   GRAFT_PRE_PATCH(check);      // int (void):  before the switch
+ *   GRAFT_POST_PATCH(start);     // void (void): after the switch
+ *   GRAFT_PRE_UNPATCH(stop);     // void (void): before the switch back
+ *   GRAFT_POST_UNPATCH(cleanup); // void (void): after it (also when an
+ *                                //   apply fails after pre_patch succeeded)
+ *
+ * A cumulative patch replaces every earlier patch of its target object in
+ * one switch (atomic replace):
+ *
+ *   GRAFT_CUMULATIVE;
+ *
+ * Shadow variables and the rest of the in-process runtime: graft/runtime.h.
  */
 #ifndef GRAFT_PATCH_H
 #define GRAFT_PATCH_H
@@ -48,6 +65,11 @@ struct graft_replace_record {
 struct graft_resolve_record {
   const char *symbol; /* an undefined symbol of the patch */
   const char *file;   /* the target source file whose local it is */
+};
+
+struct graft_callback_record {
+  const char *kind;       /* "pre_patch", "post_patch", ... */
+  const void *function;
 };
 
 #ifdef __cplusplus
@@ -69,5 +91,25 @@ struct graft_resolve_record {
   __attribute__((section(".graft.resolve"), used)) static const struct         \
       graft_resolve_record GRAFT_CONCAT(graft_resolve_record_, __COUNTER__) = { \
           #symbol, file}
+
+/* The typed pointer makes a callback of the wrong type a compile error (C++)
+ * or warning (C); the compiler drops it, only the record is read. */
+#define GRAFT_CALLBACK_(kind, type, fn)                                         \
+  static type GRAFT_CONCAT(graft_callback_type_check_, __COUNTER__)             \
+      __attribute__((unused)) = &fn;                                            \
+  __attribute__((section(".graft.callback"), used)) static const struct        \
+      graft_callback_record GRAFT_CONCAT(graft_callback_record_, __COUNTER__) = \
+          {kind, (const void *)&fn}
+
+typedef int (*graft_pre_patch_fn)(void);
+typedef void (*graft_patch_fn)(void);
+#define GRAFT_PRE_PATCH(fn) GRAFT_CALLBACK_("pre_patch", graft_pre_patch_fn, fn)
+#define GRAFT_POST_PATCH(fn) GRAFT_CALLBACK_("post_patch", graft_patch_fn, fn)
+#define GRAFT_PRE_UNPATCH(fn) GRAFT_CALLBACK_("pre_unpatch", graft_patch_fn, fn)
+#define GRAFT_POST_UNPATCH(fn) GRAFT_CALLBACK_("post_unpatch", graft_patch_fn, fn)
+
+#define GRAFT_CUMULATIVE                                                     \
+  __attribute__((section(".graft.cumulative"), used)) static const char     \
+      graft_cumulative_flag = 1
 
 #endif /* GRAFT_PATCH_H */

@@ -47,10 +47,22 @@ std::string unquote(const std::string& s) {
 class ObjectLinker {
  public:
   ObjectLinker(const ElfFile& obj, const ElfFile& target, const std::string& target_path)
-      : obj_(obj), target_(target), target_path_(target_path), symbols_(target) {}
+      : obj_(obj), target_(&target), target_path_(target_path), symbols_(std::in_place, target) {}
+  // No target object: every undefined symbol comes from a library (the
+  // runtime, linked at apply time against the process's libc).
+  explicit ObjectLinker(const ElfFile& obj) : obj_(obj) {}
 
   Patch link(const std::string& name) {
     patch_.name = name;
+    if (!target_) {
+      place_sections();
+      collect_externals();
+      layout();
+      copy_section_bytes();
+      emit_relocations();
+      return std::move(patch_);
+    }
+    const ElfFile& target_ = *this->target_;
     patch_.target.path = target_path_;
     auto id = target_.build_id();
     if (!id) fail("{}: has no GNU build-id note; graft identifies targets by build-id", target_.name());
@@ -66,7 +78,19 @@ class ObjectLinker {
     copy_section_bytes();
     emit_relocations();
     read_replacements();
+    read_callbacks();
+    patch_.cumulative = obj_.section(".graft.cumulative") != nullptr;
     return std::move(patch_);
+  }
+
+  // Global functions of default visibility, by image offset (the API of an
+  // object linked without a target: the runtime).
+  std::map<std::string, uint64_t> exports() const {
+    std::map<std::string, uint64_t> out;
+    for (const auto& s : obj_.symbols())
+      if (s.bind == STB_GLOBAL && s.type == STT_FUNC && s.visibility == STV_DEFAULT && defined_here(s))
+        out[s.name] = symbol_offset(s, 0);
+    return out;
   }
 
  private:
@@ -117,8 +141,11 @@ class ObjectLinker {
   // Each record of a .graft.* section: its relocated string fields by offset
   // within the record. Records are found through their symbols: the
   // compiler may pad them (GCC aligns 24-byte objects to 32).
-  std::map<uint64_t, std::map<uint64_t, std::string>> records(const std::string& section,
-                                                              uint64_t record_size) {
+  // The field at `pointer_field` (if any) is a code pointer, returned in
+  // `pointers` as (symbol, addend) by record offset.
+  std::map<uint64_t, std::map<uint64_t, std::string>> records(
+      const std::string& section, uint64_t record_size, uint64_t pointer_field = UINT64_MAX,
+      std::map<uint64_t, std::pair<uint32_t, int64_t>>* pointers = nullptr) {
     std::map<uint64_t, std::map<uint64_t, std::string>> out;
     const ElfSection* sec = obj_.section(section);
     if (!sec) return out;
@@ -134,8 +161,8 @@ class ObjectLinker {
         auto rec = record_at(out, r.offset, record_size);
         if (!rec) fail("{}: relocation outside any record in {}", obj_.name(), section);
         uint64_t field_offset = r.offset - *rec;
-        if (field_offset == 16) {
-          replacement_fields_[*rec] = {r.symbol, r.addend};
+        if (field_offset == pointer_field && pointers) {
+          (*pointers)[*rec] = {r.symbol, r.addend};
           continue;
         }
         const ElfSymbol& s = sym(r.symbol);
@@ -209,10 +236,11 @@ class ObjectLinker {
     ExternalSymbol e;
     e.name = name;
     auto hint = resolve_hints_.find(name);
-    const ElfSymbol* t = symbols_.reference(name, hint == resolve_hints_.end() ? "" : hint->second);
+    const ElfSymbol* t =
+        symbols_ ? symbols_->reference(name, hint == resolve_hints_.end() ? "" : hint->second) : nullptr;
     if (t) {
       if (t->type == STT_GNU_IFUNC)
-        fail("{}: `{}' is an IFUNC in {}; patches cannot refer to it", obj_.name(), name, target_.name());
+        fail("{}: `{}' is an IFUNC in {}; patches cannot refer to it", obj_.name(), name, target_->name());
       e.where = ExternalSymbol::Where::Target;
       e.value = t->value;
       e.file = t->bind == STB_LOCAL ? t->file : "";
@@ -328,7 +356,7 @@ class ObjectLinker {
   }
 
   void read_replacements() {
-    auto strings = records(".graft.replace", 24);
+    auto strings = records(".graft.replace", 24, 16, &replacement_fields_);
     if (strings.empty())
       fail("{}: declares no replacement; use GRAFT_REPLACE(target, replacement)", obj_.name());
     for (const auto& [rec, fields] : strings) {
@@ -339,19 +367,48 @@ class ObjectLinker {
     }
   }
 
+  void read_callbacks() {
+    std::map<uint64_t, std::pair<uint32_t, int64_t>> functions;
+    for (const auto& [rec, fields] : records(".graft.callback", 16, 8, &functions)) {
+      auto fn = functions.find(rec);
+      if (!fields.count(0) || fn == functions.end())
+        fail("{}: malformed GRAFT_PRE_PATCH/POST_PATCH/PRE_UNPATCH/POST_UNPATCH record", obj_.name());
+      Callback c;
+      bool known = false;
+      for (auto k : {Callback::Kind::PrePatch, Callback::Kind::PostPatch,
+                     Callback::Kind::PreUnpatch, Callback::Kind::PostUnpatch})
+        if (fields.at(0) == callback_kind_name(k)) {
+          c.kind = k;
+          known = true;
+        }
+      if (!known) fail("{}: unknown callback kind `{}'", obj_.name(), fields.at(0));
+      if (patch_.callback(c.kind))
+        fail("{}: more than one {} callback", obj_.name(), fields.at(0));
+      const ElfSymbol& s = sym(fn->second.first);
+      if (!defined_here(s)) fail("{}: callback `{}' is not defined in the patch", obj_.name(), s.name);
+      const ElfSymbol& f = replacement_symbol(s, fn->second.second);
+      if (placed_.at(f.shndx).part != kCode)
+        fail("{}: callback `{}' is not code", obj_.name(), f.name);
+      c.function = f.name;
+      c.offset = symbol_offset(f, 0);
+      patch_.callbacks.push_back(std::move(c));
+    }
+  }
+
   // The function symbol a replacement pointer refers to.
   const ElfSymbol& replacement_symbol(const ElfSymbol& s, int64_t addend) const {
     if (s.type == STT_FUNC && addend == 0) return s;
     for (const auto& f : obj_.symbols())
       if (f.type == STT_FUNC && f.shndx == s.shndx && f.value == s.value + addend) return f;
-    fail("{}: replacement is not a function defined in the patch", obj_.name());
+    fail("{}: `{}' is not a function defined in the patch", obj_.name(), s.name);
   }
 
   void add_function(const std::string& target_name, const std::string& file, const ElfSymbol& rs,
                     int64_t addend) {
     if (!defined_here(rs)) fail("{}: replacement `{}' is not defined in the patch", obj_.name(), rs.name);
     const ElfSymbol& repl = replacement_symbol(rs, addend);
-    const ElfSymbol& fn = symbols_.function(target_name, file);
+    const ElfFile& target_ = *this->target_;
+    const ElfSymbol& fn = symbols_->function(target_name, file);
     for (const auto& f : patch_.functions)
       if (f.address == fn.value)
         fail("{}: function `{}' is replaced twice", obj_.name(), target_name);
@@ -367,7 +424,7 @@ class ObjectLinker {
     f.address = fn.value;
     f.size = fn.size;
     f.sha256 = sha256_hex(code);
-    for (const ElfSymbol* c : symbols_.cold_parts(fn)) f.cold_parts.push_back({c->value, c->size});
+    for (const ElfSymbol* c : symbols_->cold_parts(fn)) f.cold_parts.push_back({c->value, c->size});
     f.replacement = repl.name;
     f.replacement_offset = symbol_offset(repl, 0);
     f.replacement_size = repl.size;
@@ -375,9 +432,9 @@ class ObjectLinker {
   }
 
   const ElfFile& obj_;
-  const ElfFile& target_;
+  const ElfFile* target_ = nullptr;
   std::string target_path_;
-  TargetSymbols symbols_;
+  std::optional<TargetSymbols> symbols_;
   Patch patch_;
 
   std::map<size_t, Placement> placed_;
@@ -417,6 +474,16 @@ Patch link_patch_object(const ElfFile& object, const ElfFile& target,
   Patch patch = ObjectLinker(object, target, target_path).link(name);
   patch.warnings = check_register_contract(target, patch);
   return patch;
+}
+
+LinkedRuntime link_runtime_object(const ElfFile& object) {
+  if (object.type() != ET_REL) fail("{}: not a relocatable object", object.name());
+  ObjectLinker linker(object);
+  LinkedRuntime rt;
+  rt.image = linker.link("graft-rt");
+  rt.exports = linker.exports();
+  if (rt.exports.empty()) fail("{}: exports no function", object.name());
+  return rt;
 }
 
 Patch build_patch_from_source(const SourceBuild& build) {

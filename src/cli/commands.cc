@@ -10,6 +10,7 @@
 #include "common/error.h"
 #include "common/file.h"
 #include "loader/operations.h"
+#include "loader/runtime_binding.h"
 #include "patch/patch.h"
 
 namespace graft::cli {
@@ -34,6 +35,7 @@ json result_json(const OperationResult& r) {
           {"pause_ms", r.pause_ms},
           {"max_pause_ms", r.max_pause_ms},
           {"retries", r.retries},
+          {"notes", r.notes},
           {"error", r.ok ? json(nullptr) : json(r.error)}};
 }
 
@@ -44,6 +46,8 @@ void print_result(const OperationResult& r, const char* verb) {
                r.pid, verb, r.patch_name, r.patch_id, r.total_ms, r.pause_ms, r.threads, r.retries);
   else
     fmt::print("pid {}: FAILED: {}; process left unchanged\n", r.pid, r.error);
+  if (r.ok)
+    for (const auto& n : r.notes) fmt::print("pid {}: note: {}\n", r.pid, n);
   std::fflush(stdout);
 }
 
@@ -86,6 +90,7 @@ int build(const BuildArgs& args) {
   b.compiler_flags = args.compiler_flags;
   b.name = args.name.empty() ? std::filesystem::path(args.output).stem().string() : args.name;
   Patch patch = build_patch_from_source(b);
+  patch.cumulative |= args.replace;
   Bytes file = serialize_patch(patch);
   write_file(args.output, file);
   Patch written = parse_patch(file, args.output);
@@ -94,8 +99,16 @@ int build(const BuildArgs& args) {
   for (const auto& f : patch.functions)
     fmt::print("  replaces {} ({} bytes) with {}\n", function_name(f.symbol, f.demangled, f.file),
                f.size, f.replacement);
+  for (const auto& c : patch.callbacks)
+    fmt::print("  {} callback: {}\n", callback_kind_name(c.kind), c.function);
+  if (patch.cumulative)
+    fmt::print("  cumulative: applying it replaces every earlier patch of {}\n", args.target);
   for (const auto& e : patch.externals)
-    if (e.where == ExternalSymbol::Where::Library)
+    if (e.where == ExternalSymbol::Where::Library && is_runtime_function(e.name))
+      fmt::print("  note: `{}' comes from graft's runtime (the process's libgraft-rt, or graft "
+                 "injects it)\n",
+                 e.name);
+    else if (e.where == ExternalSymbol::Where::Library)
       fmt::print("  note: `{}' is not defined in {}; it must come from a library loaded in the "
                  "process\n",
                  e.name, args.target);
@@ -116,7 +129,12 @@ int info(const std::string& path, bool as_json) {
       ext.push_back({{"name", e.name},
                      {"where", e.where == ExternalSymbol::Where::Target ? "target" : "library"},
                      {"file", e.file}});
+    json cbs = json::array();
+    for (const auto& c : p.callbacks)
+      cbs.push_back({{"kind", callback_kind_name(c.kind)}, {"function", c.function}});
     fmt::print("{}\n", json{{"name", p.name},
+                            {"cumulative", p.cumulative},
+                            {"callbacks", cbs},
                             {"id", p.id()},
                             {"sha256", p.sha256},
                             {"target", {{"path", p.target.path}, {"build_id", p.target.build_id}}},
@@ -137,13 +155,19 @@ int info(const std::string& path, bool as_json) {
     fmt::print("  {} at {:#x}, {} bytes, sha256 {}... -> {}\n",
                function_name(f.symbol, f.demangled, f.file), f.address, f.size,
                f.sha256.substr(0, 16), f.replacement);
+  if (!p.callbacks.empty()) {
+    fmt::print("callbacks\n");
+    for (const auto& c : p.callbacks) fmt::print("  {} {}\n", callback_kind_name(c.kind), c.function);
+  }
+  if (p.cumulative) fmt::print("cumulative (replaces every earlier patch of its target)\n");
   if (!p.externals.empty()) {
     fmt::print("references\n");
     for (const auto& e : p.externals)
       fmt::print("  {} ({})\n", e.name,
                  e.where == ExternalSymbol::Where::Target
                      ? (e.file.empty() ? std::string("target") : "target, static in " + e.file)
-                     : std::string("loaded library"));
+                     : is_runtime_function(e.name) ? std::string("graft runtime")
+                                                   : std::string("loaded library"));
   }
   return 0;
 }
@@ -201,21 +225,33 @@ int list(int pid, bool as_json) {
                          {"name", function_name(f.symbol, f.demangled, f.file)},
                          {"address", fmt::format("{:#x}", f.address)},
                          {"replacement", fmt::format("{:#x}", f.replacement)}});
+        json cbs = json::array();
+        for (const auto& c : r.callbacks)
+          cbs.push_back({{"kind", callback_kind_name(c.kind)}, {"function", c.function}});
         patches.push_back({{"id", r.id}, {"name", r.name}, {"seq", r.seq},
                            {"state", state_name(r.state)}, {"target", r.target_path},
-                           {"applied_at", r.applied_at}, {"functions", fns}});
+                           {"applied_at", r.applied_at}, {"cumulative", r.cumulative},
+                           {"callbacks", cbs}, {"functions", fns}});
       }
+      json runtime = nullptr;
+      if (pp.runtime)
+        runtime = {{"address", fmt::format("{:#x}", pp.runtime->region_start)},
+                   {"size", pp.runtime->region_size},
+                   {"installed_at", pp.runtime->installed_at}};
       procs.push_back({{"pid", p}, {"command", pp.command}, {"patches", patches},
-                       {"problems", pp.problems}});
+                       {"runtime", runtime}, {"problems", pp.problems}});
       continue;
     }
+    if (pp.runtime)
+      fmt::print("pid {} ({}): graft runtime at {:#x} (injected; holds the shadow variables)\n", p,
+                 pp.command, pp.runtime->region_start);
     if (pp.patches.empty() && pp.problems.empty()) {
       fmt::print("pid {} ({}): no patches\n", p, pp.command);
       continue;
     }
     for (const auto& r : pp.patches) {
-      fmt::print("pid {} ({}): {} (id {}) #{} {}, target {}\n", p, pp.command, r.name, r.id, r.seq,
-                 state_name(r.state), r.target_path);
+      fmt::print("pid {} ({}): {} (id {}) #{} {}{}, target {}\n", p, pp.command, r.name, r.id, r.seq,
+                 state_name(r.state), r.cumulative ? ", cumulative" : "", r.target_path);
       for (const auto& f : r.functions)
         fmt::print("    {} at {:#x} -> {:#x}\n", function_name(f.symbol, f.demangled, f.file),
                    f.address, f.replacement);

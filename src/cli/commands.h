@@ -8,6 +8,7 @@ namespace graft::cli {
 struct BuildArgs {
   std::string source, target, output, name;
   std::vector<std::string> compiler_flags;
+  bool replace = false;  // cumulative patch (atomic replace)
 };
 struct TargetArgs {
   int pid = 0;

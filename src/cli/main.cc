@@ -29,6 +29,9 @@ int main(int argc, char** argv) {
       ->check(CLI::ExistingFile);
   build_cmd->add_option("-o,--output", b.output, "Patch file to write (NAME.graft)")->required();
   build_cmd->add_option("--name", b.name, "Patch name (default: the output file's base name)");
+  build_cmd->add_flag("--replace", b.replace,
+                      "Cumulative patch: applying it replaces every earlier patch of the target "
+                      "(as GRAFT_CUMULATIVE in the source)");
   build_cmd->add_option("compiler-flags", b.compiler_flags, "Extra compiler flags, after --");
 
   std::string info_file;

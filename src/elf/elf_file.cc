@@ -168,6 +168,7 @@ std::vector<ElfSymbol> ElfFile::read_symbols(const ElfSection& table) const {
     s.size = sym.st_size;
     s.type = GELF_ST_TYPE(sym.st_info);
     s.bind = GELF_ST_BIND(sym.st_info);
+    s.visibility = GELF_ST_VISIBILITY(sym.st_other);
     s.shndx = sym.st_shndx;
     if (s.type == STT_FILE) file = s.name;
     if (s.bind == STB_LOCAL) s.file = file;

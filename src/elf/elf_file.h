@@ -21,6 +21,7 @@ struct ElfSymbol {
   uint64_t size = 0;
   uint8_t type = 0;     // STT_*
   uint8_t bind = 0;     // STB_*
+  uint8_t visibility = 0;  // STV_*
   uint16_t shndx = 0;   // SHN_UNDEF for an undefined symbol
   std::string file;     // STT_FILE in force for a local symbol ("" if none)
   bool default_version = true;  // .dynsym: not a hidden (non-default) version

@@ -2,7 +2,9 @@
 // region created and filled -> stop model switches -> record marked active.
 #include <unistd.h>
 
+#include <algorithm>
 #include <ctime>
+#include <set>
 
 #include "arch/x86_64/jump.h"
 #include "arch/x86_64/relocation.h"
@@ -10,10 +12,12 @@
 #include "common/error.h"
 #include "common/realtime_priority.h"
 #include "consistency/stop_model.h"
+#include "loader/callbacks.h"
 #include "loader/loaded_objects.h"
 #include "loader/operations.h"
 #include "loader/placement.h"
 #include "loader/region.h"
+#include "loader/runtime_binding.h"
 #include "loader/symbol_resolver.h"
 
 namespace graft {
@@ -40,25 +44,54 @@ class ApplyJob {
     for (const auto& r : records_)
       if (r.sha256 == patch_.sha256)
         fail("process {}: patch {} is already applied (state {})", pid_, r.label(), state_name(r.state));
+    if (patch_.cumulative) choose_replaced();
 
     plan_functions();
-    plan_region();
-    Bytes image = relocate();
+    if (patch_.cumulative) plan_restored_functions();
 
     Tracer tracer(pid_);
-    create_region(tracer, memory_, maps_, layout_, patch_.id());
-    tracer.resume_all();
+    result_.threads = tracer.thread_count();
+    bind_runtime_functions(tracer, scan.runtime);
+    try {
+      plan_region();
+      Bytes image = relocate();
+      create_region(tracer, memory_, maps_, layout_, patch_.id());
+      tracer.resume_all();
+      switch_to_patch(tracer, image);
+    } catch (...) {
+      remove_injected_runtime(tracer);
+      throw;
+    }
+  }
+
+ private:
+  // The region exists and the threads run: fill it, run pre_patch, switch,
+  // run post_patch. On failure the region is removed again (after
+  // post_unpatch, if pre_patch had run).
+  void switch_to_patch(Tracer& tracer, const Bytes& image) {
+    bool pre_patch_done = false;
     try {
       record_.state = RecordState::Loading;
       memory_.write({layout_.address}, encode_record(record_));
       memory_.write({layout_.address + layout_.image_offset}, image);
+
+      if (auto run = run_callback(tracer, memory_, record_, Callback::Kind::PrePatch, options_.timeout_s)) {
+        if (!run->ok()) fail("process {}: {}; patch not applied", pid_, run->describe(Callback::Kind::PrePatch, record_));
+        if (static_cast<int32_t>(run->result.value) != 0)
+          fail("process {}: {} (a veto); patch not applied", pid_,
+               run->describe(Callback::Kind::PrePatch, record_));
+      }
+      pre_patch_done = true;
+
       StopOptions stop;
       stop.timeout_s = options_.timeout_s;
-      result_.threads = tracer.thread_count();
+      stop.detach_after = false;
       SwitchResult s;
       try {
-        run_stop_model(tracer, memory_, plan_, stop,
-                       [&] { write_record_state(memory_, record_, RecordState::Active); }, s);
+        run_stop_model(tracer, memory_, plan_, stop, [&] {
+          write_record_state(memory_, record_, RecordState::Active);
+          for (const auto* r : replaced_) write_record_state(memory_, *r, RecordState::Reverting);
+        }, s);
       } catch (...) {
         report(s);
         throw;
@@ -67,6 +100,10 @@ class ApplyJob {
       if (!process_alive(pid_)) fail("process {} exited during the apply", pid_);
     } catch (...) {
       try {
+        if (pre_patch_done)
+          if (auto run = run_callback(tracer, memory_, record_, Callback::Kind::PostUnpatch, options_.timeout_s);
+              run && !run->ok())
+            result_.notes.push_back(run->describe(Callback::Kind::PostUnpatch, record_));
         remove_region(tracer, memory_, maps_, layout_.address, layout_.size);
         tracer.resume_all();
       } catch (const Error&) {
@@ -74,9 +111,87 @@ class ApplyJob {
       }
       throw;
     }
+    // Switched. What remains cannot undo the apply: it is reported.
+    for (const auto* r : replaced_) {
+      // No thread is in the replaced patch's code and no jump leads there.
+      try {
+        remove_region(tracer, memory_, maps_, r->region_start, r->region_size);
+        result_.notes.push_back(fmt::format("replaced patch {}", r->label()));
+      } catch (const Error& e) {
+        result_.notes.push_back(fmt::format("replaced patch {}, but could not unmap it: {}", r->label(), e.what()));
+      }
+    }
+    if (auto run = run_callback(tracer, memory_, record_, Callback::Kind::PostPatch, options_.timeout_s);
+        run && !run->ok())
+      result_.notes.push_back(run->describe(Callback::Kind::PostPatch, record_) + " (the patch stays applied)");
+    tracer.detach();
   }
 
- private:
+  // The patches a cumulative patch replaces: every active patch of the same
+  // target object.
+  void choose_replaced() {
+    for (const auto& r : records_) {
+      if (r.build_id != patch_.target.build_id) continue;
+      if (r.state == RecordState::Loading)
+        fail("process {}: patch {} is still loading (left by an interrupted graft); revert it "
+             "before applying a cumulative patch",
+             pid_, r.label());
+      if (r.state == RecordState::Active) replaced_.push_back(&r);
+    }
+  }
+
+  bool replaces(const PatchRecord& r) const {
+    return std::find(replaced_.begin(), replaced_.end(), &r) != replaced_.end();
+  }
+
+  // Functions of replaced patches that the cumulative patch leaves out go
+  // back to their original code.
+  void plan_restored_functions() {
+    std::set<uint64_t> done;
+    for (const auto& f : record_.functions) done.insert(f.address);
+    for (const auto* r : replaced_) {
+      plan_.busy.push_back({r->code(), "the code of patch " + r->label()});
+      for (const auto& f : r->functions) {
+        if (!done.insert(f.address).second) continue;
+        const PatchRecord* owner = nullptr;
+        const FunctionRecord* top = newest_redirect(records_, f.address, nullptr, &owner);
+        if (!top || !replaces(*owner))
+          fail("process {}: `{}' is patched by {}, which a cumulative patch of {} cannot replace",
+               pid_, f.symbol, owner ? owner->label() : std::string("nothing"), target_.path);
+        Bytes now = memory_.read({f.site}, arch::kRedirectSize);
+        if (now != top->redirect)
+          fail("process {}: the entry of `{}' no longer holds the redirection of patch {}", pid_,
+               f.symbol, owner->label());
+        plan_.writes.push_back({f.symbol, {f.site}, now, top->original});
+      }
+    }
+  }
+
+  // The runtime functions the patch calls are bound before placement: an
+  // injected runtime takes address space.
+  void bind_runtime_functions(Tracer& tracer, const std::optional<RuntimeRecord>& existing) {
+    std::set<std::string> needed;
+    for (const auto& e : patch_.externals)
+      if (e.where == ExternalSymbol::Where::Library && is_runtime_function(e.name)) needed.insert(e.name);
+    if (needed.empty()) return;
+    RuntimeBindingContext ctx{pid_, maps_, objects_, target_, memory_, existing};
+    runtime_ = bind_runtime(needed, ctx, tracer);
+    if (runtime_.injected) {
+      result_.notes.push_back(runtime_.provider);
+      maps_ = read_maps(pid_);
+    }
+    tracer.resume_all();
+  }
+
+  void remove_injected_runtime(Tracer& tracer) {
+    if (!runtime_.injected) return;
+    try {
+      remove_region(tracer, memory_, maps_, runtime_.injected->region_start, runtime_.injected->region_size);
+      tracer.resume_all();
+    } catch (const Error&) {
+    }
+  }
+
   void report(const SwitchResult& s) {
     result_.pause_ms = s.pause_ms;
     result_.max_pause_ms = s.max_pause_ms;
@@ -148,10 +263,13 @@ class ApplyJob {
     record_.applied_at = static_cast<int64_t>(std::time(nullptr));
     record_.graft_pid = getpid();
     record_.seq = records_.empty() ? 1 : records_.back().seq + 1;
+    record_.cumulative = patch_.cumulative;
+    for (const auto& c : patch_.callbacks) record_.callbacks.push_back({c.kind, c.function, UINT64_MAX});
     // Size the record with the widest addresses it could hold.
     PatchRecord widest = record_;
     widest.region_size = widest.image_base = UINT64_MAX;
     for (auto& f : widest.functions) f.replacement = UINT64_MAX;
+    record_.callbacks.clear();
     layout_.image_offset = record_pages(widest);
     layout_.image = patch_.layout;
     layout_.size = layout_.image_offset + patch_.layout.memory_size();
@@ -169,6 +287,8 @@ class ApplyJob {
       fr.redirect = *jump;
       plan_.writes[i].bytes = *jump;
     }
+    for (const auto& c : patch_.callbacks)
+      record_.callbacks.push_back({c.kind, c.function, base + c.offset});
   }
 
   Bytes relocate() {
@@ -176,8 +296,12 @@ class ApplyJob {
     SymbolResolver resolver(objects_, target_, maps_, memory_, pid_);
     std::vector<uint64_t> addresses;
     for (const auto& e : patch_.externals)
-      addresses.push_back(e.where == ExternalSymbol::Where::Target ? target_.bias + e.value
-                                                                   : resolver.resolve(e.name));
+      if (e.where == ExternalSymbol::Where::Target)
+        addresses.push_back(target_.bias + e.value);
+      else if (auto it = runtime_.addresses.find(e.name); it != runtime_.addresses.end())
+        addresses.push_back(it->second);
+      else
+        addresses.push_back(resolver.resolve(e.name));
     Bytes image = patch_.image;
     for (const auto& r : patch_.relocations) {
       uint64_t S = r.external >= 0 ? addresses[r.external] : base + r.image_offset;
@@ -199,6 +323,8 @@ class ApplyJob {
   std::vector<LoadedObject> objects_;
   LoadedObject target_;
   std::vector<PatchRecord> records_;
+  std::vector<const PatchRecord*> replaced_;  // by a cumulative patch
+  RuntimeBinding runtime_;
   PatchRecord record_;
   RegionLayout layout_;
   SwitchPlan plan_;

@@ -27,6 +27,10 @@ struct OperationResult {
   double max_pause_ms = 0;  // longest global stop, retries included
   int retries = 0;
   size_t threads = 0;
+  // Said to the operator even on success: a callback that crashed after
+  // the switch, the runtime that was injected, patches a cumulative one
+  // replaced.
+  std::vector<std::string> notes;
 };
 
 OperationResult apply_patch(const Patch& patch, pid_t pid, const OperationOptions& options);
@@ -37,6 +41,7 @@ struct ProcessPatches {
   pid_t pid = 0;
   std::string command;
   std::vector<PatchRecord> patches;
+  std::optional<RuntimeRecord> runtime;  // injected by graft
   std::vector<std::string> problems;
 };
 ProcessPatches list_patches(pid_t pid);

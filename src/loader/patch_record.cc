@@ -49,8 +49,13 @@ json to_json(const PatchRecord& r) {
                    {"original", to_hex(f.original)},
                    {"redirect", to_hex(f.redirect)},
                    {"cold_parts", ranges_json(f.cold_parts)}});
+  json cbs = json::array();
+  for (const auto& c : r.callbacks)
+    cbs.push_back({{"kind", callback_kind_name(c.kind)}, {"function", c.function}, {"address", c.address}});
   return {{"id", r.id},
           {"name", r.name},
+          {"callbacks", cbs},
+          {"cumulative", r.cumulative},
           {"sha256", r.sha256},
           {"target_path", r.target_path},
           {"build_id", r.build_id},
@@ -187,10 +192,122 @@ PatchRecord from_json(const json& j, const Mapping& region, const Header& h,
       if (other.site == x.site) fail("function {}: listed twice", x.symbol);
     r.functions.push_back(std::move(x));
   }
+  // Absent from records of a graft that predates callbacks.
+  if (j.contains("callbacks")) {
+    for (const auto& c : array(j, "callbacks")) {
+      if (!c.is_object()) fail("callback entry is not an object");
+      CallbackRecord x;
+      std::string kind = str(c, "kind");
+      bool known = false;
+      for (auto k : {Callback::Kind::PrePatch, Callback::Kind::PostPatch, Callback::Kind::PreUnpatch,
+                     Callback::Kind::PostUnpatch})
+        if (kind == callback_kind_name(k)) {
+          x.kind = k;
+          known = true;
+        }
+      if (!known) fail("unknown callback kind {}", kind);
+      x.function = str(c, "function");
+      x.address = u64(c, "address");
+      // graft calls it in the process: only code of this patch.
+      if (!r.code().contains(x.address)) fail("callback {}: outside the patch's code", x.function);
+      if (r.callback(x.kind)) fail("callback {}: kind given twice", x.function);
+      r.callbacks.push_back(std::move(x));
+    }
+  }
+  if (j.contains("cumulative")) {
+    if (!j.at("cumulative").is_boolean()) fail("field `cumulative' is not a boolean");
+    r.cumulative = j.at("cumulative").get<bool>();
+  }
   return r;
 }
 
+json to_json(const RuntimeRecord& r) {
+  json ex = json::object();
+  for (const auto& [name, addr] : r.exports) ex[name] = addr;
+  return {{"kind", "runtime"},     {"sha256", r.sha256},           {"region_size", r.region_size},
+          {"image_base", r.image_base}, {"code_size", r.code_size}, {"exports", ex},
+          {"installed_at", r.installed_at}, {"graft_pid", r.graft_pid}};
+}
+
+RuntimeRecord runtime_from_json(const json& j, const Mapping& region, const std::vector<Mapping>& maps) {
+  RuntimeRecord r;
+  r.region_start = region.start;
+  std::string own = std::string("/memfd:") + kRegionNamePrefix + kRuntimeRegionName;
+  if (region.path != own && region.path != own + " (deleted)")
+    fail("runtime record in region {}", region.path);
+  r.sha256 = str(j, "sha256");
+  r.region_size = u64(j, "region_size");
+  r.image_base = u64(j, "image_base");
+  r.code_size = u64(j, "code_size");
+  if (!j.at("installed_at").is_number_integer()) fail("field `installed_at' is not an integer");
+  r.installed_at = j.at("installed_at").get<int64_t>();
+  uint64_t graft_pid = u64(j, "graft_pid");
+  if (graft_pid > INT32_MAX) fail("field `graft_pid' is out of range");
+  r.graft_pid = static_cast<pid_t>(graft_pid);
+  uint64_t mapped_end = region.start;
+  for (const auto& m : maps)
+    if (m.path == region.path && m.inode == region.inode && m.device == region.device &&
+        m.start == mapped_end)
+      mapped_end = m.end;
+  if (r.region_size != mapped_end - region.start) fail("region size does not match its mapping");
+  if (r.image_base < region.start || r.code_size > r.region_size ||
+      r.image_base - region.start > r.region_size - r.code_size || r.code_size == 0)
+    fail("code lies outside the region");
+  auto in_region_code = [&](const Mapping& m) {
+    return m.exec && m.path == region.path && m.inode == region.inode;
+  };
+  if (!inside_mapping(maps, r.image_base, r.code_size, in_region_code))
+    fail("code is not in an executable mapping of the region");
+  const json& exports = j.at("exports");
+  if (!exports.is_object()) fail("field `exports' is not an object");
+  for (const auto& [name, addr] : exports.items()) {
+    // graft calls these in the process: only the runtime's own code.
+    if (!addr.is_number_unsigned()) fail("runtime function {}: not an address", name);
+    uint64_t a = addr.get<uint64_t>();
+    if (a < r.image_base || a - r.image_base >= r.code_size)
+      fail("runtime function {} lies outside its code", name);
+    r.exports[name] = a;
+  }
+  return r;
+}
+
+// The header and JSON of a record, checked.
+json record_json(std::span<const uint8_t> bytes, Header& h) {
+  if (bytes.size() < kHeaderSize) fail("record truncated");
+  std::memcpy(&h, bytes.data(), kHeaderSize);
+  if (std::memcmp(h.magic, kMagic, 8) != 0) fail("bad magic");
+  if (h.version != kVersion) fail("record format version {}", h.version);
+  if (h.json_size > kMaxJson || h.json_size > bytes.size() - kHeaderSize)
+    fail("record size out of range");
+  auto text = bytes.subspan(kHeaderSize, h.json_size);
+  json j = json::parse(text.begin(), text.end(), nullptr, false);
+  if (j.is_discarded() || !j.is_object()) fail("record is not valid JSON");
+  return j;
+}
+
+bool is_runtime_region(const Mapping& m) {
+  std::string own = std::string("/memfd:") + kRegionNamePrefix + kRuntimeRegionName;
+  return m.path == own || m.path == own + " (deleted)";
+}
+
 }  // namespace
+
+uint64_t runtime_record_pages(const RuntimeRecord& r) {
+  return page_round_up(kHeaderSize + to_json(r).dump().size());
+}
+
+Bytes encode_runtime_record(const RuntimeRecord& r) {
+  std::string text = to_json(r).dump();
+  Header h{};
+  std::memcpy(h.magic, kMagic, 8);
+  h.version = kVersion;
+  h.state = static_cast<uint32_t>(RecordState::Active);
+  h.seq = 0;
+  h.json_size = text.size();
+  Bytes out(reinterpret_cast<const uint8_t*>(&h), reinterpret_cast<const uint8_t*>(&h) + kHeaderSize);
+  out.insert(out.end(), text.begin(), text.end());
+  return out;
+}
 
 std::string state_name(RecordState s) {
   switch (s) {
@@ -227,19 +344,24 @@ void write_record_state(const ProcessMemory& memory, const PatchRecord& r, Recor
 PatchRecord parse_record(std::span<const uint8_t> bytes, const Mapping& region,
                          const std::vector<Mapping>& maps) {
   Header h;
-  if (bytes.size() < kHeaderSize) fail("record truncated");
-  std::memcpy(&h, bytes.data(), kHeaderSize);
-  if (std::memcmp(h.magic, kMagic, 8) != 0) fail("bad magic");
-  if (h.version != kVersion) fail("record format version {}", h.version);
-  if (h.json_size > kMaxJson || h.json_size > bytes.size() - kHeaderSize)
-    fail("record size out of range");
-  auto text = bytes.subspan(kHeaderSize, h.json_size);
-  json j = json::parse(text.begin(), text.end(), nullptr, false);
-  if (j.is_discarded() || !j.is_object()) fail("record is not valid JSON");
+  json j = record_json(bytes, h);
+  if (j.contains("kind")) fail("not a patch record");
   try {
     return from_json(j, region, h, maps);
   } catch (const json::exception& e) {
     fail("malformed record: {}", e.what());
+  }
+}
+
+RuntimeRecord parse_runtime_record(std::span<const uint8_t> bytes, const Mapping& region,
+                                   const std::vector<Mapping>& maps) {
+  Header h;
+  json j = record_json(bytes, h);
+  if (!j.contains("kind") || j.at("kind") != "runtime") fail("not a runtime record");
+  try {
+    return runtime_from_json(j, region, maps);
+  } catch (const json::exception& e) {
+    fail("malformed runtime record: {}", e.what());
   }
 }
 
@@ -253,7 +375,14 @@ RecordScan read_records(pid_t pid, const std::vector<Mapping>& maps, const Proce
       if (h.json_size > kMaxJson || h.json_size > m.end - m.start - kHeaderSize)
         fail("record size out of range");
       Bytes bytes = memory.read({m.start}, kHeaderSize + h.json_size);
-      scan.records.push_back(parse_record(bytes, m, maps));
+      // The region's name says which record it holds: "graft:rt" the
+      // runtime, "graft:<id>" a patch.
+      if (is_runtime_region(m)) {
+        if (scan.runtime) fail("a second graft runtime region");
+        scan.runtime = parse_runtime_record(bytes, m, maps);
+      } else {
+        scan.records.push_back(parse_record(bytes, m, maps));
+      }
     } catch (const std::exception& e) {
       scan.problems.push_back(
           fmt::format("process {}: graft region at {:#x} has an invalid record: {}", pid, m.start, e.what()));

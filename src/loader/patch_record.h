@@ -12,6 +12,8 @@
 #pragma once
 #include <sys/types.h>
 
+#include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -34,6 +36,12 @@ struct FunctionRecord {
   std::vector<AddressRange> cold_parts;  // runtime addresses
 };
 
+struct CallbackRecord {
+  Callback::Kind kind = Callback::Kind::PrePatch;
+  std::string function;
+  uint64_t address = 0;  // runtime address, inside the patch's code
+};
+
 struct PatchRecord {
   uint64_t region_start = 0, region_size = 0;
   RecordState state = RecordState::Loading;
@@ -41,10 +49,17 @@ struct PatchRecord {
   std::string id, name, sha256, target_path, build_id;
   uint64_t image_base = 0, code_size = 0;
   std::vector<FunctionRecord> functions;
+  std::vector<CallbackRecord> callbacks;  // run at revert (pre/post_unpatch)
+  bool cumulative = false;
   int64_t applied_at = 0;  // unix time
   pid_t graft_pid = 0;
 
   AddressRange code() const { return {image_base, code_size}; }
+  const CallbackRecord* callback(Callback::Kind kind) const {
+    for (const auto& c : callbacks)
+      if (c.kind == kind) return &c;
+    return nullptr;
+  }
   // Named by `which`: its name, or its id or a prefix of it.
   bool matches(const std::string& which) const {
     return name == which || (!which.empty() && id.rfind(which, 0) == 0);
@@ -52,7 +67,22 @@ struct PatchRecord {
   std::string label() const { return fmt::format("{} ({})", name, id); }
 };
 
+// The runtime graft injected into the process (region "graft:rt"): one per
+// process, shared by every patch, never removed (it holds the shadow
+// variables). Its record has the same header; its JSON says kind "runtime".
+struct RuntimeRecord {
+  uint64_t region_start = 0, region_size = 0;
+  uint64_t image_base = 0, code_size = 0;
+  std::string sha256;  // of the runtime object
+  std::map<std::string, uint64_t> exports;  // runtime addresses
+  int64_t installed_at = 0;
+  pid_t graft_pid = 0;
+};
+
 constexpr const char* kRegionNamePrefix = "graft:";
+constexpr const char* kRuntimeRegionName = "rt";
+uint64_t runtime_record_pages(const RuntimeRecord& r);
+Bytes encode_runtime_record(const RuntimeRecord& r);
 // Bytes of header + JSON, page-rounded: where the image starts.
 uint64_t record_pages(const PatchRecord& r);
 Bytes encode_record(const PatchRecord& r);
@@ -60,6 +90,7 @@ void write_record_state(const ProcessMemory& memory, const PatchRecord& r, Recor
 
 struct RecordScan {
   std::vector<PatchRecord> records;  // sorted by seq
+  std::optional<RuntimeRecord> runtime;
   std::vector<std::string> problems; // regions whose record is unreadable or invalid
 };
 RecordScan read_records(pid_t pid, const std::vector<Mapping>& maps, const ProcessMemory& memory);
@@ -70,6 +101,9 @@ RecordScan read_records(pid_t pid, const std::vector<Mapping>& maps, const Proce
 // Throws graft::Error naming what is wrong.
 PatchRecord parse_record(std::span<const uint8_t> bytes, const Mapping& region,
                          const std::vector<Mapping>& maps);
+// The same for the runtime's record (region "graft:rt").
+RuntimeRecord parse_runtime_record(std::span<const uint8_t> bytes, const Mapping& region,
+                                   const std::vector<Mapping>& maps);
 
 // The newest active patch of the function at `address` (records sorted by
 // seq), leaving `excluded` out; nullptr if none. `owner` receives its record.

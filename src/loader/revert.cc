@@ -9,6 +9,7 @@
 #include "common/realtime_priority.h"
 #include "common/file.h"
 #include "consistency/stop_model.h"
+#include "loader/callbacks.h"
 #include "loader/loaded_objects.h"
 #include "loader/operations.h"
 #include "loader/region.h"
@@ -75,6 +76,13 @@ OperationResult revert_patch(const std::string& which, pid_t pid, const Operatio
 
     Tracer tracer(pid);
     result.threads = tracer.thread_count();
+    // pre_unpatch cannot veto (as in the kernel): a failure is reported and
+    // the revert goes on, as the operator asked.
+    bool active = rec.state == RecordState::Active;
+    if (active)
+      if (auto run = run_callback(tracer, memory, rec, Callback::Kind::PreUnpatch, options.timeout_s);
+          run && !run->ok())
+        result.notes.push_back(run->describe(Callback::Kind::PreUnpatch, rec));
     StopOptions stop;
     stop.timeout_s = options.timeout_s;
     stop.detach_after = false;
@@ -92,6 +100,11 @@ OperationResult revert_patch(const std::string& which, pid_t pid, const Operatio
       throw;
     }
     report();
+    // After the switch back, while the code is still mapped.
+    if (active)
+      if (auto run = run_callback(tracer, memory, rec, Callback::Kind::PostUnpatch, options.timeout_s);
+          run && !run->ok())
+        result.notes.push_back(run->describe(Callback::Kind::PostUnpatch, rec));
     // No thread is in the patch's code and nothing leads there any more.
     remove_region(tracer, memory, maps, rec.region_start, rec.region_size);
     tracer.detach();
@@ -115,6 +128,7 @@ ProcessPatches list_patches(pid_t pid) {
   ProcessMemory memory(pid);
   auto scan = read_records(pid, maps, memory);
   out.patches = std::move(scan.records);
+  out.runtime = std::move(scan.runtime);
   out.problems = std::move(scan.problems);
   return out;
 }

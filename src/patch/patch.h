@@ -48,6 +48,16 @@ struct FunctionReplacement {
   uint64_t replacement_size = 0;
 };
 
+// A function of the patch run inside the target at a moment of apply or
+// revert (GRAFT_PRE_PATCH and friends in graft/patch.h).
+struct Callback {
+  enum class Kind { PrePatch, PostPatch, PreUnpatch, PostUnpatch };
+  Kind kind = Kind::PrePatch;
+  std::string function;  // its name in the patch source
+  uint64_t offset = 0;   // in the image (code)
+};
+const char* callback_kind_name(Callback::Kind kind);  // "pre_patch", ...
+
 // Image layout: [code | rodata | data | bss], each part page-aligned.
 struct ImageLayout {
   uint64_t code_size = 0;
@@ -81,6 +91,16 @@ struct Patch {
   std::vector<FunctionReplacement> functions;
   std::vector<ExternalSymbol> externals;
   std::vector<Relocation> relocations;
+  std::vector<Callback> callbacks;  // at most one of each kind
+  // Atomic replace: applying it reverts every earlier patch of the same
+  // target object in the same switch (GRAFT_CUMULATIVE, build --replace).
+  bool cumulative = false;
+
+  const Callback* callback(Callback::Kind kind) const {
+    for (const auto& c : callbacks)
+      if (c.kind == kind) return &c;
+    return nullptr;
+  }
 
   // Said by the builder to the patch author; not stored in the file.
   std::vector<std::string> warnings;
@@ -94,6 +114,8 @@ struct Patch {
 };
 
 // The on-disk format: "GRAFTPF1", u32 format version, u32 manifest size,
+// (version 2 when the patch has callbacks or is cumulative, so that an older
+// graft refuses it instead of silently ignoring them; 1 otherwise),
 // u64 image size, SHA-256 of manifest and image, the manifest (JSON), the
 // image; then, if signed, a trailer: "GRAFTSIG", u32 version, u32 signer
 // name size, the Ed25519 public key (32) and signature (64), the name.

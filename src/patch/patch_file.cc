@@ -17,7 +17,10 @@ using json = nlohmann::json;
 namespace {
 
 constexpr char kMagic[8] = {'G', 'R', 'A', 'F', 'T', 'P', 'F', '1'};
-constexpr uint32_t kFormatVersion = 1;
+// Version 2 adds `callbacks' and `cumulative'; a patch without either is
+// still written as version 1, readable by every graft.
+constexpr uint32_t kFormatVersion = 2;
+constexpr uint32_t kOldestFormatVersion = 1;
 constexpr size_t kHeaderSize = 56;  // magic, version, sizes, SHA-256 of the rest
 constexpr uint64_t kMaxManifest = 16u << 20;
 constexpr uint64_t kMaxImage = 256u << 20;
@@ -78,6 +81,13 @@ json to_json(const Patch& p) {
   for (const auto& r : p.relocations)
     rel.push_back({r.offset, r.type, r.addend, r.external, r.image_offset});
   j["relocations"] = rel;
+  if (!p.callbacks.empty()) {
+    json cbs = json::array();
+    for (const auto& c : p.callbacks)
+      cbs.push_back({{"kind", callback_kind_name(c.kind)}, {"function", c.function}, {"offset", c.offset}});
+    j["callbacks"] = cbs;
+  }
+  if (p.cumulative) j["cumulative"] = true;
   return j;
 }
 
@@ -135,7 +145,11 @@ void check_range(uint64_t start, uint64_t size, uint64_t limit, const std::strin
     fail("{} [{:#x}, +{:#x}) lies outside [0, {:#x})", what, start, size, limit);
 }
 
-Patch from_json(const json& j, const std::string& file) {
+uint32_t format_version(const Patch& p) {
+  return p.callbacks.empty() && !p.cumulative ? 1 : 2;
+}
+
+Patch from_json(const json& j, const std::string& file, uint32_t version) {
   Patch p;
   p.name = field<std::string>(j, "name", file);
   check_text(p.name, file + ": patch name", false);
@@ -241,10 +255,46 @@ Patch from_json(const json& j, const std::string& file) {
     if (x.external < 0) check_range(x.image_offset, 0, L.memory_size(), w + ": target");
     p.relocations.push_back(x);
   }
+
+  if (version < 2 && (j.contains("callbacks") || j.contains("cumulative")))
+    fail("{}: format version {} cannot have callbacks or be cumulative", file, version);
+  if (j.contains("callbacks")) {
+    for (const auto& c : array_field(j, "callbacks", file)) {
+      Callback x;
+      std::string w = file + ": callback";
+      auto kind = field<std::string>(c, "kind", w);
+      bool known = false;
+      for (auto k : {Callback::Kind::PrePatch, Callback::Kind::PostPatch, Callback::Kind::PreUnpatch,
+                     Callback::Kind::PostUnpatch})
+        if (kind == callback_kind_name(k)) {
+          x.kind = k;
+          known = true;
+        }
+      if (!known) fail("{}: unknown kind `{}'", w, kind);
+      w += " " + kind;
+      if (p.callback(x.kind)) fail("{}: given twice", w);
+      x.function = field<std::string>(c, "function", w);
+      check_text(x.function, w + " function", false);
+      x.offset = field<uint64_t>(c, "offset", w);
+      check_range(x.offset, 1, L.code_size, w);
+      p.callbacks.push_back(std::move(x));
+    }
+  }
+  if (j.contains("cumulative")) p.cumulative = field<bool>(j, "cumulative", file);
   return p;
 }
 
 }  // namespace
+
+const char* callback_kind_name(Callback::Kind kind) {
+  switch (kind) {
+    case Callback::Kind::PrePatch: return "pre_patch";
+    case Callback::Kind::PostPatch: return "post_patch";
+    case Callback::Kind::PreUnpatch: return "pre_unpatch";
+    case Callback::Kind::PostUnpatch: return "post_unpatch";
+  }
+  return "unknown";
+}
 
 uint64_t ImageLayout::memory_size() const {
   return data_offset + page_round_up(data_size + bss_size);
@@ -255,7 +305,7 @@ Bytes serialize_patch(const Patch& patch) {
   Bytes body(manifest.begin(), manifest.end());
   body.insert(body.end(), patch.image.begin(), patch.image.end());
   Bytes out(kMagic, kMagic + 8);
-  put<uint32_t>(out, kFormatVersion);
+  put<uint32_t>(out, format_version(patch));
   put<uint32_t>(out, static_cast<uint32_t>(manifest.size()));
   put<uint64_t>(out, patch.image.size());
   Bytes digest = from_hex(sha256_hex(body), "digest");
@@ -276,9 +326,9 @@ uint64_t unsigned_size(std::span<const uint8_t> in, const std::string& name) {
   if (in.size() < kHeaderSize || std::memcmp(in.data(), kMagic, 8) != 0)
     fail("{}: not a graft patch file (bad magic)", name);
   auto version = get<uint32_t>(in, 8);
-  if (version != kFormatVersion)
-    fail("{}: patch format version {} is not supported (this graft reads {})", name, version,
-         kFormatVersion);
+  if (version < kOldestFormatVersion || version > kFormatVersion)
+    fail("{}: patch format version {} is not supported (this graft reads {} to {})", name, version,
+         kOldestFormatVersion, kFormatVersion);
   uint64_t manifest_size = get<uint32_t>(in, 12);
   uint64_t image_size = get<uint64_t>(in, 16);
   if (manifest_size > kMaxManifest || image_size > kMaxImage)
@@ -330,6 +380,7 @@ Bytes append_signature(std::span<const uint8_t> unsigned_file, const PatchSignat
 Patch parse_patch(std::span<const uint8_t> in, const std::string& name) {
   uint64_t size = unsigned_size(in, name);
   std::optional<PatchSignature> signature = parse_trailer(in.subspan(size), name);
+  uint32_t version = get<uint32_t>(in, 8);
   uint64_t manifest_size = get<uint32_t>(in, 12);
   uint64_t image_size = get<uint64_t>(in, 16);
   // Catches corruption, not tampering (that is what signatures are for).
@@ -340,7 +391,7 @@ Patch parse_patch(std::span<const uint8_t> in, const std::string& name) {
   if (j.is_discarded() || !j.is_object()) fail("{}: manifest is not valid JSON", name);
   Patch p;
   try {
-    p = from_json(j, name);
+    p = from_json(j, name, version);
   } catch (const json::exception& e) {
     fail("{}: malformed manifest: {}", name, e.what());
   }
@@ -354,7 +405,7 @@ Patch parse_patch(std::span<const uint8_t> in, const std::string& name) {
 }
 
 Patch load_patch_file(const std::string& path) {
-  Bytes b = read_file(path, kHeaderSize + kMaxManifest + kMaxImage);
+  Bytes b = read_file(path, kHeaderSize + kMaxManifest + kMaxImage + kSignatureFixed + kMaxSigner);
   return parse_patch(b, path);
 }
 

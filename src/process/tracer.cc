@@ -309,6 +309,82 @@ bool Tracer::single_step(pid_t tid, long timeout_us) {
   }
 }
 
+Tracer::RunOutcome Tracer::run_until_fault(pid_t tid, long timeout_us) {
+  auto it = threads_.find(tid);
+  if (it == threads_.end() || !it->second.stopped) fail("process {}: thread {} is not stopped", pid_, tid);
+  auto is_fault = [](int sig) {
+    return sig == SIGSEGV || sig == SIGBUS || sig == SIGILL || sig == SIGFPE || sig == SIGTRAP ||
+           sig == SIGABRT || sig == SIGSYS;
+  };
+  auto cont = [&](pid_t t, int sig) {
+    if (ptrace(PTRACE_CONT, t, nullptr, reinterpret_cast<void*>(static_cast<long>(sig))) != 0 &&
+        errno == ESRCH)
+      forget(t);
+  };
+  it->second.stopped = false;
+  cont(tid, 0);
+  RunOutcome out;
+  bool interrupted = false;
+  auto deadline = Clock::now() + std::chrono::microseconds(timeout_us);
+  for (;;) {
+    int status = 0;
+    // In slices: see single_step().
+    pid_t got = wait_with_timeout(-1, &status, 100000);
+    if (got < 0 && errno == ECHILD) fail("process {} exited", pid_);
+    if (got <= 0) {
+      if (!process_alive(pid_)) fail("process {} exited", pid_);
+      if (!interrupted && Clock::now() > deadline) {
+        out.timed_out = true;
+        interrupted = true;
+        interrupt(tid);
+      }
+      continue;
+    }
+    if (!threads_.count(got)) continue;
+    if (WIFEXITED(status) || WIFSIGNALED(status)) {
+      forget(got);
+      if (got == tid) fail("process {}: thread {} exited", pid_, tid);
+      continue;
+    }
+    if (!WIFSTOPPED(status)) continue;
+    int event = status >> 16, sig = WSTOPSIG(status);
+    if (got != tid) {
+      // Another thread (running meanwhile): its signal goes through.
+      if (event == 0) {
+        cont(got, sig);
+      } else if (event == PTRACE_EVENT_STOP) {
+        threads_[got].stopped = true;  // e.g. a job-control stop; resumed later
+        threads_[got].group_stopped = sig != SIGTRAP;
+      } else {
+        cont(got, 0);
+      }
+      continue;
+    }
+    if (event == PTRACE_EVENT_STOP) {
+      threads_[tid].stopped = true;
+      threads_[tid].group_stopped = false;
+      if (interrupted) return out;
+      cont(tid, 0);  // a stray stop (job control): keep going until the deadline
+      threads_[tid].stopped = false;
+      continue;
+    }
+    if (event != 0) {
+      cont(tid, 0);
+      continue;
+    }
+    if (is_fault(sig)) {
+      // (After a timeout's interrupt, its stop comes when the thread next
+      // runs; the Tracer treats it as any stop.)
+      ptrace(PTRACE_GETSIGINFO, tid, nullptr, &out.info);
+      out.signal = sig;
+      threads_[tid].stopped = true;  // signal-delivery-stop; not delivered
+      return out;
+    }
+    held_signals_.push_back({tid, sig});
+    cont(tid, 0);
+  }
+}
+
 void Tracer::requeue_signals() {
   for (auto [tid, sig] : held_signals_) syscall(SYS_tgkill, pid_, tid, sig);
   held_signals_.clear();

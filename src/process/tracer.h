@@ -3,6 +3,7 @@
 // stop()/stop_all() do. Detaching (in the destructor, or when graft dies,
 // by the kernel) leaves every thread running as before.
 #pragma once
+#include <signal.h>
 #include <sys/types.h>
 
 #include <map>
@@ -23,6 +24,10 @@ class Tracer {
   std::vector<pid_t> threads() const;  // traced and alive
   size_t thread_count() const { return threads_.size(); }
   bool is_traced(pid_t tid) const { return threads_.count(tid) != 0; }
+  bool is_stopped(pid_t tid) const {
+    auto it = threads_.find(tid);
+    return it != threads_.end() && it->second.stopped;
+  }
 
   // Stops every thread, including those created meanwhile. Threads that
   // exit on the way are forgotten. Throws if the whole process is gone.
@@ -41,6 +46,19 @@ class Tracer {
   // if the step did not complete within `timeout_us`: the thread then
   // counts as running, and the next stop absorbs the step's trap.
   bool single_step(pid_t tid, long timeout_us = -1);
+
+  // Lets a stopped thread run until it faults or is sent a fatal-looking
+  // signal (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGABRT, SIGSYS), or
+  // until `timeout_us` passes (then it is interrupted). Other signals, to
+  // this thread, are held back and re-sent when graft detaches; those of
+  // other threads are delivered as usual. The fault is never delivered.
+  // The thread is stopped again on return. Throws if it exits.
+  struct RunOutcome {
+    bool timed_out = false;
+    int signal = 0;
+    siginfo_t info{};
+  };
+  RunOutcome run_until_fault(pid_t tid, long timeout_us);
 
   // Leaves every thread running and untraced.
   void detach();

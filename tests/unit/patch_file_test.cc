@@ -147,39 +147,96 @@ TEST(PatchFile, NoFunctions) {
   expect_refused(p, "replaces no function");
 }
 
-// Edits the manifest's JSON of a serialized patch (the checksum is
-// recomputed by serialize_patch's counterpart below), so that a test can
-// write what the builder never would.
-Bytes with_manifest(const Patch& p, const std::function<void(nlohmann::json&)>& edit) {
-  Bytes file = serialize_patch(p);
+Patch with_callbacks() {
+  Patch p = sample();
+  p.callbacks.push_back({Callback::Kind::PrePatch, "check", 4});
+  p.callbacks.push_back({Callback::Kind::PostUnpatch, "cleanup", 8});
+  p.cumulative = true;
+  return p;
+}
+
+uint32_t version_of(const Bytes& file) {
+  uint32_t v;
+  std::memcpy(&v, file.data() + 8, 4);
+  return v;
+}
+
+// The file with its manifest edited and its header (version, size,
+// checksum) rewritten to match, so only the manifest check can refuse it.
+Bytes edited(const Bytes& file, const std::function<void(nlohmann::json&)>& edit, uint32_t version) {
   uint32_t msize;
   std::memcpy(&msize, file.data() + 12, 4);
-  nlohmann::json j = nlohmann::json::parse(file.begin() + 56, file.begin() + 56 + msize);
+  auto j = nlohmann::json::parse(file.begin() + 56, file.begin() + 56 + msize);
   edit(j);
   std::string m = j.dump();
-  Bytes out(file.begin(), file.begin() + 56);
+  Bytes body(m.begin(), m.end());
+  body.insert(body.end(), file.begin() + 56 + msize, file.end());
+  Bytes out(file.begin(), file.begin() + 24);
+  std::memcpy(out.data() + 8, &version, 4);
   uint32_t n = static_cast<uint32_t>(m.size());
   std::memcpy(out.data() + 12, &n, 4);
-  out.insert(out.end(), m.begin(), m.end());
-  out.insert(out.end(), file.begin() + 56 + msize, file.end());
-  Bytes digest = from_hex(sha256_hex(std::span<const uint8_t>(out).subspan(56)), "digest");
-  std::memcpy(out.data() + 24, digest.data(), 32);
+  Bytes digest = from_hex(sha256_hex(body), "digest");
+  out.insert(out.end(), digest.begin(), digest.end());
+  out.insert(out.end(), body.begin(), body.end());
   return out;
 }
 
-void expect_manifest_refused(const std::function<void(nlohmann::json&)>& edit, const char* fragment) {
-  Bytes file = with_manifest(sample(), edit);
+void expect_refused_file(const Bytes& file, const char* fragment) {
   try {
     parse_patch(file, "t.graft");
-    FAIL() << "accepted a manifest that should be refused (" << fragment << ")";
+    FAIL() << "accepted a patch that should be refused (" << fragment << ")";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
   }
 }
 
+TEST(PatchFile, CallbacksAndCumulativeRoundTrip) {
+  Bytes file = serialized(with_callbacks());
+  EXPECT_EQ(version_of(file), 2u);
+  Patch back = parse_patch(file, "t.graft");
+  ASSERT_EQ(back.callbacks.size(), 2u);
+  ASSERT_NE(back.callback(Callback::Kind::PrePatch), nullptr);
+  EXPECT_EQ(back.callback(Callback::Kind::PrePatch)->function, "check");
+  EXPECT_EQ(back.callback(Callback::Kind::PostUnpatch)->offset, 8u);
+  EXPECT_EQ(back.callback(Callback::Kind::PostPatch), nullptr);
+  EXPECT_TRUE(back.cumulative);
+}
+
+TEST(PatchFile, PlainPatchStaysVersion1) {
+  // Readable by a graft that predates callbacks.
+  EXPECT_EQ(version_of(serialized(sample())), 1u);
+  EXPECT_FALSE(parse_patch(serialized(sample()), "t.graft").cumulative);
+}
+
+TEST(PatchFile, CallbackChecks) {
+  Patch p = with_callbacks();
+  p.callbacks[0].offset = p.layout.code_size;
+  expect_refused(p, "outside");
+  p = with_callbacks();
+  p.callbacks[1].kind = Callback::Kind::PrePatch;
+  expect_refused(p, "given twice");
+  Bytes file = serialized(with_callbacks());
+  expect_refused_file(edited(file, [](auto& j) { j["callbacks"][0]["kind"] = "pre_load"; }, 2),
+                      "unknown kind `pre_load'");
+  expect_refused_file(edited(file, [](auto& j) { j["callbacks"][0].erase("offset"); }, 2),
+                      "missing field `offset'");
+  expect_refused_file(edited(file, [](auto& j) { j["callbacks"] = "x"; }, 2), "missing array");
+  expect_refused_file(edited(file, [](auto& j) { j["cumulative"] = 1; }, 2), "wrong type");
+  // A version-1 file cannot carry them: an old graft would ignore them.
+  expect_refused_file(edited(file, [](auto&) {}, 1), "format version 1 cannot");
+  EXPECT_NO_THROW(parse_patch(edited(file, [](auto&) {}, 2), "t.graft"));
+}
+
+// A manifest the builder never writes, with a header that matches it.
+void expect_manifest_refused(const std::function<void(nlohmann::json&)>& edit, const char* fragment) {
+  Bytes file = serialized(sample());
+  expect_refused_file(edited(file, edit, version_of(file)), fragment);
+}
+
 TEST(PatchFile, ManifestEditsAreAcceptedWhenValid) {
   // The helper itself: an unchanged manifest still parses.
-  EXPECT_NO_THROW(parse_patch(with_manifest(sample(), [](nlohmann::json&) {}), "t.graft"));
+  Bytes file = serialized(sample());
+  EXPECT_NO_THROW(parse_patch(edited(file, [](nlohmann::json&) {}, version_of(file)), "t.graft"));
 }
 
 // nlohmann would convert these silently: -1 to 2^64-1, 1.5 to 1, true to 1.

@@ -20,6 +20,27 @@ void prepare_syscall(Registers& r, uint64_t instruction, long nr, const uint64_t
 
 long syscall_result(const Registers& r) { return static_cast<long>(r.rax); }
 
+CallFrame prepare_call(Registers& r, uint64_t function, uint64_t stack_top,
+                       const uint64_t (&args)[6]) {
+  // At the callee's first instruction rsp + 8 must be 16-aligned: the
+  // return address sits at a 16-aligned address minus 8.
+  uint64_t slot = (stack_top & ~uint64_t(15)) - 8;
+  r.rsp = slot;
+  r.rip = function;
+  r.rdi = args[0];
+  r.rsi = args[1];
+  r.rdx = args[2];
+  r.rcx = args[3];
+  r.r8 = args[4];
+  r.r9 = args[5];
+  r.rax = 0;                           // no vector arguments (varargs ABI)
+  r.eflags &= ~uint64_t(0x400);        // DF clear, as the ABI requires at calls
+  r.orig_rax = static_cast<uint64_t>(-1);  // not in a system call: no restart
+  return {slot};
+}
+
+uint64_t call_result(const Registers& r) { return r.rax; }
+
 bool unwind_register(const Registers& r, int regnum, uint64_t* value) {
   switch (regnum) {
     case UNW_X86_64_RAX: *value = r.rax; return true;

@@ -23,6 +23,18 @@ constexpr uint8_t kSyscallInstruction[2] = {0x0f, 0x05};
 void prepare_syscall(Registers& r, uint64_t instruction, long nr, const uint64_t (&args)[6]);
 long syscall_result(const Registers& r);
 
+// A function call set up on a stopped thread (System V ABI): up to six
+// integer arguments in registers, `stack_top` rounded down to 16 bytes, the
+// return address pushed below it as a `call` would. Returns where the
+// return address must be written (the caller writes it to the target).
+struct CallFrame {
+  uint64_t return_address_slot;
+};
+CallFrame prepare_call(Registers& r, uint64_t function, uint64_t stack_top,
+                       const uint64_t (&args)[6]);
+// The integer return value of a finished call (rax).
+uint64_t call_result(const Registers& r);
+
 // Register value by libunwind's x86-64 register number; false if unknown.
 bool unwind_register(const Registers& r, int regnum, uint64_t* value);
 

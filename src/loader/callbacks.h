@@ -1,0 +1,34 @@
+// Runs a patch's callbacks (GRAFT_PRE_PATCH and friends) inside the target.
+//
+// A callback runs on one thread of the process, the main thread when it can
+// be stopped (remote_call: registers saved, the call made, registers
+// restored). The other threads keep running: the callbacks of the stop
+// model run outside the global stop, as the kernel runs livepatch's
+// callbacks outside the transition. The return trap is the first page of the
+// patch's own region (its record, mapped read-only).
+#pragma once
+#include <optional>
+#include <string>
+
+#include "loader/patch_record.h"
+#include "process/memory.h"
+#include "process/remote_call.h"
+#include "process/tracer.h"
+
+namespace graft {
+
+struct CallbackRun {
+  std::string function;
+  RemoteCallResult result;
+  bool ok() const { return result.status == RemoteCallResult::Status::Returned; }
+  // "pre_patch callback `check' of patch fix (1a2b...) returned 5"
+  std::string describe(Callback::Kind kind, const PatchRecord& patch) const;
+};
+
+// nullopt when the patch has no callback of this kind. Throws only if the
+// process cannot be traced any more (exited).
+std::optional<CallbackRun> run_callback(Tracer& tracer, const ProcessMemory& memory,
+                                        const PatchRecord& patch, Callback::Kind kind,
+                                        double timeout_s);
+
+}  // namespace graft

@@ -1,0 +1,63 @@
+#include "process/remote_call.h"
+
+#include <string.h>
+
+#include "common/error.h"
+
+namespace graft {
+
+std::string RemoteCallResult::describe() const {
+  switch (status) {
+    case Status::Returned:
+      return fmt::format("returned {}", static_cast<int32_t>(value));
+    case Status::Crashed:
+      return fmt::format("crashed with {} at pc {:#x} (fault address {:#x}) on thread {}",
+                         sigabbrev_np(signal) ? std::string("SIG") + sigabbrev_np(signal)
+                                              : std::to_string(signal),
+                         fault_pc, fault_address, tid);
+    case Status::TimedOut:
+      return fmt::format("did not return in time on thread {}", tid);
+  }
+  return "?";
+}
+
+RemoteCallResult remote_call(Tracer& tracer, const ProcessMemory& memory, pid_t tid,
+                             RemoteAddress function, RemoteAddress trap, double timeout_s,
+                             const uint64_t (&args)[6]) {
+  RemoteCallResult result;
+  result.tid = tid;
+  const arch::Registers saved = tracer.registers(tid);
+  arch::Registers regs = saved;
+  // Below the thread's own frame and its red zone; the callee's frames grow
+  // down from there, in stack the thread is not using.
+  uint64_t top = arch::sp(saved) - arch::kRedZone - 256;
+  arch::CallFrame frame = arch::prepare_call(regs, function.value, top, args);
+  uint64_t ret = trap.value;
+  memory.write({frame.return_address_slot}, {reinterpret_cast<const uint8_t*>(&ret), sizeof ret});
+  tracer.set_registers(tid, regs);
+  try {
+    auto run = tracer.run_until_fault(tid, static_cast<long>(timeout_s * 1e6));
+    arch::Registers after = tracer.registers(tid);
+    if (run.timed_out && run.signal == 0) {
+      result.status = RemoteCallResult::Status::TimedOut;
+    } else if (run.signal == SIGSEGV && arch::pc(after) == trap.value) {
+      result.status = RemoteCallResult::Status::Returned;
+      result.value = arch::call_result(after);
+    } else {
+      result.status = RemoteCallResult::Status::Crashed;
+      result.signal = run.signal;
+      result.fault_pc = arch::pc(after);
+      result.fault_address = reinterpret_cast<uint64_t>(run.info.si_addr);
+    }
+  } catch (...) {
+    try {
+      tracer.set_registers(tid, saved);
+    } catch (...) {
+    }
+    throw;
+  }
+  tracer.set_registers(tid, saved);
+  return result;
+}
+
+}  // namespace graft
