@@ -34,6 +34,8 @@ mkdir -p "$CORPUS"/{patch_file,patch_record,maps,unwind_table}
 cp "$T/fix.graft" "$CORPUS/patch_file/fix.graft"
 cp "$T/rich.graft" "$CORPUS/patch_file/rich.graft"
 cp "$T/rich-cet.graft" "$CORPUS/patch_file/rich-cet.graft"
+graft_ok keygen -o "$T/seed" --name "seed signer"
+graft_ok sign "$T/fix.graft" --key "$T/seed.key" -o "$CORPUS/patch_file/fix-signed.graft"
 
 # dump PID LABEL: maps, each record (maps + NUL + record bytes), unwind seeds.
 dump() {

@@ -17,6 +17,7 @@
 #include "loader/operations.h"
 #include "loader/placement.h"
 #include "loader/region.h"
+#include "process/process_lock.h"
 #include "loader/runtime_binding.h"
 #include "loader/symbol_resolver.h"
 
@@ -337,9 +338,11 @@ OperationResult apply_patch(const Patch& patch, pid_t pid, const OperationOption
   result.pid = pid;
   result.patch_id = patch.id();
   result.patch_name = patch.name;
+  result.patch_sha256 = patch.sha256;
   auto start = Clock::now();
   RealtimePriority priority;
   try {
+    ProcessLock lock(pid, options.timeout_s);
     ApplyJob(patch, pid, options, result).run();
     result.ok = true;
   } catch (const std::exception& e) {

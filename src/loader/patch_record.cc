@@ -129,6 +129,9 @@ PatchRecord from_json(const json& j, const Mapping& region, const Header& h,
   if (region.path != own && region.path != own + " (deleted)")
     fail("record of patch {} in region {}", r.id, region.path);
 
+  // graft maps its regions private: a shared one is someone else's, and its
+  // pages could change under graft from another process.
+  if (region.shared) fail("region is a shared mapping");
   // The region must be exactly what the maps show, the code inside it, after
   // the record and in executable pages of the region itself.
   uint64_t mapped_end = region.start;
@@ -235,6 +238,7 @@ RuntimeRecord runtime_from_json(const json& j, const Mapping& region, const std:
   std::string own = std::string("/memfd:") + kRegionNamePrefix + kRuntimeRegionName;
   if (region.path != own && region.path != own + " (deleted)")
     fail("runtime record in region {}", region.path);
+  if (region.shared) fail("region is a shared mapping");
   r.sha256 = str(j, "sha256");
   r.region_size = u64(j, "region_size");
   r.image_base = u64(j, "image_base");

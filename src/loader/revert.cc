@@ -13,6 +13,7 @@
 #include "loader/loaded_objects.h"
 #include "loader/operations.h"
 #include "loader/region.h"
+#include "process/process_lock.h"
 
 namespace graft {
 
@@ -50,6 +51,7 @@ OperationResult revert_patch(const std::string& which, pid_t pid, const Operatio
   auto start = Clock::now();
   RealtimePriority priority;
   try {
+    ProcessLock lock(pid, options.timeout_s);
     ProcessMemory memory(pid);
     auto maps = read_maps(pid);
     auto scan = read_records(pid, maps, memory);
@@ -57,6 +59,7 @@ OperationResult revert_patch(const std::string& which, pid_t pid, const Operatio
     const PatchRecord& rec = find_record(scan.records, which, pid);
     result.patch_id = rec.id;
     result.patch_name = rec.name;
+    result.patch_sha256 = rec.sha256;
 
     SwitchPlan plan;
     plan.busy.push_back({rec.code(), "the code of patch " + rec.label()});
