@@ -9,6 +9,9 @@ struct BuildArgs {
   std::string source, target, output, name;
   std::vector<std::string> compiler_flags;
   bool replace = false;  // cumulative patch (atomic replace)
+  // --from-diff
+  std::string diff, source_dir, build_command = "make", keep_work;
+  bool json = false;
 };
 struct TargetArgs {
   int pid = 0;
@@ -22,6 +25,7 @@ struct TargetArgs {
 constexpr int kExitRefused = 3;
 
 int build(const BuildArgs& args);
+int build_from_diff(const BuildArgs& args);
 int info(const std::string& patch_file, bool json, const std::string& policy);
 int keygen(const std::string& prefix, const std::string& name);
 int sign(const std::string& patch_file, const std::string& key_file, const std::string& output);
