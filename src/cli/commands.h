@@ -32,5 +32,6 @@ int sign(const std::string& patch_file, const std::string& key_file, const std::
 int apply(const std::string& patch_file, const TargetArgs& target, const std::string& model);
 int revert(const std::string& which, const TargetArgs& target);
 int list(int pid, bool json);
+int recover(const TargetArgs& target);
 
 }  // namespace graft::cli
