@@ -429,6 +429,11 @@ Tracer::RunOutcome Tracer::run_until_fault(pid_t tid, long timeout_us, uint64_t 
       if (static_cast<long>(r.orig_rax) == arch::kRtSigreturnNr && r.rip == sigreturn_pc) {
         out.returned = true;
         out.value = r.rdi;
+        // graft restores the thread itself (remote_call): rt_sigreturn would
+        // also cancel a restart_syscall restart, turning a sleep the thread
+        // was in into EINTR. The frame is only for when graft is gone.
+        r.orig_rax = SYS_getpid;
+        set_registers(tid, r);
       }
       cont_tid(0);
       continue;

@@ -69,8 +69,9 @@ class Tracer {
   // The thread is stopped again on return. Throws if it exits.
   // With `sigreturn_pc`, the thread runs under PTRACE_SYSCALL and the run
   // also ends when it enters rt_sigreturn at that pc (the call-return thunk,
-  // see arch/x86_64/sigreturn_frame.h): `returned`, with rdi as `value`,
-  // and the thread is left stopped after rt_sigreturn restored it.
+  // see arch/x86_64/sigreturn_frame.h): `returned`, with rdi as `value`.
+  // The rt_sigreturn is turned into a getpid: the caller restores the
+  // thread, which is left stopped at that call's exit.
   struct RunOutcome {
     bool returned = false;
     uint64_t value = 0;
