@@ -11,6 +11,8 @@
 #include "arch/x86_64/gate.h"
 #include "common/clock.h"
 #include "common/error.h"
+#include "common/fault_point.h"
+#include "consistency/trap_guard.h"
 #include "process/remote_syscalls.h"
 #include "process/thread_syscall.h"
 
@@ -52,13 +54,17 @@ class Transition {
     area_.initialize(initial_, Universe::Old, Universe::New);
     adopt_new_threads();
     auto start = Clock::now();
+    guard_traps(true);
     // From the first int3 on, gates are reachable: failures must undo.
     try {
       write_live(plan_.to_gates, true);
     } catch (const Error&) {
       // The entries are as before (write_live undid its int3s), but a thread
       // that trapped meanwhile may still be in a gate or an old path.
-      if (process_alive(tracer_.pid())) drain({plan_.gates});
+      if (process_alive(tracer_.pid())) {
+        drain({plan_.gates});
+        guard_traps(false);
+      }
       throw;
     }
     gates_live_ = true;
@@ -71,6 +77,7 @@ class Transition {
       if (why.empty()) {
         arm_quiescent(false);
         write_live(plan_.to_new, false);
+        guard_traps(false);
         options_.set_state(RecordState::Active);
         result_.applied = true;
       } else {
@@ -235,6 +242,27 @@ class Transition {
     }
   }
 
+  // graft's SIGTRAP handler stands in for graft while an int3 of graft's may
+  // be in running code: installed before the first, removed after the
+  // last. Were graft killed in between, a thread that runs into one goes
+  // to the gate instead of dying of SIGTRAP.
+  void guard_traps(bool on) {
+    if (!plan_.trap_handler) return;
+    std::vector<pid_t> all = tracer_.threads();
+    pid_t runner = tracer_.is_traced(tracer_.pid()) ? tracer_.pid() : all.front();
+    auto t0 = Clock::now();
+    tracer_.stop(runner);
+    {
+      RemoteSyscalls sys(tracer_, memory_, plan_.maps);
+      if (on)
+        install_trap_handler(sys, memory_, plan_.trap_handler);
+      else
+        remove_trap_handler(sys, memory_, plan_.trap_handler);
+    }
+    tracer_.resume(runner);
+    result_.stalls_us.push_back(us_since(t0));
+  }
+
   bool at_interior(uint64_t pc) const { return plan_.interior.count(pc) != 0; }
 
   // With int3 at every site, no thread can start the displaced instructions
@@ -275,6 +303,7 @@ class Transition {
     try {
       for (; done < writes.size(); ++done) memory_.write(writes[done].site, {&bp, 1});
       sync_cores();
+      fault_point("entry-int3");
       if (displaces && !plan_.interior.empty()) clear_interior();
     } catch (...) {
       // Nothing but int3 is written yet: put the first bytes back.
@@ -284,6 +313,7 @@ class Transition {
     for (const auto& w : writes)
       memory_.write(w.site + 1, {w.bytes.data() + 1, w.bytes.size() - 1});
     sync_cores();
+    fault_point("entry-tail");
     for (const auto& w : writes) memory_.write(w.site, {w.bytes.data(), 1});
     sync_cores();
   }
@@ -405,6 +435,7 @@ class Transition {
                                         "in progress (every thread runs the code of its universe)",
                                         result_.reason, why));
     write_live(plan_.to_old, false);
+    guard_traps(false);
     drain(busy);
   }
 

@@ -56,6 +56,8 @@ struct TransitionPlan {
   // libgraft-rt's graft_rt_transition_area / _armed, if the process maps it
   // (graft_quiescent() finds the transition there); 0 otherwise.
   uint64_t quiescent_area = 0, quiescent_armed = 0;
+  // The SIGTRAP handler in the gate pages (arch/x86_64/trap_handler.h).
+  uint64_t trap_handler = 0;
 };
 
 struct TransitionOptions {

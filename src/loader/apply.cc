@@ -10,6 +10,8 @@
 #include "arch/x86_64/gate.h"
 #include "arch/x86_64/jump.h"
 #include "arch/x86_64/relocation.h"
+#include "arch/x86_64/sigreturn_frame.h"
+#include "arch/x86_64/trap_handler.h"
 #include "common/clock.h"
 #include "common/error.h"
 #include "common/fault_point.h"
@@ -21,6 +23,7 @@
 #include "loader/operations.h"
 #include "loader/placement.h"
 #include "loader/region.h"
+#include "process/process_lock.h"
 #include "loader/runtime_binding.h"
 #include "loader/symbol_resolver.h"
 #include "loader/transition_revert.h"
@@ -92,6 +95,8 @@ class ApplyJob {
       memory_.write({layout_.address}, encode_record(record_));
       fault_point("record-written");
       memory_.write({layout_.address + layout_.image_offset}, image);
+      if (auto thunk = call_return_thunk_address(record_))
+        memory_.write({*thunk}, arch::kCallReturnThunk);
       fault_point("image-written");
 
       if (auto run = run_callback(tracer, memory_, record_, Callback::Kind::PrePatch, options_.timeout_s)) {
@@ -246,6 +251,8 @@ class ApplyJob {
       uint64_t addr = target_.bias + f.address;
       Bytes running = memory_.read({addr}, f.size);
       uint64_t site_off = arch::patch_site_offset(running);
+      if (f.size < site_off + arch::kRedirectSize)
+        fail("process {}: function `{}' is {} bytes, too short for the jump", pid_, name, f.size);
       current_.push_back(Bytes(running.begin() + site_off, running.end()));
       uint64_t site = addr + site_off;
       Bytes now(running.begin() + site_off, running.begin() + site_off + arch::kRedirectSize);
@@ -319,7 +326,7 @@ class ApplyJob {
       }
     }
     if (per_thread_)
-      widest.transition = {UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT32_MAX, UINT32_MAX};
+      widest.transition = {UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT32_MAX, UINT32_MAX, UINT64_MAX, UINT64_MAX};
     record_.callbacks.clear();
     layout_.image_offset = record_pages(widest);
     if (per_thread_) {
@@ -327,7 +334,10 @@ class ApplyJob {
       layout_.transition_offset = layout_.image_offset;
       layout_.transition_size = area_.size;
       layout_.gates_offset = layout_.transition_offset + area_.size;
-      layout_.gates_size = page_round_up(patch_.functions.size() * kGateSlot);
+      // The gates, then the SIGTRAP handler that stands in for graft if it
+      // dies with an int3 in running code.
+      layout_.gates_size = page_round_up(patch_.functions.size() * kGateSlot +
+                                         arch::trap_handler_size(patch_.functions.size()));
       layout_.image_offset = layout_.gates_offset + layout_.gates_size;
     }
     layout_.image = patch_.layout;
@@ -337,8 +347,10 @@ class ApplyJob {
     uint64_t base = layout_.address + layout_.image_offset;
     if (per_thread_) {
       area_.address = layout_.address + layout_.transition_offset;
-      record_.transition = {area_.address, area_.size, layout_.address + layout_.gates_offset,
-                            layout_.gates_size, area_.capacity, area_.report_capacity};
+      uint64_t gates = layout_.address + layout_.gates_offset;
+      record_.transition = {area_.address, area_.size, gates, layout_.gates_size, area_.capacity,
+                            area_.report_capacity, gates + patch_.functions.size() * kGateSlot,
+                            patch_.functions.size()};
     }
     record_.region_start = layout_.address;
     record_.region_size = layout_.size;
@@ -385,6 +397,11 @@ class ApplyJob {
         transition_.interior[fr.site + displaced.boundaries[k]] = old_path + displaced.old_path_offsets[k];
       transition_.gate_of_site[fr.site] = gate;
     }
+    std::vector<arch::TrapSite> traps;
+    for (const auto& [site, gate] : transition_.gate_of_site) traps.push_back({site, gate});
+    Bytes handler = arch::trap_handler_block(record_.transition.trap_handler, traps);
+    std::copy(handler.begin(), handler.end(), out.begin() + patch_.functions.size() * kGateSlot);
+    transition_.trap_handler = record_.transition.trap_handler;
     transition_.old_code = plan_.busy;
     transition_.new_code = {{record_.code(), "the code of patch " + record_.label()}};
     transition_.gates = {{gates, layout_.gates_size}, "the gates of patch " + record_.label()};
@@ -493,9 +510,11 @@ OperationResult apply_patch(const Patch& patch, pid_t pid, const OperationOption
   result.patch_id = patch.id();
   result.patch_name = patch.name;
   result.model = options.model;
+  result.patch_sha256 = patch.sha256;
   auto start = Clock::now();
   RealtimePriority priority;
   try {
+    ProcessLock lock(pid, options.timeout_s);
     ApplyJob(patch, pid, options, result).run();
     result.ok = true;
   } catch (const TransitionStuck& e) {

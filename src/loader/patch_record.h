@@ -56,6 +56,9 @@ struct TransitionRecord {
   uint64_t gates = 0, gates_size = 0;  // gates and old paths, r-x
   uint32_t capacity = 0;               // table entries
   uint32_t report_capacity = 0;
+  // The SIGTRAP handler in the gate pages (arch/x86_64/trap_handler.h);
+  // 0 in records of a graft that predates it.
+  uint64_t trap_handler = 0, trap_sites = 0;
 };
 
 // What the transition area says (read by `graft list`), validated.
@@ -143,6 +146,16 @@ struct RecordScan {
   std::vector<InvalidRegion> invalid;  // the same regions, for recovery
 };
 RecordScan read_records(pid_t pid, const std::vector<Mapping>& maps, const ProcessMemory& memory);
+
+// The record at the start of `region` (header and JSON, as read from the
+// process; bytes past the JSON are ignored), checked against the process's
+// mappings. Pure, so that fuzz/patch_record_fuzzer.cc can feed it anything.
+// Throws graft::Error naming what is wrong.
+PatchRecord parse_record(std::span<const uint8_t> bytes, const Mapping& region,
+                         const std::vector<Mapping>& maps);
+// The same for the runtime's record (region "graft:rt").
+RuntimeRecord parse_runtime_record(std::span<const uint8_t> bytes, const Mapping& region,
+                                   const std::vector<Mapping>& maps);
 
 // The newest active patch of the function at `address` (records sorted by
 // seq), leaving `excluded` out; nullptr if none. `owner` receives its record.

@@ -99,7 +99,11 @@ RecoveryResult recover_process(pid_t pid, const OperationOptions& options) {
       size_t redirected = 0;
       unload_patch(tracer, memory, maps, scan.records, rec, options, s, &redirected);
       result.actions.push_back(
-          rec.state == RecordState::Loading
+          rec.in_transition()
+              ? fmt::format("rolled back the abandoned {} transition of patch {} (the graft driving it "
+                            "is gone; {} of {} entries led to its gates)",
+                            rec.model, rec.label(), redirected, rec.functions.size())
+          : rec.state == RecordState::Loading
               ? fmt::format("rolled back the interrupted apply of patch {} ({} of {} entries had "
                             "been redirected)",
                             rec.label(), redirected, rec.functions.size())

@@ -14,6 +14,7 @@
 #include "loader/recovery.h"
 #include "loader/transition_revert.h"
 #include "loader/unload.h"
+#include "process/process_lock.h"
 
 namespace graft {
 
@@ -39,7 +40,8 @@ OperationResult revert_patch(const std::string& which, pid_t pid, const Operatio
   try {
     {
       // A per-thread transition in progress is driven by the graft that
-      // started it (which holds the process traced): asked to reverse.
+      // started it (which holds the process traced and its lock): asked to
+      // reverse, without taking the lock it holds.
       ProcessMemory memory(pid);
       auto scan = read_records(pid, read_maps(pid), memory);
       if (scan.problems.empty()) {
@@ -47,6 +49,7 @@ OperationResult revert_patch(const std::string& which, pid_t pid, const Operatio
         if (rec.in_transition() && transition_driven(memory, rec)) {
           result.patch_id = rec.id;
           result.patch_name = rec.name;
+          result.patch_sha256 = rec.sha256;
           int driver = revert_during_transition(rec, pid, memory, options.timeout_s);
           result.notes.push_back(fmt::format("the apply in progress (graft pid {}) reversed its "
                                              "transition: every thread runs the old code again",
@@ -58,6 +61,7 @@ OperationResult revert_patch(const std::string& which, pid_t pid, const Operatio
         refuse_if_in_transition(scan.records, pid, memory, &rec);
       }
     }
+    ProcessLock lock(pid, options.timeout_s);
     recover_before(pid, options, result);
     ProcessMemory memory(pid);
     auto maps = read_maps(pid);
@@ -66,6 +70,7 @@ OperationResult revert_patch(const std::string& which, pid_t pid, const Operatio
     const PatchRecord& rec = find_record(scan.records, which, pid);
     result.patch_id = rec.id;
     result.patch_name = rec.name;
+    result.patch_sha256 = rec.sha256;
 
     Tracer tracer(pid);
     result.threads = tracer.thread_count();

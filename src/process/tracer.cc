@@ -17,6 +17,7 @@
 
 #include "common/clock.h"
 #include "common/error.h"
+#include "arch/x86_64/sigreturn_frame.h"
 #include "common/fault_point.h"
 #include "common/file.h"
 
@@ -45,15 +46,6 @@ std::string tracer_of(pid_t pid, pid_t tid) {
   }
 }
 
-long tracer_pid(pid_t pid, pid_t tid) {
-  try {
-    std::string status = read_text_file(fmt::format("/proc/{}/task/{}/status", pid, tid));
-    auto at = status.find("TracerPid:");
-    return at == std::string::npos ? 0 : std::strtol(status.c_str() + at + 10, nullptr, 10);
-  } catch (const Error&) {
-    return 0;
-  }
-}
 
 // Whether the kernel holds a SIGTRAP for the thread that it has not
 // delivered yet (SigPnd of /proc/PID/task/TID/status).
@@ -82,6 +74,16 @@ std::vector<pid_t> list_threads(pid_t pid) {
   }
   closedir(d);
   return out;
+}
+
+long tracer_pid(pid_t pid, pid_t tid) {
+  try {
+    std::string status = read_text_file(fmt::format("/proc/{}/task/{}/status", pid, tid));
+    auto at = status.find("TracerPid:");
+    return at == std::string::npos ? 0 : std::strtol(status.c_str() + at + 10, nullptr, 10);
+  } catch (const Error&) {
+    return 0;
+  }
 }
 
 bool process_alive(pid_t pid) {
@@ -147,11 +149,13 @@ bool Tracer::seize(pid_t tid) {
       fail("process {} is already traced by process {}; graft will not patch a process under a "
            "debugger or another graft",
            pid_, tracer_of(pid_, tid));
-    // The kernel also answers EPERM for a thread that is exiting.
+    // A thread on its way out answers EPERM (its mm is gone) rather than
+    // ESRCH: retried briefly, and skipped once it has vanished, instead of
+    // calling the whole process untraceable.
     if (!process_alive(pid_) || access(fmt::format("/proc/{}/task/{}", pid_, tid).c_str(), F_OK) != 0)
       return false;
     if (attempt >= 50) fail("process {}: no permission to trace it", pid_);
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    std::this_thread::sleep_for(std::chrono::microseconds(100));
   }
 }
 
@@ -170,7 +174,7 @@ void Tracer::interrupt(pid_t tid) {
 // Waits until each thread in `tids` reports a stop (or exits). A signal
 // that arrives first is delivered and the wait goes on: the pending
 // interrupt stops the thread right after.
-void Tracer::wait_for_stops(std::vector<pid_t> tids) {
+bool Tracer::wait_for_stops(std::vector<pid_t> tids, std::optional<Clock::time_point> give_up) {
   std::set<pid_t> pending;
   for (pid_t t : tids)
     if (threads_.count(t)) pending.insert(t);
@@ -187,6 +191,7 @@ void Tracer::wait_for_stops(std::vector<pid_t> tids) {
       fail("process {}: waitpid: {}", pid_, errno_text(errno));
     }
     if (got == 0) {
+      if (give_up && Clock::now() > *give_up) return false;  // the interrupt stays pending
       if (Clock::now() > deadline)
         fail("process {}: thread {} did not stop within {} s (uninterruptible sleep?)", pid_,
              *pending.begin(), kStopDeadline.count());
@@ -196,6 +201,7 @@ void Tracer::wait_for_stops(std::vector<pid_t> tids) {
     handle_event(got, status, &pending);
   }
   if (threads_.empty()) fail("process {} exited", pid_);
+  return true;
 }
 
 // A thread that executed one of graft's breakpoints: sent on to where the
@@ -281,6 +287,16 @@ void Tracer::stop_all() {
     for (pid_t tid : now) interrupt(tid);
     wait_for_stops(now);
   }
+}
+
+bool Tracer::try_stop(pid_t tid, Clock::time_point give_up) {
+  auto it = threads_.find(tid);
+  if (it == threads_.end()) fail("process {}: thread {} is not traced", pid_, tid);
+  if (it->second.stopped) return true;
+  interrupt(tid);
+  bool stopped = wait_for_stops({tid}, give_up);
+  if (!threads_.count(tid)) fail("process {}: thread {} exited", pid_, tid);
+  return stopped;
 }
 
 void Tracer::stop(pid_t tid) {
@@ -423,7 +439,14 @@ Bytes Tracer::extended_state(pid_t tid) const {
   return buf;
 }
 
-Tracer::RunOutcome Tracer::run_until_fault(pid_t tid, long timeout_us) {
+void Tracer::set_extended_state(pid_t tid, const Bytes& xstate) {
+  Bytes copy = xstate;
+  iovec iov{copy.data(), copy.size()};
+  if (ptrace(PTRACE_SETREGSET, tid, reinterpret_cast<void*>(NT_X86_XSTATE), &iov) != 0)
+    fail("process {}: cannot restore the FPU state of thread {}: {}", pid_, tid, errno_text(errno));
+}
+
+Tracer::RunOutcome Tracer::run_until_fault(pid_t tid, long timeout_us, uint64_t sigreturn_pc) {
   auto it = threads_.find(tid);
   if (it == threads_.end() || !it->second.stopped) fail("process {}: thread {} is not stopped", pid_, tid);
   auto is_fault = [](int sig) {
@@ -435,8 +458,16 @@ Tracer::RunOutcome Tracer::run_until_fault(pid_t tid, long timeout_us) {
         errno == ESRCH)
       forget(t);
   };
+  // The thread itself runs under PTRACE_SYSCALL when a sigreturn stop is
+  // awaited; any other is resumed plainly.
+  auto cont_tid = [&](int sig) {
+    auto req = sigreturn_pc ? PTRACE_SYSCALL : PTRACE_CONT;
+    if (ptrace(req, tid, nullptr, reinterpret_cast<void*>(static_cast<long>(sig))) != 0 && errno == ESRCH)
+      forget(tid);
+  };
   it->second.stopped = false;
-  cont(tid, 0);
+  cont_tid(0);
+  if (sigreturn_pc) fault_point("call-running");
   RunOutcome out;
   bool interrupted = false;
   auto deadline = Clock::now() + std::chrono::microseconds(timeout_us);
@@ -478,12 +509,30 @@ Tracer::RunOutcome Tracer::run_until_fault(pid_t tid, long timeout_us) {
       threads_[tid].stopped = true;
       threads_[tid].group_stopped = false;
       if (interrupted) return out;
-      cont(tid, 0);  // a stray stop (job control): keep going until the deadline
+      cont_tid(0);  // a stray stop (job control): keep going until the deadline
       threads_[tid].stopped = false;
       continue;
     }
     if (event != 0) {
-      cont(tid, 0);
+      cont_tid(0);
+      continue;
+    }
+    if (sig == (SIGTRAP | 0x80)) {  // a syscall stop (PTRACE_O_TRACESYSGOOD)
+      if (out.returned) {           // rt_sigreturn's exit: the thread is back
+        threads_[tid].stopped = true;
+        return out;
+      }
+      arch::Registers r = registers(tid);
+      if (static_cast<long>(r.orig_rax) == arch::kRtSigreturnNr && r.rip == sigreturn_pc) {
+        out.returned = true;
+        out.value = r.rdi;
+        // graft restores the thread itself (remote_call): rt_sigreturn would
+        // also cancel a restart_syscall restart, turning a sleep the thread
+        // was in into EINTR. The frame is only for when graft is gone.
+        r.orig_rax = SYS_getpid;
+        set_registers(tid, r);
+      }
+      cont_tid(0);
       continue;
     }
     if (is_fault(sig)) {
@@ -495,7 +544,7 @@ Tracer::RunOutcome Tracer::run_until_fault(pid_t tid, long timeout_us) {
       return out;
     }
     held_signals_.push_back({tid, sig});
-    cont(tid, 0);
+    cont_tid(0);
   }
 }
 

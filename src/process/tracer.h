@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "arch/x86_64/registers.h"
+#include "common/clock.h"
 #include "common/hash.h"  // Bytes
 
 namespace graft {
@@ -46,6 +47,9 @@ class Tracer {
   void stop_all();
   void resume_all();
   void stop(pid_t tid);
+  // stop(), but gives up at `give_up`: the thread then counts as running,
+  // with its interrupt pending. False in that case.
+  bool try_stop(pid_t tid, Clock::time_point give_up);
   void resume(pid_t tid);
   // Any thread that is stopped (the main thread if possible), for running
   // system calls; stops one if none is.
@@ -68,12 +72,20 @@ class Tracer {
   // this thread, are held back and re-sent when graft detaches; those of
   // other threads are delivered as usual. The fault is never delivered.
   // The thread is stopped again on return. Throws if it exits.
+  // With `sigreturn_pc`, the thread runs under PTRACE_SYSCALL and the run
+  // also ends when it enters rt_sigreturn at that pc (the call-return thunk,
+  // see arch/x86_64/sigreturn_frame.h): `returned`, with rdi as `value`.
+  // The rt_sigreturn is turned into a getpid: the caller restores the
+  // thread, which is left stopped at that call's exit.
   struct RunOutcome {
+    bool returned = false;
+    uint64_t value = 0;
     bool timed_out = false;
     int signal = 0;
     siginfo_t info{};
   };
-  RunOutcome run_until_fault(pid_t tid, long timeout_us);
+  RunOutcome run_until_fault(pid_t tid, long timeout_us, uint64_t sigreturn_pc = 0);
+  void set_extended_state(pid_t tid, const Bytes& xstate);
 
   // Leaves every thread running and untraced.
   void detach();
@@ -105,7 +117,10 @@ class Tracer {
   bool redirect_breakpoint(pid_t tid);
   bool seize(pid_t tid);
   void interrupt(pid_t tid);
-  void wait_for_stops(std::vector<pid_t> tids);
+  // False if `give_up` passed first (the interrupts stay pending; a later
+  // stop absorbs them).
+  bool wait_for_stops(std::vector<pid_t> tids,
+                      std::optional<Clock::time_point> give_up = std::nullopt);
   // The next stop of `tid`, waited for in slices while the process lives.
   // Returns false if `timeout_us` (>= 0) passed first.
   bool wait_thread(pid_t tid, int* status, long timeout_us);
@@ -124,5 +139,7 @@ class Tracer {
 std::vector<pid_t> list_threads(pid_t pid);
 // False once the process has exited (zombie included).
 bool process_alive(pid_t pid);
+// The TracerPid of a thread (0 if none or unreadable).
+long tracer_pid(pid_t pid, pid_t tid);
 
 }  // namespace graft

@@ -39,6 +39,11 @@ APPLY_POINTS = ["remote-syscall:1", "remote-syscall:2", "remote-syscall:3", "rem
                 "region-created", "record-written", "image-written", "stopped",
                 "running-alone:1", "entry-written:1", "entry-written:2", "entry-written:3",
                 "applied"]
+# The per-thread models write entries in running code (int3 first, then the
+# tail, then the first byte) instead of stopping the world.
+PER_THREAD_APPLY_POINTS = ["remote-syscall:1", "remote-syscall:2", "remote-syscall:4",
+                           "region-created", "record-written", "image-written",
+                           "entry-int3:1", "entry-tail:1", "entry-int3:2", "entry-tail:2"]
 REVERT_POINTS = ["stopped", "running-alone:1", "entry-written:1", "entry-written:2",
                  "reverted", "remote-syscall:1", "region-removed"]
 
@@ -181,7 +186,8 @@ def main():
                 else ["revert", "soak_fix", "--pid", str(target.pid)])
         env = dict(os.environ)
         if rng.random() < 0.35:
-            point = rng.choice(APPLY_POINTS if op == "apply" else REVERT_POINTS)
+            apply_points = APPLY_POINTS if args.model == "stop" else PER_THREAD_APPLY_POINTS
+            point = rng.choice(apply_points if op == "apply" else REVERT_POINTS)
             env["GRAFT_FAULT"] = point
             kind = f"{op} at {point.split(':')[0]}"
             proc = subprocess.Popen(graft_cmd(args, *argv), stdout=subprocess.DEVNULL,
