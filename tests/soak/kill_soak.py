@@ -49,9 +49,10 @@ REVERT_POINTS = ["stopped", "running-alone:1", "entry-written:1", "entry-written
 
 
 class Target:
-    def __init__(self, path):
+    def __init__(self, path, naps=False):
+        env = dict(os.environ, SOAK_NAPS="1") if naps else None
         self.proc = subprocess.Popen([path], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.DEVNULL, text=True, bufsize=1)
+                                     stderr=subprocess.DEVNULL, text=True, bufsize=1, env=env)
         line = self._readline(10)
         if line != f"ready {self.proc.pid}":
             raise SystemExit(f"soak: target did not start: {line!r}")
@@ -168,7 +169,7 @@ def main():
     if b.returncode:
         raise SystemExit(f"soak: graft build failed: {b.stdout}{b.stderr}")
 
-    target = Target(exe)
+    target = Target(exe, naps=args.model == "lazy")
     t_apply, t_revert = measure(args, target, patch)
     print(f"soak: seed {seed}, model {args.model}; median apply {t_apply * 1000:.1f} ms, "
           f"revert {t_revert * 1000:.1f} ms (graft process wall time)")
@@ -230,7 +231,7 @@ def main():
             failures.append(f"trial {trial}: {outcome} after graft was killed ({kind}); "
                             f"state={state} bad={bad} threads={threads}")
             target.stop()
-            target = Target(exe)
+            target = Target(exe, naps=args.model == "lazy")
             restarts += 1
             patched = False
             continue
@@ -254,7 +255,7 @@ def main():
             failures.append(f"trial {trial}: after graft recover: {result} ({kind}); "
                             f"recover said: {r.stdout.strip()} {r.stderr.strip()}")
             target.stop()
-            target = Target(exe)
+            target = Target(exe, naps=args.model == "lazy")
             restarts += 1
             patched = False
             continue
