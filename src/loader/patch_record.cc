@@ -11,7 +11,7 @@
 #include "arch/x86_64/jump.h"
 #include "arch/x86_64/trap_handler.h"
 #include "common/error.h"
-#include "process/tracer.h"
+#include "process/proc_status.h"
 
 namespace graft {
 

@@ -20,6 +20,7 @@
 #include "arch/x86_64/sigreturn_frame.h"
 #include "common/fault_point.h"
 #include "common/file.h"
+#include "process/proc_status.h"
 
 namespace graft {
 
@@ -74,16 +75,6 @@ std::vector<pid_t> list_threads(pid_t pid) {
   }
   closedir(d);
   return out;
-}
-
-long tracer_pid(pid_t pid, pid_t tid) {
-  try {
-    std::string status = read_text_file(fmt::format("/proc/{}/task/{}/status", pid, tid));
-    auto at = status.find("TracerPid:");
-    return at == std::string::npos ? 0 : std::strtol(status.c_str() + at + 10, nullptr, 10);
-  } catch (const Error&) {
-    return 0;
-  }
 }
 
 bool process_alive(pid_t pid) {

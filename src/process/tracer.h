@@ -139,7 +139,6 @@ class Tracer {
 std::vector<pid_t> list_threads(pid_t pid);
 // False once the process has exited (zombie included).
 bool process_alive(pid_t pid);
-// The TracerPid of a thread (0 if none or unreadable).
-long tracer_pid(pid_t pid, pid_t tid);
+
 
 }  // namespace graft

@@ -70,8 +70,6 @@ void put64(Bytes& b, size_t at, uint64_t v) { std::memcpy(b.data() + at, &v, siz
 
 }  // namespace
 
-size_t trap_handler_size(size_t sites) { return kTrapTableOffset + 16 * sites; }
-
 Bytes trap_handler_block(uint64_t at, const std::vector<TrapSite>& sites) {
   if (at % 16 != 0) fail("trap handler at {:#x} is not 16-byte aligned", at);
   Bytes out(trap_handler_size(sites.size()), 0);

@@ -42,7 +42,7 @@ constexpr size_t kTrapSavedOffset = 208;
 constexpr size_t kTrapDefaultOffset = kTrapSavedOffset + kKernelSigactionSize;
 constexpr size_t kTrapTableOffset = kTrapDefaultOffset + kKernelSigactionSize;
 
-size_t trap_handler_size(size_t sites);
+constexpr size_t trap_handler_size(size_t sites) { return kTrapTableOffset + 16 * sites; }
 // Code and data of the handler at `at` (16-byte aligned), with a zeroed
 // saved action. Throws graft::Error if a site or destination is 0.
 Bytes trap_handler_block(uint64_t at, const std::vector<TrapSite>& sites);
