@@ -82,7 +82,8 @@ json to_json(const PatchRecord& r) {
             {"capacity", r.transition.capacity},
             {"report_capacity", r.transition.report_capacity},
             {"trap_handler", r.transition.trap_handler},
-            {"trap_sites", r.transition.trap_sites}}},
+            {"trap_sites", r.transition.trap_sites},
+            {"switch_flag", r.transition.switch_flag}}},
           {"functions", fns}};
 }
 
@@ -205,6 +206,17 @@ PatchRecord from_json(const json& j, const Mapping& region, const Header& h,
       r.transition.trap_handler = u64(t, "trap_handler");
       r.transition.trap_sites = u64(t, "trap_sites");
     }
+    if (t.contains("switch_flag")) r.transition.switch_flag = u64(t, "switch_flag");
+  }
+  if (r.switch_gates()) {
+    // The stop model's switch gates: no transition area, a flag inside them.
+    const auto& t = r.transition;
+    if (r.per_thread() || r.model != "stop" || !inside(t.gates, t.gates_size) ||
+        !inside_mapping(maps, t.gates, t.gates_size, in_region_code) ||
+        !AddressRange{t.gates, t.gates_size}.contains(t.switch_flag))
+      fail("switch gates lie outside the region");
+  } else if (r.has_gates() && !r.per_thread()) {
+    fail("gates without a transition area or a switch flag");
   }
   if (r.per_thread()) {
     const auto& t = r.transition;
@@ -272,7 +284,7 @@ PatchRecord from_json(const json& j, const Mapping& region, const Header& h,
     x.displaced = f.contains("displaced") ? u64(f, "displaced") : 0;
     x.gate_redirect = from_hex(f.contains("gate_redirect") ? str(f, "gate_redirect") : std::string(),
                                "gate redirect bytes");
-    if (r.per_thread()) {
+    if (r.has_gates()) {
       AddressRange gates{r.transition.gates, r.transition.gates_size};
       if (!gates.contains(x.gate) || !gates.contains(x.old_path) ||
           x.displaced < arch::kRedirectSize || x.displaced > x.size - (x.site - x.address))
