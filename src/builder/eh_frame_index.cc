@@ -10,11 +10,9 @@
 
 namespace graft {
 
-std::vector<FdeRef> read_fdes(const ElfFile& object, const ElfSection& eh_frame) {
-  Bytes data = object.section_data(eh_frame.index);
-  std::vector<ElfRela> relas;
-  for (const auto& s : object.sections())
-    if (s.type == SHT_RELA && s.info == eh_frame.index) relas = object.relocations(s);
+std::vector<FdeRef> read_fdes(const RelocatableObject& object, const ElfSection& eh_frame) {
+  Bytes data = object.contents.at(eh_frame.index);
+  const std::vector<ElfRela>& relas = object.relocations_of(eh_frame.index);
 
   static const unsigned char ident[EI_NIDENT] = {ELFMAG0, ELFMAG1, ELFMAG2, ELFMAG3,
                                                  ELFCLASS64, ELFDATA2LSB, EV_CURRENT};
@@ -28,7 +26,7 @@ std::vector<FdeRef> read_fdes(const ElfFile& object, const ElfSection& eh_frame)
     Dwarf_CFI_Entry entry;
     int rc = dwarf_next_cfi(ident, &d, true, offset, &next, &entry);
     if (rc == 1) break;
-    if (rc != 0) fail("{}: malformed .eh_frame at offset {:#x}", object.name(), offset);
+    if (rc != 0) fail("{}: malformed .eh_frame at offset {:#x}", object.name, offset);
     if (!dwarf_cfi_cie_p(&entry)) {
       uint64_t field = static_cast<uint64_t>(entry.fde.start - data.data());
       auto r = std::find_if(relas.begin(), relas.end(), [&](const ElfRela& x) { return x.offset == field; });

@@ -10,7 +10,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "elf/elf_file.h"
+#include "builder/relocatable_object.h"
 
 namespace graft {
 
@@ -23,7 +23,7 @@ struct FdeRef {
   uint64_t field_offset;
 };
 
-std::vector<FdeRef> read_fdes(const ElfFile& object, const ElfSection& eh_frame);
+std::vector<FdeRef> read_fdes(const RelocatableObject& object, const ElfSection& eh_frame);
 
 constexpr uint64_t eh_frame_hdr_size(size_t fdes) { return 12 + 8 * fdes; }
 

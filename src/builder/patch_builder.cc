@@ -46,11 +46,11 @@ std::string unquote(const std::string& s) {
 
 class ObjectLinker {
  public:
-  ObjectLinker(const ElfFile& obj, const ElfFile& target, const std::string& target_path)
+  ObjectLinker(const RelocatableObject& obj, const ElfFile& target, const std::string& target_path)
       : obj_(obj), target_(&target), target_path_(target_path), symbols_(std::in_place, target) {}
   // No target object: every undefined symbol comes from a library (the
   // runtime, linked at apply time against the process's libc).
-  explicit ObjectLinker(const ElfFile& obj) : obj_(obj) {}
+  explicit ObjectLinker(const RelocatableObject& obj) : obj_(obj) {}
 
   Patch link(const std::string& name) {
     patch_.name = name;
@@ -87,7 +87,7 @@ class ObjectLinker {
   // object linked without a target: the runtime).
   std::map<std::string, uint64_t> exports() const {
     std::map<std::string, uint64_t> out;
-    for (const auto& s : obj_.symbols())
+    for (const auto& s : obj_.symbols)
       if (s.bind == STB_GLOBAL && s.type == STT_FUNC && s.visibility == STV_DEFAULT && defined_here(s))
         out[s.name] = symbol_offset(s, 0);
     return out;
@@ -95,8 +95,8 @@ class ObjectLinker {
 
  private:
   const ElfSymbol& sym(uint32_t index) const {
-    if (index >= obj_.symbols().size()) fail("{}: bad symbol index {}", obj_.name(), index);
-    return obj_.symbols()[index];
+    if (index == 0 || index >= obj_.symbols.size()) fail("{}: bad symbol index {}", obj_.name, index);
+    return obj_.symbols[index];
   }
 
   bool defined_here(const ElfSymbol& s) const {
@@ -110,15 +110,15 @@ class ObjectLinker {
       fdes_ = read_fdes(obj_, *eh);
       part_size_[kRodata] = eh_frame_hdr_size(fdes_.size());
     }
-    for (const auto& s : obj_.sections()) {
-      if (!(s.flags & SHF_ALLOC) || starts_with(s.name, ".graft.") || s.type == SHT_NOTE)
+    for (const auto& s : obj_.sections) {
+      if (s.index == 0 || !(s.flags & SHF_ALLOC) || starts_with(s.name, ".graft.") || s.type == SHT_NOTE)
         continue;
       if (s.flags & SHF_TLS)
         fail("{}: section {} holds thread-local variables, which patches cannot define",
-             obj_.name(), s.name);
+             obj_.name, s.name);
       if (s.type == SHT_INIT_ARRAY || s.type == SHT_FINI_ARRAY || s.type == SHT_PREINIT_ARRAY)
         fail("{}: section {} holds constructors or destructors, which patches cannot have",
-             obj_.name(), s.name);
+             obj_.name, s.name);
       Part part = (s.flags & SHF_EXECINSTR) ? kCode
                   : s.type == SHT_NOBITS    ? kBss
                   : (s.flags & SHF_WRITE)   ? kData
@@ -133,7 +133,7 @@ class ObjectLinker {
     for (const auto& [offset, strings] : records(".graft.resolve", 16)) {
       (void)offset;
       if (!strings.count(0) || !strings.count(8))
-        fail("{}: malformed GRAFT_RESOLVE_LOCAL record", obj_.name());
+        fail("{}: malformed GRAFT_RESOLVE_LOCAL record", obj_.name);
       resolve_hints_[unquote(strings.at(0))] = strings.at(8);
     }
   }
@@ -149,17 +149,16 @@ class ObjectLinker {
     std::map<uint64_t, std::map<uint64_t, std::string>> out;
     const ElfSection* sec = obj_.section(section);
     if (!sec) return out;
-    for (const auto& s : obj_.symbols())
+    for (const auto& s : obj_.symbols)
       if (s.shndx == sec->index && s.type == STT_OBJECT) {
         if (s.size != record_size || s.value > sec->size || record_size > sec->size - s.value)
-          fail("{}: malformed record `{}' in {}", obj_.name(), s.name, section);
+          fail("{}: malformed record `{}' in {}", obj_.name, s.name, section);
         out[s.value];
       }
-    for (const auto& rs : obj_.sections()) {
-      if (rs.type != SHT_RELA || rs.info != sec->index) continue;
-      for (const auto& r : obj_.relocations(rs)) {
+    {
+      for (const auto& r : obj_.relocations_of(sec->index)) {
         auto rec = record_at(out, r.offset, record_size);
-        if (!rec) fail("{}: relocation outside any record in {}", obj_.name(), section);
+        if (!rec) fail("{}: relocation outside any record in {}", obj_.name, section);
         uint64_t field_offset = r.offset - *rec;
         if (field_offset == pointer_field && pointers) {
           (*pointers)[*rec] = {r.symbol, r.addend};
@@ -167,7 +166,7 @@ class ObjectLinker {
         }
         const ElfSymbol& s = sym(r.symbol);
         if (s.shndx == SHN_UNDEF || s.shndx >= SHN_LORESERVE)
-          fail("{}: {} record refers to undefined symbol {}", obj_.name(), section, s.name);
+          fail("{}: {} record refers to undefined symbol {}", obj_.name, section, s.name);
         out[*rec][field_offset] = c_string(s.shndx, s.value + r.addend);
       }
     }
@@ -183,43 +182,38 @@ class ObjectLinker {
     return it->first;
   }
 
-  std::string c_string(size_t section, uint64_t offset) {
-    auto it = section_cache_.find(section);
-    if (it == section_cache_.end()) it = section_cache_.emplace(section, obj_.section_data(section)).first;
-    const Bytes& d = it->second;
-    if (offset >= d.size()) fail("{}: string offset {:#x} outside its section", obj_.name(), offset);
+  std::string c_string(size_t section, uint64_t offset) const {
+    if (section >= obj_.contents.size()) fail("{}: bad section index {}", obj_.name, section);
+    const Bytes& d = obj_.contents[section];
+    if (offset >= d.size()) fail("{}: string offset {:#x} outside its section", obj_.name, offset);
     auto end = std::find(d.begin() + offset, d.end(), 0);
-    if (end == d.end()) fail("{}: unterminated string", obj_.name());
+    if (end == d.end()) fail("{}: unterminated string", obj_.name);
     return std::string(d.begin() + offset, end);
   }
 
-  // Relocation sections that apply to placed sections.
-  std::vector<std::pair<const ElfSection*, std::vector<ElfRela>>> placed_relocations() const {
-    std::vector<std::pair<const ElfSection*, std::vector<ElfRela>>> out;
-    for (const auto& rs : obj_.sections()) {
-      if (rs.type == SHT_REL)
-        fail("{}: SHT_REL relocations are not supported on x86-64", obj_.name());
-      if (rs.type != SHT_RELA || !placed_.count(rs.info)) continue;
-      out.emplace_back(&rs, obj_.relocations(rs));
-    }
+  // The relocations of placed sections.
+  std::vector<std::pair<size_t, const std::vector<ElfRela>*>> placed_relocations() const {
+    std::vector<std::pair<size_t, const std::vector<ElfRela>*>> out;
+    for (const auto& [section, relas] : obj_.relocations)
+      if (placed_.count(section)) out.emplace_back(section, &relas);
     return out;
   }
 
   // Decides, for every symbol the code refers to, where it will come from,
   // and which GOT slots and call stubs the image needs.
   void collect_externals() {
-    for (const auto& [rs, relas] : placed_relocations()) {
-      for (const auto& r : relas) {
+    for (const auto& [section, relas] : placed_relocations()) {
+      for (const auto& r : *relas) {
         const ElfSymbol& s = sym(r.symbol);
         auto cls = arch::classify_relocation(r.type);
         if (cls == arch::RelocationClass::Unsupported)
-          fail("{}: {} in section {} (symbol `{}') is not supported in patches", obj_.name(),
-               arch::relocation_name(r.type), obj_.sections()[rs->info - 1].name, s.name);
+          fail("{}: {} in section {} (symbol `{}') is not supported in patches", obj_.name,
+               arch::relocation_name(r.type), obj_.sections[section].name, s.name);
         int64_t ext = -1;
         if (!defined_here(s)) {
           if (s.shndx != SHN_UNDEF)
-            fail("{}: symbol `{}' is defined in a section graft does not load", obj_.name(), s.name);
-          ext = external(s.name);
+            fail("{}: symbol `{}' is defined in a section graft does not load", obj_.name, s.name);
+          ext = external(s);
         }
         if (cls == arch::RelocationClass::GotRelative) slot(r.symbol, ext);
         if (cls == arch::RelocationClass::Call && ext >= 0 &&
@@ -231,22 +225,31 @@ class ObjectLinker {
     }
   }
 
-  int64_t external(const std::string& name) {
-    if (auto it = external_index_.find(name); it != external_index_.end()) return it->second;
+  // An undefined symbol's file (set by the differ for a static) or a
+  // GRAFT_RESOLVE_LOCAL hint restricts it to the statics of one source file.
+  std::string file_of(const ElfSymbol& s) const {
+    if (!s.file.empty()) return s.file;
+    auto hint = resolve_hints_.find(s.name);
+    return hint == resolve_hints_.end() ? "" : hint->second;
+  }
+
+  int64_t external(const ElfSymbol& s) {
+    const std::string& name = s.name;
+    std::string file = file_of(s);
+    auto key = std::make_pair(name, file);
+    if (auto it = external_index_.find(key); it != external_index_.end()) return it->second;
     ExternalSymbol e;
     e.name = name;
-    auto hint = resolve_hints_.find(name);
-    const ElfSymbol* t =
-        symbols_ ? symbols_->reference(name, hint == resolve_hints_.end() ? "" : hint->second) : nullptr;
+    const ElfSymbol* t = symbols_ ? symbols_->reference(name, file) : nullptr;
     if (t) {
       if (t->type == STT_GNU_IFUNC)
-        fail("{}: `{}' is an IFUNC in {}; patches cannot refer to it", obj_.name(), name, target_->name());
+        fail("{}: `{}' is an IFUNC in {}; patches cannot refer to it", obj_.name, name, target_->name());
       e.where = ExternalSymbol::Where::Target;
       e.value = t->value;
       e.file = t->bind == STB_LOCAL ? t->file : "";
     }
     patch_.externals.push_back(e);
-    return external_index_[name] = static_cast<int64_t>(patch_.externals.size() - 1);
+    return external_index_[key] = static_cast<int64_t>(patch_.externals.size() - 1);
   }
 
   // A GOT slot holding the address of symbol `index` (or external `ext`).
@@ -275,7 +278,7 @@ class ObjectLinker {
     part_base_[kData] = L.data_offset;
     part_base_[kBss] = L.data_offset + align_up(L.data_size, 64);
     L.bss_size = part_base_[kBss] + part_size_[kBss] - (L.data_offset + L.data_size);
-    if (L.code_size == 0) fail("{}: the patch has no code", obj_.name());
+    if (L.code_size == 0) fail("{}: the patch has no code", obj_.name);
     patch_.image.assign(L.file_size(), 0);
   }
 
@@ -291,7 +294,7 @@ class ObjectLinker {
   void copy_section_bytes() {
     for (const auto& [index, p] : placed_) {
       if (p.part == kBss) continue;
-      Bytes data = obj_.section_data(index);
+      const Bytes& data = obj_.contents[index];
       std::memcpy(patch_.image.data() + image_offset(index, 0), data.data(), data.size());
     }
     for (const auto& [ext, n] : stubs_)
@@ -300,7 +303,7 @@ class ObjectLinker {
       std::vector<uint64_t> functions;
       for (const auto& f : fdes_) {
         const ElfSymbol& s = sym(f.symbol);
-        if (!defined_here(s)) fail("{}: .eh_frame describes code graft does not load", obj_.name());
+        if (!defined_here(s)) fail("{}: .eh_frame describes code graft does not load", obj_.name);
         functions.push_back(symbol_offset(s, f.addend));
       }
       write_eh_frame_hdr(patch_.image.data(), part_base_[kRodata],
@@ -313,11 +316,11 @@ class ObjectLinker {
   }
 
   void emit_relocations() {
-    for (const auto& [rs, relas] : placed_relocations()) {
-      for (const auto& r : relas) {
+    for (const auto& [section, relas] : placed_relocations()) {
+      for (const auto& r : *relas) {
         const ElfSymbol& s = sym(r.symbol);
-        uint64_t at = image_offset(rs->info, r.offset);
-        int64_t ext = defined_here(s) ? -1 : external_index_.at(s.name);
+        uint64_t at = image_offset(section, r.offset);
+        int64_t ext = defined_here(s) ? -1 : external_index_.at({s.name, file_of(s)});
         uint64_t own = ext >= 0 ? 0 : symbol_offset(s, 0);
         switch (arch::classify_relocation(r.type)) {
           case arch::RelocationClass::Direct:
@@ -356,13 +359,17 @@ class ObjectLinker {
   }
 
   void read_replacements() {
+    if (!obj_.replacements.empty()) {
+      for (const auto& r : obj_.replacements) add_function(r.target, r.file, sym(r.symbol), r.addend);
+      return;
+    }
     auto strings = records(".graft.replace", 24, 16, &replacement_fields_);
     if (strings.empty())
-      fail("{}: declares no replacement; use GRAFT_REPLACE(target, replacement)", obj_.name());
+      fail("{}: declares no replacement; use GRAFT_REPLACE(target, replacement)", obj_.name);
     for (const auto& [rec, fields] : strings) {
       auto repl = replacement_fields_.find(rec);
       if (!fields.count(0) || !fields.count(8) || repl == replacement_fields_.end())
-        fail("{}: malformed GRAFT_REPLACE record", obj_.name());
+        fail("{}: malformed GRAFT_REPLACE record", obj_.name);
       add_function(unquote(fields.at(0)), fields.at(8), sym(repl->second.first), repl->second.second);
     }
   }
@@ -372,7 +379,7 @@ class ObjectLinker {
     for (const auto& [rec, fields] : records(".graft.callback", 16, 8, &functions)) {
       auto fn = functions.find(rec);
       if (!fields.count(0) || fn == functions.end())
-        fail("{}: malformed GRAFT_PRE_PATCH/POST_PATCH/PRE_UNPATCH/POST_UNPATCH record", obj_.name());
+        fail("{}: malformed GRAFT_PRE_PATCH/POST_PATCH/PRE_UNPATCH/POST_UNPATCH record", obj_.name);
       Callback c;
       bool known = false;
       for (auto k : {Callback::Kind::PrePatch, Callback::Kind::PostPatch,
@@ -381,14 +388,14 @@ class ObjectLinker {
           c.kind = k;
           known = true;
         }
-      if (!known) fail("{}: unknown callback kind `{}'", obj_.name(), fields.at(0));
+      if (!known) fail("{}: unknown callback kind `{}'", obj_.name, fields.at(0));
       if (patch_.callback(c.kind))
-        fail("{}: more than one {} callback", obj_.name(), fields.at(0));
+        fail("{}: more than one {} callback", obj_.name, fields.at(0));
       const ElfSymbol& s = sym(fn->second.first);
-      if (!defined_here(s)) fail("{}: callback `{}' is not defined in the patch", obj_.name(), s.name);
+      if (!defined_here(s)) fail("{}: callback `{}' is not defined in the patch", obj_.name, s.name);
       const ElfSymbol& f = replacement_symbol(s, fn->second.second);
       if (placed_.at(f.shndx).part != kCode)
-        fail("{}: callback `{}' is not code", obj_.name(), f.name);
+        fail("{}: callback `{}' is not code", obj_.name, f.name);
       c.function = f.name;
       c.offset = symbol_offset(f, 0);
       patch_.callbacks.push_back(std::move(c));
@@ -398,20 +405,20 @@ class ObjectLinker {
   // The function symbol a replacement pointer refers to.
   const ElfSymbol& replacement_symbol(const ElfSymbol& s, int64_t addend) const {
     if (s.type == STT_FUNC && addend == 0) return s;
-    for (const auto& f : obj_.symbols())
+    for (const auto& f : obj_.symbols)
       if (f.type == STT_FUNC && f.shndx == s.shndx && f.value == s.value + addend) return f;
-    fail("{}: `{}' is not a function defined in the patch", obj_.name(), s.name);
+    fail("{}: `{}' is not a function defined in the patch", obj_.name, s.name);
   }
 
   void add_function(const std::string& target_name, const std::string& file, const ElfSymbol& rs,
                     int64_t addend) {
-    if (!defined_here(rs)) fail("{}: replacement `{}' is not defined in the patch", obj_.name(), rs.name);
+    if (!defined_here(rs)) fail("{}: replacement `{}' is not defined in the patch", obj_.name, rs.name);
     const ElfSymbol& repl = replacement_symbol(rs, addend);
     const ElfFile& target_ = *this->target_;
     const ElfSymbol& fn = symbols_->function(target_name, file);
     for (const auto& f : patch_.functions)
       if (f.address == fn.value)
-        fail("{}: function `{}' is replaced twice", obj_.name(), target_name);
+        fail("{}: function `{}' is replaced twice", obj_.name, target_name);
     Bytes code = target_.read_vaddr(fn.value, fn.size);
     uint64_t site = arch::patch_site_offset(code);
     if (fn.size < site + arch::kRedirectSize)
@@ -431,7 +438,7 @@ class ObjectLinker {
     patch_.functions.push_back(std::move(f));
   }
 
-  const ElfFile& obj_;
+  const RelocatableObject& obj_;
   const ElfFile* target_ = nullptr;
   std::string target_path_;
   std::optional<TargetSymbols> symbols_;
@@ -442,10 +449,9 @@ class ObjectLinker {
   std::vector<FdeRef> fdes_;
   uint64_t part_size_[kParts] = {};
   uint64_t part_base_[kParts] = {};
-  std::map<size_t, Bytes> section_cache_;
   std::map<uint64_t, std::pair<uint32_t, int64_t>> replacement_fields_;  // record -> symbol, addend
   std::map<std::string, std::string> resolve_hints_;
-  std::map<std::string, int64_t> external_index_;
+  std::map<std::pair<std::string, std::string>, int64_t> external_index_;
   std::map<std::string, uint64_t> slots_;
   std::vector<std::pair<uint32_t, int64_t>> slot_symbol_;
   uint64_t slot_count_ = 0, slots_offset_ = 0;
@@ -468,9 +474,8 @@ struct TempDir {
 
 }  // namespace
 
-Patch link_patch_object(const ElfFile& object, const ElfFile& target,
+Patch link_patch_object(const RelocatableObject& object, const ElfFile& target,
                         const std::string& target_path, const std::string& name) {
-  if (object.type() != ET_REL) fail("{}: not a relocatable object", object.name());
   Patch patch = ObjectLinker(object, target, target_path).link(name);
   patch.warnings = check_register_contract(target, patch);
   return patch;
@@ -478,7 +483,8 @@ Patch link_patch_object(const ElfFile& object, const ElfFile& target,
 
 LinkedRuntime link_runtime_object(const ElfFile& object) {
   if (object.type() != ET_REL) fail("{}: not a relocatable object", object.name());
-  ObjectLinker linker(object);
+  RelocatableObject relocatable = read_relocatable(object);
+  ObjectLinker linker(relocatable);
   LinkedRuntime rt;
   rt.image = linker.link("graft-rt");
   rt.exports = linker.exports();
@@ -493,7 +499,7 @@ Patch build_patch_from_source(const SourceBuild& build) {
   compile_patch_source(build.source, object, build.compiler_flags);
   ElfFile obj(object, build.source);
   std::string abs = std::filesystem::absolute(build.target_path).lexically_normal().string();
-  return link_patch_object(obj, target, abs, build.name);
+  return link_patch_object(read_relocatable(obj), target, abs, build.name);
 }
 
 }  // namespace graft

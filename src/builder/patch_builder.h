@@ -6,12 +6,13 @@
 #include <string>
 #include <vector>
 
+#include "builder/relocatable_object.h"
 #include "elf/elf_file.h"
 #include "patch/patch.h"
 
 namespace graft {
 
-Patch link_patch_object(const ElfFile& object, const ElfFile& target,
+Patch link_patch_object(const RelocatableObject& object, const ElfFile& target,
                         const std::string& target_path, const std::string& name);
 
 // An object linked with no target (the runtime graft injects, graft-rt.o):

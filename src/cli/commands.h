@@ -9,6 +9,9 @@ struct BuildArgs {
   std::string source, target, output, name;
   std::vector<std::string> compiler_flags;
   bool replace = false;  // cumulative patch (atomic replace)
+  // --from-diff
+  std::string diff, source_dir, build_command = "make", keep_work;
+  bool json = false;
 };
 struct TargetArgs {
   int pid = 0;
@@ -18,6 +21,7 @@ struct TargetArgs {
 };
 
 int build(const BuildArgs& args);
+int build_from_diff(const BuildArgs& args);
 int info(const std::string& patch_file, bool json);
 int apply(const std::string& patch_file, const TargetArgs& target, const std::string& model);
 int revert(const std::string& which, const TargetArgs& target);

@@ -4,12 +4,15 @@
 #include <optional>
 #include <string>
 
+#include "builder/compile_log.h"
 #include "cli/commands.h"
 #include "common/error.h"
 #include "common/realtime_priority.h"
 
 int main(int argc, char** argv) {
   using namespace graft::cli;
+  // Invoked as graft-cc / graft-c++ by a build that graft runs (--from-diff).
+  if (int rc = graft::maybe_run_compiler_wrapper(argc, argv); rc >= 0) return rc;
   // Operations on live processes run at real-time priority from the start
   // (see realtime_priority.h); building a patch does not.
   std::optional<graft::RealtimePriority> priority;
@@ -20,14 +23,21 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
 
   BuildArgs b;
-  auto* build_cmd = app.add_subcommand("build", "Build a patch file from replacement functions");
-  build_cmd->add_option("--from-source", b.source, "C or C++ file with GRAFT_REPLACE declarations")
-      ->required()
+  auto* build_cmd = app.add_subcommand("build", "Build a patch file from replacement functions or from a source diff");
+  auto* from_source = build_cmd->add_option("--from-source", b.source, "C or C++ file with GRAFT_REPLACE declarations")
       ->check(CLI::ExistingFile);
+  auto* from_diff = build_cmd->add_option("--from-diff", b.diff, "Unified diff (FIX.patch) of the target's source tree")
+      ->check(CLI::ExistingFile);
+  from_source->excludes(from_diff);
+  build_cmd->add_option("--source", b.source_dir, "--from-diff: the original (unpatched) source tree")
+      ->check(CLI::ExistingDirectory);
+  build_cmd->add_option("--build", b.build_command, "--from-diff: build command run in the tree (default: make)");
+  build_cmd->add_option("--keep-work", b.keep_work, "--from-diff: keep the work directory here (empty or new)");
+  build_cmd->add_flag("--json", b.json, "--from-diff: machine-readable output");
   build_cmd->add_option("--target", b.target, "Executable or shared library to patch (unstripped)")
       ->required()
       ->check(CLI::ExistingFile);
-  build_cmd->add_option("-o,--output", b.output, "Patch file to write (NAME.graft)")->required();
+  build_cmd->add_option("-o,--output", b.output, "Patch file to write (NAME.graft)");
   build_cmd->add_option("--name", b.name, "Patch name (default: the output file's base name)");
   build_cmd->add_flag("--replace", b.replace,
                       "Cumulative patch: applying it replaces every earlier patch of the target "
@@ -76,7 +86,14 @@ int main(int argc, char** argv) {
   }
 
   try {
-    if (*build_cmd) return build(b);
+    if (*build_cmd) {
+      if (b.diff.empty() == b.source.empty())
+        throw graft::Error("build needs --from-source FILE or --from-diff FIX.patch");
+      if (!b.diff.empty() && b.source_dir.empty())
+        throw graft::Error("build --from-diff needs --source DIR (the original source tree)");
+      if (!b.source.empty() && b.output.empty()) throw graft::Error("build --from-source needs -o NAME.graft");
+      return b.diff.empty() ? build(b) : build_from_diff(b);
+    }
     if (*info_cmd) return info(info_file, info_json);
     if (*apply_cmd) {
       if (!at.pid && !at.all) throw graft::Error("apply needs --pid PID or --all");

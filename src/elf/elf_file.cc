@@ -83,6 +83,7 @@ ElfFile::ElfFile(const std::string& path, std::string display)
     s.align = sh.sh_addralign ? sh.sh_addralign : 1;
     s.link = sh.sh_link;
     s.info = sh.sh_info;
+    s.entsize = sh.sh_entsize;
     sections_.push_back(std::move(s));
   }
   for (const auto& s : sections_) {

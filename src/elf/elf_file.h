@@ -38,6 +38,7 @@ struct ElfSection {
   uint64_t align = 1;
   uint32_t link = 0;
   uint32_t info = 0;
+  uint64_t entsize = 0;
 };
 
 struct ElfRela {

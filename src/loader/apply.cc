@@ -165,7 +165,6 @@ class ApplyJob {
         plan_.writes.push_back({f.symbol, {f.site}, now, top->original});
       }
     }
-    // Their code is busy too when the cumulative patch replaces a function.
   }
 
   // The runtime functions the patch calls are bound before placement: an

@@ -1,6 +1,43 @@
 #include "loader/callbacks.h"
 
+#include <sys/syscall.h>
+
+#include <cstdlib>
+
+#include "common/error.h"
+#include "common/file.h"
+
 namespace graft {
+
+namespace {
+
+// A thread blocked in a system call other than futex (an event loop's
+// epoll_wait, a read, a sleep) is, in all likelihood, at a point where it
+// holds none of the program's locks: a callback that takes one (malloc
+// does) will not wait for the very thread it runs on. A running thread may
+// be anywhere, and one in futex is waiting for a lock, maybe holding others.
+bool blocked_outside_locks(pid_t pid, pid_t tid) {
+  try {
+    std::string s = read_text_file(fmt::format("/proc/{}/task/{}/syscall", pid, tid));
+    char* end = nullptr;
+    long nr = std::strtol(s.c_str(), &end, 10);
+    return end != s.c_str() && nr >= 0 && nr != SYS_futex;
+  } catch (const Error&) {
+    return false;
+  }
+}
+
+// The main thread if it is blocked that way, else another that is, else
+// the main thread (or any, when it is gone).
+pid_t callback_thread(const Tracer& tracer) {
+  pid_t pid = tracer.pid();
+  if (tracer.is_traced(pid) && blocked_outside_locks(pid, pid)) return pid;
+  for (pid_t tid : tracer.threads())
+    if (tid != pid && blocked_outside_locks(pid, tid)) return tid;
+  return tracer.is_traced(pid) ? pid : tracer.threads().front();
+}
+
+}  // namespace
 
 std::string CallbackRun::describe(Callback::Kind kind, const PatchRecord& patch) const {
   return fmt::format("{} callback `{}' of patch {} {}", callback_kind_name(kind), function,
@@ -12,12 +49,9 @@ std::optional<CallbackRun> run_callback(Tracer& tracer, const ProcessMemory& mem
                                         double timeout_s) {
   const CallbackRecord* c = patch.callback(kind);
   if (!c) return std::nullopt;
-  pid_t tid = tracer.is_stopped(tracer.pid()) ? tracer.pid() : 0;
-  bool stopped_here = false;
-  if (!tid) {
-    tid = tracer.stopped_thread();  // stops one if none is
-    stopped_here = true;
-  }
+  pid_t tid = callback_thread(tracer);
+  bool stopped_here = !tracer.is_stopped(tid);
+  if (stopped_here) tracer.stop(tid);
   CallbackRun run{c->function, remote_call(tracer, memory, tid, {c->address}, {patch.region_start},
                                            timeout_s)};
   if (stopped_here) tracer.resume(tid);

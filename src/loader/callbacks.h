@@ -1,8 +1,9 @@
 // Runs a patch's callbacks (GRAFT_PRE_PATCH and friends) inside the target.
 //
-// A callback runs on one thread of the process, the main thread when it can
-// be stopped (remote_call: registers saved, the call made, registers
-// restored). The other threads keep running: the callbacks of the stop
+// A callback runs on one thread of the process (remote_call: registers
+// saved, the call made, registers restored): preferably one blocked in a
+// system call other than futex, where it is unlikely to hold a lock the
+// callback may need (the main thread first), else the main thread. The other threads keep running: the callbacks of the stop
 // model run outside the global stop, as the kernel runs livepatch's
 // callbacks outside the transition. The return trap is the first page of the
 // patch's own region (its record, mapped read-only).

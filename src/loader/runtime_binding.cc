@@ -136,7 +136,13 @@ RuntimeBinding bind_runtime(const std::set<std::string>& needed, const RuntimeBi
     b.provider = "libgraft-rt.so of the process";
     return b;
   }
-  b.injected = inject(ctx, tracer);
+  try {
+    b.injected = inject(ctx, tracer);
+  } catch (const Error& e) {
+    fail("process {}: the patch calls graft's runtime ({}), the process has none, and graft "
+         "cannot inject it: {}",
+         ctx.pid, *needed.begin(), e.what());
+  }
   from_record(*b.injected);
   b.provider = fmt::format("graft runtime injected at {:#x}", b.injected->region_start);
   return b;

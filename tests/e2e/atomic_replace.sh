@@ -58,9 +58,11 @@ C
 }
 cumulative c 'GRAFT_CUMULATIVE;'
 cumulative c_flag ''
+cumulative c_veto 'GRAFT_CUMULATIVE; static int no(void) { return 5; } GRAFT_PRE_PATCH(no);'
 build_patch "$T/a.c" "$T/ledger" "$T/a.graft"
 build_patch "$T/b.c" "$T/ledger" "$T/b.graft"
 build_patch "$T/c.c" "$T/ledger" "$T/c.graft"
+build_patch "$T/c_veto.c" "$T/ledger" "$T/c_veto.graft"
 build_patch "$T/c_flag.c" "$T/ledger" "$T/c_flag.graft" --replace
 grep -q cumulative "$T/graft.out" || fail "graft build --replace does not say the patch is cumulative"
 
@@ -76,6 +78,15 @@ run() {
   regions_a=$(graft_regions "$pid" | awk '/graft:[0-9a-f]/ {print $6}' | sort -u | wc -l)
   [[ $regions_a -eq 2 ]] || fail "$label: expected 2 patch regions, found $regions_a"
   sleep 0.3  # deposits under A
+
+  # A cumulative patch whose pre_patch vetoes changes nothing: A and B stay.
+  graft_fails 1 apply "$T/c_veto.graft" --pid "$pid"
+  [[ $GRAFT_ERROR == *"returned 5 (a veto)"* ]] || fail "$label: no veto: $GRAFT_ERROR"
+  graft_ok list --pid "$pid" --json
+  [[ $(json_get '[p["name"] for p in j["processes"][0]["patches"]]' <"$T/graft.out") == '["a", "b"]' ]] ||
+    fail "$label: the vetoed cumulative patch changed the stack"
+  expect $label "describe 5" "B 5"
+  expect $label version 2
 
   apply_ok "$T/$patch.graft" "$pid"
   grep -q "note: replaced patch a " "$T/graft.out" || fail "$label: apply does not say it replaced a"

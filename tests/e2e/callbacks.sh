@@ -44,6 +44,13 @@ patch veto 'graft_shadow_alloc(callback_log, 5, 8, 0, 0); return -7;'
 patch crash 'return *(volatile int *)8;'
 patch hang 'for (;;) {}'
 patch slow_post 'return 0;' 'for (;;) {}'
+# The worker threads never leave worker(): the switch times out after
+# pre_patch succeeded, and post_unpatch undoes what pre_patch did.
+cat "$T/ok.c" - >"$T/stuck.c" <<'C'
+static void *worker_2(void *arg) { return arg; }
+GRAFT_REPLACE(worker, worker_2);
+C
+build_patch "$T/stuck.c" "$T/ledger" "$T/stuck.graft"
 graft_ok info "$T/ok.graft"
 grep -q 'pre_patch pre' "$T/graft.out" || fail "graft info does not list the callbacks"
 
@@ -51,6 +58,7 @@ start_target L "$T/ledger"
 pid=${TPID[L]}
 
 # The order of the four moments.
+expect L log "-"
 apply_ok "$T/ok.graft" "$pid"
 expect L version 2
 expect L log "pre_patch,post_patch,"
@@ -82,6 +90,13 @@ graft_fails 1 apply "$T/hang.graft" --pid "$pid" --timeout 1
   fail "the hang is not explained: $GRAFT_ERROR"
 assert_untouched "$pid"
 expect L version 1
+
+# The switch fails after pre_patch: post_unpatch runs, nothing is left.
+ask L clear >/dev/null
+graft_fails 1 apply "$T/stuck.graft" --pid "$pid" --timeout 1
+[[ $GRAFT_ERROR == *"inside function \`worker"* ]] || fail "the timeout is not explained: $GRAFT_ERROR"
+expect L log "pre_patch,post_unpatch,"
+assert_untouched "$pid"
 
 # A post_patch that never returns: the patch is in, with a note.
 graft_ok apply "$T/slow_post.graft" --pid "$pid" --timeout 1

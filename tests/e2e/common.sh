@@ -279,3 +279,36 @@ wait_bounded() {
 
 # thread_state PID TID: the scheduler state letter of a thread (R, S, t...).
 thread_state() { awk '{ sub(/.*\) /, ""); print $1 }' "/proc/$1/task/$2/stat" 2>/dev/null; }
+
+# ---------------------------------------------------------------- from-diff
+
+# shop_tree DIR: a fresh copy of programs/diffshop (with serve.h) in DIR.
+shop_tree() {
+  rm -rf "$1"
+  cp -r "$PROGRAMS/diffshop" "$1"
+  mkdir -p "$1/programs"
+  cp "$PROGRAMS/serve.h" "$1/programs/"
+}
+
+# make_fix ORIG NAME EDIT...: copies the tree ORIG (sources only) to
+# $T/NAME, runs the EDIT command in it, and writes `diff -ruN' of the two
+# trees to $T/NAME.patch (paths a/... b/..., applied with -p1).
+make_fix() {
+  local orig=$1 name=$2
+  shift 2
+  rm -rf "$T/$name.a" "$T/$name.b"
+  mkdir "$T/$name.a"
+  (cd "$orig" && find . -type f \( -name '*.c' -o -name '*.h' -o -name '*.cc' -o -name Makefile \) \
+    -exec cp --parents {} "$T/$name.a/" \;)
+  cp -r "$T/$name.a" "$T/$name.b"
+  (cd "$T/$name.b" && "$@")
+  (cd "$T" && diff -ruN "$name.a" "$name.b" | sed -e "s#^--- $name.a/#--- a/#" -e "s#^+++ $name.b/#+++ b/#" \
+    >"$T/$name.patch") || true
+  [[ -s $T/$name.patch ]] || fail "make_fix $name: the edit changed nothing"
+}
+
+# no_ipa_ra_warning: the last graft run did not warn about -fipa-ra.
+no_ipa_ra_warning() {
+  ! grep -q -- '-fipa-ra' "$T/graft.out" "$T/graft.err" ||
+    fail "graft build warns that a caller may rely on -fipa-ra"
+}

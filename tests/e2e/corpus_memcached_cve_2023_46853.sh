@@ -8,51 +8,25 @@
 # works after; 8 clients see no wrong answer while the patch is applied,
 # reverted and applied again; the revert brings the bug back.
 #
-# The unfixed memcached is built once (about 2 minutes) into
-# $GRAFT_CORPUS_CACHE (default /var/tmp/graft-corpus) from `apt-get source`
-# (deb-src is enabled as docs of the corpus say).
+# The unfixed memcached (Debian's tree before its first security fix, proxy
+# enabled) comes from scripts/corpus/prepare.sh, built once (about 2
+# minutes) and cached for every corpus test.
 # ctest-labels: corpus
 # ctest-timeout: 900
 source "$(dirname "$0")/common.sh"
 
-CACHE=${GRAFT_CORPUS_CACHE:-/var/tmp/graft-corpus}
-SRC=$CACHE/memcached-1.6.18-before-CVE-2023-46853
-mkdir -p "$CACHE"
-
-build_unfixed_memcached() {
-  if ! grep -rqs '^Types:.*deb-src' /etc/apt/sources.list.d/ && ! grep -qs '^deb-src' /etc/apt/sources.list; then
-    sed 's/^Types: deb$/Types: deb-src/' /etc/apt/sources.list.d/debian.sources \
-      >/etc/apt/sources.list.d/debian-src.sources
-    apt-get -o DPkg::Lock::Timeout=600 update -qq
-  fi
-  command -v dpkg-source >/dev/null || apt-get -o DPkg::Lock::Timeout=600 install -y -qq dpkg-dev
-  dpkg -s libevent-dev >/dev/null 2>&1 || apt-get -o DPkg::Lock::Timeout=600 install -y -qq libevent-dev
-  local work
-  work=$(mktemp -d "$CACHE/build.XXXXXX")
-  (cd "$work" && apt-get source -qq memcached) >"$work/source.log" 2>&1 ||
-    fail "apt-get source memcached failed: $(tail -3 "$work/source.log")"
-  local tree
-  tree=$(ls -d "$work"/memcached-1.6.18 2>/dev/null) || fail "Debian no longer ships memcached 1.6.18"
-  [[ -f $tree/debian/patches/CVE-2023-46853.patch ]] || fail "no CVE-2023-46853.patch in Debian's memcached"
-  (cd "$tree" && patch -s -R -p1 <debian/patches/CVE-2023-46853.patch) || fail "cannot take the fix out"
-  log "building memcached 1.6.18 without the fix (proxy enabled) in $tree"
-  (cd "$tree" && nice ./configure --enable-proxy CFLAGS="-g -O2" LDFLAGS="-Wl,--build-id" &&
-    nice make -C vendor && nice make -j2 memcached) >"$work/build.log" 2>&1 || fail "memcached build failed: $(tail -5 "$work/build.log")"
-  mv "$tree" "$SRC.new" && mv -T "$SRC.new" "$SRC"
-  rm -rf "$work"
-}
-# One builder at a time (tests may run in parallel).
-exec {lock}>"$CACHE/.lock"
-flock "$lock"
-[[ -x $SRC/memcached ]] || build_unfixed_memcached
-flock -u "$lock"
+"$REPO_ROOT/scripts/corpus/prepare.sh" memcached || fail "cannot prepare Debian's memcached"
+# shellcheck disable=SC1091
+source "${GRAFT_CORPUS_DIR:-/var/cache/graft-corpus}/memcached/env"
+SRC=$TREE
 grep -q 'uint32_t endlen' "$SRC/proxy.h" && fail "$SRC has the fix already"
+[[ -x $ARTIFACT ]] || fail "no memcached built in $SRC"
 
-build_patch "$E2E_DIR/corpus/memcached-CVE-2023-46853.c" "$SRC/memcached" "$T/fix.graft" \
+build_patch "$E2E_DIR/corpus/memcached-CVE-2023-46853.c" "$ARTIFACT" "$T/fix.graft" \
   -- -DHAVE_CONFIG_H -I"$SRC" -I"$SRC/vendor/lua/src"
 
 PORT=$((20000 + RANDOM % 20000))
-"$SRC/memcached" -l 127.0.0.1 -p $PORT -U 0 -t 4 -u nobody \
+"$ARTIFACT" -l 127.0.0.1 -p $PORT -U 0 -t 4 -u nobody \
   -o proxy_config="$E2E_DIR/corpus/memcached-proxy-routes.lua" >"$T/memcached.log" 2>&1 &
 MC=$!
 bg_track $MC

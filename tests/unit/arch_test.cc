@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include "arch/x86_64/jump.h"
+#include "arch/x86_64/registers.h"
 #include "arch/x86_64/relocation.h"
 #include "common/error.h"
 
@@ -43,6 +44,24 @@ TEST(Relocation, Classes) {
   EXPECT_EQ(arch::classify_relocation(R_X86_64_PLT32), arch::RelocationClass::Call);
   EXPECT_EQ(arch::classify_relocation(R_X86_64_REX_GOTPCRELX), arch::RelocationClass::GotRelative);
   EXPECT_EQ(arch::classify_relocation(R_X86_64_TPOFF32), arch::RelocationClass::Unsupported);
+}
+
+TEST(Call, FrameIsAlignedAsAfterACall) {
+  // At the callee's entry rsp + 8 is 16-aligned, whatever the thread's rsp.
+  for (uint64_t top : {0x7ffc1000ull, 0x7ffc1008ull, 0x7ffc100full, 0x7ffc1001ull}) {
+    arch::Registers r{};
+    r.orig_rax = 0;  // in a system call
+    r.eflags = 0x400 | 0x202;
+    auto frame = arch::prepare_call(r, 0x401000, top, {1, 2, 3, 4, 5, 6});
+    EXPECT_EQ((r.rsp + 8) % 16, 0u) << std::hex << top;
+    EXPECT_EQ(frame.return_address_slot, r.rsp);
+    EXPECT_LE(r.rsp + 8, top);
+    EXPECT_EQ(r.rip, 0x401000u);
+    EXPECT_EQ(r.rdi, 1u);
+    EXPECT_EQ(r.r9, 6u);
+    EXPECT_EQ(r.orig_rax, static_cast<uint64_t>(-1));  // no restart on resume
+    EXPECT_EQ(r.eflags & 0x400, 0u);                   // DF clear
+  }
 }
 
 }  // namespace

@@ -61,6 +61,48 @@ std::string relocation_name(uint32_t type) {
   }
 }
 
+size_t object_field_width(uint32_t type) {
+  switch (type) {
+    case R_X86_64_64:
+    case R_X86_64_PC64:
+    case R_X86_64_DTPOFF64:
+    case R_X86_64_TPOFF64:
+    case R_X86_64_GOTOFF64:
+      return 8;
+    case R_X86_64_PC32:
+    case R_X86_64_PLT32:
+    case R_X86_64_32:
+    case R_X86_64_32S:
+    case R_X86_64_GOTPCREL:
+    case R_X86_64_GOTPCRELX:
+    case R_X86_64_REX_GOTPCRELX:
+    case R_X86_64_GOTPC32:
+    case R_X86_64_TPOFF32:
+    case R_X86_64_GOTTPOFF:
+    case R_X86_64_TLSGD:
+    case R_X86_64_TLSLD:
+    case R_X86_64_DTPOFF32:
+      return 4;
+    default:
+      return 0;
+  }
+}
+
+int64_t pc_relative_bias(uint32_t type) {
+  switch (type) {
+    case R_X86_64_PC32:
+    case R_X86_64_PLT32:
+    case R_X86_64_GOTPCREL:
+    case R_X86_64_GOTPCRELX:
+    case R_X86_64_REX_GOTPCRELX:
+      return 4;
+    case R_X86_64_PC64:
+      return 8;
+    default:
+      return 0;
+  }
+}
+
 uint32_t pc32_type() { return R_X86_64_PC32; }
 uint32_t abs64_type() { return R_X86_64_64; }
 

@@ -20,6 +20,17 @@ RelocationClass classify_relocation(uint32_t type);
 size_t relocation_width(uint32_t type);
 std::string relocation_name(uint32_t type);
 
+// Width of the field any relocation of a compiled object writes (0 if
+// unknown); used to mask relocated bytes when comparing code.
+size_t object_field_width(uint32_t type);
+// For a PC-relative type, the distance from the field's start to the end of
+// the instruction in the usual case where the field ends it (so that
+// `addend + bias` is the offset referred to within the symbol); 0 for an
+// absolute type. Only a guess for the rarer instructions with a trailing
+// immediate: callers use it to tell which object a section-relative
+// reference points into, never to compute an address.
+int64_t pc_relative_bias(uint32_t type);
+
 // Type used for a PC-relative 32-bit reference (to a GOT slot or a stub) and
 // for an absolute 64-bit one (a GOT slot's content).
 uint32_t pc32_type();

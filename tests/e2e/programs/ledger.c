@@ -17,6 +17,7 @@
  *   total       sum of all balances
  *   version     version(): 1 unpatched
  *   log         callback_log (what the callbacks wrote), or "-"
+ *   clear       empties callback_log
  *   rt          1 if the program runs with libgraft-rt linked in
  */
 #include <pthread.h>
@@ -102,6 +103,9 @@ static int handle(const char *cmd, char *reply, size_t n) {
     snprintf(reply, n, "%d", version_ptr());
   } else if (strcmp(cmd, "log") == 0) {
     snprintf(reply, n, "%s", callback_log[0] ? callback_log : "-");
+  } else if (strcmp(cmd, "clear") == 0) {
+    callback_log[0] = 0;
+    snprintf(reply, n, "-");
   } else if (strcmp(cmd, "rt") == 0) {
 #ifdef WITH_RUNTIME
     snprintf(reply, n, "1");

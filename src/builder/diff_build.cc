@@ -1,0 +1,202 @@
+#include "builder/diff_build.h"
+
+#include <elf.h>
+
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <set>
+
+#include "builder/patch_builder.h"
+#include "builder/target_symbols.h"
+#include "builder/work_tree.h"
+#include "common/error.h"
+#include "differ/change_reasons.h"
+#include "differ/dwarf_facts.h"
+#include "differ/patch_assembly.h"
+#include "differ/target_match.h"
+#include "differ/unit_diff.h"
+
+namespace graft {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// One recompiled unit: its two objects and their comparison.
+struct Unit {
+  UnitObjects objects;
+  std::string source;  // relative to the tree
+  std::unique_ptr<ObjectView> original, patched;
+  std::unique_ptr<UnitDiff> diff;
+  std::string mismatch;  // why its original object is not the target's code ("" if it is)
+  std::unique_ptr<DwarfFacts> original_dwarf, patched_dwarf;
+};
+
+// Types whose layout the diff changes: code compiled with the old layout
+// (the functions that stay, the data already in memory) would misread them.
+using LayoutChanges = std::map<std::string, std::pair<std::string, std::set<std::string>>>;
+void layout_changes(const Unit& u, LayoutChanges& changes) {
+  for (const auto& [key, before] : u.original_dwarf->types()) {
+    auto it = u.patched_dwarf->types().find(key);
+    if (it == u.patched_dwarf->types().end()) continue;
+    std::string d = layout_difference(before, it->second);
+    if (d.empty()) continue;
+    changes[key].first = d;
+    changes[key].second.insert(u.source);
+  }
+}
+
+std::unique_ptr<ObjectView> view_of(const std::string& path, const std::string& display,
+                                    const std::string& source) {
+  ElfFile elf(path, display);
+  for (const auto& s : elf.sections())
+    if (s.name.rfind(".gnu.lto_", 0) == 0)
+      fail("{}: is an LTO object (section {}); objects built with -flto hold no machine code "
+           "to compare: build without -flto",
+           display, s.name);
+  return std::make_unique<ObjectView>(read_relocatable(elf), source);
+}
+
+std::string unit_mismatch(const Unit& u, const TargetCode& code) {
+  for (size_t p : u.diff->changed_functions()) {
+    std::string m = code.mismatch(*u.original, *u.diff->original_of(p));
+    if (!m.empty()) return m;
+  }
+  return "";
+}
+
+}  // namespace
+
+DiffBuildResult build_patch_from_diff(const DiffBuildOptions& o) {
+  ElfFile target(o.target);
+  if (target.type() != ET_EXEC && target.type() != ET_DYN)
+    fail("{}: not an executable or shared library", o.target);
+  TargetSymbols symbols(target);
+  TargetCode code(target, symbols);
+  if (!fs::is_regular_file(o.diff)) fail("{}: no such file", o.diff);
+
+  WorkTree work(o.source, o.work_dir, o.progress);
+  DiffBuildResult result;
+  bool building = true;  // a failed build leaves its work directory for the post-mortem
+  try {
+    work.build_original(o.build_command);
+    auto touched = work.apply_diff(o.diff);
+    work.build_patched(o.build_command, touched);
+    building = false;
+
+    std::vector<std::unique_ptr<Unit>> units;
+    for (auto& objects : work.changed_units()) {
+      auto u = std::make_unique<Unit>();
+      u->source = fs::path(objects.record.source).lexically_relative(work.tree()).string();
+      std::string obj = fs::path(objects.record.object).lexically_relative(work.tree()).string();
+      u->patched = view_of(objects.record.object, obj + " (patched)", u->source);
+      if (!objects.original.empty()) u->original = view_of(objects.original, obj + " (original)", u->source);
+      u->diff = std::make_unique<UnitDiff>(u->original.get(), *u->patched);
+      u->patched_dwarf = std::make_unique<DwarfFacts>(objects.record.object);
+      if (!objects.original.empty()) u->original_dwarf = std::make_unique<DwarfFacts>(objects.original);
+      u->objects = std::move(objects);
+      units.push_back(std::move(u));
+    }
+    o.progress(fmt::format("compared {} recompiled objects with the original build's", units.size()));
+
+    // A source compiled into several objects (a PIC and a non-PIC one, two
+    // programs): the target's code is the object whose originals match it.
+    std::map<std::string, std::vector<Unit*>> by_source;
+    for (auto& u : units) by_source[u->source].push_back(u.get());
+    std::vector<Unit*> chosen;
+    std::vector<const UnitDiff*> all_diffs;
+    std::set<std::string> refusals;
+    LayoutChanges layouts;
+    for (auto& [source, candidates] : by_source) {
+      Unit* pick = nullptr;
+      for (Unit* u : candidates) {
+        for (const auto& r : u->diff->refusals()) refusals.insert(r);
+        if (u->original) layout_changes(*u, layouts);
+        if (!u->original) {
+          all_diffs.push_back(u->diff.get());
+          continue;
+        }
+        if (u->diff->changed_functions().empty()) continue;
+        u->mismatch = unit_mismatch(*u, code);
+        if (u->mismatch.empty() && !pick) pick = u;
+      }
+      if (pick) {
+        chosen.push_back(pick);
+        all_diffs.push_back(pick->diff.get());
+        continue;
+      }
+      for (Unit* u : candidates)
+        if (!u->mismatch.empty())
+          fail("{} was not built from {} with these flags: {} (compared with {}); build the "
+               "target from this tree with the same compiler and flags, or pass the build "
+               "command that did (--build)",
+               o.target, o.source, u->mismatch, u->objects.record.object);
+    }
+    for (const auto& [type, change] : layouts) {
+      std::string units;
+      for (const auto& s : change.second) units += (units.empty() ? "" : ", ") + s;
+      refusals.insert(fmt::format("{} changes layout ({}; in {}): the running code and its data use "
+                                  "the original layout",
+                                  type, change.first, units));
+    }
+    if (!refusals.empty()) {
+      std::string all;
+      for (const auto& r : refusals) all += (all.empty() ? "" : "; ") + r;
+      fail("cannot build a live patch from {}: {}", o.diff, all);
+    }
+    if (chosen.empty())
+      fail("{}: changes no function's code in the objects of {} ({} objects recompiled); nothing "
+           "to patch",
+           o.diff, o.target, units.size());
+
+    PatchAssembler assembler(all_diffs);
+    std::map<const UnitDiff*, const Unit*> unit_of;
+    for (auto& u : units) unit_of[u->diff.get()] = u.get();
+    for (Unit* u : chosen)
+      for (size_t p : u->diff->changed_functions()) assembler.replace(*u->diff, p);
+    RelocatableObject object = assembler.finish();
+    std::string abs = fs::absolute(o.target).lexically_normal().string();
+    result.patch = link_patch_object(object, target, abs, o.name);
+    for (const auto& e : result.patch.externals) {
+      auto it = assembler.expected_in_target().find(e.name);
+      if (e.where == ExternalSymbol::Where::Library && it != assembler.expected_in_target().end())
+        fail("{} has no symbol `{}', which the original build defines in {} and the patch uses; "
+             "was it removed at link time (--gc-sections, LTO), or is this another build?",
+             o.target, e.name, it->second);
+    }
+
+    for (const auto& f : assembler.functions()) {
+      const Piece& p = f.unit->patched().pieces()[f.piece];
+      FunctionReport r;
+      r.unit = f.unit->patched().source();
+      if (f.replaces) {
+        const Piece& q = f.unit->original()->pieces()[*f.unit->original_of(f.piece)];
+        r.symbol = q.name;
+        r.file = q.local ? (q.file.empty() ? r.unit : q.file) : "";
+        ChangeReason why = reason_for(p.name, *unit_of.at(f.unit)->patched_dwarf, touched);
+        r.reason = why.reason;
+        r.detail = why.detail;
+      } else {
+        r.symbol = p.name;
+        r.reason = "new function";
+      }
+      r.demangled = demangle(r.symbol);
+      result.functions.push_back(std::move(r));
+    }
+    result.new_variables = assembler.new_variables();
+    result.notes.push_back(fmt::format(
+        "{} matches the original build: the {} replaced functions have the same "
+        "instructions (relocated fields aside) as in the objects built from {}",
+        o.target, result.patch.functions.size(), o.source));
+  } catch (...) {
+    if (!o.work_dir.empty() || !building) throw;
+    work.keep();
+    o.progress("work directory kept: " + work.root());
+    throw;
+  }
+  if (!o.work_dir.empty()) result.work_dir = work.root();
+  return result;
+}
+
+}  // namespace graft

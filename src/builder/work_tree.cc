@@ -1,0 +1,206 @@
+#include "builder/work_tree.h"
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <set>
+
+#include "builder/build_command.h"
+#include "builder/compiler.h"
+#include "common/error.h"
+#include "common/file.h"
+
+namespace graft {
+
+namespace fs = std::filesystem;
+
+namespace {
+std::string self_path() {
+  char self[4096];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n <= 0) fail("cannot find the graft binary (/proc/self/exe)");
+  return std::string(self, n);
+}
+}  // namespace
+
+WorkTree::WorkTree(const std::string& source, const std::string& work,
+                   std::function<void(const std::string&)> progress)
+    : progress_(std::move(progress)) {
+  if (!fs::is_directory(source)) fail("{}: not a directory", source);
+  if (work.empty()) {
+    std::string tmpl = (fs::temp_directory_path() / "graft-diff-XXXXXX").string();
+    if (!mkdtemp(tmpl.data())) fail("cannot create a temporary directory: {}", errno_text(errno));
+    root_ = tmpl;
+  } else {
+    root_ = fs::absolute(work).lexically_normal().string();
+    if (fs::exists(root_) && !fs::is_empty(root_))
+      fail("{}: the work directory must be empty or not exist", root_);
+    fs::create_directories(root_);
+    keep_ = true;
+  }
+  tree_ = root_ + "/tree";
+  fs::create_directories(root_ + "/bin");
+  fs::create_directories(root_ + "/original");
+
+  const char* cc = std::getenv("GRAFT_REAL_CC");
+  const char* cxx = std::getenv("GRAFT_REAL_CXX");
+  real_cc_ = find_program(cc && *cc ? cc : "cc");
+  real_cxx_ = find_program(cxx && *cxx ? cxx : "c++");
+  if (real_cc_.empty()) fail("no C compiler: `{}' is not on PATH", cc && *cc ? cc : "cc");
+  std::string self = self_path();
+  for (const char* link : {"graft-cc", "graft-c++", "cc", "gcc", "c++", "g++"})
+    fs::create_symlink(self, root_ + "/bin/" + link);
+
+  progress_("copying " + source + " to " + tree_);
+  if (run_command({"cp", "-a", fs::path(source).string() + "/.", tree_}) != 0)
+    fail("cannot copy {} to {}", source, tree_);
+  // Objects of an earlier build would keep make from compiling through the wrapper.
+  size_t removed = 0;
+  for (auto it = fs::recursive_directory_iterator(tree_); it != fs::recursive_directory_iterator(); ++it) {
+    if (!it->is_regular_file() || it->is_symlink()) continue;
+    std::string ext = it->path().extension().string();
+    if (ext == ".o" || ext == ".lo") {
+      fs::remove(it->path());
+      ++removed;
+    }
+  }
+  if (removed) progress_(fmt::format("removed {} objects of an earlier build from the copy", removed));
+}
+
+WorkTree::~WorkTree() {
+  if (keep_) return;
+  std::error_code ec;
+  fs::remove_all(root_, ec);
+}
+
+std::map<std::string, std::string> WorkTree::build_environment(const std::string& records) const {
+  const char* path = std::getenv("PATH");
+  return {{"CC", root_ + "/bin/graft-cc"},
+          {"CXX", root_ + "/bin/graft-c++"},
+          {"PATH", root_ + "/bin:" + (path ? path : "/usr/bin:/bin")},
+          {"GRAFT_REAL_CC", real_cc_},
+          {"GRAFT_REAL_CXX", real_cxx_.empty() ? "c++" : real_cxx_},
+          {"GRAFT_COMPILE_LOG", records}};
+}
+
+void WorkTree::run_build(const std::string& command, const std::string& log_name,
+                         const std::string& records) {
+  std::string log = root_ + "/" + log_name;
+  int rc = run_in_directory(tree_, {"sh", "-c", command}, build_environment(records), log);
+  if (rc != 0)
+    fail("the build `{}' failed in {} (exit {}); last lines of {}:{}", command, tree_, rc, log,
+         tail_of_file(log, 15));
+}
+
+void WorkTree::build_original(const std::string& command) {
+  progress_("building the original tree: " + command);
+  run_build(command, "build-original.log", root_ + "/original.records");
+  size_t n = 0;
+  for (const auto& r : read_compile_log(root_ + "/original.records")) {
+    if (!fs::is_regular_file(r.object)) continue;  // a configure test, since removed
+    std::string copy = fmt::format("{}/original/{}-{}", root_, n++, fs::path(r.object).filename().string());
+    fs::copy_file(r.object, copy, fs::copy_options::overwrite_existing);
+    saved_[r.object] = {r, copy};
+  }
+  if (saved_.empty())
+    fail("the build `{}' compiled no object through CC/CXX ({}); graft needs a build that "
+         "compiles each source with -c and honours CC and CXX",
+         command, tree_);
+}
+
+std::vector<DiffFile> WorkTree::apply_diff(const std::string& diff_file) {
+  std::string diff = fs::absolute(diff_file).string();
+  std::string text = read_text_file(diff);
+  std::string log = root_ + "/patch.log";
+  for (int strip : {1, 0, 2, 3}) {
+    std::string p = "-p" + std::to_string(strip);
+    if (run_in_directory(tree_, {"patch", p, "--dry-run", "--batch", "--forward", "-i", diff}, {}, log) != 0)
+      continue;
+    if (run_in_directory(tree_, {"patch", p, "--batch", "--forward", "-i", diff}, {}, log) != 0)
+      fail("{}: patch {} failed in {}:{}", diff_file, p, tree_, tail_of_file(log, 10));
+    progress_(fmt::format("applied {} with patch {}", diff_file, p));
+    auto files = parse_unified_diff(text, strip);
+    if (files.empty()) fail("{}: the diff names no file", diff_file);
+    return files;
+  }
+  fail("{}: does not apply to {} with patch -p1, -p0, -p2 or -p3:{}", diff_file, tree_,
+       tail_of_file(log, 10));
+}
+
+std::vector<std::string> WorkTree::dependencies(const CompileRecord& r) const {
+  // The recorded command, preprocessing only, writing make dependencies.
+  std::vector<std::string> argv;
+  static const std::set<std::string> drop_with_value = {"-o", "-MF", "-MT", "-MQ"};
+  static const std::set<std::string> drop = {"-c", "-MD", "-MMD", "-MP"};
+  for (size_t i = 0; i < r.argv.size(); ++i) {
+    if (drop_with_value.count(r.argv[i])) { ++i; continue; }
+    if (drop.count(r.argv[i])) continue;
+    argv.push_back(r.argv[i]);
+  }
+  std::string out = root_ + "/deps.d";
+  argv.insert(argv.end(), {"-M", "-MF", out, "-o", "/dev/null"});
+  if (run_in_directory(r.cwd, argv, {}, root_ + "/deps.log") != 0) return {};
+  std::vector<std::string> deps;
+  std::string text = read_text_file(out);
+  std::string word;
+  auto flush = [&] {
+    if (!word.empty() && word.back() != ':' && word != "\\")
+      deps.push_back((fs::path(r.cwd) / word).lexically_normal().string());
+    word.clear();
+  };
+  for (char c : text) {
+    if (c == ' ' || c == '\n' || c == '\t') flush();
+    else word.push_back(c);
+  }
+  flush();
+  return deps;
+}
+
+void WorkTree::build_patched(const std::string& command, const std::vector<DiffFile>& touched) {
+  progress_("building the patched tree: " + command);
+  std::string records = root_ + "/patched.records";
+  run_build(command, "build-patched.log", records);
+  std::set<std::string> rebuilt, touched_paths;
+  for (const auto& r : read_compile_log(records)) rebuilt.insert(r.object);
+  for (const auto& f : touched) touched_paths.insert((fs::path(tree_) / f.path).lexically_normal().string());
+  std::set<std::string> sources;
+  for (const auto& [object, saved] : saved_) sources.insert(saved.first.source);
+  bool headers_touched = false;
+  for (const auto& t : touched_paths) headers_touched |= !sources.count(t);
+  // Units the build did not recompile although the diff touched one of
+  // their inputs: a Makefile without header dependencies.
+  for (const auto& [object, saved] : saved_) {
+    const CompileRecord& r = saved.first;
+    if (rebuilt.count(object)) continue;
+    bool affected = touched_paths.count(r.source) > 0;
+    if (!affected && headers_touched) {
+      for (const auto& d : dependencies(r))
+        if (touched_paths.count(d)) affected = true;
+    }
+    if (!affected) continue;
+    progress_("recompiling " + fs::path(r.source).filename().string() +
+              " (the build did not, although the diff touches what it includes)");
+    int rc = run_in_directory(r.cwd, r.argv, {}, root_ + "/build-patched.log");
+    if (rc != 0)
+      fail("recompiling {} failed (exit {}):{}", r.source, rc, tail_of_file(root_ + "/build-patched.log", 15));
+    append_compile_record(records, r);
+    rebuilt.insert(object);
+  }
+}
+
+std::vector<UnitObjects> WorkTree::changed_units() const {
+  std::map<std::string, UnitObjects> by_object;
+  for (const auto& r : read_compile_log(root_ + "/patched.records")) {
+    if (!fs::is_regular_file(r.object)) continue;
+    UnitObjects u;
+    u.record = r;
+    if (auto it = saved_.find(r.object); it != saved_.end()) u.original = it->second.second;
+    by_object[r.object] = u;
+  }
+  std::vector<UnitObjects> out;
+  for (auto& [o, u] : by_object) out.push_back(std::move(u));
+  return out;
+}
+
+}  // namespace graft

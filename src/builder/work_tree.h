@@ -1,0 +1,66 @@
+// The work directory of `graft build --from-diff`:
+//
+//   WORK/tree        a copy of the source tree, built twice in place: first
+//                    as it is, then with the diff applied (so both builds see
+//                    the same paths: __FILE__, debug info)
+//   WORK/original/   the objects of the first build, saved before the second
+//   WORK/bin/        graft-cc, graft-c++ (and cc, gcc, c++, g++ for builds
+//                    that name the compiler themselves): links to graft
+//   WORK/*.log       compile records and the output of each step
+//
+// Objects are removed from the copy before the first build, so that a
+// tree that was already built is compiled again through the wrapper.
+#pragma once
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "builder/compile_log.h"
+#include "builder/unified_diff.h"
+
+namespace graft {
+
+struct UnitObjects {
+  CompileRecord record;  // of the patched build
+  std::string original;  // saved object of the first build; "" for a new unit
+};
+
+class WorkTree {
+ public:
+  // `work` may be empty: a temporary directory, removed at destruction.
+  WorkTree(const std::string& source, const std::string& work,
+           std::function<void(const std::string&)> progress);
+  ~WorkTree();
+  WorkTree(const WorkTree&) = delete;
+  WorkTree& operator=(const WorkTree&) = delete;
+
+  const std::string& root() const { return root_; }
+  const std::string& tree() const { return tree_; }
+
+  void build_original(const std::string& command);
+  // Applies the diff (patch -p1, else the first -pN that applies) and
+  // returns what it touches.
+  std::vector<DiffFile> apply_diff(const std::string& diff_file);
+  // Builds again; units whose sources or headers the diff touched but the
+  // build did not recompile (no header dependencies) are recompiled.
+  void build_patched(const std::string& command, const std::vector<DiffFile>& touched);
+  // The objects the second build produced, with their originals.
+  std::vector<UnitObjects> changed_units() const;
+  size_t original_objects() const { return saved_.size(); }
+
+  void keep() { keep_ = true; }
+
+ private:
+  void run_build(const std::string& command, const std::string& log_name, const std::string& records);
+  std::map<std::string, std::string> build_environment(const std::string& records) const;
+  std::vector<std::string> dependencies(const CompileRecord& r) const;
+
+  std::string root_, tree_;
+  bool keep_ = false;
+  std::function<void(const std::string&)> progress_;
+  std::string real_cc_, real_cxx_;
+  std::map<std::string, std::pair<CompileRecord, std::string>> saved_;  // object -> (record, saved copy)
+};
+
+}  // namespace graft

@@ -1,0 +1,89 @@
+#include "differ/target_match.h"
+
+#include <elf.h>
+#include <fmt/format.h>
+
+#include "arch/x86_64/instruction.h"
+#include "arch/x86_64/relocation.h"
+#include "common/error.h"
+
+namespace graft {
+
+TargetCode::TargetCode(const ElfFile& target, const TargetSymbols& symbols)
+    : target_(target), symbols_(symbols) {
+  for (const auto& s : target.symbols())
+    if (s.type == STT_FUNC && s.defined() && !s.name.empty()) functions_.emplace(s.value, std::make_pair(s.name, s.size));
+}
+
+std::string TargetCode::symbol_at(uint64_t address, int64_t* offset) const {
+  auto it = functions_.upper_bound(address);
+  if (it == functions_.begin()) return "";
+  --it;
+  if (address - it->first >= std::max<uint64_t>(it->second.second, 1)) return "";
+  *offset = static_cast<int64_t>(address - it->first);
+  return it->second.first;
+}
+
+std::string TargetCode::mismatch(const ObjectView& original, size_t piece) const {
+  const Piece& p = original.pieces()[piece];
+  std::string file = p.local ? (p.file.empty() ? original.source() : p.file) : "";
+  const ElfSymbol* fn = nullptr;
+  try {
+    fn = &symbols_.function(p.name, file);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  Bytes running = target_.read_vaddr(fn->value, fn->size);
+  Bytes built = original.bytes(p);
+  auto relocs = original.relocations_in(p);
+  size_t i = 0, j = 0;  // offsets in built and running
+  while (i < built.size() && j < running.size()) {
+    auto a = arch::decode_instruction({built.data() + i, built.size() - i}, i);
+    auto b = arch::decode_instruction({running.data() + j, running.size() - j}, fn->value + j);
+    if (!a || !b) return fmt::format("function `{}' cannot be decoded at +{:#x}", p.name, j);
+    const ElfRela* rel = nullptr;
+    for (const auto& r : relocs)
+      if (r.offset >= i && r.offset < i + a->length) rel = &r;
+    bool branch = a->flow == arch::Instruction::Flow::Jump || a->flow == arch::Instruction::Flow::ConditionalJump ||
+                  a->flow == arch::Instruction::Flow::Call;
+    if (rel && branch) {
+      // Where the object's branch goes: the relocation's symbol, at the
+      // end of the instruction + addend.
+      Place pl = original.place_of(*rel);
+      int64_t at = pl.offset + static_cast<int64_t>(i + a->length - rel->offset);
+      std::string want = pl.undefined ? original.object().symbols[pl.symbol].name
+                         : pl.piece   ? original.pieces()[*pl.piece].name
+                                      : "";
+      int64_t off = 0;
+      std::string got = b->flow == a->flow && b->target ? symbol_at(*b->target, &off) : "";
+      if (pl.undefined) {
+        // Through the PLT, or resolved to the target's own definition.
+        if (b->flow != a->flow || !b->target)
+          return fmt::format("function `{}' differs at +{:#x} (a call or jump to `{}')", p.name, j, want);
+      } else if (want.empty() || got != want || off != at) {
+        return fmt::format("function `{}' differs at +{:#x} (a branch to `{}'{:+} in the original build, "
+                           "to `{}'{:+} in the target)",
+                           p.name, j, want, at, got, off);
+      }
+    } else {
+      if (a->length != b->length) return fmt::format("function `{}' differs at +{:#x}", p.name, j);
+      for (size_t k = 0; k < a->length; ++k) {
+        bool masked = false;
+        for (const auto& r : relocs)
+          if (i + k >= r.offset && i + k < r.offset + arch::object_field_width(r.type)) masked = true;
+        if (!masked && built[i + k] != running[j + k])
+          return fmt::format("function `{}' differs at +{:#x}", p.name, j + k);
+      }
+    }
+    i += a->length;
+    j += b->length;
+  }
+  // Trailing padding is not part of either.
+  if ((i < built.size()) != (j < running.size()) && fn->size != p.size &&
+      (i < built.size() || j < running.size()))
+    return fmt::format("function `{}' is {} bytes in the target, {} in the original build", p.name,
+                       fn->size, p.size);
+  return "";
+}
+
+}  // namespace graft

@@ -1,0 +1,36 @@
+// Is the running target the build of the original tree? Each function
+// about to be replaced must have, in the target, the instructions it has in
+// the original build's object.
+//
+// Not byte for byte: the object was compiled with -ffunction-sections, the
+// target (usually) without, and the assembler then relaxes a tail call
+// `jmp f` to a function of the same section to a 2-byte `jmp rel8`, which
+// shifts everything after it. So both are decoded in step: an instruction
+// without relocation must be identical; one with a relocation must be the
+// same bytes outside the relocated field, except a direct branch, which
+// must go to the same symbol and offset whatever its encoding.
+#pragma once
+#include <map>
+#include <string>
+
+#include "builder/target_symbols.h"
+#include "differ/object_view.h"
+
+namespace graft {
+
+class TargetCode {
+ public:
+  TargetCode(const ElfFile& target, const TargetSymbols& symbols);
+  // "" when the function matches; otherwise what differs, e.g.
+  // "function `f' differs at +0x12" or "has no function `f' (a.c)".
+  std::string mismatch(const ObjectView& original, size_t piece) const;
+
+ private:
+  std::string symbol_at(uint64_t address, int64_t* offset) const;
+
+  const ElfFile& target_;
+  const TargetSymbols& symbols_;
+  std::map<uint64_t, std::pair<std::string, uint64_t>> functions_;  // address -> (name, size)
+};
+
+}  // namespace graft

@@ -1,0 +1,183 @@
+#include "differ/unit_diff.h"
+
+#include <elf.h>
+#include <fmt/format.h>
+
+#include "arch/x86_64/relocation.h"
+#include "common/hash.h"
+#include "differ/correlation.h"
+
+namespace graft {
+
+bool is_numbered_static(const Piece& p) {
+  return !p.function && p.local && !p.constant && has_compiler_number(p.name);
+}
+
+namespace {
+
+std::vector<CorrelationSymbol> correlation_input(const ObjectView& v) {
+  std::vector<CorrelationSymbol> out;
+  for (size_t i = 0; i < v.pieces().size(); ++i) {
+    const Piece& p = v.pieces()[i];
+    CorrelationSymbol c{p.name, p.function, ""};
+    if (is_numbered_static(p) && !v.users(i).empty()) {
+      std::string owner;
+      for (size_t u : v.users(i)) {
+        std::string n = stable_name(v.pieces()[u].name);
+        if (owner.empty() || n < owner) owner = n;
+      }
+      c.owner = owner;
+    }
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+std::string c_string_at(const Bytes& d, int64_t at) {
+  if (at < 0 || static_cast<uint64_t>(at) >= d.size()) return "<outside>";
+  size_t start = static_cast<size_t>(at);
+  while (start > 0 && d[start - 1] != 0) --start;  // the literal containing `at`
+  size_t end = start;
+  while (end < d.size() && d[end] != 0) ++end;
+  return fmt::format("\"{}\"+{}", std::string(d.begin() + start, d.begin() + end), at - int64_t(start));
+}
+
+}  // namespace
+
+UnitDiff::UnitDiff(const ObjectView* original, const ObjectView& patched)
+    : original_(original), patched_(patched) {
+  if (original_) to_original_ = correlate(correlation_input(*original_), correlation_input(patched_));
+  compare_functions();
+  compare_data();
+}
+
+std::optional<size_t> UnitDiff::original_of(size_t p) const {
+  auto it = to_original_.find(p);
+  if (it == to_original_.end()) return std::nullopt;
+  return it->second;
+}
+
+std::string UnitDiff::piece_name(const ObjectView& v, size_t piece, bool patched_side) const {
+  if (!patched_side) return v.pieces()[piece].name;
+  auto o = original_of(piece);
+  if (o) return original_->pieces()[*o].name;
+  return "new:" + v.pieces()[piece].name;
+}
+
+std::string UnitDiff::describe(const ObjectView& v, const Place& pl, bool patched_side) const {
+  const auto& obj = v.object();
+  if (pl.undefined) return fmt::format("extern:{}{:+}", obj.symbols[pl.symbol].name, pl.offset);
+  if (pl.piece) {
+    const Piece& p = v.pieces()[*pl.piece];
+    if (p.constant && p.local) {
+      // By contents: renumbered (CSWTCH.12) or changed tables compare right.
+      std::string inner;
+      Bytes b = v.bytes(p);
+      for (const auto& r : v.relocations_in(p)) {
+        size_t w = arch::object_field_width(r.type);
+        for (size_t k = 0; k < w && r.offset + k < b.size(); ++k) b[r.offset + k] = 0;
+        Place ip = v.place_of(r);
+        inner += fmt::format("{}:{}:{};", r.offset, r.type,
+                             ip.piece && *ip.piece == *pl.piece ? std::string("self") : describe(v, ip, patched_side));
+      }
+      return fmt::format("const:{}:{}{:+}", stable_name(p.name), sha256_hex(b).substr(0, 16) + inner,
+                         pl.offset);
+    }
+    return fmt::format("{}{:+}", piece_name(v, *pl.piece, patched_side), pl.offset);
+  }
+  const ElfSection& sec = obj.sections[pl.section];
+  const Bytes& d = obj.contents[pl.section];
+  if (v.section_is_strings(pl.section)) {
+    // Renumbered labels (.LC3) and merged sections compare by the text.
+    return fmt::format("str:{}", c_string_at(d, pl.probe));
+  }
+  if ((sec.flags & SHF_MERGE) && sec.entsize > 0 && pl.probe >= 0) {
+    // A pool of constants (.rodata.cst16): the entry referred to.
+    uint64_t start = uint64_t(pl.probe) / sec.entsize * sec.entsize;
+    if (start + sec.entsize <= d.size())
+      return fmt::format("cst:{}{:+}", to_hex({d.data() + start, sec.entsize}), pl.offset - int64_t(start));
+  }
+  return fmt::format("anon:{}:{}{:+}", stable_name(sec.name), sha256_hex(d).substr(0, 16), pl.offset);
+}
+
+std::string UnitDiff::normalized(const ObjectView& v, size_t piece, bool patched_side) const {
+  const Piece& p = v.pieces()[piece];
+  Bytes b = v.bytes(p);
+  std::string relocs;
+  for (const auto& r : v.relocations_in(p)) {
+    size_t w = arch::object_field_width(r.type);
+    for (size_t k = 0; k < w && r.offset + k < b.size(); ++k) b[r.offset + k] = 0;
+    relocs += fmt::format("\n{:#x} {} {}", r.offset, r.type, describe(v, v.place_of(r), patched_side));
+  }
+  return to_hex(b) + relocs;
+}
+
+std::vector<size_t> UnitDiff::cold_pieces(const ObjectView& v, size_t function) const {
+  std::vector<size_t> out;
+  const std::string& name = v.pieces()[function].name;
+  for (size_t i = 0; i < v.pieces().size(); ++i) {
+    const Piece& p = v.pieces()[i];
+    if (p.function && i != function && is_cold_piece(p.name) && cold_piece_parent(p.name) == name)
+      out.push_back(i);
+  }
+  return out;
+}
+
+void UnitDiff::compare_functions() {
+  if (!original_) return;
+  for (size_t i = 0; i < patched_.pieces().size(); ++i) {
+    const Piece& p = patched_.pieces()[i];
+    if (!p.function || is_cold_piece(p.name)) continue;
+    auto o = original_of(i);
+    if (!o) continue;  // a new function
+    bool differs = normalized(patched_, i, true) != normalized(*original_, *o, false);
+    auto pc = cold_pieces(patched_, i), oc = cold_pieces(*original_, *o);
+    if (pc.size() != oc.size()) differs = true;
+    for (size_t k = 0; !differs && k < pc.size(); ++k) {
+      auto co = original_of(pc[k]);
+      differs = !co || normalized(patched_, pc[k], true) != normalized(*original_, *co, false);
+    }
+    if (differs) {
+      changed_.push_back(i);
+      changed_set_.insert(i);
+    }
+  }
+}
+
+void UnitDiff::compare_data() {
+  if (!original_) return;
+  std::set<size_t> paired;
+  for (size_t i = 0; i < patched_.pieces().size(); ++i) {
+    const Piece& p = patched_.pieces()[i];
+    auto o = original_of(i);
+    if (o) paired.insert(*o);
+    if (p.function || !o || (p.constant && p.local)) continue;
+    const Piece& q = original_->pieces()[*o];
+    std::string where = fmt::format("`{}' ({}, section {})", q.name, patched_.source(),
+                                    patched_.object().sections[p.section].name);
+    if (p.size != q.size) {
+      refusals_.push_back(fmt::format("{} changes size from {} to {} bytes: the running code keeps "
+                                      "using the original layout",
+                                      where, q.size, p.size));
+      continue;
+    }
+    if (normalized(patched_, i, true) == normalized(*original_, *o, false)) continue;
+    Bytes a = original_->bytes(q), b = patched_.bytes(p);
+    size_t at = 0;
+    while (at < a.size() && a[at] == b[at]) ++at;
+    std::string what = at < a.size() ? fmt::format("its initial value differs at +{:#x}", at)
+                                     : std::string("the addresses it is initialised with differ");
+    refusals_.push_back(fmt::format("{} changes: {}; graft does not rewrite existing data "
+                                    "(only functions are replaced)",
+                                    where, what));
+  }
+  for (size_t o = 0; o < original_->pieces().size(); ++o) {
+    const Piece& q = original_->pieces()[o];
+    if (paired.count(o) || !is_numbered_static(q)) continue;
+    refusals_.push_back(fmt::format("static local `{}' ({}) has no counterpart in the patched "
+                                    "build: removed, or renumbered beyond recognition",
+                                    q.name, original_->source()));
+  }
+}
+
+}  // namespace graft

@@ -1,0 +1,57 @@
+// Compares the original and the patched object of one translation unit: pairs
+// their symbols (correlation.h), finds the functions whose code changed,
+// and what cannot be patched by replacing functions.
+//
+// A function is changed when its bytes (relocated fields masked) or its
+// relocations differ. A relocation is compared by what it points to, named
+// the same way on both sides: a function or variable by its original name
+// (a patched symbol through its correlation), a string literal by its text,
+// a local constant (a `static const` table, a switch table) by its stable
+// name and contents, so that a changed constant changes every user.
+#pragma once
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "differ/object_view.h"
+
+namespace graft {
+
+class UnitDiff {
+ public:
+  // `original` is null for a translation unit the diff adds.
+  UnitDiff(const ObjectView* original, const ObjectView& patched);
+
+  const ObjectView* original() const { return original_; }
+  const ObjectView& patched() const { return patched_; }
+  std::optional<size_t> original_of(size_t patched_piece) const;
+  // Correlated functions (not cold pieces) whose code differs.
+  const std::vector<size_t>& changed_functions() const { return changed_; }
+  bool changed(size_t patched_piece) const { return changed_set_.count(patched_piece) > 0; }
+  // What cannot be done by replacing functions; each a full sentence.
+  const std::vector<std::string>& refusals() const { return refusals_; }
+
+  // The normalised form compared for a piece (exposed for tests).
+  std::string normalized(const ObjectView& view, size_t piece, bool patched_side) const;
+
+ private:
+  std::string describe(const ObjectView& view, const Place& place, bool patched_side) const;
+  std::string piece_name(const ObjectView& view, size_t piece, bool patched_side) const;
+  std::vector<size_t> cold_pieces(const ObjectView& view, size_t function) const;
+  void compare_functions();
+  void compare_data();
+
+  const ObjectView* original_;
+  const ObjectView& patched_;
+  std::map<size_t, size_t> to_original_;
+  std::vector<size_t> changed_;
+  std::set<size_t> changed_set_;
+  std::vector<std::string> refusals_;
+};
+
+// `counter.1` and the like: a static variable GCC numbered.
+bool is_numbered_static(const Piece& p);
+
+}  // namespace graft
