@@ -11,7 +11,8 @@
 # $GRAFT_CORPUS_DIR/PACKAGE/:
 #   src/       the package's tree before its first fix, configured and built
 #   fixes/     each fix as Debian ships it (debian/patches/NAME), in series order
-#   env        shell variables for tests: TREE, ARTIFACT, FIXES, BUILD, CFLAGS
+#   env        shell variables for tests: VERSION, TREE, ARTIFACT, FIXES_DIR,
+#              FIXES, BUILD (the build command), BUILD_CFLAGS
 #
 # Each fix of a package touches other files than the others (checked here
 # with `patch --dry-run`), so each applies to the tree before the first one;
@@ -44,7 +45,25 @@ CPPFLAGS="-D_FORTIFY_SOURCE=2"
 LDFLAGS="-Wl,-z,relro -Wl,-z,now"
 STAMP_KEY="$VERSION_PREFIX|${FIXES[*]}|$CONFIGURE|$BUILD|$CFLAGS|$CPPFLAGS|$LDFLAGS|$(gcc -dumpfullversion)"
 
+# The variables a test sources. Not CFLAGS: tests have their own.
+write_env() {
+  local version
+  version=$(basename "$(ls "$DIR"/downloads/*.dsc | sort -V | tail -n 1)" .dsc)
+  cat >"$DIR/env" <<ENV
+# Written by scripts/corpus/prepare.sh $PKG
+PACKAGE=$PKG
+VERSION=${version#*_}
+TREE=$DIR/src
+ARTIFACT=$DIR/src/$ARTIFACT
+FIXES_DIR=$DIR/fixes
+FIXES=(${FIXES[*]})
+BUILD='${BUILD//\$JOBS/$JOBS}'
+BUILD_CFLAGS="$CFLAGS"
+ENV
+}
+
 if [[ -f $DIR/built.stamp && $(cat "$DIR/built.stamp") == "$STAMP_KEY" && -f $DIR/src/$ARTIFACT ]]; then
+  write_env
   say "cached: $DIR/src/$ARTIFACT"
   exit 0
 fi
@@ -54,6 +73,7 @@ fi
 exec 9>"$DIR/.lock"
 flock 9
 if [[ -f $DIR/built.stamp && $(cat "$DIR/built.stamp") == "$STAMP_KEY" && -f $DIR/src/$ARTIFACT ]]; then
+  write_env
   say "cached (prepared meanwhile): $DIR/src/$ARTIFACT"
   exit 0
 fi
@@ -133,16 +153,6 @@ cd /
 mv "$DIR/src.tmp" "$DIR/src"
 rm -f "$DIR"/*.orig.tar.* "$DIR"/*.debian.tar.* "$DIR"/*.dsc   # dpkg-source -x copies them beside the tree
 
-cat >"$DIR/env" <<ENV
-# Written by scripts/corpus/prepare.sh $PKG
-PACKAGE=$PKG
-VERSION=$VERSION
-TREE=$DIR/src
-ARTIFACT=$DIR/src/$ARTIFACT
-FIXES_DIR=$DIR/fixes
-FIXES=(${FIXES[*]})
-BUILD='${BUILD//\$JOBS/$JOBS}'
-CFLAGS="$CFLAGS"
-ENV
+write_env
 echo "$STAMP_KEY" >"$DIR/built.stamp"
 say "built $DIR/src/$ARTIFACT"

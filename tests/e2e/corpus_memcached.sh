@@ -23,7 +23,7 @@
 # At the end: no failed, wrong or lost request, the same two PIDs, every key
 # stored before the first patch still readable, and each fixed behaviour.
 # ctest-labels: corpus
-# ctest-timeout: 1500
+# ctest-timeout: 1200
 GRAFT_BIN=${1:-${GRAFT:-$(dirname "$0")/../../build/graft}}
 if [[ -x $GRAFT_BIN ]] && ! "$GRAFT_BIN" build --help 2>&1 | grep -q -- '--from-diff'; then
   echo "SKIP corpus_memcached: graft build has no --from-diff yet"
