@@ -2,8 +2,9 @@
 # ctest-timeout: 400
 # What graft build --from-diff refuses, with the exact reason and no patch
 # file: a changed initial value of an existing static, a changed struct
-# layout, a removed static local, a diff that changes no code, and a target
-# that was not built from the tree with the same flags.
+# layout, a removed static local, a changed function too short for the
+# jump, a diff that changes no code, and a target that was not built from
+# the tree with the same flags.
 source "$(dirname "$0")/common.sh"
 
 shop_tree "$T/shop"
@@ -43,6 +44,9 @@ s = open("stock.c").read()
 s = s.replace("  static long asked; /* a static local */\n  asked++;\n", "")
 open("stock.c", "w").write(s)'
 refuse nolocal "static local \`asked." "stock.c" "no counterpart"
+
+make_fix "$T/shop" short sed -i 's|int shop_flags(void) { return 0; }|int shop_flags(void) { return 1; }|' price.c
+refuse short "function \`shop_flags' is 3 bytes, too short for a 5-byte jump"
 
 make_fix "$T/shop" comment sed -i 's|/\* The bug: the discount is applied twice. \*/|/* The bug. */|' price.c
 refuse comment "changes no function's code"

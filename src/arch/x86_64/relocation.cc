@@ -103,6 +103,27 @@ int64_t pc_relative_bias(uint32_t type) {
   }
 }
 
+bool is_gotpcrel_relaxation(uint32_t type, std::span<const uint8_t> object,
+                            std::span<const uint8_t> linked, size_t field) {
+  if (type != R_X86_64_GOTPCRELX && type != R_X86_64_REX_GOTPCRELX) return false;
+  if (object.size() != linked.size() || field < 2 || field + 4 > object.size()) return false;
+  auto same_outside = [&](size_t from, size_t to) {
+    for (size_t i = from; i < to; ++i)
+      if (object[i] != linked[i]) return false;
+    return true;
+  };
+  // 8b /r (mov r64, m64) -> 8d /r (lea): the opcode just before ModRM.
+  if (object[field - 2] == 0x8b && linked[field - 2] == 0x8d)
+    return same_outside(0, field - 2) && object[field - 1] == linked[field - 1] &&
+           same_outside(field + 4, object.size());
+  // ff 15 (call *m) -> 67 e8 (addr32 call rel32); ff 25 (jmp *m) -> e9 rel32 90.
+  if (field == 2 && object.size() == 6 && object[0] == 0xff && object[1] == 0x15)
+    return linked[0] == 0x67 && linked[1] == 0xe8;
+  if (field == 2 && object.size() == 6 && object[0] == 0xff && object[1] == 0x25)
+    return linked[0] == 0xe9 && linked[5] == 0x90;
+  return false;
+}
+
 uint32_t pc32_type() { return R_X86_64_PC32; }
 uint32_t abs64_type() { return R_X86_64_64; }
 

@@ -3,6 +3,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string>
 
 namespace graft::arch {
@@ -30,6 +31,15 @@ size_t object_field_width(uint32_t type);
 // immediate: callers use it to tell which object a section-relative
 // reference points into, never to compute an address.
 int64_t pc_relative_bias(uint32_t type);
+
+// True when `linked` is what the static linker may make of the instruction
+// `object` carrying a GOTPCRELX/REX_GOTPCRELX relocation at `field` (its
+// offset in the instruction) when the symbol is local: `mov foo@GOTPCREL,
+// %reg` becomes `lea foo, %reg`, `call *foo@GOTPCREL` becomes `addr32 call
+// foo`, `jmp *foo@GOTPCREL` becomes `jmp foo; nop`. The relocated field
+// itself is not compared.
+bool is_gotpcrel_relaxation(uint32_t type, std::span<const uint8_t> object,
+                            std::span<const uint8_t> linked, size_t field);
 
 // Type used for a PC-relative 32-bit reference (to a GOT slot or a stub) and
 // for an absolute 64-bit one (a GOT slot's content).

@@ -10,6 +10,7 @@ static long (*volatile price_fn)(long) = price_after_discount;
 static long (*volatile tax_fn)(long) = price_with_tax;
 static const char *(*volatile currency_fn)(void) = currency;
 static long (*volatile audit_fn)(void) = audit;
+static int (*volatile flags_fn)(void) = shop_flags;
 static int (*volatile level_fn)(int) = stock_level;
 static long (*volatile value_fn)(long) = stock_value;
 static int (*volatile count_fn)(const struct item *) = item_count;
@@ -20,6 +21,7 @@ static int handle(const char *cmd, char *reply, size_t n) {
   if (strncmp(cmd, "price", 5) == 0) snprintf(reply, n, "%ld", price_fn(arg));
   else if (strncmp(cmd, "tax", 3) == 0) snprintf(reply, n, "%ld", tax_fn(arg));
   else if (strcmp(cmd, "currency") == 0) snprintf(reply, n, "%s", currency_fn());
+  else if (strcmp(cmd, "flags") == 0) snprintf(reply, n, "%d", flags_fn());
   else if (strcmp(cmd, "audit") == 0) snprintf(reply, n, "%ld", audit_fn());
   else if (strncmp(cmd, "level", 5) == 0) snprintf(reply, n, "%d", level_fn((int)arg));
   else if (strncmp(cmd, "value", 5) == 0) snprintf(reply, n, "%ld", value_fn(arg));

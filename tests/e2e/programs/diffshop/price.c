@@ -18,3 +18,6 @@ long price_with_tax(long cents) { return scale(cents, 120); }
 const char *currency(void) { return "EUR"; }
 
 long audit(void) { return -1; }
+
+/* Three bytes (xor, ret): too short for the jump a replacement needs. */
+int shop_flags(void) { return 0; }

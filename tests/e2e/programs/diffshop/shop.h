@@ -15,6 +15,7 @@ void set_discount(int percent);
 long price_with_tax(long cents);
 const char *currency(void);
 long audit(void);
+int shop_flags(void);
 int stock_level(int item);
 long stock_value(long n);
 int item_count(const struct item *it);

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# ctest-timeout: 300
+# graft build --from-diff on a shared library built by make (programs/difflib):
+# the fix uses a hidden global and a hidden constant table of another unit
+# (local symbols of libcalc.so once linked), a static function and a new
+# string literal; the patch is applied with --all to the two processes that
+# map the library, and reverted.
+source "$(dirname "$0")/common.sh"
+
+tag="e2e-$$-$RANDOM-$(date +%s%N)"
+rm -rf "$T/lib"
+cp -r "$PROGRAMS/difflib" "$T/lib"
+mkdir -p "$T/lib/programs"
+cp "$PROGRAMS/serve.h" "$T/lib/programs/"
+make -C "$T/lib" -s CC="$CC" TAG="$tag" || fail "libcalc does not build"
+[[ $(nm "$T/lib/libcalc.so" | grep -c ' [bBdr] calc_\(calls\|table\)$') -eq 2 ]] ||
+  fail "calc_calls and calc_table are not local symbols of libcalc.so"
+
+lib_edit() {
+  sed -i 's|return x \* weight(x);|return x * weight(x) + calc_table[0] * 1000;|; s|return "calc";|return "calc (fixed)";|' calc.c
+}
+make_fix "$T/lib" fix lib_edit
+
+start_target a "$T/lib/calcmain"
+start_target b "$T/lib/calcmain"
+for t in a b; do
+  expect $t "calc 3" 12
+  expect $t name calc
+done
+
+graft_ok build --from-diff "$T/fix.patch" --source "$T/lib" --target "$T/lib/libcalc.so" \
+  --build "make TAG=$tag libcalc.so" -o "$T/fix.graft"
+no_ipa_ra_warning
+grep -q "replaces calc: changed directly" "$T/graft.out" || fail "calc is not replaced"
+grep -q "replaces calc_name: changed directly" "$T/graft.out" || fail "calc_name is not replaced"
+graft_ok info "$T/fix.graft" --json
+[[ $(json_get 'sorted(e["name"] + ":" + e["where"] for e in j["externals"])' <"$T/graft.out") == \
+   '["calc_calls:target", "calc_table:target", "weight:target"]' ]] ||
+  fail "the patch does not use the library's own symbols: $(cat "$T/graft.out")"
+
+graft_ok apply "$T/fix.graft" --all --json
+[[ $(json_get 'sorted(r["pid"] for r in j["results"])' <"$T/graft.out") == \
+   "$(printf '[%s, %s]' $(printf '%s\n' "${TPID[a]}" "${TPID[b]}" | sort -n))" ]] ||
+  fail "apply --all did not patch exactly the two processes"
+for t in a b; do
+  assert_no_wx "${TPID[$t]}"
+  expect $t "calc 3" 1012
+  expect $t "calc 1" 1002
+  expect $t name "calc (fixed)"
+  expect $t count 3
+done
+graft_ok revert fix --all
+for t in a b; do
+  expect $t "calc 3" 12
+  assert_untouched "${TPID[$t]}"
+done

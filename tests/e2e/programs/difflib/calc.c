@@ -1,0 +1,15 @@
+#include "calc.h"
+
+/* Every build has its own build-id (apply --all must find only the test's processes). */
+__attribute__((used)) static const char calc_tag[] = CALC_TAG;
+
+static __attribute__((noinline)) int weight(int x) { return calc_table[x & 3]; }
+
+int calc(int x) {
+  __atomic_add_fetch(&calc_calls, 1, __ATOMIC_RELAXED);
+  return x * weight(x);
+}
+
+int calc_count(void) { return __atomic_load_n(&calc_calls, __ATOMIC_RELAXED); }
+
+const char *calc_name(void) { return "calc"; }
