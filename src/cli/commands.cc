@@ -10,6 +10,7 @@
 #include "common/error.h"
 #include "common/file.h"
 #include "loader/operations.h"
+#include "loader/recovery.h"
 #include "loader/runtime_binding.h"
 #include "patch/patch.h"
 
@@ -35,11 +36,13 @@ json result_json(const OperationResult& r) {
           {"pause_ms", r.pause_ms},
           {"max_pause_ms", r.max_pause_ms},
           {"retries", r.retries},
+          {"recovered", r.recovered},
           {"notes", r.notes},
           {"error", r.ok ? json(nullptr) : json(r.error)}};
 }
 
 void print_result(const OperationResult& r, const char* verb) {
+  for (const auto& a : r.recovered) fmt::print("pid {}: repaired first: {}\n", r.pid, a);
   if (r.ok)
     fmt::print("pid {}: {} {} (id {}) in {:.1f} ms, global pause {:.2f} ms, {} threads, {} "
                "retries\n",
@@ -228,8 +231,11 @@ int list(int pid, bool as_json) {
         json cbs = json::array();
         for (const auto& c : r.callbacks)
           cbs.push_back({{"kind", callback_kind_name(c.kind)}, {"function", c.function}});
+        size_t i = patches.size();
         patches.push_back({{"id", r.id}, {"name", r.name}, {"seq", r.seq},
-                           {"state", state_name(r.state)}, {"target", r.target_path},
+                           {"state", state_name(r.state)}, {"redirected", pp.redirected[i]},
+                           {"interrupted", r.state != RecordState::Active && !pp.traced},
+                           {"target", r.target_path},
                            {"applied_at", r.applied_at}, {"cumulative", r.cumulative},
                            {"callbacks", cbs}, {"functions", fns}});
       }
@@ -249,9 +255,14 @@ int list(int pid, bool as_json) {
       fmt::print("pid {} ({}): no patches\n", p, pp.command);
       continue;
     }
-    for (const auto& r : pp.patches) {
+    for (size_t i = 0; i < pp.patches.size(); ++i) {
+      const auto& r = pp.patches[i];
+      std::string state = state_name(r.state);
+      if (r.state != RecordState::Active)
+        state += fmt::format(" ({} of {} entries redirected; {})", pp.redirected[i], r.functions.size(),
+                             pp.traced ? "in progress" : "interrupted: `graft recover' repairs it");
       fmt::print("pid {} ({}): {} (id {}) #{} {}{}, target {}\n", p, pp.command, r.name, r.id, r.seq,
-                 state_name(r.state), r.cumulative ? ", cumulative" : "", r.target_path);
+                 state, r.cumulative ? ", cumulative" : "", r.target_path);
       for (const auto& f : r.functions)
         fmt::print("    {} at {:#x} -> {:#x}\n", function_name(f.symbol, f.demangled, f.file),
                    f.address, f.replacement);
@@ -261,6 +272,33 @@ int list(int pid, bool as_json) {
   if (as_json) fmt::print("{}\n", json{{"processes", procs}}.dump());
   else if (pids.empty()) fmt::print("no process has graft patches\n");
   return problems ? 1 : 0;
+}
+
+int recover(const TargetArgs& t) {
+  std::vector<pid_t> pids = t.all ? processes_needing_recovery() : std::vector<pid_t>{t.pid};
+  OperationOptions options;
+  options.timeout_s = t.timeout_s;
+  json out = json::array();
+  bool all_ok = true;
+  for (pid_t pid : pids) {
+    RecoveryResult r = recover_process(pid, options);
+    all_ok &= r.ok;
+    if (t.json) {
+      out.push_back({{"pid", pid}, {"ok", r.ok}, {"actions", r.actions},
+                     {"error", r.ok ? json(nullptr) : json(r.error)}});
+      continue;
+    }
+    if (!r.ok)
+      fmt::print("pid {}: FAILED: {}\n", pid, r.error);
+    else if (r.actions.empty())
+      fmt::print("pid {}: nothing to repair\n", pid);
+    for (const auto& a : r.actions) fmt::print("pid {}: {}\n", pid, a);
+  }
+  if (t.json)
+    fmt::print("{}\n", json{{"command", "recover"}, {"results", out}}.dump());
+  else if (pids.empty())
+    fmt::print("no process needs repair\n");
+  return all_ok ? 0 : 1;
 }
 
 }  // namespace graft::cli

@@ -26,5 +26,6 @@ int info(const std::string& patch_file, bool json);
 int apply(const std::string& patch_file, const TargetArgs& target, const std::string& model);
 int revert(const std::string& which, const TargetArgs& target);
 int list(int pid, bool json);
+int recover(const TargetArgs& target);
 
 }  // namespace graft::cli

@@ -16,7 +16,8 @@ int main(int argc, char** argv) {
   // Operations on live processes run at real-time priority from the start
   // (see realtime_priority.h); building a patch does not.
   std::optional<graft::RealtimePriority> priority;
-  if (argc > 1 && (std::string(argv[1]) == "apply" || std::string(argv[1]) == "revert"))
+  if (argc > 1 && (std::string(argv[1]) == "apply" || std::string(argv[1]) == "revert" ||
+                   std::string(argv[1]) == "recover"))
     priority.emplace();
   CLI::App app{"graft: live patching for running Linux processes"};
   app.set_version_flag("--version", GRAFT_VERSION);
@@ -79,6 +80,16 @@ int main(int argc, char** argv) {
   list_cmd->add_option("--pid", list_pid, "Only this process");
   list_cmd->add_flag("--json", list_json, "Machine-readable output");
 
+  TargetArgs ct;
+  auto* recover_cmd = app.add_subcommand(
+      "recover", "Complete or roll back what an interrupted graft (killed midway) left in processes");
+  auto* cpid = recover_cmd->add_option("--pid", ct.pid, "Process");
+  auto* call = recover_cmd->add_flag("--all", ct.all, "Every process that needs it");
+  cpid->excludes(call);
+  recover_cmd->add_option("--timeout", ct.timeout_s, "Seconds to wait for threads to leave patch code")
+      ->check(CLI::PositiveNumber);
+  recover_cmd->add_flag("--json", ct.json, "Machine-readable output");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -104,6 +115,10 @@ int main(int argc, char** argv) {
       return revert(which, rt);
     }
     if (*list_cmd) return list(list_pid, list_json);
+    if (*recover_cmd) {
+      if (!ct.pid && !ct.all) throw graft::Error("recover needs --pid PID or --all");
+      return recover(ct);
+    }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "graft: error: %s\n", e.what());
     return 2;

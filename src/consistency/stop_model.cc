@@ -5,6 +5,7 @@
 
 #include "common/clock.h"
 #include "common/error.h"
+#include "common/fault_point.h"
 
 namespace graft {
 
@@ -21,7 +22,10 @@ void write_sites(const ProcessMemory& memory, const SwitchPlan& plan, pid_t pid)
   }
   size_t done = 0;
   try {
-    for (; done < plan.writes.size(); ++done) memory.write(plan.writes[done].site, plan.writes[done].bytes);
+    for (; done < plan.writes.size(); ++done) {
+      memory.write(plan.writes[done].site, plan.writes[done].bytes);
+      fault_point("entry-written");
+    }
   } catch (...) {
     for (size_t i = 0; i < done; ++i) memory.write(plan.writes[i].site, plan.writes[i].expected);
     throw;
@@ -30,26 +34,26 @@ void write_sites(const ProcessMemory& memory, const SwitchPlan& plan, pid_t pid)
 
 // A thread stopped with its pc inside code being replaced (a leaf call in
 // progress) would make the whole stop fail, and under load some thread
-// nearly always is. Instead it runs on alone, one instruction at a time,
-// until it leaves that code, while every other thread stays stopped. A
-// system call instruction ends the attempt: it might block.
-// Bounded in steps and in time: a thread of low priority on a loaded machine
-// may take milliseconds per step, and every other thread waits meanwhile.
-constexpr int kMaxStepsPerThread = 2000;
-constexpr int kMaxStepsPerStop = 20000;
-constexpr double kMaxStepMsPerStop = 2.0;
+// nearly always is. Instead it runs on alone for a few microseconds at a
+// time, while every other thread stays stopped, until a stop finds it out
+// of that code. Bounded in time: every other thread waits meanwhile.
+//
+// Not single-stepping, on purpose: a thread with the trap flag set, or with
+// a step's SIGTRAP pending, is killed by that SIGTRAP if graft dies (the
+// kernel detaches it and delivers the trap). A thread merely running alone
+// just goes on running.
+constexpr double kMaxRunAloneMsPerStop = 2.0;
+constexpr auto kRunAloneSlice = std::chrono::microseconds(15);
 
-bool step_out(Tracer& tracer, const ProcessMemory& memory, const StackCheck& check, pid_t tid,
-              int& budget, Clock::time_point deadline) {
-  for (int i = 0; i < kMaxStepsPerThread && budget > 0 && Clock::now() < deadline; ++i, --budget) {
-    uint64_t pc = arch::pc(tracer.registers(tid));
-    if (!check.in_busy_code(pc)) return true;
-    uint8_t insn[sizeof arch::kSyscallInstruction];
-    if (!memory.try_read({pc}, insn, sizeof insn) ||
-        std::equal(insn, insn + sizeof insn, arch::kSyscallInstruction))
-      return false;
-    auto left_us = std::chrono::duration_cast<std::chrono::microseconds>(deadline - Clock::now());
-    if (!tracer.single_step(tid, std::max<long>(left_us.count(), 0))) return false;
+bool run_out(Tracer& tracer, const StackCheck& check, pid_t tid, Clock::time_point deadline) {
+  while (Clock::now() < deadline) {
+    tracer.resume(tid);
+    fault_point("running-alone");
+    auto until = Clock::now() + kRunAloneSlice;
+    while (Clock::now() < until) {
+    }
+    tracer.stop(tid);
+    if (!check.in_busy_code(arch::pc(tracer.registers(tid)))) return true;
   }
   return false;
 }
@@ -68,22 +72,21 @@ void run_stop_model(Tracer& tracer, const ProcessMemory& memory, const SwitchPla
     tracer.stop_all();
     check.forget_memory();
     std::optional<std::string> busy;
-    int step_budget = kMaxStepsPerStop;
-    auto step_deadline =
+    auto run_deadline =
         Clock::now() + std::chrono::duration_cast<Clock::duration>(
-                           std::chrono::duration<double, std::milli>(kMaxStepMsPerStop));
+                           std::chrono::duration<double, std::milli>(kMaxRunAloneMsPerStop));
     for (pid_t tid : tracer.threads()) {
       busy = check.check(tid, tracer.registers(tid));
       if (busy && check.in_busy_code(arch::pc(tracer.registers(tid)))) {
         bool left = false;
         try {
-          left = step_out(tracer, memory, check, tid, step_budget, step_deadline);
+          left = run_out(tracer, check, tid, run_deadline);
         } catch (const Error&) {
-          // The thread exited while stepping (or the whole process was
+          // The thread exited while running alone (or the whole process was
           // killed): retry with a fresh stop, which finds out which.
         }
         if (left) {
-          ++result.stepped_threads;
+          ++result.threads_run_out;
           check.forget_memory();  // its stack changed
           busy = check.check(tid, tracer.registers(tid));
         }
@@ -92,6 +95,8 @@ void run_stop_model(Tracer& tracer, const ProcessMemory& memory, const SwitchPla
     }
     if (!busy) {
       try {
+        fault_point("stopped");
+        if (options.before_writes) options.before_writes();
         write_sites(memory, plan, tracer.pid());
         while_stopped();
       } catch (...) {

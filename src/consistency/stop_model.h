@@ -15,6 +15,9 @@ struct StopOptions {
   double timeout_s = 10;
   // After the switch: detach (threads resume untraced) or only resume.
   bool detach_after = true;
+  // Runs with every thread stopped and checked, before the first write (to
+  // mark the record, so an interrupted switch can be told from a done one).
+  std::function<void()> before_writes;
 };
 
 // `while_stopped` runs after the writes, before any thread resumes (to

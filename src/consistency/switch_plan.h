@@ -27,7 +27,7 @@ struct SwitchResult {
   double pause_ms = 0;      // the successful global stop
   double max_pause_ms = 0;  // the longest global stop, retries included
   int retries = 0;
-  int stepped_threads = 0;  // threads single-stepped out of replaced code
+  int threads_run_out = 0;  // threads run alone until out of replaced code
 };
 
 }  // namespace graft

@@ -10,6 +10,7 @@
 #include "arch/x86_64/relocation.h"
 #include "common/clock.h"
 #include "common/error.h"
+#include "common/fault_point.h"
 #include "common/realtime_priority.h"
 #include "consistency/stop_model.h"
 #include "loader/callbacks.h"
@@ -35,6 +36,7 @@ class ApplyJob {
       : patch_(patch), pid_(pid), options_(options), result_(result), memory_(pid) {}
 
   void run() {
+    recover_before(pid_, options_, result_);
     maps_ = read_maps(pid_);
     objects_ = loaded_objects(pid_, maps_, build_ids_);
     target_ = find_target();
@@ -56,6 +58,7 @@ class ApplyJob {
       plan_region();
       Bytes image = relocate();
       create_region(tracer, memory_, maps_, layout_, patch_.id());
+      fault_point("region-created");
       tracer.resume_all();
       switch_to_patch(tracer, image);
     } catch (...) {
@@ -71,9 +74,13 @@ class ApplyJob {
   void switch_to_patch(Tracer& tracer, const Bytes& image) {
     bool pre_patch_done = false;
     try {
+      // The record first: from here on, a later graft knows what this
+      // region is, even if this one dies (see recovery.h).
       record_.state = RecordState::Loading;
       memory_.write({layout_.address}, encode_record(record_));
+      fault_point("record-written");
       memory_.write({layout_.address + layout_.image_offset}, image);
+      fault_point("image-written");
 
       if (auto run = run_callback(tracer, memory_, record_, Callback::Kind::PrePatch, options_.timeout_s)) {
         if (!run->ok()) fail("process {}: {}; patch not applied", pid_, run->describe(Callback::Kind::PrePatch, record_));
@@ -91,6 +98,7 @@ class ApplyJob {
         run_stop_model(tracer, memory_, plan_, stop, [&] {
           write_record_state(memory_, record_, RecordState::Active);
           for (const auto* r : replaced_) write_record_state(memory_, *r, RecordState::Reverting);
+          fault_point("applied");
         }, s);
       } catch (...) {
         report(s);

@@ -27,6 +27,8 @@ struct OperationResult {
   double max_pause_ms = 0;  // longest global stop, retries included
   int retries = 0;
   size_t threads = 0;
+  // Repairs of an earlier, interrupted graft done first (see recovery.h).
+  std::vector<std::string> recovered;
   // Said to the operator even on success: a callback that crashed after
   // the switch, the runtime that was injected, patches a cumulative one
   // replaced.
@@ -41,6 +43,8 @@ struct ProcessPatches {
   pid_t pid = 0;
   std::string command;
   std::vector<PatchRecord> patches;
+  std::vector<size_t> redirected;  // per patch: entries that lead to it now
+  bool traced = false;             // a debugger or a graft is attached now
   std::optional<RuntimeRecord> runtime;  // injected by graft
   std::vector<std::string> problems;
 };
@@ -48,7 +52,12 @@ ProcessPatches list_patches(pid_t pid);
 
 // Every process (but graft) that maps an object with this build-id.
 std::vector<pid_t> processes_mapping(const std::string& build_id);
+// Every process but graft itself, by pid.
+std::vector<pid_t> all_processes();
 // Every process that holds a graft region.
 std::vector<pid_t> processes_with_patches();
+// Repairs first, if an interrupted graft left something in the process;
+// throws if the repair fails (the operation must not go on then).
+void recover_before(pid_t pid, const OperationOptions& options, OperationResult& result);
 
 }  // namespace graft

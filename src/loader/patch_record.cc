@@ -251,6 +251,18 @@ RecordScan read_records(pid_t pid, const std::vector<Mapping>& maps, const Proce
     } catch (const std::exception& e) {
       scan.problems.push_back(
           fmt::format("process {}: graft region at {:#x} has an invalid record: {}", pid, m.start, e.what()));
+      InvalidRegion bad;
+      bad.problem = scan.problems.back();
+      uint64_t end = m.end;
+      for (const auto& other : maps)
+        if (other.inode == m.inode && other.device == m.device && other.path == m.path &&
+            other.start == end)
+          end = other.end;
+      bad.range = {m.start, end - m.start};
+      Bytes first(std::min<uint64_t>(m.end - m.start, 4096));
+      bad.blank = memory.try_read({m.start}, first.data(), first.size()) &&
+                  std::all_of(first.begin(), first.end(), [](uint8_t b) { return b == 0; });
+      scan.invalid.push_back(std::move(bad));
     }
   }
   std::sort(scan.records.begin(), scan.records.end(),

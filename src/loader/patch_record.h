@@ -88,10 +88,17 @@ uint64_t record_pages(const PatchRecord& r);
 Bytes encode_record(const PatchRecord& r);
 void write_record_state(const ProcessMemory& memory, const PatchRecord& r, RecordState state);
 
+struct InvalidRegion {
+  AddressRange range;    // every mapping of the region's memfd
+  bool blank = false;    // its first page is all zero: nothing was written
+  std::string problem;
+};
+
 struct RecordScan {
   std::vector<PatchRecord> records;  // sorted by seq
   std::optional<RuntimeRecord> runtime;
   std::vector<std::string> problems; // regions whose record is unreadable or invalid
+  std::vector<InvalidRegion> invalid;  // the same regions, for recovery
 };
 RecordScan read_records(pid_t pid, const std::vector<Mapping>& maps, const ProcessMemory& memory);
 

@@ -8,11 +8,11 @@
 #include "common/error.h"
 #include "common/realtime_priority.h"
 #include "common/file.h"
-#include "consistency/stop_model.h"
 #include "loader/callbacks.h"
 #include "loader/loaded_objects.h"
 #include "loader/operations.h"
-#include "loader/region.h"
+#include "loader/recovery.h"
+#include "loader/unload.h"
 
 namespace graft {
 
@@ -28,7 +28,61 @@ const PatchRecord& find_record(const std::vector<PatchRecord>& records, const st
   return *found[0];
 }
 
-std::vector<pid_t> all_pids() {
+}  // namespace
+
+OperationResult revert_patch(const std::string& which, pid_t pid, const OperationOptions& options) {
+  OperationResult result;
+  result.pid = pid;
+  auto start = Clock::now();
+  RealtimePriority priority;
+  try {
+    recover_before(pid, options, result);
+    ProcessMemory memory(pid);
+    auto maps = read_maps(pid);
+    auto scan = read_records(pid, maps, memory);
+    if (!scan.problems.empty()) fail("{}; refusing to change this process", scan.problems.front());
+    const PatchRecord& rec = find_record(scan.records, which, pid);
+    result.patch_id = rec.id;
+    result.patch_name = rec.name;
+
+    Tracer tracer(pid);
+    result.threads = tracer.thread_count();
+    // pre_unpatch cannot veto (as in the kernel): a failure is reported and
+    // the revert goes on, as the operator asked.
+    bool active = rec.state == RecordState::Active;
+    if (active)
+      if (auto run = run_callback(tracer, memory, rec, Callback::Kind::PreUnpatch, options.timeout_s);
+          run && !run->ok())
+        result.notes.push_back(run->describe(Callback::Kind::PreUnpatch, rec));
+    // post_unpatch: after the switch back, while the code is still mapped.
+    auto post_unpatch = [&] {
+      if (active)
+        if (auto run = run_callback(tracer, memory, rec, Callback::Kind::PostUnpatch, options.timeout_s);
+            run && !run->ok())
+          result.notes.push_back(run->describe(Callback::Kind::PostUnpatch, rec));
+    };
+    SwitchResult s;
+    try {
+      unload_patch(tracer, memory, maps, scan.records, rec, options, s, nullptr, post_unpatch);
+    } catch (...) {
+      result.pause_ms = s.pause_ms;
+      result.max_pause_ms = s.max_pause_ms;
+      result.retries = s.retries;
+      throw;
+    }
+    result.pause_ms = s.pause_ms;
+    result.max_pause_ms = s.max_pause_ms;
+    result.retries = s.retries;
+    tracer.detach();
+    result.ok = true;
+  } catch (const std::exception& e) {
+    result.error = e.what();
+  }
+  result.total_ms = ms_since(start);
+  return result;
+}
+
+std::vector<pid_t> all_processes() {
   std::vector<pid_t> out;
   DIR* d = opendir("/proc");
   if (!d) return out;
@@ -42,79 +96,6 @@ std::vector<pid_t> all_pids() {
   return out;
 }
 
-}  // namespace
-
-OperationResult revert_patch(const std::string& which, pid_t pid, const OperationOptions& options) {
-  OperationResult result;
-  result.pid = pid;
-  auto start = Clock::now();
-  RealtimePriority priority;
-  try {
-    ProcessMemory memory(pid);
-    auto maps = read_maps(pid);
-    auto scan = read_records(pid, maps, memory);
-    if (!scan.problems.empty()) fail("{}; refusing to change this process", scan.problems.front());
-    const PatchRecord& rec = find_record(scan.records, which, pid);
-    result.patch_id = rec.id;
-    result.patch_name = rec.name;
-
-    SwitchPlan plan;
-    plan.busy.push_back({rec.code(), "the code of patch " + rec.label()});
-    for (const auto& f : rec.functions) {
-      // Only the active redirection is written; a patch lower in the stack
-      // leaves the entry to the one above it.
-      Bytes now = memory.read({f.site}, f.redirect.size());
-      if (rec.state == RecordState::Active && now == f.redirect) {
-        // The site then holds the newest other patch's jump, or the original.
-        const FunctionRecord* below = newest_redirect(scan.records, f.address, &rec);
-        plan.writes.push_back({f.symbol, {f.site}, now, below ? below->redirect : f.original});
-      } else if (now == f.redirect) {
-        fail("process {}: patch {} is {} but its redirection of `{}' is in place", pid, rec.label(),
-             state_name(rec.state), f.symbol);
-      }
-    }
-
-    Tracer tracer(pid);
-    result.threads = tracer.thread_count();
-    // pre_unpatch cannot veto (as in the kernel): a failure is reported and
-    // the revert goes on, as the operator asked.
-    bool active = rec.state == RecordState::Active;
-    if (active)
-      if (auto run = run_callback(tracer, memory, rec, Callback::Kind::PreUnpatch, options.timeout_s);
-          run && !run->ok())
-        result.notes.push_back(run->describe(Callback::Kind::PreUnpatch, rec));
-    StopOptions stop;
-    stop.timeout_s = options.timeout_s;
-    stop.detach_after = false;
-    SwitchResult s;
-    auto report = [&] {
-      result.pause_ms = s.pause_ms;
-      result.max_pause_ms = s.max_pause_ms;
-      result.retries = s.retries;
-    };
-    try {
-      run_stop_model(tracer, memory, plan, stop,
-                     [&] { write_record_state(memory, rec, RecordState::Reverting); }, s);
-    } catch (...) {
-      report();
-      throw;
-    }
-    report();
-    // After the switch back, while the code is still mapped.
-    if (active)
-      if (auto run = run_callback(tracer, memory, rec, Callback::Kind::PostUnpatch, options.timeout_s);
-          run && !run->ok())
-        result.notes.push_back(run->describe(Callback::Kind::PostUnpatch, rec));
-    // No thread is in the patch's code and nothing leads there any more.
-    remove_region(tracer, memory, maps, rec.region_start, rec.region_size);
-    tracer.detach();
-    result.ok = true;
-  } catch (const std::exception& e) {
-    result.error = e.what();
-  }
-  result.total_ms = ms_since(start);
-  return result;
-}
 
 ProcessPatches list_patches(pid_t pid) {
   ProcessPatches out;
@@ -130,13 +111,34 @@ ProcessPatches list_patches(pid_t pid) {
   out.patches = std::move(scan.records);
   out.runtime = std::move(scan.runtime);
   out.problems = std::move(scan.problems);
+  for (const auto& r : out.patches) {
+    size_t n = 0;
+    for (const auto& f : r.functions) {
+      Bytes now(f.redirect.size());
+      if (memory.try_read({f.site}, now.data(), now.size()) && now == f.redirect) ++n;
+    }
+    out.redirected.push_back(n);
+  }
+  try {
+    std::string status = read_text_file(fmt::format("/proc/{}/status", pid));
+    auto at = status.find("TracerPid:");
+    out.traced = at != std::string::npos && std::strtol(status.c_str() + at + 10, nullptr, 10) > 0;
+  } catch (const Error&) {
+  }
   return out;
+}
+
+void recover_before(pid_t pid, const OperationOptions& options, OperationResult& result) {
+  if (!needs_recovery(pid)) return;
+  RecoveryResult r = recover_process(pid, options);
+  if (!r.ok) fail("{}; it holds what an interrupted graft left, and repairing it failed", r.error);
+  result.recovered = std::move(r.actions);
 }
 
 std::vector<pid_t> processes_mapping(const std::string& build_id) {
   std::vector<pid_t> out;
   BuildIdCache cache;
-  for (pid_t pid : all_pids()) {
+  for (pid_t pid : all_processes()) {
     try {
       if (maps_build_id(pid, read_maps(pid), build_id, cache)) out.push_back(pid);
     } catch (const Error&) {
@@ -149,7 +151,7 @@ std::vector<pid_t> processes_mapping(const std::string& build_id) {
 std::vector<pid_t> processes_with_patches() {
   std::vector<pid_t> out;
   const std::string prefix = std::string("/memfd:") + kRegionNamePrefix;
-  for (pid_t pid : all_pids()) {
+  for (pid_t pid : all_processes()) {
     try {
       for (const auto& m : read_maps(pid))
         if (m.path.rfind(prefix, 0) == 0) {

@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <cstring>
 
+#include "arch/x86_64/sigreturn_frame.h"
 #include "common/error.h"
+#include "common/file.h"
 
 namespace graft {
 
@@ -11,25 +13,40 @@ namespace {
 
 constexpr size_t kScratchSize = 512;
 
-RemoteAddress find_syscall_instruction(pid_t pid, const ProcessMemory& memory,
-                                       const std::vector<Mapping>& maps) {
+// The first occurrence of `bytes` in the process's code: the vDSO first
+// (always there), then every other executable mapping.
+std::optional<RemoteAddress> find_code(const ProcessMemory& memory, const std::vector<Mapping>& maps,
+                                       std::span<const uint8_t> bytes) {
   std::vector<const Mapping*> order;
   for (const auto& m : maps)
     if (m.exec && m.path == "[vdso]") order.push_back(&m);
   for (const auto& m : maps)
     if (m.exec && m.read && m.path != "[vdso]" && m.path != "[vsyscall]") order.push_back(&m);
-  const auto* insn = arch::kSyscallInstruction;
   for (const Mapping* m : order) {
     constexpr uint64_t kChunk = 64 * 1024;
-    for (uint64_t at = m->start; at < m->end; at += kChunk) {
+    for (uint64_t at = m->start; at < m->end; at += kChunk - bytes.size()) {
       uint64_t n = std::min(kChunk, m->end - at);
       Bytes b(n);
       if (!memory.try_read({at}, b.data(), n)) break;
-      auto it = std::search(b.begin(), b.end(), insn, insn + sizeof arch::kSyscallInstruction);
-      if (it != b.end()) return {at + static_cast<uint64_t>(it - b.begin())};
+      auto it = std::search(b.begin(), b.end(), bytes.begin(), bytes.end());
+      if (it != b.end()) return RemoteAddress{at + static_cast<uint64_t>(it - b.begin())};
+      if (n < kChunk) break;
     }
   }
-  fail("process {}: found no system-call instruction in its code", pid);
+  return std::nullopt;
+}
+
+// User shadow stacks (CET) would fault on the gadget's `ret`.
+bool has_shadow_stack(pid_t pid, pid_t tid) {
+  try {
+    std::string status = read_text_file(fmt::format("/proc/{}/task/{}/status", pid, tid));
+    auto at = status.find("x86_Thread_features:");
+    if (at == std::string::npos) return false;
+    auto end = status.find('\n', at);
+    return status.substr(at, end - at).find("shstk") != std::string::npos;
+  } catch (const Error&) {
+    return true;  // unknown: do not assume the gadgets work
+  }
 }
 
 }  // namespace
@@ -37,14 +54,66 @@ RemoteAddress find_syscall_instruction(pid_t pid, const ProcessMemory& memory,
 RemoteSyscalls::RemoteSyscalls(Tracer& tracer, const ProcessMemory& memory,
                                const std::vector<Mapping>& maps)
     : tracer_(tracer), memory_(memory) {
-  syscall_insn_ = find_syscall_instruction(tracer.pid(), memory, maps);
-  tid_ = tracer.stopped_thread();
+  tid_ = choose_thread();
+  resume_ = arch::with_restart_applied(tracer_.registers(tid_));
+  uint64_t below = arch::sp(resume_) - arch::kRedZone;
+  scratch_ = {(below - kScratchSize) & ~uint64_t(15)};
+  prepare_frame(maps);
+  if (!kill_safe()) {
+    auto insn = find_code(memory, maps, arch::kSyscallInstruction);
+    if (!insn) fail("process {}: found no system-call instruction in its code", tracer.pid());
+    syscall_insn_ = *insn;
+  }
+}
+
+// A thread stopped outside any system call is the best choice: borrowing
+// it touches no call in progress. Next, one whose call simply restarts.
+pid_t RemoteSyscalls::choose_thread() {
+  pid_t fallback = 0, restartable = 0;
+  for (pid_t tid : tracer_.threads()) {
+    if (!tracer_.is_usable_stopped(tid)) continue;
+    arch::Registers r = tracer_.registers(tid);
+    if (arch::in_user_mode(r)) return tid;
+    if (!restartable && !arch::restart_needs_block(r)) restartable = tid;
+    if (!fallback) fallback = tid;
+  }
+  if (restartable) return restartable;
+  if (fallback) return fallback;
+  return tracer_.stopped_thread();
+}
+
+void RemoteSyscalls::prepare_frame(const std::vector<Mapping>& maps) {
+  auto syscall_ret = find_code(memory_, maps, arch::kSyscallReturnGadget);
+  auto restorer = find_code(memory_, maps, arch::kRestoreRtGadget);
+  if (!syscall_ret || !restorer || has_shadow_stack(tracer_.pid(), tid_)) return;
+  Bytes xstate;
+  uint64_t mask = 0;
+  try {
+    xstate = tracer_.extended_state(tid_);
+    mask = tracer_.signal_mask(tid_);
+  } catch (const Error&) {
+    return;
+  }
+  auto frame = arch::build_sigreturn_frame(resume_, mask, xstate, scratch_.value, restorer->value);
+  if (!frame) return;
+  save_stack({frame->address}, frame->bytes.size());
+  memory_.write({frame->address}, frame->bytes);
+  frame_at_ = {frame->address};
+  syscall_insn_ = *syscall_ret;
+}
+
+void RemoteSyscalls::save_stack(RemoteAddress at, size_t size) {
+  Bytes b(size);
+  if (!memory_.try_read(at, b.data(), size))
+    fail("process {}: the stack of thread {} has no room below {:#x}", tracer_.pid(), tid_,
+         at.value + size);
+  saved_stack_.emplace_back(at, std::move(b));
 }
 
 RemoteSyscalls::~RemoteSyscalls() {
-  if (!saved_scratch_.empty()) {
+  for (auto it = saved_stack_.rbegin(); it != saved_stack_.rend(); ++it) {
     try {
-      memory_.write(scratch_, saved_scratch_);
+      memory_.write(it->first, it->second);
     } catch (...) {
     }
   }
@@ -52,23 +121,19 @@ RemoteSyscalls::~RemoteSyscalls() {
 
 long RemoteSyscalls::call(long nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3,
                           uint64_t a4, uint64_t a5) {
-  arch::Registers saved = tracer_.registers(tid_);
-  arch::Registers regs = saved;
+  arch::Registers regs = resume_;
   arch::prepare_syscall(regs, syscall_insn_.value, nr, {a0, a1, a2, a3, a4, a5});
-  tracer_.set_registers(tid_, regs);
-  tracer_.single_step(tid_);
-  long result = arch::syscall_result(tracer_.registers(tid_));
-  tracer_.set_registers(tid_, saved);
+  if (kill_safe()) regs.rsp = frame_at_.value;  // `ret` pops the restorer
+  long result = arch::syscall_result(tracer_.run_syscall(tid_, regs));
+  tracer_.set_registers(tid_, resume_);
   return result;
 }
 
 RemoteAddress RemoteSyscalls::scratch_string(const std::string& s) {
   if (s.size() + 1 > kScratchSize) fail("remote string too long");
-  if (saved_scratch_.empty()) {
-    uint64_t sp = arch::sp(tracer_.registers(tid_));
-    scratch_ = {(sp - arch::kRedZone - kScratchSize) & ~uint64_t(15)};
-    saved_scratch_ = memory_.read(scratch_, kScratchSize);
-  }
+  if (std::none_of(saved_stack_.begin(), saved_stack_.end(),
+                   [&](const auto& p) { return p.first.value == scratch_.value; }))
+    save_stack(scratch_, kScratchSize);
   Bytes b(s.begin(), s.end());
   b.push_back(0);
   memory_.write(scratch_, b);

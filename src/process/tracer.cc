@@ -2,7 +2,9 @@
 
 #include <dirent.h>
 #include <signal.h>
+#include <elf.h>
 #include <sys/ptrace.h>
+#include <sys/uio.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -15,6 +17,7 @@
 
 #include "common/clock.h"
 #include "common/error.h"
+#include "common/fault_point.h"
 #include "common/file.h"
 
 namespace graft {
@@ -98,7 +101,9 @@ Tracer::~Tracer() {
 }
 
 bool Tracer::seize(pid_t tid) {
-  if (ptrace(PTRACE_SEIZE, tid, nullptr, nullptr) == 0) {
+  // TRACESYSGOOD: a syscall stop reports SIGTRAP|0x80, which the kernel
+  // does not deliver if graft dies with the thread stopped there.
+  if (ptrace(PTRACE_SEIZE, tid, nullptr, reinterpret_cast<void*>(PTRACE_O_TRACESYSGOOD)) == 0) {
     threads_[tid] = {};
     return true;
   }
@@ -168,11 +173,6 @@ void Tracer::wait_for_stops(std::vector<pid_t> tids) {
       pending.erase(got);
     } else if (event == 0) {
       // Signal-delivery-stop: deliver it now; our interrupt stays pending.
-      // The trap of a single step that outlived its timeout is graft's own.
-      if (sig == SIGTRAP && threads_[got].stepping) {
-        threads_[got].stepping = false;
-        sig = 0;
-      }
       if (ptrace(PTRACE_CONT, got, nullptr, reinterpret_cast<void*>(static_cast<long>(sig))) != 0 &&
           errno == ESRCH) {
         forget(got);
@@ -272,41 +272,61 @@ static pid_t wait_with_timeout(pid_t tid, int* status, long timeout_us) {
   return got;
 }
 
-bool Tracer::single_step(pid_t tid, long timeout_us) {
-  for (;;) {
-    if (ptrace(PTRACE_SINGLESTEP, tid, nullptr, nullptr) != 0)
-      fail("process {}: cannot single-step thread {}: {}", pid_, tid, errno_text(errno));
-    // Waited for in slices: if the process is killed meanwhile, the kernel
-    // reports a traced group leader only after graft has reaped the other
-    // threads, so one unbounded waitpid() on it would never return.
-    constexpr long kSliceUs = 100000;
-    int status = 0;
-    pid_t got = 0;
-    for (long waited = 0;; waited += kSliceUs) {
-      long slice = timeout_us < 0 ? kSliceUs : std::min(kSliceUs, timeout_us - waited);
-      got = wait_with_timeout(tid, &status, std::max(slice, 0L));
-      if (got != 0) break;
-      if (!process_alive(pid_)) {
-        forget(tid);
-        fail("process {} exited", pid_);
-      }
-      if (timeout_us >= 0 && waited + slice >= timeout_us) {
-        threads_[tid].stopped = false;
-        threads_[tid].stepping = true;
-        return false;
-      }
-    }
-    if (got < 0 || WIFEXITED(status) || WIFSIGNALED(status)) {
+bool Tracer::wait_thread(pid_t tid, int* status, long timeout_us) {
+  // Waited for in slices: if the process is killed meanwhile, the kernel
+  // reports a traced group leader only after graft has reaped the other
+  // threads, so one unbounded waitpid() on it would never return.
+  constexpr long kSliceUs = 100000;
+  for (long waited = 0;; waited += kSliceUs) {
+    long slice = timeout_us < 0 ? kSliceUs : std::min(kSliceUs, timeout_us - waited);
+    pid_t got = wait_with_timeout(tid, status, std::max(slice, 0L));
+    if (got > 0 && (WIFEXITED(*status) || WIFSIGNALED(*status))) got = -1;
+    if (got < 0) {
       forget(tid);
+      if (!process_alive(pid_)) fail("process {} exited", pid_);
       fail("process {}: thread {} exited", pid_, tid);
     }
-    int sig = WSTOPSIG(status);
-    if ((status >> 16) == 0 && sig == SIGTRAP) return true;
-    if ((status >> 16) == 0) {
-      // Another signal arrived before the instruction ran: hold it back.
-      held_signals_.push_back({tid, sig});
+    if (got > 0) return true;
+    if (!process_alive(pid_)) {
+      forget(tid);
+      fail("process {} exited", pid_);
     }
+    if (timeout_us >= 0 && waited + slice >= timeout_us) return false;
   }
+}
+
+arch::Registers Tracer::run_syscall(pid_t tid, const arch::Registers& regs) {
+  set_registers(tid, regs);
+  constexpr int kSyscallStop = SIGTRAP | 0x80;
+  for (int stops = 0; stops < 2;) {
+    if (ptrace(PTRACE_SYSCALL, tid, nullptr, nullptr) != 0)
+      fail("process {}: cannot run a system call on thread {}: {}", pid_, tid, errno_text(errno));
+    int status = 0;
+    wait_thread(tid, &status, -1);
+    int sig = WSTOPSIG(status);
+    if ((status >> 16) == 0 && sig == kSyscallStop) {
+      if (++stops == 1) fault_point("remote-syscall");  // entry, then exit
+    }
+    else if ((status >> 16) == 0)
+      held_signals_.push_back({tid, sig});  // arrived first: delivered at detach
+  }
+  return registers(tid);
+}
+
+uint64_t Tracer::signal_mask(pid_t tid) const {
+  uint64_t mask = 0;
+  if (ptrace(PTRACE_GETSIGMASK, tid, reinterpret_cast<void*>(sizeof mask), &mask) != 0)
+    fail("process {}: cannot read the signal mask of thread {}: {}", pid_, tid, errno_text(errno));
+  return mask;
+}
+
+Bytes Tracer::extended_state(pid_t tid) const {
+  Bytes buf(64 * 1024);
+  iovec iov{buf.data(), buf.size()};
+  if (ptrace(PTRACE_GETREGSET, tid, reinterpret_cast<void*>(NT_X86_XSTATE), &iov) != 0)
+    fail("process {}: cannot read the FPU state of thread {}: {}", pid_, tid, errno_text(errno));
+  buf.resize(iov.iov_len);
+  return buf;
 }
 
 Tracer::RunOutcome Tracer::run_until_fault(pid_t tid, long timeout_us) {

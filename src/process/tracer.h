@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "arch/x86_64/registers.h"
+#include "common/hash.h"  // Bytes
 
 namespace graft {
 
@@ -24,6 +25,11 @@ class Tracer {
   std::vector<pid_t> threads() const;  // traced and alive
   size_t thread_count() const { return threads_.size(); }
   bool is_traced(pid_t tid) const { return threads_.count(tid) != 0; }
+  // Stopped by graft (not by job control), so its registers may be borrowed.
+  bool is_usable_stopped(pid_t tid) const {
+    auto it = threads_.find(tid);
+    return it != threads_.end() && it->second.stopped && !it->second.group_stopped;
+  }
   bool is_stopped(pid_t tid) const {
     auto it = threads_.find(tid);
     return it != threads_.end() && it->second.stopped;
@@ -41,11 +47,14 @@ class Tracer {
 
   arch::Registers registers(pid_t tid) const;
   void set_registers(pid_t tid, const arch::Registers& regs);
-  // Executes one instruction of a stopped thread. Signals that arrive
-  // meanwhile are held back and re-sent when graft detaches. Returns false
-  // if the step did not complete within `timeout_us`: the thread then
-  // counts as running, and the next stop absorbs the step's trap.
-  bool single_step(pid_t tid, long timeout_us = -1);
+  // Runs the system call the registers describe (pc at a `syscall`) on a
+  // stopped thread, through syscall-entry and syscall-exit stops (no trap
+  // flag: if graft dies meanwhile, the thread is not killed by a SIGTRAP).
+  // Returns the registers at the exit; the thread stays stopped there.
+  // Signals that arrive meanwhile are held back and re-sent at detach.
+  arch::Registers run_syscall(pid_t tid, const arch::Registers& regs);
+  uint64_t signal_mask(pid_t tid) const;
+  Bytes extended_state(pid_t tid) const;  // the XSAVE image (NT_X86_XSTATE)
 
   // Lets a stopped thread run until it faults or is sent a fatal-looking
   // signal (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGABRT, SIGSYS), or
@@ -67,11 +76,13 @@ class Tracer {
   struct Thread {
     bool stopped = false;
     bool group_stopped = false;  // stopped by job control, not by us
-    bool stepping = false;       // a single-step trap is still to come
   };
   bool seize(pid_t tid);
   void interrupt(pid_t tid);
   void wait_for_stops(std::vector<pid_t> tids);
+  // The next stop of `tid`, waited for in slices while the process lives.
+  // Returns false if `timeout_us` (>= 0) passed first.
+  bool wait_thread(pid_t tid, int* status, long timeout_us);
   void forget(pid_t tid);
   void requeue_signals();
 

@@ -1,0 +1,121 @@
+#include "loader/recovery.h"
+
+#include <dirent.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "common/clock.h"
+#include "common/error.h"
+#include "common/realtime_priority.h"
+#include "loader/region.h"
+#include "loader/unload.h"
+#include "process/remote_syscalls.h"
+
+namespace graft {
+
+namespace {
+
+// File descriptors of the process open on one of graft's memfds. graft
+// closes its memfd right after mapping it, so any such descriptor is left
+// from a graft that died in between.
+std::vector<int> leaked_memfds(pid_t pid) {
+  std::vector<int> out;
+  std::string dir = fmt::format("/proc/{}/fd", pid);
+  DIR* d = opendir(dir.c_str());
+  if (!d) return out;
+  const std::string prefix = std::string("/memfd:") + kRegionNamePrefix;
+  while (dirent* e = readdir(d)) {
+    char* end;
+    long fd = std::strtol(e->d_name, &end, 10);
+    if (*end != 0 || fd < 0) continue;
+    char target[256];
+    ssize_t n = readlink((dir + "/" + e->d_name).c_str(), target, sizeof target - 1);
+    if (n <= 0) continue;
+    if (std::string(target, static_cast<size_t>(n)).rfind(prefix, 0) == 0)
+      out.push_back(static_cast<int>(fd));
+  }
+  closedir(d);
+  return out;
+}
+
+bool interrupted(const PatchRecord& r) { return r.state != RecordState::Active; }
+
+}  // namespace
+
+bool needs_recovery(pid_t pid) {
+  if (!leaked_memfds(pid).empty()) return true;
+  ProcessMemory memory(pid);
+  auto scan = read_records(pid, read_maps(pid), memory);
+  for (const auto& r : scan.records)
+    if (interrupted(r)) return true;
+  for (const auto& bad : scan.invalid)
+    if (bad.blank) return true;
+  return false;
+}
+
+std::vector<pid_t> processes_needing_recovery() {
+  std::vector<pid_t> out;
+  for (pid_t pid : all_processes()) {
+    try {
+      if (needs_recovery(pid)) out.push_back(pid);
+    } catch (const Error&) {
+      // Exited, a kernel thread, or not ours to read.
+    }
+  }
+  return out;
+}
+
+RecoveryResult recover_process(pid_t pid, const OperationOptions& options) {
+  RecoveryResult result;
+  result.pid = pid;
+  RealtimePriority priority;
+  try {
+    // Traced first: from then on no other graft can be working on it.
+    Tracer tracer(pid);
+    ProcessMemory memory(pid);
+    auto maps = read_maps(pid);
+    auto scan = read_records(pid, maps, memory);
+
+    for (const auto& bad : scan.invalid) {
+      if (!bad.blank) continue;
+      tracer.stop_all();
+      remove_region(tracer, memory, maps, bad.range.start, bad.range.size);
+      tracer.resume_all();
+      result.actions.push_back(fmt::format(
+          "removed an empty graft region at {:#x} (graft died before writing to it)", bad.range.start));
+    }
+    // Newest first, so an entry restored to a lower patch's jump ends up
+    // at the right one even if several operations were interrupted.
+    for (auto it = scan.records.rbegin(); it != scan.records.rend(); ++it) {
+      const PatchRecord& rec = *it;
+      if (!interrupted(rec)) continue;
+      SwitchResult s;
+      size_t redirected = 0;
+      unload_patch(tracer, memory, maps, scan.records, rec, options, s, &redirected);
+      result.actions.push_back(
+          rec.state == RecordState::Loading
+              ? fmt::format("rolled back the interrupted apply of patch {} ({} of {} entries had "
+                            "been redirected)",
+                            rec.label(), redirected, rec.functions.size())
+              : fmt::format("completed the interrupted revert of patch {} ({} of {} entries were "
+                            "still redirected)",
+                            rec.label(), redirected, rec.functions.size()));
+    }
+    auto fds = leaked_memfds(pid);
+    if (!fds.empty()) {
+      tracer.stop_all();
+      RemoteSyscalls sys(tracer, memory, maps);
+      for (int fd : fds) {
+        sys.call(SYS_close, static_cast<uint64_t>(fd));
+        result.actions.push_back(fmt::format("closed graft's memfd left open as descriptor {}", fd));
+      }
+    }
+    tracer.detach();
+    result.ok = true;
+  } catch (const std::exception& e) {
+    result.error = e.what();
+  }
+  return result;
+}
+
+}  // namespace graft
