@@ -84,8 +84,8 @@ ChangeReason reason_for(const std::string& symbol, const DwarfFacts& facts, cons
     for (const auto& l : lines) list += (list.empty() ? "" : ", ") + l;
     return {"inlined change", "inlines changed code of " + list};
   }
-  return {"changed", "its own source did not change: it depends on something that did (a constant, "
-                     "a callee's interface, a type)"};
+  return {"changed", "its own lines did not change: it depends on something that did (a constant, "
+                     "a __LINE__ moved by lines added above it, a callee's interface, a type)"};
 }
 
 }  // namespace graft

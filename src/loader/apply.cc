@@ -8,6 +8,7 @@
 
 #include "arch/x86_64/jump.h"
 #include "arch/x86_64/relocation.h"
+#include "arch/x86_64/sigreturn_frame.h"
 #include "common/clock.h"
 #include "common/error.h"
 #include "common/fault_point.h"
@@ -80,6 +81,8 @@ class ApplyJob {
       memory_.write({layout_.address}, encode_record(record_));
       fault_point("record-written");
       memory_.write({layout_.address + layout_.image_offset}, image);
+      if (auto thunk = call_return_thunk_address(record_))
+        memory_.write({*thunk}, arch::kCallReturnThunk);
       fault_point("image-written");
 
       if (auto run = run_callback(tracer, memory_, record_, Callback::Kind::PrePatch, options_.timeout_s)) {

@@ -2,8 +2,10 @@
 
 #include <sys/syscall.h>
 
+#include <algorithm>
 #include <cstdlib>
 
+#include "arch/x86_64/sigreturn_frame.h"
 #include "common/error.h"
 #include "common/file.h"
 
@@ -44,6 +46,13 @@ std::string CallbackRun::describe(Callback::Kind kind, const PatchRecord& patch)
                      patch.label(), result.describe());
 }
 
+std::optional<uint64_t> call_return_thunk_address(const PatchRecord& patch) {
+  uint64_t at = (patch.image_base + patch.code_size + 15) & ~uint64_t(15);
+  uint64_t end = patch.image_base + page_round_up(patch.code_size);
+  if (at + sizeof arch::kCallReturnThunk > end) return std::nullopt;
+  return at;
+}
+
 std::optional<CallbackRun> run_callback(Tracer& tracer, const ProcessMemory& memory,
                                         const PatchRecord& patch, Callback::Kind kind,
                                         double timeout_s) {
@@ -52,8 +61,16 @@ std::optional<CallbackRun> run_callback(Tracer& tracer, const ProcessMemory& mem
   pid_t tid = callback_thread(tracer);
   bool stopped_here = !tracer.is_stopped(tid);
   if (stopped_here) tracer.stop(tid);
+  // The kill-safe return, if the thunk is where graft put it.
+  RemoteAddress thunk;
+  if (auto at = call_return_thunk_address(patch)) {
+    Bytes b(sizeof arch::kCallReturnThunk);
+    if (memory.try_read({*at}, b.data(), b.size()) &&
+        std::equal(b.begin(), b.end(), arch::kCallReturnThunk))
+      thunk = {*at};
+  }
   CallbackRun run{c->function, remote_call(tracer, memory, tid, {c->address}, {patch.region_start},
-                                           timeout_s)};
+                                           timeout_s, {}, thunk)};
   if (stopped_here) tracer.resume(tid);
   return run;
 }

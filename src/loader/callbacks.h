@@ -26,6 +26,11 @@ struct CallbackRun {
   std::string describe(Callback::Kind kind, const PatchRecord& patch) const;
 };
 
+// Where the call-return thunk of a patch lives (arch::kCallReturnThunk, see
+// remote_call.h): in the slack after its code, 16-aligned; nullopt if the
+// code fills its last page.
+std::optional<uint64_t> call_return_thunk_address(const PatchRecord& patch);
+
 // nullopt when the patch has no callback of this kind. Throws only if the
 // process cannot be traced any more (exited).
 std::optional<CallbackRun> run_callback(Tracer& tracer, const ProcessMemory& memory,

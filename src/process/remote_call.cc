@@ -2,6 +2,9 @@
 
 #include <string.h>
 
+#include <optional>
+
+#include "arch/x86_64/sigreturn_frame.h"
 #include "common/error.h"
 
 namespace graft {
@@ -21,9 +24,74 @@ std::string RemoteCallResult::describe() const {
   return "?";
 }
 
+namespace {
+
+// The call through the thunk and a signal frame; empty if the thread's
+// state cannot be framed (then the caller uses the trap).
+std::optional<RemoteCallResult> call_through_thunk(Tracer& tracer, const ProcessMemory& memory,
+                                                   pid_t tid, RemoteAddress function,
+                                                   RemoteAddress thunk, double timeout_s,
+                                                   const uint64_t (&args)[6]) {
+  const arch::Registers saved = tracer.registers(tid);
+  // rt_sigreturn would turn a restart_syscall restart into EINTR.
+  if (arch::restart_needs_block(saved)) return std::nullopt;
+  const arch::Registers resume = arch::with_restart_applied(saved);
+  Bytes xstate;
+  uint64_t mask = 0;
+  try {
+    xstate = tracer.extended_state(tid);
+    mask = tracer.signal_mask(tid);
+  } catch (const Error&) {
+    return std::nullopt;
+  }
+  auto frame = arch::build_sigreturn_frame(resume, mask, xstate,
+                                           arch::sp(resume) - arch::kRedZone - 256, thunk.value);
+  if (!frame) return std::nullopt;
+  memory.write({frame->address}, frame->bytes);
+  arch::Registers regs = resume;
+  arch::CallFrame call = arch::prepare_call(regs, function.value, frame->address + 8, args);
+  if (call.return_address_slot != frame->address) return std::nullopt;  // never: both 8 mod 16
+
+  RemoteCallResult result;
+  result.tid = tid;
+  auto restore = [&] {
+    tracer.set_registers(tid, resume);
+    tracer.set_extended_state(tid, xstate);
+  };
+  tracer.set_registers(tid, regs);
+  try {
+    auto run = tracer.run_until_fault(tid, static_cast<long>(timeout_s * 1e6),
+                                      thunk.value + arch::kCallReturnThunkSyscallEnd);
+    if (run.returned && !run.signal) {
+      // rt_sigreturn restored the thread; `restore` makes sure of it.
+      result.value = run.value;
+    } else if (run.timed_out && run.signal == 0) {
+      result.status = RemoteCallResult::Status::TimedOut;
+    } else {
+      arch::Registers after = tracer.registers(tid);
+      result.status = RemoteCallResult::Status::Crashed;
+      result.signal = run.signal;
+      result.fault_pc = arch::pc(after);
+      result.fault_address = reinterpret_cast<uint64_t>(run.info.si_addr);
+    }
+  } catch (...) {
+    try {
+      restore();
+    } catch (...) {
+    }
+    throw;
+  }
+  restore();
+  return result;
+}
+
+}  // namespace
+
 RemoteCallResult remote_call(Tracer& tracer, const ProcessMemory& memory, pid_t tid,
                              RemoteAddress function, RemoteAddress trap, double timeout_s,
-                             const uint64_t (&args)[6]) {
+                             const uint64_t (&args)[6], RemoteAddress thunk) {
+  if (thunk.value)
+    if (auto r = call_through_thunk(tracer, memory, tid, function, thunk, timeout_s, args)) return *r;
   RemoteCallResult result;
   result.tid = tid;
   const arch::Registers saved = tracer.registers(tid);

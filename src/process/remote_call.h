@@ -9,6 +9,13 @@
 // the timeout. In every case its registers are restored before this
 // returns: the thread continues exactly where it was interrupted. A fault
 // inside the function is never delivered to the process.
+//
+// Kill-safe variant: with a `thunk` (arch::kCallReturnThunk, written by
+// graft in its own code), the function returns into the thunk instead, over
+// a signal frame holding the thread's whole state (registers, FPU/AVX,
+// signal mask): if graft dies while the function runs, the thread finishes
+// it and rt_sigreturn puts it back where it was, instead of faulting on the
+// trap. The FPU state the function changed is restored too.
 #pragma once
 #include <string>
 
@@ -35,6 +42,6 @@ struct RemoteCallResult {
 // stopped again on return.
 RemoteCallResult remote_call(Tracer& tracer, const ProcessMemory& memory, pid_t tid,
                              RemoteAddress function, RemoteAddress trap, double timeout_s,
-                             const uint64_t (&args)[6] = {});
+                             const uint64_t (&args)[6] = {}, RemoteAddress thunk = {});
 
 }  // namespace graft

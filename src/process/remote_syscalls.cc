@@ -13,15 +13,19 @@ namespace {
 
 constexpr size_t kScratchSize = 512;
 
-// The first occurrence of `bytes` in the process's code: the vDSO first
-// (always there), then every other executable mapping.
+// The first occurrence of `bytes` in code that stays put: the vDSO first
+// (always there), then the executable mappings of files. Not graft's own
+// regions (a call may be the munmap of that very region, and a thread left
+// to return into it, if graft dies, would fault), nor anonymous or memfd
+// code (a JIT may rewrite or unmap it).
 std::optional<RemoteAddress> find_code(const ProcessMemory& memory, const std::vector<Mapping>& maps,
                                        std::span<const uint8_t> bytes) {
   std::vector<const Mapping*> order;
   for (const auto& m : maps)
     if (m.exec && m.path == "[vdso]") order.push_back(&m);
   for (const auto& m : maps)
-    if (m.exec && m.read && m.path != "[vdso]" && m.path != "[vsyscall]") order.push_back(&m);
+    if (m.exec && m.read && m.path.rfind('/', 0) == 0 && m.path.rfind("/memfd:", 0) != 0)
+      order.push_back(&m);
   for (const Mapping* m : order) {
     constexpr uint64_t kChunk = 64 * 1024;
     for (uint64_t at = m->start; at < m->end; at += kChunk - bytes.size()) {

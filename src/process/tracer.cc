@@ -17,6 +17,7 @@
 
 #include "common/clock.h"
 #include "common/error.h"
+#include "arch/x86_64/sigreturn_frame.h"
 #include "common/fault_point.h"
 #include "common/file.h"
 
@@ -329,7 +330,14 @@ Bytes Tracer::extended_state(pid_t tid) const {
   return buf;
 }
 
-Tracer::RunOutcome Tracer::run_until_fault(pid_t tid, long timeout_us) {
+void Tracer::set_extended_state(pid_t tid, const Bytes& xstate) {
+  Bytes copy = xstate;
+  iovec iov{copy.data(), copy.size()};
+  if (ptrace(PTRACE_SETREGSET, tid, reinterpret_cast<void*>(NT_X86_XSTATE), &iov) != 0)
+    fail("process {}: cannot restore the FPU state of thread {}: {}", pid_, tid, errno_text(errno));
+}
+
+Tracer::RunOutcome Tracer::run_until_fault(pid_t tid, long timeout_us, uint64_t sigreturn_pc) {
   auto it = threads_.find(tid);
   if (it == threads_.end() || !it->second.stopped) fail("process {}: thread {} is not stopped", pid_, tid);
   auto is_fault = [](int sig) {
@@ -341,8 +349,16 @@ Tracer::RunOutcome Tracer::run_until_fault(pid_t tid, long timeout_us) {
         errno == ESRCH)
       forget(t);
   };
+  // The thread itself runs under PTRACE_SYSCALL when a sigreturn stop is
+  // awaited; any other is resumed plainly.
+  auto cont_tid = [&](int sig) {
+    auto req = sigreturn_pc ? PTRACE_SYSCALL : PTRACE_CONT;
+    if (ptrace(req, tid, nullptr, reinterpret_cast<void*>(static_cast<long>(sig))) != 0 && errno == ESRCH)
+      forget(tid);
+  };
   it->second.stopped = false;
-  cont(tid, 0);
+  cont_tid(0);
+  if (sigreturn_pc) fault_point("call-running");
   RunOutcome out;
   bool interrupted = false;
   auto deadline = Clock::now() + std::chrono::microseconds(timeout_us);
@@ -384,12 +400,25 @@ Tracer::RunOutcome Tracer::run_until_fault(pid_t tid, long timeout_us) {
       threads_[tid].stopped = true;
       threads_[tid].group_stopped = false;
       if (interrupted) return out;
-      cont(tid, 0);  // a stray stop (job control): keep going until the deadline
+      cont_tid(0);  // a stray stop (job control): keep going until the deadline
       threads_[tid].stopped = false;
       continue;
     }
     if (event != 0) {
-      cont(tid, 0);
+      cont_tid(0);
+      continue;
+    }
+    if (sig == (SIGTRAP | 0x80)) {  // a syscall stop (PTRACE_O_TRACESYSGOOD)
+      if (out.returned) {           // rt_sigreturn's exit: the thread is back
+        threads_[tid].stopped = true;
+        return out;
+      }
+      arch::Registers r = registers(tid);
+      if (static_cast<long>(r.orig_rax) == arch::kRtSigreturnNr && r.rip == sigreturn_pc) {
+        out.returned = true;
+        out.value = r.rdi;
+      }
+      cont_tid(0);
       continue;
     }
     if (is_fault(sig)) {
@@ -401,7 +430,7 @@ Tracer::RunOutcome Tracer::run_until_fault(pid_t tid, long timeout_us) {
       return out;
     }
     held_signals_.push_back({tid, sig});
-    cont(tid, 0);
+    cont_tid(0);
   }
 }
 

@@ -62,12 +62,19 @@ class Tracer {
   // this thread, are held back and re-sent when graft detaches; those of
   // other threads are delivered as usual. The fault is never delivered.
   // The thread is stopped again on return. Throws if it exits.
+  // With `sigreturn_pc`, the thread runs under PTRACE_SYSCALL and the run
+  // also ends when it enters rt_sigreturn at that pc (the call-return thunk,
+  // see arch/x86_64/sigreturn_frame.h): `returned`, with rdi as `value`,
+  // and the thread is left stopped after rt_sigreturn restored it.
   struct RunOutcome {
+    bool returned = false;
+    uint64_t value = 0;
     bool timed_out = false;
     int signal = 0;
     siginfo_t info{};
   };
-  RunOutcome run_until_fault(pid_t tid, long timeout_us);
+  RunOutcome run_until_fault(pid_t tid, long timeout_us, uint64_t sigreturn_pc = 0);
+  void set_extended_state(pid_t tid, const Bytes& xstate);
 
   // Leaves every thread running and untraced.
   void detach();

@@ -29,8 +29,7 @@ constexpr size_t kMaxXstateSize = 64 * 1024;
 constexpr size_t kUcontextOffset = 8;
 constexpr size_t kKernelUcontextSize = offsetof(ucontext_t, uc_sigmask) + 8;
 constexpr size_t kSiginfoSize = 128;
-constexpr size_t kFpstateOffset =
-    (kUcontextOffset + kKernelUcontextSize + kSiginfoSize + 63) & ~size_t(63);
+constexpr size_t kHeaderSize = kUcontextOffset + kKernelUcontextSize + kSiginfoSize;
 
 template <typename T>
 T load(const Bytes& b, size_t at) {
@@ -80,10 +79,14 @@ std::optional<SigreturnFrame> build_sigreturn_frame(const Registers& r, uint64_t
   uint32_t xstate_size = static_cast<uint32_t>(xstate.size());
   uint32_t extended_size = xstate_size + sizeof kFpXstateMagic2;
 
-  size_t total = kFpstateOffset + extended_size;
-  if (stack_limit < total + 4096) return std::nullopt;
+  // The frame starts at 8 mod 16 (a function entry's stack pointer, so a
+  // call can return through it); the XSAVE image after it, 64-aligned.
+  size_t room = kHeaderSize + 64 + extended_size + 16;
+  if (stack_limit < room + 4096) return std::nullopt;
   SigreturnFrame f;
-  f.address = (stack_limit - total) & ~uint64_t(63);
+  f.address = ((stack_limit - room) & ~uint64_t(15)) + 8;
+  const size_t fpstate_offset = ((f.address + kHeaderSize + 63) & ~uint64_t(63)) - f.address;
+  size_t total = fpstate_offset + extended_size;
   f.bytes.assign(total, 0);
 
   ucontext_t uc;
@@ -101,19 +104,19 @@ std::optional<SigreturnFrame> build_sigreturn_frame(const Registers& r, uint64_t
   g[REG_RIP] = r.rip, g[REG_EFL] = r.eflags;
   g[REG_CSGSFS] = static_cast<greg_t>((r.cs & 0xffff) | (r.gs & 0xffff) << 16 |
                                       (r.fs & 0xffff) << 32 | (r.ss & 0xffff) << 48);
-  uc.uc_mcontext.fpregs = reinterpret_cast<fpregset_t>(f.address + kFpstateOffset);
+  uc.uc_mcontext.fpregs = reinterpret_cast<fpregset_t>(f.address + fpstate_offset);
   std::memcpy(&uc.uc_sigmask, &sigmask, sizeof sigmask);
 
   store<uint64_t>(f.bytes, 0, restorer);
   std::memcpy(f.bytes.data() + kUcontextOffset, &uc, kKernelUcontextSize);
-  std::memcpy(f.bytes.data() + kFpstateOffset, xstate.data(), xstate_size);
-  size_t sw = kFpstateOffset + kSwReservedOffset;
+  std::memcpy(f.bytes.data() + fpstate_offset, xstate.data(), xstate_size);
+  size_t sw = fpstate_offset + kSwReservedOffset;
   std::memset(f.bytes.data() + sw, 0, 48);
   store<uint32_t>(f.bytes, sw, kFpXstateMagic1);
   store<uint32_t>(f.bytes, sw + 4, extended_size);
   store<uint64_t>(f.bytes, sw + 8, xcr0);
   store<uint32_t>(f.bytes, sw + 16, xstate_size);
-  store<uint32_t>(f.bytes, kFpstateOffset + xstate_size, kFpXstateMagic2);
+  store<uint32_t>(f.bytes, fpstate_offset + xstate_size, kFpXstateMagic2);
   return f;
 }
 

@@ -19,6 +19,14 @@ namespace graft::arch {
 // `syscall; ret`, and glibc's signal restorer `mov $15,%rax; syscall`.
 constexpr uint8_t kSyscallReturnGadget[3] = {0x0f, 0x05, 0xc3};
 constexpr uint8_t kRestoreRtGadget[9] = {0x48, 0xc7, 0xc0, 0x0f, 0x00, 0x00, 0x00, 0x0f, 0x05};
+// Where a function graft calls in the target returns: `mov %rax,%rdi;
+// mov $15,%rax; syscall; ud2`. The result travels in rdi to the
+// rt_sigreturn stop, where graft reads it; without graft, rt_sigreturn just
+// puts the thread back. graft writes it into the patch region's code.
+constexpr uint8_t kCallReturnThunk[14] = {0x48, 0x89, 0xc7, 0x48, 0xc7, 0xc0, 0x0f,
+                                          0x00, 0x00, 0x00, 0x0f, 0x05, 0x0f, 0x0b};
+constexpr uint64_t kCallReturnThunkSyscallEnd = 12;  // pc at its rt_sigreturn stop
+constexpr long kRtSigreturnNr = 15;
 
 // A thread stopped inside an interrupted system call resumes by restarting
 // it (ERESTART* codes). These are the registers after that restart has been
@@ -35,7 +43,9 @@ bool in_user_mode(const Registers& r);
 
 struct SigreturnFrame {
   Bytes bytes;             // written at `address`
-  uint64_t address = 0;    // the stack pointer for the borrowed thread
+  uint64_t address = 0;    // the stack pointer for the borrowed thread; it
+                           // holds the restorer, and is 8 mod 16 (as at a
+                           // function's entry)
 };
 
 // Builds the frame to sit below `stack_limit` (already past the red zone).
