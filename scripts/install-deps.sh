@@ -14,6 +14,7 @@ PACKAGES=(
   libelf-dev libdw-dev libzydis-dev libcli11-dev libfmt-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libunwind-dev libbenchmark-dev libsodium-dev
   python3 python3-matplotlib curl ca-certificates
+  clang libclang-rt-14-dev  # libFuzzer, for scripts/fuzz.sh (the fuzz tests)
 )
 
 LOG=${GRAFT_DEPS_LOG:-/tmp/graft-install-deps.log}

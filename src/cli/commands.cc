@@ -1,6 +1,7 @@
 #include "cli/commands.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -13,6 +14,10 @@
 #include "loader/recovery.h"
 #include "loader/runtime_binding.h"
 #include "patch/patch.h"
+#include "process/process_lock.h"
+#include "security/audit_log.h"
+#include "security/policy.h"
+#include "security/signing.h"
 
 namespace graft::cli {
 
@@ -20,10 +25,20 @@ using json = nlohmann::json;
 
 namespace {
 
+// Names in a target's record and its /proc/PID/comm are chosen by the
+// target: an escape sequence in them must not reach the operator's terminal.
+std::string printable(const std::string& s) {
+  std::string out;
+  for (unsigned char c : s)
+    if (c < 0x20 || c == 0x7f) out += fmt::format("\\x{:02x}", c);
+    else out += static_cast<char>(c);
+  return out;
+}
+
 std::string function_name(const std::string& symbol, const std::string& demangled,
                           const std::string& file) {
-  std::string n = demangled.empty() ? symbol : demangled;
-  return file.empty() ? n : fmt::format("{} ({})", n, file);
+  std::string n = printable(demangled.empty() ? symbol : demangled);
+  return file.empty() ? n : fmt::format("{} ({})", n, printable(file));
 }
 
 json result_json(const OperationResult& r) {
@@ -46,9 +61,9 @@ void print_result(const OperationResult& r, const char* verb) {
   if (r.ok)
     fmt::print("pid {}: {} {} (id {}) in {:.1f} ms, global pause {:.2f} ms, {} threads, {} "
                "retries\n",
-               r.pid, verb, r.patch_name, r.patch_id, r.total_ms, r.pause_ms, r.threads, r.retries);
+               r.pid, verb, printable(r.patch_name), r.patch_id, r.total_ms, r.pause_ms, r.threads, r.retries);
   else
-    fmt::print("pid {}: FAILED: {}; process left unchanged\n", r.pid, r.error);
+    fmt::print("pid {}: FAILED: {}; process left unchanged\n", r.pid, printable(r.error));
   if (r.ok)
     for (const auto& n : r.notes) fmt::print("pid {}: note: {}\n", r.pid, n);
   std::fflush(stdout);
@@ -119,8 +134,21 @@ int build(const BuildArgs& args) {
   return 0;
 }
 
-int info(const std::string& path, bool as_json) {
+// What a patch's signature is worth: "unsigned", "valid", "INVALID", and
+// whether the policy trusts the key.
+json signature_json(const Patch& p, const Policy& policy) {
+  if (!p.signature) return nullptr;
+  PublicKey k{p.signature->public_key, p.signature->signer};
+  bool trusted = false;
+  for (const auto& t : policy.trusted_keys) trusted |= t.key == k.key;
+  return {{"signer", k.name}, {"key_id", k.id()}, {"valid", signature_valid(p)}, {"trusted", trusted}};
+}
+
+int info(const std::string& path, bool as_json, const std::string& policy_file) {
   Patch p = load_patch_file(path);
+  Policy policy = load_policy(policy_file);
+  json sig = signature_json(p, policy);
+  auto verdict = refusal(policy, p);
   if (as_json) {
     json fns = json::array();
     for (const auto& f : p.functions)
@@ -144,7 +172,10 @@ int info(const std::string& path, bool as_json) {
                             {"image_size", p.layout.memory_size()},
                             {"relocations", p.relocations.size()},
                             {"functions", fns},
-                            {"externals", ext}}
+                            {"externals", ext},
+                            {"signature", sig},
+                            {"policy", policy.source.empty() ? json(nullptr) : json(policy.source)},
+                            {"policy_refusal", verdict ? json(*verdict) : json(nullptr)}}
                            .dump());
     return 0;
   }
@@ -153,6 +184,15 @@ int info(const std::string& path, bool as_json) {
   fmt::print("build-id  {}\nimage     {} bytes code, {} rodata, {} data, {} bss; {} relocations\n",
              p.target.build_id, p.layout.code_size, p.layout.rodata_size, p.layout.data_size,
              p.layout.bss_size, p.relocations.size());
+  if (sig.is_null())
+    fmt::print("signature none (unsigned)\n");
+  else
+    fmt::print("signature {} (key {}): {}{}\n", printable(sig["signer"].get<std::string>()),
+               sig["key_id"].get<std::string>(), sig["valid"].get<bool>() ? "valid" : "INVALID",
+               sig["valid"].get<bool>() ? (sig["trusted"].get<bool>() ? ", trusted by the policy"
+                                                                        : ", key not in the policy")
+                                        : "");
+  if (verdict) fmt::print("policy    {} refuses it: {}\n", policy.source, *verdict);
   fmt::print("functions\n");
   for (const auto& f : p.functions)
     fmt::print("  {} at {:#x}, {} bytes, sha256 {}... -> {}\n",
@@ -175,16 +215,71 @@ int info(const std::string& path, bool as_json) {
   return 0;
 }
 
+// The audit event of one process's result.
+AuditEvent event_of(const char* action, const OperationResult& r) {
+  AuditEvent e;
+  e.action = action;
+  e.result = r.ok ? "ok" : "failed";
+  e.pid = r.pid;
+  e.patch_name = r.patch_name;
+  e.patch_id = r.patch_id;
+  e.patch_sha256 = r.patch_sha256;
+  e.reason = r.error;
+  return e;
+}
+
 int apply(const std::string& patch_file, const TargetArgs& t, const std::string& model) {
   if (model != "stop") throw Error(fmt::format("consistency model `{}' is not available", model));
-  Patch patch = load_patch_file(patch_file);
+  Policy policy = load_policy(t.policy);
+  AuditLog audit(policy);
+  AuditEvent refused;
+  refused.action = "apply";
+  refused.result = "refused";
+  refused.pid = t.all ? 0 : t.pid;
+  refused.patch_file = patch_file;
+  Patch patch;
+  try {
+    patch = load_patch_file(patch_file);
+  } catch (const Error& e) {
+    // A damaged or malicious file: logged with the hash of what was read.
+    try {
+      refused.patch_sha256 = sha256_hex(read_file(patch_file, size_t(1) << 30));
+    } catch (const Error&) {
+    }
+    refused.reason = e.what();
+    audit.record(refused);
+    throw;
+  }
+  refused.patch_name = patch.name;
+  refused.patch_id = patch.id();
+  refused.patch_sha256 = patch.sha256;
+  refused.signer = signer_of(patch);
+  if (auto why = refusal(policy, patch)) {
+    refused.reason = *why;
+    audit.record(refused);
+    if (t.json)
+      fmt::print("{}\n", json{{"command", "apply"}, {"patch", patch.name}, {"patch_id", patch.id()},
+                              {"refused", *why}, {"results", json::array()}}
+                             .dump());
+    else
+      fmt::print(stderr, "graft: refused by policy: {}\n", *why);
+    return kExitRefused;
+  }
   std::vector<pid_t> pids = t.all ? processes_mapping(patch.target.build_id) : std::vector<pid_t>{t.pid};
-  auto results = for_each_process(pids, t, "applied",
-                                  [&](pid_t pid, const OperationOptions& o) { return apply_patch(patch, pid, o); });
+  auto results = for_each_process(pids, t, "applied", [&](pid_t pid, const OperationOptions& o) {
+    OperationResult r = apply_patch(patch, pid, o);
+    AuditEvent e = event_of("apply", r);
+    e.patch_file = patch_file;
+    e.signer = refused.signer;
+    audit.record(e);
+    return r;
+  });
   return report("apply", results, t.json, patch.name, patch.id());
 }
 
 int revert(const std::string& which, const TargetArgs& t) {
+  Policy policy = load_policy(t.policy);
+  AuditLog audit(policy);
   std::vector<pid_t> pids;
   if (t.all) {
     for (pid_t pid : processes_with_patches()) {
@@ -200,10 +295,35 @@ int revert(const std::string& which, const TargetArgs& t) {
   } else {
     pids.push_back(t.pid);
   }
-  auto results = for_each_process(pids, t, "reverted",
-                                  [&](pid_t pid, const OperationOptions& o) { return revert_patch(which, pid, o); });
+  auto results = for_each_process(pids, t, "reverted", [&](pid_t pid, const OperationOptions& o) {
+    OperationResult r = revert_patch(which, pid, o);
+    AuditEvent e = event_of("revert", r);
+    if (e.patch_name.empty()) e.patch_name = which;
+    audit.record(e);
+    return r;
+  });
   std::string id = results.empty() ? "" : results.front().patch_id;
   return report("revert", results, t.json, results.empty() ? which : results.front().patch_name, id);
+}
+
+int keygen(const std::string& prefix, const std::string& name) {
+  std::string n = name.empty() ? std::filesystem::path(prefix).filename().string() : name;
+  PublicKey k = generate_key_pair(prefix, n);
+  fmt::print("wrote {}.key (secret: keep it private) and {}.pub for signer {} (key {})\n", prefix,
+             prefix, k.name, k.id());
+  return 0;
+}
+
+int sign(const std::string& patch_file, const std::string& key_file, const std::string& output) {
+  SecretKey key = load_secret_key(key_file);
+  Bytes file = read_file(patch_file, size_t(1) << 30);
+  Bytes signed_file = sign_patch_file(file, patch_file, key);
+  std::string out = output.empty() ? patch_file : output;
+  write_file(out, signed_file);
+  Patch p = parse_patch(signed_file, out);
+  if (!signature_valid(p)) fail("{}: the new signature does not verify", out);
+  fmt::print("signed {} (id {}) as {}\n", out, p.id(), signer_of(p));
+  return 0;
 }
 
 int list(int pid, bool as_json) {
@@ -250,9 +370,9 @@ int list(int pid, bool as_json) {
     }
     if (pp.runtime)
       fmt::print("pid {} ({}): graft runtime at {:#x} (injected; holds the shadow variables)\n", p,
-                 pp.command, pp.runtime->region_start);
+                 printable(pp.command), pp.runtime->region_start);
     if (pp.patches.empty() && pp.problems.empty()) {
-      fmt::print("pid {} ({}): no patches\n", p, pp.command);
+      fmt::print("pid {} ({}): no patches\n", p, printable(pp.command));
       continue;
     }
     for (size_t i = 0; i < pp.patches.size(); ++i) {
@@ -261,13 +381,14 @@ int list(int pid, bool as_json) {
       if (r.state != RecordState::Active)
         state += fmt::format(" ({} of {} entries redirected; {})", pp.redirected[i], r.functions.size(),
                              pp.traced ? "in progress" : "interrupted: `graft recover' repairs it");
-      fmt::print("pid {} ({}): {} (id {}) #{} {}{}, target {}\n", p, pp.command, r.name, r.id, r.seq,
-                 state, r.cumulative ? ", cumulative" : "", r.target_path);
+      fmt::print("pid {} ({}): {} (id {}) #{} {}{}, target {}\n", p, printable(pp.command),
+                 printable(r.name), r.id, r.seq, state, r.cumulative ? ", cumulative" : "",
+                 printable(r.target_path));
       for (const auto& f : r.functions)
         fmt::print("    {} at {:#x} -> {:#x}\n", function_name(f.symbol, f.demangled, f.file),
                    f.address, f.replacement);
     }
-    for (const auto& problem : pp.problems) fmt::print("pid {}: WARNING: {}\n", p, problem);
+    for (const auto& problem : pp.problems) fmt::print("pid {}: WARNING: {}\n", p, printable(problem));
   }
   if (as_json) fmt::print("{}\n", json{{"processes", procs}}.dump());
   else if (pids.empty()) fmt::print("no process has graft patches\n");
@@ -278,10 +399,26 @@ int recover(const TargetArgs& t) {
   std::vector<pid_t> pids = t.all ? processes_needing_recovery() : std::vector<pid_t>{t.pid};
   OperationOptions options;
   options.timeout_s = t.timeout_s;
+  Policy policy = load_policy(t.policy);
+  AuditLog audit(policy);
   json out = json::array();
   bool all_ok = true;
   for (pid_t pid : pids) {
-    RecoveryResult r = recover_process(pid, options);
+    RecoveryResult r;
+    try {
+      // apply and revert recover under this lock too.
+      ProcessLock lock(pid, options.timeout_s);
+      r = recover_process(pid, options);
+    } catch (const Error& e) {
+      r.ok = false;
+      r.error = e.what();
+    }
+    AuditEvent e;
+    e.action = "recover";
+    e.result = r.ok ? "ok" : "failed";
+    e.pid = pid;
+    e.reason = r.ok ? fmt::format("{}", fmt::join(r.actions, "; ")) : r.error;
+    audit.record(e);
     all_ok &= r.ok;
     if (t.json) {
       out.push_back({{"pid", pid}, {"ok", r.ok}, {"actions", r.actions},
@@ -289,7 +426,7 @@ int recover(const TargetArgs& t) {
       continue;
     }
     if (!r.ok)
-      fmt::print("pid {}: FAILED: {}\n", pid, r.error);
+      fmt::print("pid {}: FAILED: {}\n", pid, printable(r.error));
     else if (r.actions.empty())
       fmt::print("pid {}: nothing to repair\n", pid);
     for (const auto& a : r.actions) fmt::print("pid {}: {}\n", pid, a);

@@ -18,11 +18,17 @@ struct TargetArgs {
   bool all = false;
   double timeout_s = 10;
   bool json = false;
+  std::string policy;  // --policy FILE ("": $GRAFT_POLICY or /etc/graft/policy)
 };
+
+// Exit status of a patch the policy refuses (docs/cli.md).
+constexpr int kExitRefused = 3;
 
 int build(const BuildArgs& args);
 int build_from_diff(const BuildArgs& args);
-int info(const std::string& patch_file, bool json);
+int info(const std::string& patch_file, bool json, const std::string& policy);
+int keygen(const std::string& prefix, const std::string& name);
+int sign(const std::string& patch_file, const std::string& key_file, const std::string& output);
 int apply(const std::string& patch_file, const TargetArgs& target, const std::string& model);
 int revert(const std::string& which, const TargetArgs& target);
 int list(int pid, bool json);

@@ -1,5 +1,8 @@
 #include <CLI/CLI.hpp>
 
+#include <sys/auxv.h>
+#include <unistd.h>
+
 #include <cstdio>
 #include <optional>
 #include <string>
@@ -9,8 +12,24 @@
 #include "common/error.h"
 #include "common/realtime_priority.h"
 
+// graft runs with exactly the caller's rights: ptrace and /proc/PID/mem
+// then let it change only processes the caller could debug anyway. A
+// setuid or setgid graft (or one with file capabilities) would let anyone
+// patch processes they cannot trace: refuse to run at all.
+bool privileged_by_installation() {
+  return getauxval(AT_SECURE) != 0 || getuid() != geteuid() || getgid() != getegid();
+}
+
 int main(int argc, char** argv) {
   using namespace graft::cli;
+  if (privileged_by_installation()) {
+    std::fprintf(stderr,
+                 "graft: error: graft must not be installed setuid, setgid or with file "
+                 "capabilities (uid %u, euid %u, gid %u, egid %u); run it as the user who may "
+                 "trace the process\n",
+                 getuid(), geteuid(), getgid(), getegid());
+    return 2;
+  }
   // Invoked as graft-cc / graft-c++ by a build that graft runs (--from-diff).
   if (int rc = graft::maybe_run_compiler_wrapper(argc, argv); rc >= 0) return rc;
   // Operations on live processes run at real-time priority from the start
@@ -50,6 +69,20 @@ int main(int argc, char** argv) {
   auto* info_cmd = app.add_subcommand("info", "Show what a patch file contains");
   info_cmd->add_option("patch", info_file, "Patch file")->required();
   info_cmd->add_flag("--json", info_json, "Machine-readable output");
+  std::string info_policy;
+  info_cmd->add_option("--policy", info_policy, "Policy to judge the signature by (default: $GRAFT_POLICY or /etc/graft/policy)");
+
+  std::string key_prefix, key_name;
+  auto* keygen_cmd = app.add_subcommand("keygen", "Create an Ed25519 key pair for signing patches");
+  keygen_cmd->add_option("-o,--output", key_prefix, "Writes PREFIX.key (secret, mode 0600) and PREFIX.pub")
+      ->required();
+  keygen_cmd->add_option("--name", key_name, "Signer name shown with signed patches (default: PREFIX's base name)");
+
+  std::string sign_file, sign_key, sign_output;
+  auto* sign_cmd = app.add_subcommand("sign", "Sign a patch file (replaces any earlier signature)");
+  sign_cmd->add_option("patch", sign_file, "Patch file")->required()->check(CLI::ExistingFile);
+  sign_cmd->add_option("--key", sign_key, "Secret key file (from graft keygen)")->required()->check(CLI::ExistingFile);
+  sign_cmd->add_option("-o,--output", sign_output, "Signed file to write (default: the patch file itself)");
 
   std::string apply_file, model = "stop";
   TargetArgs at;
@@ -62,6 +95,7 @@ int main(int argc, char** argv) {
   apply_cmd->add_option("--timeout", at.timeout_s, "Seconds to wait for threads to leave patched code")
       ->check(CLI::PositiveNumber);
   apply_cmd->add_flag("--json", at.json, "Machine-readable output");
+  apply_cmd->add_option("--policy", at.policy, "Policy file (default: $GRAFT_POLICY or /etc/graft/policy)");
 
   std::string which;
   TargetArgs rt;
@@ -73,6 +107,7 @@ int main(int argc, char** argv) {
   revert_cmd->add_option("--timeout", rt.timeout_s, "Seconds to wait for threads to leave patch code")
       ->check(CLI::PositiveNumber);
   revert_cmd->add_flag("--json", rt.json, "Machine-readable output");
+  revert_cmd->add_option("--policy", rt.policy, "Policy file, for its audit log (default: $GRAFT_POLICY or /etc/graft/policy)");
 
   int list_pid = 0;
   bool list_json = false;
@@ -105,7 +140,9 @@ int main(int argc, char** argv) {
       if (!b.source.empty() && b.output.empty()) throw graft::Error("build --from-source needs -o NAME.graft");
       return b.diff.empty() ? build(b) : build_from_diff(b);
     }
-    if (*info_cmd) return info(info_file, info_json);
+    if (*info_cmd) return info(info_file, info_json, info_policy);
+    if (*keygen_cmd) return keygen(key_prefix, key_name);
+    if (*sign_cmd) return sign(sign_file, sign_key, sign_output);
     if (*apply_cmd) {
       if (!at.pid && !at.all) throw graft::Error("apply needs --pid PID or --all");
       return apply(apply_file, at, model);

@@ -52,7 +52,9 @@ bool run_out(Tracer& tracer, const StackCheck& check, pid_t tid, Clock::time_poi
     auto until = Clock::now() + kRunAloneSlice;
     while (Clock::now() < until) {
     }
-    tracer.stop(tid);
+    // A thread of low priority on a loaded machine may take long to stop:
+    // never past the budget (every other thread is waiting).
+    if (!tracer.try_stop(tid, deadline)) return false;
     if (!check.in_busy_code(arch::pc(tracer.registers(tid)))) return true;
   }
   return false;

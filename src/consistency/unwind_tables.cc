@@ -50,22 +50,19 @@ UnwindTables::UnwindTables(pid_t pid, const ProcessMemory& memory) : memory_(mem
   }
 }
 
-void UnwindTables::load(Object& o) {
-  o.loaded = true;
-  if (o.graft) {
-    if (o.hdr) use_eh_frame_hdr(o, o.hdr);
-    return;
-  }
-  Bytes page(kPageSize);
-  if (!memory_.try_read({o.base}, page.data(), page.size())) return;
+std::optional<uint64_t> eh_frame_hdr_address(std::span<const uint8_t> first_page, uint64_t base) {
+  if (elf_version(EV_CURRENT) == EV_NONE) return std::nullopt;
+  // libelf reads from a copy: it may keep pointers into the buffer.
+  Bytes page(first_page.begin(), first_page.end());
   Elf* elf = elf_memory(reinterpret_cast<char*>(page.data()), page.size());
-  if (!elf) return;
+  if (!elf) return std::nullopt;
   GElf_Ehdr eh;
   size_t nphdr = 0;
   uint64_t eh_frame_vaddr = 0, first_load = UINT64_MAX;
   bool have_hdr = false;
-  if (gelf_getehdr(elf, &eh) && elf_getphdrnum(elf, &nphdr) == 0 &&
-      eh.e_phoff + nphdr * sizeof(Elf64_Phdr) <= page.size()) {
+  if (gelf_getehdr(elf, &eh) && eh.e_ident[EI_CLASS] == ELFCLASS64 &&
+      elf_getphdrnum(elf, &nphdr) == 0 && eh.e_phoff <= page.size() &&
+      nphdr <= (page.size() - eh.e_phoff) / sizeof(Elf64_Phdr)) {
     for (size_t i = 0; i < nphdr; ++i) {
       GElf_Phdr ph;
       if (!gelf_getphdr(elf, i, &ph)) continue;
@@ -78,29 +75,52 @@ void UnwindTables::load(Object& o) {
   }
   uint16_t type = gelf_getehdr(elf, &eh) ? eh.e_type : 0;
   elf_end(elf);
-  if (!have_hdr || first_load == UINT64_MAX) return;
-  uint64_t bias = type == ET_EXEC ? 0 : o.base - first_load;
-  use_eh_frame_hdr(o, bias + eh_frame_vaddr);
+  if (!have_hdr || first_load == UINT64_MAX) return std::nullopt;
+  uint64_t bias = type == ET_EXEC ? 0 : base - first_load;
+  return bias + eh_frame_vaddr;
+}
+
+std::optional<unw_dyn_info_t> remote_table(std::span<const uint8_t, 12> h, uint64_t hdr,
+                                           uint64_t exec_start, uint64_t exec_end) {
+  if (h[0] != 1 || h[1] != (kPePcrel | kPeSdata4) || h[2] != kPeUdata4 ||
+      h[3] != (kPeDatarel | kPeSdata4))
+    return std::nullopt;
+  uint32_t fde_count;
+  std::memcpy(&fde_count, h.data() + 8, 4);
+  if (fde_count == 0 || fde_count > kMaxFdes) return std::nullopt;
+  // The table must not wrap around the address space.
+  uint64_t table_bytes = uint64_t(fde_count) * 8;
+  if (hdr > UINT64_MAX - 12 - table_bytes) return std::nullopt;
+  unw_dyn_info_t info{};
+  info.format = UNW_INFO_FORMAT_REMOTE_TABLE;
+  info.start_ip = exec_start;
+  info.end_ip = exec_end;
+  info.gp = 0;
+  info.u.rti.name_ptr = 0;
+  info.u.rti.segbase = hdr;
+  info.u.rti.table_data = hdr + 12;
+  info.u.rti.table_len = table_bytes / sizeof(unw_word_t);
+  return info;
+}
+
+void UnwindTables::load(Object& o) {
+  o.loaded = true;
+  if (o.graft) {
+    if (o.hdr) use_eh_frame_hdr(o, o.hdr);
+    return;
+  }
+  Bytes page(kPageSize);
+  if (!memory_.try_read({o.base}, page.data(), page.size())) return;
+  if (auto hdr = eh_frame_hdr_address(page, o.base)) use_eh_frame_hdr(o, *hdr);
 }
 
 void UnwindTables::use_eh_frame_hdr(Object& o, uint64_t hdr) {
   uint8_t h[12];
   if (!memory_.try_read({hdr}, h, sizeof h)) return;
-  if (h[0] != 1 || h[1] != (kPePcrel | kPeSdata4) || h[2] != kPeUdata4 ||
-      h[3] != (kPeDatarel | kPeSdata4))
-    return;
-  uint32_t fde_count;
-  std::memcpy(&fde_count, h + 8, 4);
-  if (fde_count == 0 || fde_count > kMaxFdes) return;
-  o.info.format = UNW_INFO_FORMAT_REMOTE_TABLE;
-  o.info.start_ip = o.exec_start;
-  o.info.end_ip = o.exec_end;
-  o.info.gp = 0;
-  o.info.u.rti.name_ptr = 0;
-  o.info.u.rti.segbase = hdr;
-  o.info.u.rti.table_data = hdr + 12;
-  o.info.u.rti.table_len = fde_count * 8 / sizeof(unw_word_t);
-  o.valid = true;
+  if (auto info = remote_table(std::span<const uint8_t, 12>(h), hdr, o.exec_start, o.exec_end)) {
+    o.info = *info;
+    o.valid = true;
+  }
 }
 
 unw_dyn_info_t* UnwindTables::find(uint64_t ip) {

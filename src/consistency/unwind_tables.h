@@ -8,12 +8,23 @@
 #include <sys/types.h>
 
 #include <map>
+#include <optional>
+#include <span>
 #include <vector>
 
 #include "process/maps.h"
 #include "process/memory.h"
 
 namespace graft {
+
+// Pure parts, fuzzed by fuzz/unwind_table_fuzzer.cc: where the object whose
+// first page (ELF and program headers, as read from the target) is mapped at
+// `base` keeps its .eh_frame_hdr; and the libunwind description of the
+// 12-byte .eh_frame_hdr header `h` found at `hdr`, if it has the one layout
+// graft accepts.
+std::optional<uint64_t> eh_frame_hdr_address(std::span<const uint8_t> first_page, uint64_t base);
+std::optional<unw_dyn_info_t> remote_table(std::span<const uint8_t, 12> h, uint64_t hdr,
+                                           uint64_t exec_start, uint64_t exec_end);
 
 class UnwindTables {
  public:

@@ -19,6 +19,7 @@
 #include "loader/operations.h"
 #include "loader/placement.h"
 #include "loader/region.h"
+#include "process/process_lock.h"
 #include "loader/runtime_binding.h"
 #include "loader/symbol_resolver.h"
 
@@ -222,6 +223,8 @@ class ApplyJob {
       uint64_t addr = target_.bias + f.address;
       Bytes running = memory_.read({addr}, f.size);
       uint64_t site_off = arch::patch_site_offset(running);
+      if (f.size < site_off + arch::kRedirectSize)
+        fail("process {}: function `{}' is {} bytes, too short for the jump", pid_, name, f.size);
       uint64_t site = addr + site_off;
       Bytes now(running.begin() + site_off, running.begin() + site_off + arch::kRedirectSize);
       Bytes original = now;
@@ -346,9 +349,11 @@ OperationResult apply_patch(const Patch& patch, pid_t pid, const OperationOption
   result.pid = pid;
   result.patch_id = patch.id();
   result.patch_name = patch.name;
+  result.patch_sha256 = patch.sha256;
   auto start = Clock::now();
   RealtimePriority priority;
   try {
+    ProcessLock lock(pid, options.timeout_s);
     ApplyJob(patch, pid, options, result).run();
     result.ok = true;
   } catch (const std::exception& e) {

@@ -14,6 +14,8 @@
 namespace graft {
 
 struct OperationOptions {
+  // Also how long to wait for another graft working on the same process
+  // (ProcessLock) before refusing.
   double timeout_s = 10;
 };
 
@@ -22,6 +24,7 @@ struct OperationResult {
   bool ok = false;
   std::string error;
   std::string patch_id, patch_name;
+  std::string patch_sha256;  // for the audit log
   double total_ms = 0;
   double pause_ms = 0;      // global stop of the successful switch
   double max_pause_ms = 0;  // longest global stop, retries included

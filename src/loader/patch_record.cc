@@ -67,10 +67,38 @@ json to_json(const PatchRecord& r) {
           {"functions", fns}};
 }
 
-bool in_exec_mapping(const std::vector<Mapping>& maps, uint64_t start, uint64_t size) {
+// Typed access to a record field: a hostile record may put any JSON value
+// anywhere, so each field must have exactly the expected type.
+uint64_t u64(const json& j, const char* key) {
+  const json& v = j.at(key);
+  if (!v.is_number_unsigned()) fail("field `{}' is not an unsigned integer", key);
+  return v.get<uint64_t>();
+}
+std::string str(const json& j, const char* key) {
+  const json& v = j.at(key);
+  if (!v.is_string()) fail("field `{}' is not a string", key);
+  return v.get<std::string>();
+}
+const json& array(const json& j, const char* key) {
+  const json& v = j.at(key);
+  if (!v.is_array()) fail("field `{}' is not an array", key);
+  return v;
+}
+
+bool is_hex(const std::string& s, size_t size) {
+  return s.size() == size && s.find_first_not_of("0123456789abcdef") == std::string::npos;
+}
+
+// [start, start + size) lies inside one mapping accepted by `ok`.
+template <typename Pred>
+bool inside_mapping(const std::vector<Mapping>& maps, uint64_t start, uint64_t size, Pred ok) {
   for (const auto& m : maps)
-    if (m.exec && start >= m.start && size <= m.end - start) return true;
+    if (ok(m) && start >= m.start && start < m.end && size <= m.end - start) return true;
   return false;
+}
+
+bool is_graft_region(const Mapping& m) {
+  return m.path.rfind(std::string("/memfd:") + kRegionNamePrefix, 0) == 0;
 }
 
 PatchRecord from_json(const json& j, const Mapping& region, const Header& h,
@@ -80,51 +108,99 @@ PatchRecord from_json(const json& j, const Mapping& region, const Header& h,
   r.seq = h.seq;
   if (h.state < 1 || h.state > 3) fail("unknown state {}", h.state);
   r.state = static_cast<RecordState>(h.state);
-  r.id = j.at("id").get<std::string>();
-  r.name = j.at("name").get<std::string>();
-  r.sha256 = j.at("sha256").get<std::string>();
-  r.target_path = j.at("target_path").get<std::string>();
-  r.build_id = j.at("build_id").get<std::string>();
-  r.region_size = j.at("region_size").get<uint64_t>();
-  r.image_base = j.at("image_base").get<uint64_t>();
-  r.code_size = j.at("code_size").get<uint64_t>();
+  if (!j.is_object()) fail("record is not a JSON object");
+  r.id = str(j, "id");
+  r.name = str(j, "name");
+  r.sha256 = str(j, "sha256");
+  r.target_path = str(j, "target_path");
+  r.build_id = str(j, "build_id");
+  r.region_size = u64(j, "region_size");
+  r.image_base = u64(j, "image_base");
+  r.code_size = u64(j, "code_size");
+  if (!j.at("applied_at").is_number_integer()) fail("field `applied_at' is not an integer");
   r.applied_at = j.at("applied_at").get<int64_t>();
-  r.graft_pid = j.at("graft_pid").get<pid_t>();
-  // The region must be exactly what the maps show, and the code inside it.
+  uint64_t graft_pid = u64(j, "graft_pid");
+  if (graft_pid > INT32_MAX) fail("field `graft_pid' is out of range");
+  r.graft_pid = static_cast<pid_t>(graft_pid);
+  if (!is_hex(r.id, 12) || !is_hex(r.sha256, 64) || r.sha256.compare(0, 12, r.id) != 0)
+    fail("malformed patch id or sha256");
+  // The memfd's name is "graft:<id>": the record must describe its own region.
+  std::string own = std::string("/memfd:") + kRegionNamePrefix + r.id;
+  if (region.path != own && region.path != own + " (deleted)")
+    fail("record of patch {} in region {}", r.id, region.path);
+
+  // graft maps its regions private: a shared one is someone else's, and its
+  // pages could change under graft from another process.
+  if (region.shared) fail("region is a shared mapping");
+  // The region must be exactly what the maps show, the code inside it, after
+  // the record and in executable pages of the region itself.
   uint64_t mapped_end = region.start;
   for (const auto& m : maps)
-    if (m.path == region.path && m.start == mapped_end) mapped_end = m.end;
+    if (m.path == region.path && m.inode == region.inode && m.device == region.device &&
+        m.start == mapped_end)
+      mapped_end = m.end;
   if (r.region_size != mapped_end - region.start) fail("region size does not match its mapping");
   if (r.image_base < region.start || r.code_size > r.region_size ||
-      r.image_base - region.start > r.region_size - r.code_size)
+      r.image_base - region.start > r.region_size - r.code_size || r.code_size == 0 ||
+      r.image_base % kPageSize != 0 || r.image_base - region.start < kHeaderSize + h.json_size)
     fail("code lies outside the region");
-  for (const auto& f : j.at("functions")) {
+  auto in_region_code = [&](const Mapping& m) {
+    return m.exec && m.path == region.path && m.inode == region.inode;
+  };
+  if (!inside_mapping(maps, r.image_base, r.code_size, in_region_code))
+    fail("code is not in an executable mapping of the region");
+
+  const json& fns = array(j, "functions");
+  if (fns.empty()) fail("record has no function");
+  for (const auto& f : fns) {
+    if (!f.is_object()) fail("function entry is not an object");
     FunctionRecord x;
-    x.symbol = f.at("symbol").get<std::string>();
-    x.demangled = f.at("demangled").get<std::string>();
-    x.file = f.at("file").get<std::string>();
-    x.address = f.at("address").get<uint64_t>();
-    x.size = f.at("size").get<uint64_t>();
-    x.site = f.at("site").get<uint64_t>();
-    x.replacement = f.at("replacement").get<uint64_t>();
-    x.replacement_size = f.at("replacement_size").get<uint64_t>();
-    x.original = from_hex(f.at("original").get<std::string>(), "original bytes");
-    x.redirect = from_hex(f.at("redirect").get<std::string>(), "redirect bytes");
-    for (const auto& c : f.at("cold_parts"))
-      x.cold_parts.push_back({c.at(0).get<uint64_t>(), c.at(1).get<uint64_t>()});
+    x.symbol = str(f, "symbol");
+    x.demangled = str(f, "demangled");
+    x.file = str(f, "file");
+    x.address = u64(f, "address");
+    x.size = u64(f, "size");
+    x.site = u64(f, "site");
+    x.replacement = u64(f, "replacement");
+    x.replacement_size = u64(f, "replacement_size");
+    x.original = from_hex(str(f, "original"), "original bytes");
+    x.redirect = from_hex(str(f, "redirect"), "redirect bytes");
+    for (const auto& c : array(f, "cold_parts")) {
+      if (!c.is_array() || c.size() != 2 || !c[0].is_number_unsigned() ||
+          !c[1].is_number_unsigned())
+        fail("function {}: malformed cold part", x.symbol);
+      AddressRange range{c[0].get<uint64_t>(), c[1].get<uint64_t>()};
+      if (range.start + range.size < range.start) fail("function {}: cold part wraps", x.symbol);
+      x.cold_parts.push_back(range);
+    }
     if (x.original.size() != arch::kRedirectSize || x.redirect.size() != arch::kRedirectSize)
       fail("function {}: saved bytes have the wrong size", x.symbol);
-    if (x.site < x.address || x.site - x.address + arch::kRedirectSize > x.size ||
-        !in_exec_mapping(maps, x.address, x.size))
+    // graft writes at `site` only: it must be at the entry (or just past its
+    // landing pad), inside the function, inside a file's code, never in a
+    // graft region.
+    auto file_code = [](const Mapping& m) {
+      return m.exec && !m.path.empty() && m.path[0] == '/' && m.path.rfind("/memfd:", 0) != 0;
+    };
+    if (x.site < x.address || x.site - x.address > arch::kMaxSiteOffset ||
+        x.size < arch::kRedirectSize || x.site - x.address > x.size - arch::kRedirectSize ||
+        !inside_mapping(maps, x.address, x.size, file_code))
       fail("function {}: not inside the process's code", x.symbol);
-    if (!r.code().contains(x.replacement)) fail("function {}: replacement outside the patch", x.symbol);
+    if (!r.code().contains(x.replacement) ||
+        x.replacement_size > r.image_base + r.code_size - x.replacement)
+      fail("function {}: replacement outside the patch", x.symbol);
+    // The jump this patch wrote can only be the jump to its replacement.
+    if (x.redirect != arch::redirect_bytes(x.site, x.replacement))
+      fail("function {}: the saved redirection is not a jump to its replacement", x.symbol);
+    for (const auto& other : r.functions)
+      if (other.site == x.site) fail("function {}: listed twice", x.symbol);
     r.functions.push_back(std::move(x));
   }
   // Absent from records of a graft that predates callbacks.
   if (j.contains("callbacks")) {
-    for (const auto& c : j.at("callbacks")) {
+    for (const auto& c : array(j, "callbacks")) {
+      if (!c.is_object()) fail("callback entry is not an object");
       CallbackRecord x;
-      std::string kind = c.at("kind").get<std::string>();
+      std::string kind = str(c, "kind");
       bool known = false;
       for (auto k : {Callback::Kind::PrePatch, Callback::Kind::PostPatch, Callback::Kind::PreUnpatch,
                      Callback::Kind::PostUnpatch})
@@ -133,13 +209,18 @@ PatchRecord from_json(const json& j, const Mapping& region, const Header& h,
           known = true;
         }
       if (!known) fail("unknown callback kind {}", kind);
-      x.function = c.at("function").get<std::string>();
-      x.address = c.at("address").get<uint64_t>();
+      x.function = str(c, "function");
+      x.address = u64(c, "address");
+      // graft calls it in the process: only code of this patch.
       if (!r.code().contains(x.address)) fail("callback {}: outside the patch's code", x.function);
+      if (r.callback(x.kind)) fail("callback {}: kind given twice", x.function);
       r.callbacks.push_back(std::move(x));
     }
   }
-  if (j.contains("cumulative")) r.cumulative = j.at("cumulative").get<bool>();
+  if (j.contains("cumulative")) {
+    if (!j.at("cumulative").is_boolean()) fail("field `cumulative' is not a boolean");
+    r.cumulative = j.at("cumulative").get<bool>();
+  }
   return r;
 }
 
@@ -154,26 +235,63 @@ json to_json(const RuntimeRecord& r) {
 RuntimeRecord runtime_from_json(const json& j, const Mapping& region, const std::vector<Mapping>& maps) {
   RuntimeRecord r;
   r.region_start = region.start;
-  r.sha256 = j.at("sha256").get<std::string>();
-  r.region_size = j.at("region_size").get<uint64_t>();
-  r.image_base = j.at("image_base").get<uint64_t>();
-  r.code_size = j.at("code_size").get<uint64_t>();
+  std::string own = std::string("/memfd:") + kRegionNamePrefix + kRuntimeRegionName;
+  if (region.path != own && region.path != own + " (deleted)")
+    fail("runtime record in region {}", region.path);
+  if (region.shared) fail("region is a shared mapping");
+  r.sha256 = str(j, "sha256");
+  r.region_size = u64(j, "region_size");
+  r.image_base = u64(j, "image_base");
+  r.code_size = u64(j, "code_size");
+  if (!j.at("installed_at").is_number_integer()) fail("field `installed_at' is not an integer");
   r.installed_at = j.at("installed_at").get<int64_t>();
-  r.graft_pid = j.at("graft_pid").get<pid_t>();
+  uint64_t graft_pid = u64(j, "graft_pid");
+  if (graft_pid > INT32_MAX) fail("field `graft_pid' is out of range");
+  r.graft_pid = static_cast<pid_t>(graft_pid);
   uint64_t mapped_end = region.start;
   for (const auto& m : maps)
-    if (m.path == region.path && m.start == mapped_end) mapped_end = m.end;
+    if (m.path == region.path && m.inode == region.inode && m.device == region.device &&
+        m.start == mapped_end)
+      mapped_end = m.end;
   if (r.region_size != mapped_end - region.start) fail("region size does not match its mapping");
   if (r.image_base < region.start || r.code_size > r.region_size ||
-      r.image_base - region.start > r.region_size - r.code_size)
+      r.image_base - region.start > r.region_size - r.code_size || r.code_size == 0)
     fail("code lies outside the region");
-  for (const auto& [name, addr] : j.at("exports").items()) {
+  auto in_region_code = [&](const Mapping& m) {
+    return m.exec && m.path == region.path && m.inode == region.inode;
+  };
+  if (!inside_mapping(maps, r.image_base, r.code_size, in_region_code))
+    fail("code is not in an executable mapping of the region");
+  const json& exports = j.at("exports");
+  if (!exports.is_object()) fail("field `exports' is not an object");
+  for (const auto& [name, addr] : exports.items()) {
+    // graft calls these in the process: only the runtime's own code.
+    if (!addr.is_number_unsigned()) fail("runtime function {}: not an address", name);
     uint64_t a = addr.get<uint64_t>();
     if (a < r.image_base || a - r.image_base >= r.code_size)
       fail("runtime function {} lies outside its code", name);
     r.exports[name] = a;
   }
   return r;
+}
+
+// The header and JSON of a record, checked.
+json record_json(std::span<const uint8_t> bytes, Header& h) {
+  if (bytes.size() < kHeaderSize) fail("record truncated");
+  std::memcpy(&h, bytes.data(), kHeaderSize);
+  if (std::memcmp(h.magic, kMagic, 8) != 0) fail("bad magic");
+  if (h.version != kVersion) fail("record format version {}", h.version);
+  if (h.json_size > kMaxJson || h.json_size > bytes.size() - kHeaderSize)
+    fail("record size out of range");
+  auto text = bytes.subspan(kHeaderSize, h.json_size);
+  json j = json::parse(text.begin(), text.end(), nullptr, false);
+  if (j.is_discarded() || !j.is_object()) fail("record is not valid JSON");
+  return j;
+}
+
+bool is_runtime_region(const Mapping& m) {
+  std::string own = std::string("/memfd:") + kRegionNamePrefix + kRuntimeRegionName;
+  return m.path == own || m.path == own + " (deleted)";
 }
 
 }  // namespace
@@ -227,26 +345,47 @@ void write_record_state(const ProcessMemory& memory, const PatchRecord& r, Recor
                {reinterpret_cast<const uint8_t*>(&v), sizeof v});
 }
 
+PatchRecord parse_record(std::span<const uint8_t> bytes, const Mapping& region,
+                         const std::vector<Mapping>& maps) {
+  Header h;
+  json j = record_json(bytes, h);
+  if (j.contains("kind")) fail("not a patch record");
+  try {
+    return from_json(j, region, h, maps);
+  } catch (const json::exception& e) {
+    fail("malformed record: {}", e.what());
+  }
+}
+
+RuntimeRecord parse_runtime_record(std::span<const uint8_t> bytes, const Mapping& region,
+                                   const std::vector<Mapping>& maps) {
+  Header h;
+  json j = record_json(bytes, h);
+  if (!j.contains("kind") || j.at("kind") != "runtime") fail("not a runtime record");
+  try {
+    return runtime_from_json(j, region, maps);
+  } catch (const json::exception& e) {
+    fail("malformed runtime record: {}", e.what());
+  }
+}
+
 RecordScan read_records(pid_t pid, const std::vector<Mapping>& maps, const ProcessMemory& memory) {
   RecordScan scan;
-  const std::string prefix = std::string("/memfd:") + kRegionNamePrefix;
   for (const auto& m : maps) {
-    if (m.path.rfind(prefix, 0) != 0 || m.offset != 0) continue;
+    if (!is_graft_region(m) || m.offset != 0) continue;
     try {
       Header h;
       if (!memory.try_read({m.start}, &h, sizeof h)) fail("unreadable");
-      if (std::memcmp(h.magic, kMagic, 8) != 0) fail("bad magic");
-      if (h.version != kVersion) fail("record format version {}", h.version);
       if (h.json_size > kMaxJson || h.json_size > m.end - m.start - kHeaderSize)
         fail("record size out of range");
-      Bytes text = memory.read({m.start + kHeaderSize}, h.json_size);
-      json j = json::parse(text.begin(), text.end(), nullptr, false);
-      if (j.is_discarded() || !j.is_object()) fail("record is not valid JSON");
-      if (j.contains("kind") && j.at("kind") == "runtime") {
+      Bytes bytes = memory.read({m.start}, kHeaderSize + h.json_size);
+      // The region's name says which record it holds: "graft:rt" the
+      // runtime, "graft:<id>" a patch.
+      if (is_runtime_region(m)) {
         if (scan.runtime) fail("a second graft runtime region");
-        scan.runtime = runtime_from_json(j, m, maps);
+        scan.runtime = parse_runtime_record(bytes, m, maps);
       } else {
-        scan.records.push_back(from_json(j, m, h, maps));
+        scan.records.push_back(parse_record(bytes, m, maps));
       }
     } catch (const std::exception& e) {
       scan.problems.push_back(
@@ -265,8 +404,8 @@ RecordScan read_records(pid_t pid, const std::vector<Mapping>& maps, const Proce
       scan.invalid.push_back(std::move(bad));
     }
   }
-  std::sort(scan.records.begin(), scan.records.end(),
-            [](const PatchRecord& a, const PatchRecord& b) { return a.seq < b.seq; });
+  std::stable_sort(scan.records.begin(), scan.records.end(),
+                   [](const PatchRecord& a, const PatchRecord& b) { return a.seq < b.seq; });
   return scan;
 }
 

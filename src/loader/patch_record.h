@@ -102,6 +102,16 @@ struct RecordScan {
 };
 RecordScan read_records(pid_t pid, const std::vector<Mapping>& maps, const ProcessMemory& memory);
 
+// The record at the start of `region` (header and JSON, as read from the
+// process; bytes past the JSON are ignored), checked against the process's
+// mappings. Pure, so that fuzz/patch_record_fuzzer.cc can feed it anything.
+// Throws graft::Error naming what is wrong.
+PatchRecord parse_record(std::span<const uint8_t> bytes, const Mapping& region,
+                         const std::vector<Mapping>& maps);
+// The same for the runtime's record (region "graft:rt").
+RuntimeRecord parse_runtime_record(std::span<const uint8_t> bytes, const Mapping& region,
+                                   const std::vector<Mapping>& maps);
+
 // The newest active patch of the function at `address` (records sorted by
 // seq), leaving `excluded` out; nullptr if none. `owner` receives its record.
 const FunctionRecord* newest_redirect(const std::vector<PatchRecord>& records, uint64_t address,

@@ -12,6 +12,7 @@
 #include "loader/loaded_objects.h"
 #include "loader/operations.h"
 #include "loader/recovery.h"
+#include "process/process_lock.h"
 #include "loader/unload.h"
 
 namespace graft {
@@ -36,6 +37,7 @@ OperationResult revert_patch(const std::string& which, pid_t pid, const Operatio
   auto start = Clock::now();
   RealtimePriority priority;
   try {
+    ProcessLock lock(pid, options.timeout_s);
     recover_before(pid, options, result);
     ProcessMemory memory(pid);
     auto maps = read_maps(pid);
@@ -44,6 +46,7 @@ OperationResult revert_patch(const std::string& which, pid_t pid, const Operatio
     const PatchRecord& rec = find_record(scan.records, which, pid);
     result.patch_id = rec.id;
     result.patch_name = rec.name;
+    result.patch_sha256 = rec.sha256;
 
     Tracer tracer(pid);
     result.threads = tracer.thread_count();

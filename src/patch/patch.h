@@ -2,6 +2,8 @@
 // may trust it: PatchFile::parse checks every offset, size and index.
 #pragma once
 #include <cstdint>
+#include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -72,6 +74,15 @@ struct TargetIdentity {
   bool position_independent = true;  // ET_DYN
 };
 
+// The optional signature trailer of a patch file, as read: graft::verify_
+// signature() (src/security) says whether it is valid, a policy whether the
+// key is trusted.
+struct PatchSignature {
+  Bytes public_key;    // Ed25519, 32 bytes
+  Bytes signature;     // Ed25519, 64 bytes
+  std::string signer;  // the name in the signer's key files
+};
+
 struct Patch {
   std::string name;
   TargetIdentity target;
@@ -94,7 +105,10 @@ struct Patch {
   // Said by the builder to the patch author; not stored in the file.
   std::vector<std::string> warnings;
 
-  // Content hash of the serialized file; its first 12 hex digits are the id.
+  std::optional<PatchSignature> signature;
+
+  // Content hash of the serialized file without its signature trailer (so
+  // signing keeps the id); its first 12 hex digits are the id.
   std::string sha256;
   std::string id() const { return sha256.substr(0, 12); }
 };
@@ -102,10 +116,17 @@ struct Patch {
 // The on-disk format: "GRAFTPF1", u32 format version, u32 manifest size,
 // (version 2 when the patch has callbacks or is cumulative, so that an older
 // graft refuses it instead of silently ignoring them; 1 otherwise),
-// u64 image size, SHA-256 of what follows, the manifest (JSON), the image.
-Bytes serialize_patch(const Patch& patch);
+// u64 image size, SHA-256 of manifest and image, the manifest (JSON), the
+// image; then, if signed, a trailer: "GRAFTSIG", u32 version, u32 signer
+// name size, the Ed25519 public key (32) and signature (64), the name.
+Bytes serialize_patch(const Patch& patch);  // unsigned
 Patch parse_patch(std::span<const uint8_t> file, const std::string& name);
 Patch load_patch_file(const std::string& path);
+// A well-formed patch file without its signature trailer (if any): the bytes
+// the id and a signature cover.
+std::span<const uint8_t> unsigned_part(std::span<const uint8_t> file, const std::string& name);
+// `unsigned_file` followed by the trailer of `signature`.
+Bytes append_signature(std::span<const uint8_t> unsigned_file, const PatchSignature& signature);
 
 constexpr uint64_t kPageSize = 4096;
 inline uint64_t page_round_up(uint64_t n) { return (n + kPageSize - 1) & ~(kPageSize - 1); }

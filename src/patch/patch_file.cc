@@ -1,7 +1,10 @@
 #include <nlohmann/json.hpp>
 
 #include <cstring>
+#include <limits>
+#include <type_traits>
 
+#include "arch/x86_64/jump.h"
 #include "arch/x86_64/relocation.h"
 #include "common/error.h"
 #include "common/file.h"
@@ -22,6 +25,10 @@ constexpr size_t kHeaderSize = 56;  // magic, version, sizes, SHA-256 of the res
 constexpr uint64_t kMaxManifest = 16u << 20;
 constexpr uint64_t kMaxImage = 256u << 20;
 constexpr size_t kMaxEntries = 1u << 20;
+constexpr size_t kMaxText = 4096;
+// Larger than any function graft should ever replace; apply reads this many
+// bytes from the target.
+constexpr uint64_t kMaxFunctionSize = 16u << 20;
 
 template <typename T>
 void put(Bytes& out, T v) {
@@ -84,15 +91,46 @@ json to_json(const Patch& p) {
   return j;
 }
 
-// Typed field access that names the field in its error.
+// Typed field access that names the field in its error. The JSON type must
+// be exactly the one expected: nlohmann would otherwise turn -1 or 1e30 into
+// an unsigned number, or a boolean into an integer.
+template <typename T>
+bool has_type(const json& v) {
+  if constexpr (std::is_same_v<T, bool>) return v.is_boolean();
+  else if constexpr (std::is_same_v<T, std::string>) return v.is_string();
+  else if constexpr (std::is_unsigned_v<T>)
+    return v.is_number_unsigned() && v.get<uint64_t>() <= std::numeric_limits<T>::max();
+  else if constexpr (std::is_signed_v<T>)
+    return v.is_number_integer() &&
+           (!v.is_number_unsigned() || v.get<uint64_t>() <= uint64_t(std::numeric_limits<T>::max()));
+  else static_assert(!sizeof(T), "unsupported field type");
+}
+
 template <typename T>
 T field(const json& j, const char* key, const std::string& where) {
   if (!j.is_object() || !j.contains(key)) fail("{}: missing field `{}'", where, key);
-  try {
-    return j.at(key).get<T>();
-  } catch (const json::exception&) {
-    fail("{}: field `{}' has the wrong type", where, key);
-  }
+  if (!has_type<T>(j.at(key))) fail("{}: field `{}' has the wrong type", where, key);
+  return j.at(key).get<T>();
+}
+
+template <typename T>
+T element(const json& a, size_t i, const std::string& where) {
+  if (!has_type<T>(a.at(i))) fail("{}: element {} has the wrong type", where, i);
+  return a.at(i).get<T>();
+}
+
+const json& object_field(const json& j, const char* key, const std::string& where) {
+  if (!j.is_object() || !j.contains(key) || !j.at(key).is_object())
+    fail("{}: missing object `{}'", where, key);
+  return j.at(key);
+}
+
+// Names and symbols end up in messages, logs and the target's record.
+void check_text(const std::string& s, const std::string& where, bool may_be_empty) {
+  if (s.empty() && !may_be_empty) fail("{}: empty", where);
+  if (s.size() > kMaxText) fail("{}: longer than {} bytes", where, kMaxText);
+  for (unsigned char c : s)
+    if (c < 0x20 || c == 0x7f) fail("{}: contains a control character", where);
 }
 
 const json& array_field(const json& j, const char* key, const std::string& where) {
@@ -114,15 +152,18 @@ uint32_t format_version(const Patch& p) {
 Patch from_json(const json& j, const std::string& file, uint32_t version) {
   Patch p;
   p.name = field<std::string>(j, "name", file);
-  const json& t = j.at("target");
+  check_text(p.name, file + ": patch name", false);
+  const json& t = object_field(j, "target", file);
   p.target.path = field<std::string>(t, "path", file + ": target");
   p.target.build_id = field<std::string>(t, "build_id", file + ": target");
   p.target.position_independent = field<bool>(t, "position_independent", file + ": target");
+  check_text(p.target.path, file + ": target path", true);
   from_hex(p.target.build_id, "target build-id");
-  if (p.target.build_id.empty()) fail("{}: target build-id is empty", file);
+  if (p.target.build_id.empty() || p.target.build_id.size() > 128)
+    fail("{}: target build-id is empty or too long", file);
 
   const std::string lw = file + ": layout";
-  const json& l = j.contains("layout") ? j.at("layout") : json();
+  const json& l = object_field(j, "layout", file);
   auto& L = p.layout;
   L.code_size = field<uint64_t>(l, "code_size", lw);
   L.rodata_offset = field<uint64_t>(l, "rodata_offset", lw);
@@ -133,6 +174,7 @@ Patch from_json(const json& j, const std::string& file, uint32_t version) {
   if (L.code_size > kMaxImage || L.rodata_size > kMaxImage || L.data_size > kMaxImage ||
       L.bss_size > kMaxImage)
     fail("{}: image part larger than {} bytes", lw, kMaxImage);
+  if (L.code_size == 0) fail("{}: no code", lw);
   if (L.rodata_offset % kPageSize || L.data_offset % kPageSize ||
       L.rodata_offset < page_round_up(L.code_size) ||
       L.data_offset < L.rodata_offset + page_round_up(L.rodata_size) ||
@@ -143,22 +185,36 @@ Patch from_json(const json& j, const std::string& file, uint32_t version) {
     FunctionReplacement r;
     std::string w = file + ": function";
     r.symbol = field<std::string>(f, "symbol", w);
+    check_text(r.symbol, w + " symbol", false);
     w = fmt::format("{}: function `{}'", file, r.symbol);
     r.demangled = field<std::string>(f, "demangled", w);
     r.file = field<std::string>(f, "file", w);
+    check_text(r.demangled, w + ": demangled name", true);
+    check_text(r.file, w + ": file", true);
     r.address = field<uint64_t>(f, "address", w);
     r.size = field<uint64_t>(f, "size", w);
     r.sha256 = field<std::string>(f, "sha256", w);
     if (r.sha256.size() != 64) fail("{}: bad sha256", w);
     from_hex(r.sha256, "function sha256");
-    for (const auto& c : array_field(f, "cold_parts", w))
-      r.cold_parts.push_back({field<uint64_t>(c, "address", w), field<uint64_t>(c, "size", w)});
+    for (const auto& c : array_field(f, "cold_parts", w)) {
+      AddressRange part{field<uint64_t>(c, "address", w), field<uint64_t>(c, "size", w)};
+      if (part.size > kMaxFunctionSize || part.start + part.size < part.start)
+        fail("{}: bad cold part", w);
+      r.cold_parts.push_back(part);
+    }
     r.replacement = field<std::string>(f, "replacement", w);
+    check_text(r.replacement, w + ": replacement", false);
     r.replacement_offset = field<uint64_t>(f, "replacement_offset", w);
     r.replacement_size = field<uint64_t>(f, "replacement_size", w);
     check_range(r.replacement_offset, std::max<uint64_t>(r.replacement_size, 1), L.code_size,
                 w + ": replacement");
-    if (r.size == 0 || r.address + r.size < r.address) fail("{}: bad size", w);
+    if (r.size < arch::kRedirectSize || r.size > kMaxFunctionSize ||
+        r.address + r.size < r.address)
+      fail("{}: bad size {}", w, r.size);
+    // Two entries for overlapping functions would write one jump into the other.
+    for (const auto& o : p.functions)
+      if (r.address < o.address + o.size && o.address < r.address + r.size)
+        fail("{}: overlaps function `{}'", w, o.symbol);
     p.functions.push_back(std::move(r));
   }
   if (p.functions.empty()) fail("{}: the patch replaces no function", file);
@@ -167,31 +223,29 @@ Patch from_json(const json& j, const std::string& file, uint32_t version) {
     ExternalSymbol x;
     std::string w = file + ": external symbol";
     x.name = field<std::string>(e, "name", w);
+    check_text(x.name, w, false);
     auto where = field<std::string>(e, "where", w);
     if (where == "target")
       x.where = ExternalSymbol::Where::Target;
     else if (where == "library")
       x.where = ExternalSymbol::Where::Library;
     else
-      fail("{} `{}': unknown location `{}'", w, x.name, where);
+      fail("{} `{}': unknown location", w, x.name);
     x.file = field<std::string>(e, "file", w);
+    check_text(x.file, w + " file", true);
     x.value = field<uint64_t>(e, "value", w);
-    if (x.name.empty()) fail("{}: empty name", w);
     p.externals.push_back(std::move(x));
   }
 
   for (const auto& r : array_field(j, "relocations", file)) {
     if (!r.is_array() || r.size() != 5) fail("{}: malformed relocation", file);
     Relocation x;
-    try {
-      x.offset = r[0].get<uint64_t>();
-      x.type = r[1].get<uint32_t>();
-      x.addend = r[2].get<int64_t>();
-      x.external = r[3].get<int64_t>();
-      x.image_offset = r[4].get<uint64_t>();
-    } catch (const json::exception&) {
-      fail("{}: malformed relocation", file);
-    }
+    const std::string rw = file + ": relocation";
+    x.offset = element<uint64_t>(r, 0, rw);
+    x.type = element<uint32_t>(r, 1, rw);
+    x.addend = element<int64_t>(r, 2, rw);
+    x.external = element<int64_t>(r, 3, rw);
+    x.image_offset = element<uint64_t>(r, 4, rw);
     std::string w = fmt::format("{}: relocation at image offset {:#x}", file, x.offset);
     size_t width = arch::relocation_width(x.type);
     if (width == 0) fail("{}: unsupported type {}", w, x.type);
@@ -220,6 +274,7 @@ Patch from_json(const json& j, const std::string& file, uint32_t version) {
       w += " " + kind;
       if (p.callback(x.kind)) fail("{}: given twice", w);
       x.function = field<std::string>(c, "function", w);
+      check_text(x.function, w + " function", false);
       x.offset = field<uint64_t>(c, "offset", w);
       check_range(x.offset, 1, L.code_size, w);
       p.callbacks.push_back(std::move(x));
@@ -259,7 +314,15 @@ Bytes serialize_patch(const Patch& patch) {
   return out;
 }
 
-Patch parse_patch(std::span<const uint8_t> in, const std::string& name) {
+namespace {
+
+constexpr char kSignatureMagic[8] = {'G', 'R', 'A', 'F', 'T', 'S', 'I', 'G'};
+constexpr uint32_t kSignatureVersion = 1;
+constexpr size_t kSignatureFixed = 8 + 4 + 4 + 32 + 64;
+constexpr uint32_t kMaxSigner = 256;
+
+// The size of header + manifest + image, checked against the file.
+uint64_t unsigned_size(std::span<const uint8_t> in, const std::string& name) {
   if (in.size() < kHeaderSize || std::memcmp(in.data(), kMagic, 8) != 0)
     fail("{}: not a graft patch file (bad magic)", name);
   auto version = get<uint32_t>(in, 8);
@@ -270,11 +333,58 @@ Patch parse_patch(std::span<const uint8_t> in, const std::string& name) {
   uint64_t image_size = get<uint64_t>(in, 16);
   if (manifest_size > kMaxManifest || image_size > kMaxImage)
     fail("{}: manifest or image too large", name);
-  if (in.size() != kHeaderSize + manifest_size + image_size)
-    fail("{}: truncated or has trailing bytes ({} bytes, header says {})", name, in.size(),
-         kHeaderSize + manifest_size + image_size);
+  uint64_t size = kHeaderSize + manifest_size + image_size;
+  if (in.size() < size)
+    fail("{}: truncated ({} bytes, header says {})", name, in.size(), size);
+  return size;
+}
+
+// The trailer after the image: absent, or exactly one well-formed signature.
+std::optional<PatchSignature> parse_trailer(std::span<const uint8_t> t, const std::string& name) {
+  if (t.empty()) return std::nullopt;
+  if (t.size() < kSignatureFixed || std::memcmp(t.data(), kSignatureMagic, 8) != 0)
+    fail("{}: truncated or has trailing bytes ({} bytes after the image, not a signature)", name,
+         t.size());
+  if (get<uint32_t>(t, 8) != kSignatureVersion)
+    fail("{}: signature version {} is not supported", name, get<uint32_t>(t, 8));
+  uint32_t signer_size = get<uint32_t>(t, 12);
+  if (signer_size > kMaxSigner || t.size() != kSignatureFixed + signer_size)
+    fail("{}: malformed signature trailer", name);
+  PatchSignature s;
+  s.public_key.assign(t.begin() + 16, t.begin() + 48);
+  s.signature.assign(t.begin() + 48, t.begin() + 112);
+  s.signer.assign(t.begin() + 112, t.end());
+  check_text(s.signer, name + ": signer name", false);
+  return s;
+}
+
+}  // namespace
+
+std::span<const uint8_t> unsigned_part(std::span<const uint8_t> in, const std::string& name) {
+  return in.first(unsigned_size(in, name));
+}
+
+Bytes append_signature(std::span<const uint8_t> unsigned_file, const PatchSignature& s) {
+  if (s.public_key.size() != 32 || s.signature.size() != 64 || s.signer.size() > kMaxSigner)
+    fail("malformed signature");
+  Bytes out(unsigned_file.begin(), unsigned_file.end());
+  out.insert(out.end(), kSignatureMagic, kSignatureMagic + 8);
+  put<uint32_t>(out, kSignatureVersion);
+  put<uint32_t>(out, static_cast<uint32_t>(s.signer.size()));
+  out.insert(out.end(), s.public_key.begin(), s.public_key.end());
+  out.insert(out.end(), s.signature.begin(), s.signature.end());
+  out.insert(out.end(), s.signer.begin(), s.signer.end());
+  return out;
+}
+
+Patch parse_patch(std::span<const uint8_t> in, const std::string& name) {
+  uint64_t size = unsigned_size(in, name);
+  std::optional<PatchSignature> signature = parse_trailer(in.subspan(size), name);
+  uint32_t version = get<uint32_t>(in, 8);
+  uint64_t manifest_size = get<uint32_t>(in, 12);
+  uint64_t image_size = get<uint64_t>(in, 16);
   // Catches corruption, not tampering (that is what signatures are for).
-  if (to_hex(in.subspan(24, 32)) != sha256_hex(in.subspan(kHeaderSize)))
+  if (to_hex(in.subspan(24, 32)) != sha256_hex(in.subspan(kHeaderSize, size - kHeaderSize)))
     fail("{}: checksum mismatch: the file is corrupt", name);
   json j = json::parse(in.begin() + kHeaderSize, in.begin() + kHeaderSize + manifest_size,
                        nullptr, /*allow_exceptions=*/false);
@@ -287,14 +397,15 @@ Patch parse_patch(std::span<const uint8_t> in, const std::string& name) {
   }
   if (p.layout.file_size() != image_size)
     fail("{}: image is {} bytes, layout says {}", name, image_size, p.layout.file_size());
-  auto img = in.subspan(kHeaderSize + manifest_size);
+  auto img = in.subspan(kHeaderSize + manifest_size, image_size);
   p.image.assign(img.begin(), img.end());
-  p.sha256 = sha256_hex(in);
+  p.sha256 = sha256_hex(in.first(size));
+  p.signature = std::move(signature);
   return p;
 }
 
 Patch load_patch_file(const std::string& path) {
-  Bytes b = read_file(path, kHeaderSize + kMaxManifest + kMaxImage);
+  Bytes b = read_file(path, kHeaderSize + kMaxManifest + kMaxImage + kSignatureFixed + kMaxSigner);
   return parse_patch(b, path);
 }
 

@@ -2,6 +2,7 @@
 
 #include <cinttypes>
 #include <cstdio>
+#include <cstring>
 #include <sstream>
 
 #include "common/error.h"
@@ -20,8 +21,12 @@ std::vector<Mapping> read_maps(pid_t pid) {
   } catch (const Error&) {
     fail("process {} does not exist or cannot be read", pid);
   }
+  return parse_maps(text, pid);
+}
+
+std::vector<Mapping> parse_maps(std::string_view text, pid_t pid) {
   std::vector<Mapping> out;
-  std::istringstream in(text);
+  std::istringstream in{std::string(text)};
   std::string line;
   while (std::getline(in, line)) {
     Mapping m;
@@ -30,8 +35,11 @@ std::vector<Mapping> read_maps(pid_t pid) {
     int path_at = 0;
     if (std::sscanf(line.c_str(), "%" SCNx64 "-%" SCNx64 " %4s %" SCNx64 " %15s %" SCNu64 " %n",
                     &m.start, &m.end, perms, &m.offset, dev, &m.inode, &path_at) < 6 ||
-        m.end <= m.start)
+        m.end <= m.start || std::strlen(perms) != 4)
       fail("process {}: malformed line in /proc/{}/maps: {}", pid, pid, line);
+    // Placement and the record checks rely on sorted, disjoint mappings.
+    if (!out.empty() && m.start < out.back().end)
+      fail("process {}: /proc/{}/maps is not sorted: {}", pid, pid, line);
     m.read = perms[0] == 'r';
     m.write = perms[1] == 'w';
     m.exec = perms[2] == 'x';

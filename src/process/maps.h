@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace graft {
@@ -21,5 +22,8 @@ struct Mapping {
 };
 
 std::vector<Mapping> read_maps(pid_t pid);
+// The text of /proc/PID/maps, parsed and checked; `pid` names the process in
+// errors. Pure: the fuzz target fuzz/maps_fuzzer.cc feeds it arbitrary text.
+std::vector<Mapping> parse_maps(std::string_view text, pid_t pid);
 
 }  // namespace graft

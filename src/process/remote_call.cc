@@ -33,8 +33,6 @@ std::optional<RemoteCallResult> call_through_thunk(Tracer& tracer, const Process
                                                    RemoteAddress thunk, double timeout_s,
                                                    const uint64_t (&args)[6]) {
   const arch::Registers saved = tracer.registers(tid);
-  // rt_sigreturn would turn a restart_syscall restart into EINTR.
-  if (arch::restart_needs_block(saved)) return std::nullopt;
   const arch::Registers resume = arch::with_restart_applied(saved);
   Bytes xstate;
   uint64_t mask = 0;
@@ -63,8 +61,7 @@ std::optional<RemoteCallResult> call_through_thunk(Tracer& tracer, const Process
     auto run = tracer.run_until_fault(tid, static_cast<long>(timeout_s * 1e6),
                                       thunk.value + arch::kCallReturnThunkSyscallEnd);
     if (run.returned && !run.signal) {
-      // rt_sigreturn restored the thread; `restore` makes sure of it.
-      result.value = run.value;
+      result.value = run.value;  // `restore` below puts the thread back
     } else if (run.timed_out && run.signal == 0) {
       result.status = RemoteCallResult::Status::TimedOut;
     } else {

@@ -136,7 +136,7 @@ void Tracer::interrupt(pid_t tid) {
 // Waits until each thread in `tids` reports a stop (or exits). A signal
 // that arrives first is delivered and the wait goes on: the pending
 // interrupt stops the thread right after.
-void Tracer::wait_for_stops(std::vector<pid_t> tids) {
+bool Tracer::wait_for_stops(std::vector<pid_t> tids, std::optional<Clock::time_point> give_up) {
   std::set<pid_t> pending;
   for (pid_t t : tids)
     if (threads_.count(t)) pending.insert(t);
@@ -153,6 +153,7 @@ void Tracer::wait_for_stops(std::vector<pid_t> tids) {
       fail("process {}: waitpid: {}", pid_, errno_text(errno));
     }
     if (got == 0) {
+      if (give_up && Clock::now() > *give_up) return false;  // the interrupt stays pending
       if (Clock::now() > deadline)
         fail("process {}: thread {} did not stop within {} s (uninterruptible sleep?)", pid_,
              *pending.begin(), kStopDeadline.count());
@@ -184,6 +185,7 @@ void Tracer::wait_for_stops(std::vector<pid_t> tids) {
     }
   }
   if (threads_.empty()) fail("process {} exited", pid_);
+  return true;
 }
 
 void Tracer::stop_all() {
@@ -198,6 +200,16 @@ void Tracer::stop_all() {
     for (pid_t tid : now) interrupt(tid);
     wait_for_stops(now);
   }
+}
+
+bool Tracer::try_stop(pid_t tid, Clock::time_point give_up) {
+  auto it = threads_.find(tid);
+  if (it == threads_.end()) fail("process {}: thread {} is not traced", pid_, tid);
+  if (it->second.stopped) return true;
+  interrupt(tid);
+  bool stopped = wait_for_stops({tid}, give_up);
+  if (!threads_.count(tid)) fail("process {}: thread {} exited", pid_, tid);
+  return stopped;
 }
 
 void Tracer::stop(pid_t tid) {
@@ -417,6 +429,11 @@ Tracer::RunOutcome Tracer::run_until_fault(pid_t tid, long timeout_us, uint64_t 
       if (static_cast<long>(r.orig_rax) == arch::kRtSigreturnNr && r.rip == sigreturn_pc) {
         out.returned = true;
         out.value = r.rdi;
+        // graft restores the thread itself (remote_call): rt_sigreturn would
+        // also cancel a restart_syscall restart, turning a sleep the thread
+        // was in into EINTR. The frame is only for when graft is gone.
+        r.orig_rax = SYS_getpid;
+        set_registers(tid, r);
       }
       cont_tid(0);
       continue;

@@ -7,9 +7,11 @@
 #include <sys/types.h>
 
 #include <map>
+#include <optional>
 #include <vector>
 
 #include "arch/x86_64/registers.h"
+#include "common/clock.h"
 #include "common/hash.h"  // Bytes
 
 namespace graft {
@@ -40,6 +42,9 @@ class Tracer {
   void stop_all();
   void resume_all();
   void stop(pid_t tid);
+  // stop(), but gives up at `give_up`: the thread then counts as running,
+  // with its interrupt pending. False in that case.
+  bool try_stop(pid_t tid, Clock::time_point give_up);
   void resume(pid_t tid);
   // Any thread that is stopped (the main thread if possible), for running
   // system calls; stops one if none is.
@@ -64,8 +69,9 @@ class Tracer {
   // The thread is stopped again on return. Throws if it exits.
   // With `sigreturn_pc`, the thread runs under PTRACE_SYSCALL and the run
   // also ends when it enters rt_sigreturn at that pc (the call-return thunk,
-  // see arch/x86_64/sigreturn_frame.h): `returned`, with rdi as `value`,
-  // and the thread is left stopped after rt_sigreturn restored it.
+  // see arch/x86_64/sigreturn_frame.h): `returned`, with rdi as `value`.
+  // The rt_sigreturn is turned into a getpid: the caller restores the
+  // thread, which is left stopped at that call's exit.
   struct RunOutcome {
     bool returned = false;
     uint64_t value = 0;
@@ -86,7 +92,10 @@ class Tracer {
   };
   bool seize(pid_t tid);
   void interrupt(pid_t tid);
-  void wait_for_stops(std::vector<pid_t> tids);
+  // False if `give_up` passed first (the interrupts stay pending; a later
+  // stop absorbs them).
+  bool wait_for_stops(std::vector<pid_t> tids,
+                      std::optional<Clock::time_point> give_up = std::nullopt);
   // The next stop of `tid`, waited for in slices while the process lives.
   // Returns false if `timeout_us` (>= 0) passed first.
   bool wait_thread(pid_t tid, int* status, long timeout_us);

@@ -227,5 +227,90 @@ TEST(PatchFile, CallbackChecks) {
   EXPECT_NO_THROW(parse_patch(edited(file, [](auto&) {}, 2), "t.graft"));
 }
 
+// A manifest the builder never writes, with a header that matches it.
+void expect_manifest_refused(const std::function<void(nlohmann::json&)>& edit, const char* fragment) {
+  Bytes file = serialized(sample());
+  expect_refused_file(edited(file, edit, version_of(file)), fragment);
+}
+
+TEST(PatchFile, ManifestEditsAreAcceptedWhenValid) {
+  // The helper itself: an unchanged manifest still parses.
+  Bytes file = serialized(sample());
+  EXPECT_NO_THROW(parse_patch(edited(file, [](nlohmann::json&) {}, version_of(file)), "t.graft"));
+}
+
+// nlohmann would convert these silently: -1 to 2^64-1, 1.5 to 1, true to 1.
+TEST(PatchFile, ManifestTypeConfusionIsRefused) {
+  expect_manifest_refused([](auto& j) { j["functions"][0]["size"] = -1; }, "wrong type");
+  expect_manifest_refused([](auto& j) { j["functions"][0]["address"] = 4096.5; }, "wrong type");
+  expect_manifest_refused([](auto& j) { j["functions"][0]["address"] = "4096"; }, "wrong type");
+  expect_manifest_refused([](auto& j) { j["layout"]["code_size"] = true; }, "wrong type");
+  expect_manifest_refused([](auto& j) { j["target"] = "x"; }, "missing object `target'");
+  expect_manifest_refused([](auto& j) { j["layout"] = nlohmann::json::array(); }, "layout");
+  expect_manifest_refused([](auto& j) { j["functions"] = nlohmann::json::object(); }, "functions");
+  expect_manifest_refused([](auto& j) { j["name"] = 7; }, "wrong type");
+  // A relocation type past 32 bits would otherwise be truncated to PC32.
+  expect_manifest_refused([](auto& j) { j["relocations"][0][1] = (uint64_t(1) << 32) + 2; },
+                          "wrong type");
+  expect_manifest_refused([](auto& j) { j["relocations"][0][3] = 1.0; }, "wrong type");
+  expect_manifest_refused([](auto& j) { j["relocations"][0][4] = -4096; }, "wrong type");
+}
+
+TEST(PatchFile, FunctionTooShortForTheJump) {
+  Patch p = sample();
+  p.functions[0].size = 3;
+  expect_refused(p, "bad size");
+}
+
+TEST(PatchFile, HugeFunctionIsRefused) {
+  // apply reads the whole function from the target: never 2^40 bytes.
+  Patch p = sample();
+  p.functions[0].size = uint64_t(1) << 40;
+  expect_refused(p, "bad size");
+}
+
+TEST(PatchFile, FunctionSizeWrapsAround) {
+  Patch p = sample();
+  p.functions[0].address = UINT64_MAX - 8;
+  expect_refused(p, "bad size");
+}
+
+TEST(PatchFile, OverlappingFunctionsAreRefused) {
+  Patch p = sample();
+  FunctionReplacement g = p.functions[0];
+  g.symbol = "other";
+  g.address = p.functions[0].address + 16;
+  p.functions.push_back(g);
+  expect_refused(p, "overlaps function `handle'");
+}
+
+TEST(PatchFile, ReplacementEntryOutOfRange) {
+  Patch p = sample();
+  p.functions[0].replacement_offset = 8;
+  p.functions[0].replacement_size = 9;  // ends past the 16 bytes of code
+  expect_refused(p, "replacement");
+}
+
+TEST(PatchFile, RelocationTargetOutsideImage) {
+  Patch p = sample();
+  p.relocations[1].image_offset = 3 * kPageSize + 1;
+  expect_refused(p, "outside");
+}
+
+TEST(PatchFile, ControlCharactersInNamesAreRefused) {
+  Patch p = sample();
+  p.name = "fix\x1b[2J";  // an escape sequence for the operator's terminal
+  expect_refused(p, "control character");
+  p = sample();
+  p.functions[0].symbol = "a\nb";
+  expect_refused(p, "control character");
+}
+
+TEST(PatchFile, NoCodeIsRefused) {
+  Patch p = sample();
+  p.layout.code_size = 0;
+  expect_refused(p, "no code");
+}
+
 }  // namespace
 }  // namespace graft

@@ -14,6 +14,8 @@
 namespace graft::arch {
 
 constexpr size_t kRedirectSize = 5;
+// The site is at most this far from the entry (past `endbr64`).
+constexpr uint64_t kMaxSiteOffset = 4;
 
 // Offset of the patch site from the function entry, given its first bytes.
 uint64_t patch_site_offset(std::span<const uint8_t> entry);
