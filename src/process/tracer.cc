@@ -102,23 +102,28 @@ Tracer::~Tracer() {
 }
 
 bool Tracer::seize(pid_t tid) {
-  // TRACESYSGOOD: a syscall stop reports SIGTRAP|0x80, which the kernel
-  // does not deliver if graft dies with the thread stopped there.
-  if (ptrace(PTRACE_SEIZE, tid, nullptr, reinterpret_cast<void*>(PTRACE_O_TRACESYSGOOD)) == 0) {
-    threads_[tid] = {};
-    return true;
-  }
-  int err = errno;
-  if (err == ESRCH) return false;  // exited meanwhile
-  if (err == EPERM) {
+  // A thread on its way out answers EPERM (its mm is gone) rather than
+  // ESRCH: retried briefly, and skipped once it has vanished, instead of
+  // calling the whole process untraceable.
+  for (int attempt = 0;; ++attempt) {
+    // TRACESYSGOOD: a syscall stop reports SIGTRAP|0x80, which the kernel
+    // does not deliver if graft dies with the thread stopped there.
+    if (ptrace(PTRACE_SEIZE, tid, nullptr, reinterpret_cast<void*>(PTRACE_O_TRACESYSGOOD)) == 0) {
+      threads_[tid] = {};
+      return true;
+    }
+    int err = errno;
+    if (err == ESRCH) return false;  // exited meanwhile
+    if (err != EPERM) fail("process {}: cannot trace thread {}: {}", pid_, tid, errno_text(err));
     std::string tracer = tracer_of(pid_, tid);
     if (!tracer.empty())
       fail("process {} is already traced by process {}; graft will not patch a process under a "
            "debugger or another graft",
            pid_, tracer);
-    fail("process {}: no permission to trace it", pid_);
+    if (access(fmt::format("/proc/{}/task/{}", pid_, tid).c_str(), F_OK) != 0) return false;
+    if (attempt == 50) fail("process {}: no permission to trace it", pid_);
+    std::this_thread::sleep_for(std::chrono::microseconds(100));
   }
-  fail("process {}: cannot trace thread {}: {}", pid_, tid, errno_text(err));
 }
 
 std::vector<pid_t> Tracer::threads() const {
