@@ -15,6 +15,7 @@
 #include "common/realtime_priority.h"
 #include "consistency/stop_model.h"
 #include "loader/callbacks.h"
+#include "loader/ifunc.h"
 #include "loader/loaded_objects.h"
 #include "loader/operations.h"
 #include "loader/placement.h"
@@ -58,11 +59,14 @@ class ApplyJob {
     bind_runtime_functions(tracer, scan.runtime);
     try {
       plan_region();
-      Bytes image = relocate();
+      resolve_externals();
+      // Without IFUNCs to resolve in the process, the image is complete
+      // before anything is mapped.
+      Bytes image = ifuncs_.empty() ? relocate() : Bytes{};
       create_region(tracer, memory_, maps_, layout_, patch_.id());
       fault_point("region-created");
       tracer.resume_all();
-      switch_to_patch(tracer, image);
+      switch_to_patch(tracer, std::move(image));
     } catch (...) {
       remove_injected_runtime(tracer);
       throw;
@@ -73,7 +77,7 @@ class ApplyJob {
   // The region exists and the threads run: fill it, run pre_patch, switch,
   // run post_patch. On failure the region is removed again (after
   // post_unpatch, if pre_patch had run).
-  void switch_to_patch(Tracer& tracer, const Bytes& image) {
+  void switch_to_patch(Tracer& tracer, Bytes image) {
     bool pre_patch_done = false;
     try {
       // The record first: from here on, a later graft knows what this
@@ -81,6 +85,10 @@ class ApplyJob {
       record_.state = RecordState::Loading;
       memory_.write({layout_.address}, encode_record(record_));
       fault_point("record-written");
+      if (!ifuncs_.empty()) {
+        run_ifunc_resolvers(tracer);
+        image = relocate();
+      }
       memory_.write({layout_.address + layout_.image_offset}, image);
       if (auto thunk = call_return_thunk_address(record_))
         memory_.write({*thunk}, arch::kCallReturnThunk);
@@ -303,20 +311,41 @@ class ApplyJob {
       record_.callbacks.push_back({c.kind, c.function, base + c.offset});
   }
 
+  // The address of every external symbol, except the IFUNCs whose resolver
+  // must run in the process (ifuncs_, settled by run_ifunc_resolvers()).
+  void resolve_externals() {
+    SymbolResolver resolver(objects_, target_, maps_, memory_, pid_);
+    for (size_t i = 0; i < patch_.externals.size(); ++i) {
+      const auto& e = patch_.externals[i];
+      if (e.where == ExternalSymbol::Where::Target) {
+        addresses_.push_back(target_.bias + e.value);
+      } else if (auto it = runtime_.addresses.find(e.name); it != runtime_.addresses.end()) {
+        addresses_.push_back(it->second);
+      } else {
+        SymbolLookup l = resolver.lookup(e.name);
+        addresses_.push_back(l.address);
+        if (!l.note.empty()) result_.notes.push_back(l.note);
+        if (l.call) ifuncs_.emplace_back(i, *l.call);
+      }
+    }
+  }
+
+  // After the record is written; the thunk first, for a kill-safe return.
+  void run_ifunc_resolvers(Tracer& tracer) {
+    if (auto thunk = call_return_thunk_address(record_)) memory_.write({*thunk}, arch::kCallReturnThunk);
+    for (const auto& [index, call] : ifuncs_) {
+      IfuncResult r = run_ifunc_resolver(tracer, memory_, record_, call, options_.timeout_s);
+      addresses_[index] = r.address;
+      result_.notes.push_back(r.note);
+    }
+    fault_point("ifuncs-resolved");
+  }
+
   Bytes relocate() {
     uint64_t base = layout_.address + layout_.image_offset;
-    SymbolResolver resolver(objects_, target_, maps_, memory_, pid_);
-    std::vector<uint64_t> addresses;
-    for (const auto& e : patch_.externals)
-      if (e.where == ExternalSymbol::Where::Target)
-        addresses.push_back(target_.bias + e.value);
-      else if (auto it = runtime_.addresses.find(e.name); it != runtime_.addresses.end())
-        addresses.push_back(it->second);
-      else
-        addresses.push_back(resolver.resolve(e.name));
     Bytes image = patch_.image;
     for (const auto& r : patch_.relocations) {
-      uint64_t S = r.external >= 0 ? addresses[r.external] : base + r.image_offset;
+      uint64_t S = r.external >= 0 ? addresses_[r.external] : base + r.image_offset;
       std::string context =
           r.external >= 0 ? fmt::format("process {}: reference to `{}'", pid_, patch_.externals[r.external].name)
                           : fmt::format("process {}: patch-internal reference", pid_);
@@ -340,6 +369,8 @@ class ApplyJob {
   PatchRecord record_;
   RegionLayout layout_;
   SwitchPlan plan_;
+  std::vector<uint64_t> addresses_;                  // of patch_.externals
+  std::vector<std::pair<size_t, IfuncCall>> ifuncs_;  // still to resolve in the process
 };
 
 }  // namespace
