@@ -6,7 +6,12 @@
 #
 # Three processes (tests/corpus/cares_probe.c) map the unfixed libcares.so.2;
 # in each, a thread resolves names all the time against tests/corpus/
-# fake_dns.py. Each fix shows its bug in every process before and not after:
+# fake_dns.py. A fourth (tests/corpus/cares_bare.c) imports none of glibc's
+# string functions, so the IFUNCs a fix calls (strlen, strchr, strncpy for
+# CVE-2023-31130) come from libcares's own GOT, or from their resolvers run
+# in the process where libcares does not import them either
+# (docs/corpus.md). Each fix shows its bug in every process before and not
+# after:
 #   CVE-2022-4904   ares_set_sortlist("111.111.111.111*/16") overflows a stack
 #                   buffer and returns ARES_SUCCESS; ARES_EBADSTR after;
 #   CVE-2023-31130  the rewritten ares_inet_net_pton: "1:2:3:4:5:6:7:8/16" is
@@ -36,6 +41,14 @@ cp "$ARTIFACT" "$T/lib/libcares.so.2"
 LIB=$T/lib/libcares.so.2
 cc -pthread -I"$TREE/include" "$CORPUS/cares_probe.c" -L"$T/lib" -l:libcares.so.2 \
   -Wl,-rpath,"$T/lib" -o "$T/cares_probe"
+cc -fno-builtin -I"$TREE/include" "$CORPUS/cares_bare.c" -L"$T/lib" -l:libcares.so.2 \
+  -Wl,-rpath,"$T/lib" -o "$T/cares_bare"
+imports() {  # FILE: the names its dynamic relocations bind (JUMP_SLOT, GLOB_DAT)
+  LC_ALL=C readelf -rW "$1" | awk '/JUMP_SLOT|GLOB_DAT/ {sub(/@.*/, "", $5); print $5}' | sort -u
+}
+LIBC=$(ldd "$T/cares_bare" | awk '/libc\.so/ {print $3}')
+LIBC_IFUNCS=$(LC_ALL=C readelf -sW --dyn-syms "$LIBC" | awk '$4 == "IFUNC" {sub(/@.*/, "", $8); print $8}' | sort -u)
+[[ -n $LIBC_IFUNCS ]] || fail "found no IFUNC in $LIBC"
 
 "$PYTHON" "$CORPUS/fake_dns.py" "$T/dns.port" &
 bg_track $!
@@ -47,6 +60,8 @@ for p in "${PROBES[@]}"; do
   start_target $p "$T/cares_probe" "$DNS_PORT"
   grep -q "$LIB" "/proc/${TPID[$p]}/maps" || fail "$p does not map $LIB"
 done
+start_target bare "$T/cares_bare"
+grep -q "$LIB" "/proc/${TPID[bare]}/maps" || fail "bare does not map $LIB"
 
 check_all() {  # COMMAND WANT: every probe answers WANT
   local p
@@ -66,13 +81,26 @@ check_all "sortlist 111.111.111.111*/16" "status 0 nsort 0"
 check_all "sortlist 1:2:3:4:5:6:7:8/16" "status 0 nsort 0"
 check_all "query empty-first.test" "error Could not contact DNS servers"
 resolving_ok
+expect bare "sortlist 111.111.111.111*/16" "status 0 nsort 0"
+expect bare "sortlist 1:2:3:4:5:6:7:8/16" "status 0 nsort 0"
 
 # ---------------------------------------------------------------- the fixes
-want_pids=$(for p in "${PROBES[@]}"; do echo "${TPID[$p]}"; done | sort -n | paste -sd, | sed 's/,/, /g; s/^/[/; s/$/]/')
+want_pids=$(for p in "${PROBES[@]}" bare; do echo "${TPID[$p]}"; done | sort -n | paste -sd, | sed 's/,/, /g; s/^/[/; s/$/]/')
 applied=()
 for fix in "${FIXES[@]}"; do
   graft build --from-diff "$FIXES_DIR/$fix" --source "$TREE" --target "$LIB" --build "$BUILD" \
     -o "$T/$fix.graft" || fail "--from-diff failed for $fix"
+  # The IFUNCs the fix calls: none imported by `bare'; where libcares does
+  # not import one either, graft must run its resolver in the processes.
+  graft_ok info "$T/$fix.graft" --json
+  ifuncs=$(json_get '"\n".join(e["name"] for e in j["externals"] if e["where"] == "library")' <"$T/graft.out" |
+           grep -xF "$LIBC_IFUNCS" || true)
+  if [[ -n $ifuncs ]]; then
+    in_bare=$(grep -xF "$(imports "$T/cares_bare")" <<<"$ifuncs" || true)
+    [[ -z $in_bare ]] || fail "cares_bare imports $in_bare, which $fix calls"
+    not_in_lib=$(grep -vxF "$(imports "$LIB")" <<<"$ifuncs" || true)
+    log "$fix calls the IFUNCs $(paste -sd' ' <<<"$ifuncs"); libcares imports all but: ${not_in_lib:-none}"
+  fi
   # --all: every process that maps this build of libcares. Processes
   # other than ours (someone else's program on the corpus library) may be
   # among them; ours must all be patched.
@@ -88,9 +116,11 @@ is_applied() { [[ " ${applied[*]} " == *" $1 "* ]]; }
 # ---------------------------------------------------------------- after
 if is_applied CVE-2022-4904.diff; then
   check_all "sortlist 111.111.111.111*/16" "status 17 nsort 0"   # ARES_EBADSTR
+  expect bare "sortlist 111.111.111.111*/16" "status 17 nsort 0"
 fi
 if is_applied CVE-2023-31130.diff; then
   check_all "sortlist 1:2:3:4:5:6:7:8/16" "status 0 nsort 1"
+  expect bare "sortlist 1:2:3:4:5:6:7:8/16" "status 0 nsort 1"
 fi
 if is_applied CVE-2023-32067.diff; then
   check_all "query empty-first.test" "ok 10.0.0.1"
@@ -102,3 +132,4 @@ for p in "${PROBES[@]}"; do
   [[ $(patch_count "${TPID[$p]}") -eq ${#applied[@]} ]] || fail "$p: graft list does not show ${#applied[@]} patches"
   log "$p (pid ${TPID[$p]}): applied ${applied[*]}; resolver $(ask $p stats)"
 done
+[[ $(patch_count "${TPID[bare]}") -eq ${#applied[@]} ]] || fail "bare: graft list does not show ${#applied[@]} patches"
