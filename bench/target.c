@@ -28,6 +28,10 @@
  * answers each with one line on stdout:
  *   reset  -> "ok"                 start a new gap window (also zeroes counters)
  *   stat   -> "gap_us=G max_gap_at_us=T window_us=W beats=B orig=O patched=P errors=E"
+ *   calltime N -> "ns=X patched=P"  the main thread calls bench_work() N times
+ *                  (through a pointer, as any caller) and gives the mean time per
+ *                  call and how many answered as patched: the cost of whatever
+ *                  the entry does (direct, a graft gate during a transition...)
  *   quit   -> "bye", exits (so does EOF on stdin)
  * Both commands are handed to the heartbeat thread and answered only after it
  * has acknowledged them, i.e. after it has read the clock again: so a gap still
@@ -287,6 +291,20 @@ int main(int argc, char **argv) {
              " errors=%" PRIu64 "\n",
              res_gap_ns / 1000, res_gap_at_ns / 1000, res_window_ns / 1000,
              res_beats, o, p, e);
+    } else if (!strncmp(line, "calltime ", 9)) {
+      long calls = strtol(line + 9, NULL, 10);
+      if (calls <= 0) calls = 1;
+      int (*volatile fn)(int) = bench_work;
+      uint64_t patched = 0;
+      struct timespec a, b;
+      clock_gettime(CLOCK_MONOTONIC, &a);
+      for (long i = 0; i < calls; i++) {
+        int x = (int)(i & 0xffff);
+        patched += fn(x) == 3 * x + 2;
+      }
+      clock_gettime(CLOCK_MONOTONIC, &b);
+      double ns = ((b.tv_sec - a.tv_sec) * 1e9 + (b.tv_nsec - a.tv_nsec)) / (double)calls;
+      printf("ns=%.3f patched=%" PRIu64 "\n", ns, patched);
     } else if (!strncmp(line, "quit", 4)) {
       printf("bye\n");
       break;

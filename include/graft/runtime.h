@@ -59,6 +59,15 @@ void graft_shadow_free(void *obj, unsigned long id, graft_shadow_dtor_t dtor);
 /* The same for every object that has shadow data with this id. */
 void graft_shadow_free_all(unsigned long id, graft_shadow_dtor_t dtor);
 
+/* A quiescent point for graft's per-thread models (`graft apply --model lazy'
+ * or hybrid): call it where the calling thread holds no function a patch may
+ * replace on its stack, such as at the top of an event loop. If a transition
+ * is in progress and this thread has not moved yet, it moves itself to the
+ * patched (or, during a revert, the original) code, without ptrace. Returns
+ * 1 if it moved, 0 otherwise. Costs a load when no transition runs;
+ * async-signal-safe. x86-64. */
+int graft_quiescent(void);
+
 /* Version of the runtime's interface (GRAFT_RT_ABI_VERSION of the copy that
  * answers). */
 unsigned graft_rt_abi_version(void);

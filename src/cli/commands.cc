@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <set>
 #include <nlohmann/json.hpp>
 
 #include "builder/patch_builder.h"
@@ -51,6 +52,15 @@ json result_json(const OperationResult& r) {
           {"pause_ms", r.pause_ms},
           {"max_pause_ms", r.max_pause_ms},
           {"retries", r.retries},
+          {"model", r.model},
+          {"transition_ms", r.transition_ms},
+          {"stalls", r.stalls},
+          {"stall_max_us", r.stall_max_us},
+          {"stall_p99_us", r.stall_p99_us},
+          {"forced", r.forced},
+          {"breakpoint_hits", r.breakpoint_hits},
+          {"rolled_back", r.rolled_back},
+          {"left_in_transition", r.left_in_transition},
           {"recovered", r.recovered},
           {"notes", r.notes},
           {"error", r.ok ? json(nullptr) : json(r.error)}};
@@ -58,10 +68,17 @@ json result_json(const OperationResult& r) {
 
 void print_result(const OperationResult& r, const char* verb) {
   for (const auto& a : r.recovered) fmt::print("pid {}: repaired first: {}\n", r.pid, a);
-  if (r.ok)
+  if (r.ok && r.model != "stop")
+    fmt::print("pid {}: {} {} (id {}) in {:.1f} ms, model {}: no global pause; {} threads, "
+               "transition {:.1f} ms, {} single-thread stops (longest {:.0f} us, p99 {:.0f} us)\n",
+               r.pid, verb, printable(r.patch_name), r.patch_id, r.total_ms, r.model, r.threads,
+               r.transition_ms, r.stalls, r.stall_max_us, r.stall_p99_us);
+  else if (r.ok)
     fmt::print("pid {}: {} {} (id {}) in {:.1f} ms, global pause {:.2f} ms, {} threads, {} "
                "retries\n",
                r.pid, verb, printable(r.patch_name), r.patch_id, r.total_ms, r.pause_ms, r.threads, r.retries);
+  else if (r.left_in_transition)
+    fmt::print("pid {}: FAILED: {}\n", r.pid, printable(r.error));
   else
     fmt::print("pid {}: FAILED: {}; process left unchanged\n", r.pid, printable(r.error));
   if (r.ok)
@@ -91,6 +108,8 @@ std::vector<OperationResult> for_each_process(const std::vector<pid_t>& pids, co
                                               const char* verb, Operation operation) {
   OperationOptions options;
   options.timeout_s = t.timeout_s;
+  options.force = t.force;
+  options.report_after_s = t.report_after_s;
   std::vector<OperationResult> results;
   for (pid_t pid : pids) {
     results.push_back(operation(pid, options));
@@ -229,7 +248,6 @@ AuditEvent event_of(const char* action, const OperationResult& r) {
 }
 
 int apply(const std::string& patch_file, const TargetArgs& t, const std::string& model) {
-  if (model != "stop") throw Error(fmt::format("consistency model `{}' is not available", model));
   Policy policy = load_policy(t.policy);
   AuditLog audit(policy);
   AuditEvent refused;
@@ -266,7 +284,8 @@ int apply(const std::string& patch_file, const TargetArgs& t, const std::string&
     return kExitRefused;
   }
   std::vector<pid_t> pids = t.all ? processes_mapping(patch.target.build_id) : std::vector<pid_t>{t.pid};
-  auto results = for_each_process(pids, t, "applied", [&](pid_t pid, const OperationOptions& o) {
+  auto results = for_each_process(pids, t, "applied", [&](pid_t pid, OperationOptions o) {
+    o.model = model;
     OperationResult r = apply_patch(patch, pid, o);
     AuditEvent e = event_of("apply", r);
     e.patch_file = patch_file;
@@ -282,16 +301,24 @@ int revert(const std::string& which, const TargetArgs& t) {
   AuditLog audit(policy);
   std::vector<pid_t> pids;
   if (t.all) {
+    // A name is not unique across processes: `--all' by name acts only if
+    // it names one patch (one id) everywhere.
+    std::set<std::string> ids;
     for (pid_t pid : processes_with_patches()) {
       try {
         for (const auto& r : list_patches(pid).patches)
           if (r.matches(which)) {
             pids.push_back(pid);
+            ids.insert(r.id);
             break;
           }
       } catch (const Error&) {
       }
     }
+    if (ids.size() > 1)
+      throw Error(fmt::format("`{}' names {} different patches in different processes (ids {}); "
+                              "revert --all needs one: give its id",
+                              printable(which), ids.size(), fmt::join(ids, ", ")));
   } else {
     pids.push_back(t.pid);
   }
@@ -351,8 +378,20 @@ int list(int pid, bool as_json) {
         json cbs = json::array();
         for (const auto& c : r.callbacks)
           cbs.push_back({{"kind", callback_kind_name(c.kind)}, {"function", c.function}});
+        json transition = nullptr;
+        if (auto t = pp.transitions.find(r.id); t != pp.transitions.end()) {
+          const TransitionStatus& st = t->second;
+          json pending = json::array();
+          for (const auto& [tid, why] : st.pending) pending.push_back({{"tid", tid}, {"holding", why}});
+          transition = {{"valid", st.valid},          {"problem", st.problem},
+                        {"driver_pid", st.driver_pid}, {"driver_alive", st.driver_alive},
+                        {"revert_requested", st.revert_requested},
+                        {"threads", st.threads_total}, {"moved", st.threads_moved},
+                        {"pending", pending}};
+        }
         size_t i = patches.size();
-        patches.push_back({{"id", r.id}, {"name", r.name}, {"seq", r.seq},
+        patches.push_back({{"id", r.id}, {"name", r.name}, {"seq", r.seq}, {"model", r.model},
+                           {"transition", transition},
                            {"state", state_name(r.state)}, {"redirected", pp.redirected[i]},
                            {"interrupted", r.state != RecordState::Active && !pp.traced},
                            {"target", r.target_path},
@@ -387,6 +426,17 @@ int list(int pid, bool as_json) {
       for (const auto& f : r.functions)
         fmt::print("    {} at {:#x} -> {:#x}\n", function_name(f.symbol, f.demangled, f.file),
                    f.address, f.replacement);
+      if (auto t = pp.transitions.find(r.id); t != pp.transitions.end()) {
+        const TransitionStatus& st = t->second;
+        if (!st.valid) {
+          fmt::print("    transition: {}\n", st.problem);
+        } else {
+          fmt::print("    transition ({} model, driven by graft pid {}{}): {}/{} threads moved{}\n", r.model,
+                     st.driver_pid, st.driver_alive ? "" : ", gone", st.threads_moved, st.threads_total,
+                     st.pending.empty() ? "" : "; pending:");
+          for (const auto& [tid, why] : st.pending) fmt::print("      thread {}: {}\n", tid, printable(why));
+        }
+      }
     }
     for (const auto& problem : pp.problems) fmt::print("pid {}: WARNING: {}\n", p, printable(problem));
   }

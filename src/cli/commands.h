@@ -18,6 +18,8 @@ struct TargetArgs {
   bool all = false;
   double timeout_s = 10;
   bool json = false;
+  bool force = false;
+  double report_after_s = 2;
   std::string policy;  // --policy FILE ("": $GRAFT_POLICY or /etc/graft/policy)
 };
 

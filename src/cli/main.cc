@@ -91,7 +91,18 @@ int main(int argc, char** argv) {
   auto* apid = apply_cmd->add_option("--pid", at.pid, "Process to patch");
   auto* aall = apply_cmd->add_flag("--all", at.all, "Every process that maps the patch's target");
   apid->excludes(aall);
-  apply_cmd->add_option("--model", model, "Consistency model")->check(CLI::IsMember({"stop"}));
+  apply_cmd->add_option("--model", model,
+                        "Consistency model: stop (every thread stopped at once, the default), "
+                        "hybrid (per-thread, stack-checked) or lazy (per-thread, at system calls "
+                        "and graft_quiescent())")
+      ->check(CLI::IsMember({"stop", "hybrid", "lazy"}));
+  apply_cmd->add_flag("--force", at.force,
+                      "Per-thread models: move every thread to the new code without checking its "
+                      "stack (unsafe)");
+  apply_cmd->add_option("--report-after", at.report_after_s,
+                        "Per-thread models: seconds after which the threads still pending are "
+                        "reported (2)")
+      ->check(CLI::NonNegativeNumber);
   apply_cmd->add_option("--timeout", at.timeout_s, "Seconds to wait for threads to leave patched code")
       ->check(CLI::PositiveNumber);
   apply_cmd->add_flag("--json", at.json, "Machine-readable output");
@@ -145,6 +156,7 @@ int main(int argc, char** argv) {
     if (*sign_cmd) return sign(sign_file, sign_key, sign_output);
     if (*apply_cmd) {
       if (!at.pid && !at.all) throw graft::Error("apply needs --pid PID or --all");
+      if (at.force && model == "stop") throw graft::Error("--force needs --model hybrid or lazy");
       return apply(apply_file, at, model);
     }
     if (*revert_cmd) {

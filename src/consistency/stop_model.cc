@@ -66,6 +66,12 @@ void run_stop_model(Tracer& tracer, const ProcessMemory& memory, const SwitchPla
                     const StopOptions& options, const std::function<void()>& while_stopped,
                     SwitchResult& result) {
   StackCheck check(tracer.pid(), memory, plan.busy);
+  auto check_thread = [&](pid_t tid) -> std::optional<std::string> {
+    if (!options.pc_only) return check.check(tid, tracer.registers(tid));
+    uint64_t pc = arch::pc(tracer.registers(tid));
+    if (!check.in_busy_code(pc)) return std::nullopt;
+    return fmt::format("thread {} is at {:#x}, where graft writes", tid, pc);
+  };
   result = {};
   auto start = Clock::now();
   auto backoff = std::chrono::microseconds(500);
@@ -78,7 +84,7 @@ void run_stop_model(Tracer& tracer, const ProcessMemory& memory, const SwitchPla
         Clock::now() + std::chrono::duration_cast<Clock::duration>(
                            std::chrono::duration<double, std::milli>(kMaxRunAloneMsPerStop));
     for (pid_t tid : tracer.threads()) {
-      busy = check.check(tid, tracer.registers(tid));
+      busy = check_thread(tid);
       if (busy && check.in_busy_code(arch::pc(tracer.registers(tid)))) {
         bool left = false;
         try {
@@ -90,7 +96,7 @@ void run_stop_model(Tracer& tracer, const ProcessMemory& memory, const SwitchPla
         if (left) {
           ++result.threads_run_out;
           check.forget_memory();  // its stack changed
-          busy = check.check(tid, tracer.registers(tid));
+          busy = check_thread(tid);
         }
       }
       if (busy) break;

@@ -18,6 +18,9 @@ struct StopOptions {
   // Runs with every thread stopped and checked, before the first write (to
   // mark the record, so an interrupted switch can be told from a done one).
   std::function<void()> before_writes;
+  // Checks only where each thread is (its pc), not its whole stack: for
+  // writes that only a thread at that very place could notice.
+  bool pc_only = false;
 };
 
 // `while_stopped` runs after the writes, before any thread resumes (to

@@ -6,13 +6,17 @@
 #include <ctime>
 #include <set>
 
+#include "arch/x86_64/displaced.h"
+#include "arch/x86_64/gate.h"
 #include "arch/x86_64/jump.h"
 #include "arch/x86_64/relocation.h"
 #include "arch/x86_64/sigreturn_frame.h"
+#include "arch/x86_64/trap_handler.h"
 #include "common/clock.h"
 #include "common/error.h"
 #include "common/fault_point.h"
 #include "common/realtime_priority.h"
+#include "consistency/per_thread_model.h"
 #include "consistency/stop_model.h"
 #include "loader/callbacks.h"
 #include "loader/ifunc.h"
@@ -23,6 +27,7 @@
 #include "process/process_lock.h"
 #include "loader/runtime_binding.h"
 #include "loader/symbol_resolver.h"
+#include "loader/transition_revert.h"
 
 namespace graft {
 
@@ -49,12 +54,17 @@ class ApplyJob {
     for (const auto& r : records_)
       if (r.sha256 == patch_.sha256)
         fail("process {}: patch {} is already applied (state {})", pid_, r.label(), state_name(r.state));
+    refuse_if_in_transition(records_, pid_, memory_);
     if (patch_.cumulative) choose_replaced();
 
+    per_thread_ = options_.model != "stop";
+    record_.model = options_.model;
+    if (per_thread_ && patch_.cumulative)
+      fail("process {}: a cumulative patch needs --model stop (it replaces earlier patches in one switch)", pid_);
     plan_functions();
     if (patch_.cumulative) plan_restored_functions();
 
-    Tracer tracer(pid_);
+    Tracer tracer(pid_, per_thread_);
     result_.threads = tracer.thread_count();
     bind_runtime_functions(tracer, scan.runtime);
     try {
@@ -63,12 +73,14 @@ class ApplyJob {
       // Without IFUNCs to resolve in the process, the image is complete
       // before anything is mapped.
       Bytes image = ifuncs_.empty() ? relocate() : Bytes{};
+      Bytes gates;
+      if (per_thread_) gates = plan_gates();
       create_region(tracer, memory_, maps_, layout_, patch_.id());
       fault_point("region-created");
       tracer.resume_all();
-      switch_to_patch(tracer, std::move(image));
+      switch_to_patch(tracer, std::move(image), gates);
     } catch (...) {
-      remove_injected_runtime(tracer);
+      if (!region_in_use_) remove_injected_runtime(tracer);
       throw;
     }
   }
@@ -76,8 +88,9 @@ class ApplyJob {
  private:
   // The region exists and the threads run: fill it, run pre_patch, switch,
   // run post_patch. On failure the region is removed again (after
-  // post_unpatch, if pre_patch had run).
-  void switch_to_patch(Tracer& tracer, Bytes image) {
+  // post_unpatch, if pre_patch had run), unless a per-thread transition
+  // could be neither completed nor undone (TransitionStuck).
+  void switch_to_patch(Tracer& tracer, Bytes image, const Bytes& gates) {
     bool pre_patch_done = false;
     try {
       // The record first: from here on, a later graft knows what this
@@ -102,23 +115,19 @@ class ApplyJob {
       }
       pre_patch_done = true;
 
-      StopOptions stop;
-      stop.timeout_s = options_.timeout_s;
-      stop.detach_after = false;
-      SwitchResult s;
-      try {
-        run_stop_model(tracer, memory_, plan_, stop, [&] {
-          write_record_state(memory_, record_, RecordState::Active);
-          for (const auto* r : replaced_) write_record_state(memory_, *r, RecordState::Reverting);
-          fault_point("applied");
-        }, s);
-      } catch (...) {
-        report(s);
-        throw;
+      if (per_thread_) {
+        memory_.write({record_.transition.gates}, gates);
+        try {
+          run_transition(tracer);
+        } catch (const TransitionStuck&) {
+          region_in_use_ = true;
+          throw;
+        }
+      } else {
+        switch_stop_model(tracer);
       }
-      report(s);
-      if (!process_alive(pid_)) fail("process {} exited during the apply", pid_);
     } catch (...) {
+      if (region_in_use_) throw;
       try {
         if (pre_patch_done)
           if (auto run = run_callback(tracer, memory_, record_, Callback::Kind::PostUnpatch, options_.timeout_s);
@@ -145,6 +154,25 @@ class ApplyJob {
         run && !run->ok())
       result_.notes.push_back(run->describe(Callback::Kind::PostPatch, record_) + " (the patch stays applied)");
     tracer.detach();
+  }
+
+  void switch_stop_model(Tracer& tracer) {
+    StopOptions stop;
+    stop.timeout_s = options_.timeout_s;
+    stop.detach_after = false;
+    SwitchResult s;
+    try {
+      run_stop_model(tracer, memory_, plan_, stop, [&] {
+        write_record_state(memory_, record_, RecordState::Active);
+        for (const auto* r : replaced_) write_record_state(memory_, *r, RecordState::Reverting);
+        fault_point("applied");
+      }, s);
+    } catch (...) {
+      report(s);
+      throw;
+    }
+    report(s);
+    if (!process_alive(pid_)) fail("process {} exited during the apply", pid_);
   }
 
   // The patches a cumulative patch replaces: every active patch of the same
@@ -233,6 +261,7 @@ class ApplyJob {
       uint64_t site_off = arch::patch_site_offset(running);
       if (f.size < site_off + arch::kRedirectSize)
         fail("process {}: function `{}' is {} bytes, too short for the jump", pid_, name, f.size);
+      current_.push_back(Bytes(running.begin() + site_off, running.end()));
       uint64_t site = addr + site_off;
       Bytes now(running.begin() + site_off, running.begin() + site_off + arch::kRedirectSize);
       Bytes original = now;
@@ -249,6 +278,15 @@ class ApplyJob {
         fail("process {}: function `{}' differs from the one the patch was built for (another "
              "build of {}, or modified by another tool)",
              pid_, name, target_.path);
+      if (per_thread_) {
+        // The displaced bytes are what runs now: the original instructions,
+        // or the jump of the patch below this one.
+        size_t n = arch::relocate_displaced(current_.back(), site, site, name).length;
+        arch::check_no_branch_into(running, addr, site, n, name);
+        for (const auto& c : f.cold_parts)
+          arch::check_no_branch_into(memory_.read({target_.bias + c.start}, c.size), target_.bias + c.start,
+                                     site, n, name);
+      }
 
       plan_.busy.push_back({{addr, f.size}, "function `" + name + "'"});
       for (const auto& c : f.cold_parts)
@@ -288,14 +326,40 @@ class ApplyJob {
     // Size the record with the widest addresses it could hold.
     PatchRecord widest = record_;
     widest.region_size = widest.image_base = UINT64_MAX;
-    for (auto& f : widest.functions) f.replacement = UINT64_MAX;
+    for (auto& f : widest.functions) {
+      f.replacement = UINT64_MAX;
+      if (per_thread_) {
+        f.gate = f.old_path = f.displaced = UINT64_MAX;
+        f.gate_redirect = Bytes(arch::kRedirectSize);
+      }
+    }
+    if (per_thread_)
+      widest.transition = {UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT32_MAX, UINT32_MAX, UINT64_MAX, UINT64_MAX};
     record_.callbacks.clear();
     layout_.image_offset = record_pages(widest);
+    if (per_thread_) {
+      area_ = TransitionAreaLayout::for_threads(list_threads(pid_).size());
+      layout_.transition_offset = layout_.image_offset;
+      layout_.transition_size = area_.size;
+      layout_.gates_offset = layout_.transition_offset + area_.size;
+      // The gates, then the SIGTRAP handler that stands in for graft if it
+      // dies with an int3 in running code.
+      layout_.gates_size = page_round_up(patch_.functions.size() * kGateSlot +
+                                         arch::trap_handler_size(patch_.functions.size()));
+      layout_.image_offset = layout_.gates_offset + layout_.gates_size;
+    }
     layout_.image = patch_.layout;
     layout_.size = layout_.image_offset + patch_.layout.memory_size();
     layout_.address = choose_region_address(maps_, target_, layout_.size, pid_);
 
     uint64_t base = layout_.address + layout_.image_offset;
+    if (per_thread_) {
+      area_.address = layout_.address + layout_.transition_offset;
+      uint64_t gates = layout_.address + layout_.gates_offset;
+      record_.transition = {area_.address, area_.size, gates, layout_.gates_size, area_.capacity,
+                            area_.report_capacity, gates + patch_.functions.size() * kGateSlot,
+                            patch_.functions.size()};
+    }
     record_.region_start = layout_.address;
     record_.region_size = layout_.size;
     record_.image_base = base;
@@ -341,6 +405,96 @@ class ApplyJob {
     fault_point("ifuncs-resolved");
   }
 
+  // Each function's gate and old path (a kGateSlot-byte slot in the gates
+  // pages), and the plan of the transition.
+  Bytes plan_gates() {
+    Bytes out(layout_.gates_size, arch::kBreakpoint);  // padding traps
+    uint64_t gates = record_.transition.gates;
+    for (size_t i = 0; i < patch_.functions.size(); ++i) {
+      auto& fr = record_.functions[i];
+      std::string name = display_name(patch_.functions[i]);
+      uint64_t gate = gates + i * kGateSlot;
+      uint64_t old_path = gate + arch::kMaxGateSize;
+      auto displaced = arch::relocate_displaced(current_[i], fr.site, old_path, name);
+      Bytes code = arch::gate_code({gate, area_.table(), area_.capacity, area_.goal_byte(),
+                                    fr.replacement, old_path});
+      std::copy(code.begin(), code.end(), out.begin() + i * kGateSlot);
+      std::copy(displaced.old_path.begin(), displaced.old_path.end(),
+                out.begin() + i * kGateSlot + arch::kMaxGateSize);
+      auto to_gate = arch::redirect_bytes(fr.site, gate);
+      if (!to_gate) fail("process {}: gate out of jump range of `{}'", pid_, name);
+      fr.gate = gate;
+      fr.old_path = old_path;
+      fr.displaced = displaced.length;
+      fr.gate_redirect = *to_gate;
+      Bytes now(current_[i].begin(), current_[i].begin() + arch::kRedirectSize);
+      transition_.to_gates.push_back({name, {fr.site}, now, *to_gate});
+      transition_.to_new.push_back({name, {fr.site}, *to_gate, fr.redirect});
+      transition_.to_old.push_back({name, {fr.site}, *to_gate, now});
+      for (size_t k = 0; k < displaced.boundaries.size(); ++k)
+        transition_.interior[fr.site + displaced.boundaries[k]] = old_path + displaced.old_path_offsets[k];
+      transition_.gate_of_site[fr.site] = gate;
+    }
+    std::vector<arch::TrapSite> traps;
+    for (const auto& [site, gate] : transition_.gate_of_site) traps.push_back({site, gate});
+    Bytes handler = arch::trap_handler_block(record_.transition.trap_handler, traps);
+    std::copy(handler.begin(), handler.end(), out.begin() + patch_.functions.size() * kGateSlot);
+    transition_.trap_handler = record_.transition.trap_handler;
+    transition_.old_code = plan_.busy;
+    transition_.new_code = {{record_.code(), "the code of patch " + record_.label()}};
+    transition_.gates = {{gates, layout_.gates_size}, "the gates of patch " + record_.label()};
+    transition_.area = area_;
+    transition_.maps = maps_;
+    // graft_quiescent() of the process's libgraft-rt, if it maps one.
+    try {
+      SymbolResolver resolver(objects_, target_, maps_, memory_, pid_);
+      uint64_t area = resolver.resolve("graft_rt_transition_area");
+      uint64_t armed = resolver.resolve("graft_rt_transition_armed");
+      transition_.quiescent_area = area;
+      transition_.quiescent_armed = armed;
+    } catch (const Error&) {
+      // No libgraft-rt: threads move only when graft moves them.
+    }
+    return out;
+  }
+
+  void run_transition(Tracer& tracer) {
+    TransitionOptions o;
+    o.kind = options_.model == "lazy" ? PerThreadKind::Lazy : PerThreadKind::Hybrid;
+    o.force = options_.force;
+    o.timeout_s = options_.timeout_s;
+    o.report_after_s = options_.report_after_s;
+    o.label = fmt::format("pid {}", pid_);
+    o.set_state = [&](RecordState s) { write_record_state(memory_, record_, s); };
+    TransitionResult t;
+    auto report = [&] {
+      result_.threads = t.threads;
+      result_.transition_ms = t.transition_ms;
+      result_.stalls = t.stalls_us.size();
+      result_.stall_max_us = t.stalls_us.empty() ? 0 : *std::max_element(t.stalls_us.begin(), t.stalls_us.end());
+      result_.stall_p99_us = percentile(t.stalls_us, 99);
+      result_.forced = t.forced;
+      result_.breakpoint_hits = t.breakpoint_hits;
+    };
+    try {
+      run_per_thread_apply(tracer, memory_, transition_, o, t);
+    } catch (...) {
+      report();
+      throw;
+    }
+    report();
+    if (!t.applied) {
+      result_.rolled_back = true;
+      fail("{}; rolled back: every thread runs the old code again", t.reason);
+    }
+    if (t.forced)
+      std::fprintf(stderr,
+                   "graft: warning: pid %d: %zu thread(s) were moved to the new code without a stack "
+                   "check (--force); if one of them was inside a replaced function, the process may "
+                   "misbehave\n",
+                   pid_, t.forced);
+  }
+
   Bytes relocate() {
     uint64_t base = layout_.address + layout_.image_offset;
     Bytes image = patch_.image;
@@ -369,6 +523,12 @@ class ApplyJob {
   PatchRecord record_;
   RegionLayout layout_;
   SwitchPlan plan_;
+  bool per_thread_ = false;
+  bool region_in_use_ = false;  // a stuck transition: the region must stay
+  std::vector<Bytes> current_;  // running bytes from each site to the function's end
+  TransitionAreaLayout area_;
+  TransitionPlan transition_;
+  static constexpr uint64_t kGateSlot = arch::kMaxGateSize + 128;
   std::vector<uint64_t> addresses_;                  // of patch_.externals
   std::vector<std::pair<size_t, IfuncCall>> ifuncs_;  // still to resolve in the process
 };
@@ -380,6 +540,7 @@ OperationResult apply_patch(const Patch& patch, pid_t pid, const OperationOption
   result.pid = pid;
   result.patch_id = patch.id();
   result.patch_name = patch.name;
+  result.model = options.model;
   result.patch_sha256 = patch.sha256;
   auto start = Clock::now();
   RealtimePriority priority;
@@ -387,6 +548,9 @@ OperationResult apply_patch(const Patch& patch, pid_t pid, const OperationOption
     ProcessLock lock(pid, options.timeout_s);
     ApplyJob(patch, pid, options, result).run();
     result.ok = true;
+  } catch (const TransitionStuck& e) {
+    result.error = e.what();
+    result.left_in_transition = true;
   } catch (const std::exception& e) {
     result.error = e.what();
   }

@@ -5,6 +5,7 @@
 #pragma once
 #include <sys/types.h>
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,9 @@ struct OperationOptions {
   // Also how long to wait for another graft working on the same process
   // (ProcessLock) before refusing.
   double timeout_s = 10;
+  std::string model = "stop";  // stop, lazy or hybrid
+  bool force = false;          // per-thread models: move threads without checks
+  double report_after_s = 2;   // per-thread models: report pending threads after this
 };
 
 struct OperationResult {
@@ -30,6 +34,15 @@ struct OperationResult {
   double max_pause_ms = 0;  // longest global stop, retries included
   int retries = 0;
   size_t threads = 0;
+  // Per-thread models:
+  std::string model = "stop";
+  double transition_ms = 0;  // first gate write to last entry write
+  size_t stalls = 0;         // single-thread stops
+  double stall_max_us = 0, stall_p99_us = 0;
+  size_t forced = 0;         // threads moved without checks
+  long breakpoint_hits = 0;  // threads that trapped on an entry being written
+  bool rolled_back = false;  // the transition was reversed; the process is as before
+  bool left_in_transition = false;  // failed, and the patch stays half-applied (see error)
   // Repairs of an earlier, interrupted graft done first (see recovery.h).
   std::vector<std::string> recovered;
   // Said to the operator even on success: a callback that crashed after
@@ -50,6 +63,7 @@ struct ProcessPatches {
   bool traced = false;             // a debugger or a graft is attached now
   std::optional<RuntimeRecord> runtime;  // injected by graft
   std::vector<std::string> problems;
+  std::map<std::string, TransitionStatus> transitions;  // by patch id, for patches in transition
 };
 ProcessPatches list_patches(pid_t pid);
 

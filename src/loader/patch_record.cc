@@ -4,9 +4,14 @@
 
 #include <algorithm>
 #include <cstring>
+#include <signal.h>
+
+#include "runtime/transition_abi.h"
 
 #include "arch/x86_64/jump.h"
+#include "arch/x86_64/trap_handler.h"
 #include "common/error.h"
+#include "process/proc_status.h"
 
 namespace graft {
 
@@ -48,7 +53,11 @@ json to_json(const PatchRecord& r) {
                    {"replacement_size", f.replacement_size},
                    {"original", to_hex(f.original)},
                    {"redirect", to_hex(f.redirect)},
-                   {"cold_parts", ranges_json(f.cold_parts)}});
+                   {"cold_parts", ranges_json(f.cold_parts)},
+                   {"gate", f.gate},
+                   {"old_path", f.old_path},
+                   {"displaced", f.displaced},
+                   {"gate_redirect", to_hex(f.gate_redirect)}});
   json cbs = json::array();
   for (const auto& c : r.callbacks)
     cbs.push_back({{"kind", callback_kind_name(c.kind)}, {"function", c.function}, {"address", c.address}});
@@ -64,6 +73,16 @@ json to_json(const PatchRecord& r) {
           {"code_size", r.code_size},
           {"applied_at", r.applied_at},
           {"graft_pid", r.graft_pid},
+          {"model", r.model},
+          {"transition",
+           {{"area", r.transition.area},
+            {"area_size", r.transition.area_size},
+            {"gates", r.transition.gates},
+            {"gates_size", r.transition.gates_size},
+            {"capacity", r.transition.capacity},
+            {"report_capacity", r.transition.report_capacity},
+            {"trap_handler", r.transition.trap_handler},
+            {"trap_sites", r.transition.trap_sites}}},
           {"functions", fns}};
 }
 
@@ -106,7 +125,7 @@ PatchRecord from_json(const json& j, const Mapping& region, const Header& h,
   PatchRecord r;
   r.region_start = region.start;
   r.seq = h.seq;
-  if (h.state < 1 || h.state > 3) fail("unknown state {}", h.state);
+  if (h.state < 1 || h.state > 5) fail("unknown state {}", h.state);
   r.state = static_cast<RecordState>(h.state);
   if (!j.is_object()) fail("record is not a JSON object");
   r.id = str(j, "id");
@@ -149,6 +168,45 @@ PatchRecord from_json(const json& j, const Mapping& region, const Header& h,
   };
   if (!inside_mapping(maps, r.image_base, r.code_size, in_region_code))
     fail("code is not in an executable mapping of the region");
+
+  r.model = j.contains("model") ? str(j, "model") : std::string("stop");
+  if (r.model != "stop" && r.model != "lazy" && r.model != "hybrid") fail("unknown model `{}'", r.model);
+  auto inside = [&](uint64_t start, uint64_t size) {
+    return start >= region.start && size <= r.region_size && start - region.start <= r.region_size - size;
+  };
+  if (j.contains("transition")) {
+    const json& t = j.at("transition");
+    if (!t.is_object()) fail("field `transition' is not an object");
+    r.transition.area = u64(t, "area");
+    r.transition.area_size = u64(t, "area_size");
+    r.transition.gates = u64(t, "gates");
+    r.transition.gates_size = u64(t, "gates_size");
+    uint64_t capacity = u64(t, "capacity"), report_capacity = u64(t, "report_capacity");
+    if (capacity > 65536 || report_capacity > 65536) fail("transition sizes out of range");
+    r.transition.capacity = static_cast<uint32_t>(capacity);
+    r.transition.report_capacity = static_cast<uint32_t>(report_capacity);
+    if (t.contains("trap_handler")) {
+      r.transition.trap_handler = u64(t, "trap_handler");
+      r.transition.trap_sites = u64(t, "trap_sites");
+    }
+  }
+  if (r.per_thread()) {
+    const auto& t = r.transition;
+    uint64_t table_bytes = uint64_t(t.capacity) * sizeof(graft_universe_entry);
+    uint64_t report_bytes = GRAFT_TRANSITION_REPORT_OFFSET + uint64_t(t.report_capacity) * sizeof(graft_report_entry);
+    if (t.capacity == 0 || (t.capacity & (t.capacity - 1)) || !inside(t.area, t.area_size) ||
+        page_round_up(report_bytes) + table_bytes > t.area_size || !inside(t.gates, t.gates_size) ||
+        !inside_mapping(maps, t.gates, t.gates_size, in_region_code))
+      fail("transition area or gates lie outside the region");
+    if (t.trap_handler != 0 &&
+        (t.trap_handler % 16 != 0 || t.trap_sites > 65536 ||
+         !inside(t.trap_handler, arch::trap_handler_size(t.trap_sites)) ||
+         !AddressRange{t.gates, t.gates_size}.contains(t.trap_handler) ||
+         t.trap_handler + arch::trap_handler_size(t.trap_sites) > t.gates + t.gates_size))
+      fail("trap handler lies outside the gates");
+  } else if (r.model != "stop") {
+    fail("model {} without a transition area", r.model);
+  }
 
   const json& fns = array(j, "functions");
   if (fns.empty()) fail("record has no function");
@@ -193,6 +251,20 @@ PatchRecord from_json(const json& j, const Mapping& region, const Header& h,
       fail("function {}: the saved redirection is not a jump to its replacement", x.symbol);
     for (const auto& other : r.functions)
       if (other.site == x.site) fail("function {}: listed twice", x.symbol);
+    x.gate = f.contains("gate") ? u64(f, "gate") : 0;
+    x.old_path = f.contains("old_path") ? u64(f, "old_path") : 0;
+    x.displaced = f.contains("displaced") ? u64(f, "displaced") : 0;
+    x.gate_redirect = from_hex(f.contains("gate_redirect") ? str(f, "gate_redirect") : std::string(),
+                               "gate redirect bytes");
+    if (r.per_thread()) {
+      AddressRange gates{r.transition.gates, r.transition.gates_size};
+      if (!gates.contains(x.gate) || !gates.contains(x.old_path) ||
+          x.displaced < arch::kRedirectSize || x.displaced > x.size - (x.site - x.address))
+        fail("function {}: gate outside the region's gates", x.symbol);
+      // Likewise, the only other jump it writes there leads to its gate.
+      if (x.gate_redirect != arch::redirect_bytes(x.site, x.gate))
+        fail("function {}: the saved jump to its gate does not lead there", x.symbol);
+    }
     r.functions.push_back(std::move(x));
   }
   // Absent from records of a graft that predates callbacks.
@@ -318,6 +390,8 @@ std::string state_name(RecordState s) {
     case RecordState::Loading: return "loading";
     case RecordState::Active: return "applied";
     case RecordState::Reverting: return "reverting";
+    case RecordState::Applying: return "applying (per-thread transition)";
+    case RecordState::Unapplying: return "reverting (per-thread transition)";
   }
   return "unknown";
 }
@@ -343,6 +417,48 @@ void write_record_state(const ProcessMemory& memory, const PatchRecord& r, Recor
   uint32_t v = static_cast<uint32_t>(state);
   memory.write({r.region_start + kStateOffset},
                {reinterpret_cast<const uint8_t*>(&v), sizeof v});
+}
+
+RecordState read_record_state(const ProcessMemory& memory, const PatchRecord& r) {
+  uint32_t v = 0;
+  if (!memory.try_read({r.region_start + kStateOffset}, &v, sizeof v)) fail("record unreadable");
+  if (v < 1 || v > 5) fail("unknown state {}", v);
+  return static_cast<RecordState>(v);
+}
+
+TransitionStatus read_transition_status(const ProcessMemory& memory, const PatchRecord& r) {
+  TransitionStatus st;
+  try {
+    if (!r.per_thread()) fail("no transition area");
+    graft_transition_header h;
+    if (!memory.try_read({r.transition.area}, &h, sizeof h)) fail("unreadable");
+    if (std::memcmp(h.magic, GRAFT_TRANSITION_MAGIC, 8) != 0 || h.version != GRAFT_TRANSITION_VERSION)
+      fail("bad magic or version");
+    if (h.capacity != r.transition.capacity || h.report_capacity != r.transition.report_capacity ||
+        h.report_count > h.report_capacity || h.threads_moved > h.threads_total)
+      fail("sizes disagree with the record");
+    st.driver_pid = h.driver_pid;
+    // The pid comes from the target's memory: believed only if that process
+    // really traces the target, as the graft driving a transition does.
+    st.driver_alive = h.driver_pid > 0 && kill(h.driver_pid, 0) == 0 &&
+                      tracer_pid(memory.pid(), memory.pid()) == h.driver_pid;
+    st.revert_requested = h.revert_request != 0;
+    st.threads_total = h.threads_total;
+    st.threads_moved = h.threads_moved;
+    st.report_seq = h.report_seq;
+    std::vector<graft_report_entry> e(h.report_count);
+    if (!e.empty() && !memory.try_read({r.transition.area + GRAFT_TRANSITION_REPORT_OFFSET}, e.data(),
+                                       e.size() * sizeof e[0]))
+      fail("report unreadable");
+    for (auto& x : e) {
+      x.holding[sizeof x.holding - 1] = 0;
+      st.pending.push_back({x.tid, std::string(x.holding)});
+    }
+    st.valid = true;
+  } catch (const Error& err) {
+    st.problem = fmt::format("transition area of {}: {}", r.label(), err.what());
+  }
+  return st;
 }
 
 PatchRecord parse_record(std::span<const uint8_t> bytes, const Mapping& region,

@@ -23,7 +23,16 @@
 
 namespace graft {
 
-enum class RecordState : uint32_t { Loading = 1, Active = 2, Reverting = 3 };
+// Applying / Unapplying: a per-thread transition is in progress (towards the
+// new code, or back to the old); the entries lead to the gates, and threads
+// run the code of their own universe (see consistency/per_thread_model.h).
+enum class RecordState : uint32_t {
+  Loading = 1,
+  Active = 2,
+  Reverting = 3,
+  Applying = 4,
+  Unapplying = 5,
+};
 std::string state_name(RecordState s);
 
 struct FunctionRecord {
@@ -34,6 +43,34 @@ struct FunctionRecord {
   Bytes original;  // bytes at `site` before any graft patch
   Bytes redirect;  // bytes this patch writes at `site`
   std::vector<AddressRange> cold_parts;  // runtime addresses
+  // Per-thread models only (0 / empty otherwise):
+  uint64_t gate = 0;       // the function's dispatch entry in the region
+  uint64_t old_path = 0;   // its relocated displaced instructions
+  uint64_t displaced = 0;  // bytes the entry jump displaces
+  Bytes gate_redirect;     // the jump to the gate, written during a transition
+};
+
+// The per-thread models' part of a region (absent for the stop model).
+struct TransitionRecord {
+  uint64_t area = 0, area_size = 0;    // transition area (runtime/transition_abi.h), rw-
+  uint64_t gates = 0, gates_size = 0;  // gates and old paths, r-x
+  uint32_t capacity = 0;               // table entries
+  uint32_t report_capacity = 0;
+  // The SIGTRAP handler in the gate pages (arch/x86_64/trap_handler.h);
+  // 0 in records of a graft that predates it.
+  uint64_t trap_handler = 0, trap_sites = 0;
+};
+
+// What the transition area says (read by `graft list`), validated.
+struct TransitionStatus {
+  bool valid = false;
+  std::string problem;
+  int driver_pid = 0;
+  bool driver_alive = false;
+  bool revert_requested = false;
+  uint32_t threads_total = 0, threads_moved = 0;
+  uint64_t report_seq = 0;
+  std::vector<std::pair<int, std::string>> pending;  // tid, what holds it
 };
 
 struct CallbackRecord {
@@ -53,6 +90,11 @@ struct PatchRecord {
   bool cumulative = false;
   int64_t applied_at = 0;  // unix time
   pid_t graft_pid = 0;
+  std::string model = "stop";  // consistency model it was applied with
+  TransitionRecord transition;
+
+  bool in_transition() const { return state == RecordState::Applying || state == RecordState::Unapplying; }
+  bool per_thread() const { return transition.area != 0; }
 
   AddressRange code() const { return {image_base, code_size}; }
   const CallbackRecord* callback(Callback::Kind kind) const {
@@ -87,6 +129,9 @@ Bytes encode_runtime_record(const RuntimeRecord& r);
 uint64_t record_pages(const PatchRecord& r);
 Bytes encode_record(const PatchRecord& r);
 void write_record_state(const ProcessMemory& memory, const PatchRecord& r, RecordState state);
+// Reads the record's state word again (it changes while a transition runs).
+RecordState read_record_state(const ProcessMemory& memory, const PatchRecord& r);
+TransitionStatus read_transition_status(const ProcessMemory& memory, const PatchRecord& r);
 
 struct InvalidRegion {
   AddressRange range;    // every mapping of the region's memfd

@@ -8,6 +8,7 @@
 #include "common/error.h"
 #include "common/realtime_priority.h"
 #include "loader/region.h"
+#include "loader/transition_revert.h"
 #include "loader/unload.h"
 #include "process/remote_syscalls.h"
 
@@ -38,7 +39,12 @@ std::vector<int> leaked_memfds(pid_t pid) {
   return out;
 }
 
-bool interrupted(const PatchRecord& r) { return r.state != RecordState::Active; }
+// A per-thread transition whose driving graft still runs is in progress,
+// not interrupted.
+bool interrupted(const PatchRecord& r, const ProcessMemory& memory) {
+  if (r.state == RecordState::Active) return false;
+  return !(r.in_transition() && transition_driven(memory, r));
+}
 
 }  // namespace
 
@@ -47,7 +53,7 @@ bool needs_recovery(pid_t pid) {
   ProcessMemory memory(pid);
   auto scan = read_records(pid, read_maps(pid), memory);
   for (const auto& r : scan.records)
-    if (interrupted(r)) return true;
+    if (interrupted(r, memory)) return true;
   for (const auto& bad : scan.invalid)
     if (bad.blank) return true;
   return false;
@@ -88,12 +94,16 @@ RecoveryResult recover_process(pid_t pid, const OperationOptions& options) {
     // at the right one even if several operations were interrupted.
     for (auto it = scan.records.rbegin(); it != scan.records.rend(); ++it) {
       const PatchRecord& rec = *it;
-      if (!interrupted(rec)) continue;
+      if (!interrupted(rec, memory)) continue;
       SwitchResult s;
       size_t redirected = 0;
       unload_patch(tracer, memory, maps, scan.records, rec, options, s, &redirected);
       result.actions.push_back(
-          rec.state == RecordState::Loading
+          rec.in_transition()
+              ? fmt::format("rolled back the abandoned {} transition of patch {} (the graft driving it "
+                            "is gone; {} of {} entries led to its gates)",
+                            rec.model, rec.label(), redirected, rec.functions.size())
+          : rec.state == RecordState::Loading
               ? fmt::format("rolled back the interrupted apply of patch {} ({} of {} entries had "
                             "been redirected)",
                             rec.label(), redirected, rec.functions.size())

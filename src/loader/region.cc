@@ -38,6 +38,13 @@ void create_region(Tracer& tracer, const ProcessMemory& memory, const std::vecto
     uint64_t code = l.address + l.image_offset;
     check(sys.call(SYS_mprotect, code, page_round_up(l.image.code_size), PROT_READ | PROT_EXEC),
           "mprotect", pid);
+    if (l.transition_size)
+      check(sys.call(SYS_mprotect, l.address + l.transition_offset, l.transition_size,
+                     PROT_READ | PROT_WRITE),
+            "mprotect", pid);
+    if (l.gates_size)
+      check(sys.call(SYS_mprotect, l.address + l.gates_offset, l.gates_size, PROT_READ | PROT_EXEC),
+            "mprotect", pid);
     uint64_t data_size = page_round_up(l.image.data_size + l.image.bss_size);
     if (data_size)
       check(sys.call(SYS_mprotect, code + l.image.data_offset, data_size, PROT_READ | PROT_WRITE),

@@ -12,9 +12,13 @@ namespace graft {
 
 struct RegionLayout {
   uint64_t address = 0;
-  uint64_t size = 0;        // record pages + image
+  uint64_t size = 0;        // record pages + [transition area + gates] + image
   uint64_t image_offset = 0;
   ImageLayout image;
+  // Per-thread models only: the transition area (rw-) and the gates (r-x),
+  // between the record pages and the image. Offsets from `address`.
+  uint64_t transition_offset = 0, transition_size = 0;
+  uint64_t gates_offset = 0, gates_size = 0;
 };
 
 // Maps a memfd named "graft:<name>" at exactly layout.address: the record

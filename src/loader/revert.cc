@@ -12,8 +12,9 @@
 #include "loader/loaded_objects.h"
 #include "loader/operations.h"
 #include "loader/recovery.h"
-#include "process/process_lock.h"
+#include "loader/transition_revert.h"
 #include "loader/unload.h"
+#include "process/process_lock.h"
 
 namespace graft {
 
@@ -37,6 +38,29 @@ OperationResult revert_patch(const std::string& which, pid_t pid, const Operatio
   auto start = Clock::now();
   RealtimePriority priority;
   try {
+    {
+      // A per-thread transition in progress is driven by the graft that
+      // started it (which holds the process traced and its lock): asked to
+      // reverse, without taking the lock it holds.
+      ProcessMemory memory(pid);
+      auto scan = read_records(pid, read_maps(pid), memory);
+      if (scan.problems.empty()) {
+        const PatchRecord& rec = find_record(scan.records, which, pid);
+        if (rec.in_transition() && transition_driven(memory, rec)) {
+          result.patch_id = rec.id;
+          result.patch_name = rec.name;
+          result.patch_sha256 = rec.sha256;
+          int driver = revert_during_transition(rec, pid, memory, options.timeout_s);
+          result.notes.push_back(fmt::format("the apply in progress (graft pid {}) reversed its "
+                                             "transition: every thread runs the old code again",
+                                             driver));
+          result.ok = true;
+          result.total_ms = ms_since(start);
+          return result;
+        }
+        refuse_if_in_transition(scan.records, pid, memory, &rec);
+      }
+    }
     ProcessLock lock(pid, options.timeout_s);
     recover_before(pid, options, result);
     ProcessMemory memory(pid);
@@ -114,6 +138,8 @@ ProcessPatches list_patches(pid_t pid) {
   out.patches = std::move(scan.records);
   out.runtime = std::move(scan.runtime);
   out.problems = std::move(scan.problems);
+  for (const auto& r : out.patches)
+    if (r.in_transition()) out.transitions[r.id] = read_transition_status(memory, r);
   for (const auto& r : out.patches) {
     size_t n = 0;
     for (const auto& f : r.functions) {

@@ -1,24 +1,77 @@
 #include "loader/unload.h"
 
+#include <algorithm>
+
+#include "arch/x86_64/jump.h"
+#include "arch/x86_64/registers.h"
 #include "common/error.h"
 #include "common/fault_point.h"
 #include "consistency/stop_model.h"
+#include "consistency/trap_guard.h"
 #include "loader/region.h"
+#include "process/remote_syscalls.h"
 
 namespace graft {
+
+namespace {
+
+// An entry that a per-thread transition left midway through a write: its
+// int3, then the tail of one of the jumps the transition writes there.
+bool midway_int3(const Bytes& now, const FunctionRecord& f, const FunctionRecord* below) {
+  if (now.size() != arch::kRedirectSize || now[0] != arch::kBreakpoint) return false;
+  auto tail_of = [&](const Bytes& b) {
+    return b.size() == now.size() && std::equal(now.begin() + 1, now.end(), b.begin() + 1);
+  };
+  return tail_of(f.original) || tail_of(f.gate_redirect) || tail_of(f.redirect) ||
+         (below && tail_of(below->redirect));
+}
+
+// An abandoned per-thread transition may have left int3s at entries (graft
+// died between the writes of one). Each becomes the whole jump to its gate
+// first, all threads stopped, none between the instructions the jump
+// displaces (where the tail goes) nor with the int3's SIGTRAP to come (its
+// pc is one past the int3): the gates send every thread to its universe's
+// code, so this changes nothing for any thread. The entries then leave the
+// gates as usual. (Restored straight to the old bytes instead, the entries
+// would have to wait for no thread to be in a gate, and with every call
+// trapping to the handler and the gate, some always is.)
+void complete_int3s(Tracer& tracer, const ProcessMemory& memory, const std::vector<PatchRecord>& records,
+                    const PatchRecord& rec, const OperationOptions& options) {
+  SwitchPlan plan;
+  for (const auto& f : rec.functions) {
+    Bytes now = memory.read({f.site}, f.redirect.size());
+    if (!midway_int3(now, f, newest_redirect(records, f.address, &rec))) continue;
+    plan.busy.push_back({{f.site + 1, f.displaced - 1}, "the entry of `" + f.symbol + "'"});
+    plan.writes.push_back({f.symbol, {f.site}, now, f.gate_redirect});
+  }
+  if (plan.writes.empty()) return;
+  StopOptions stop;
+  stop.timeout_s = options.timeout_s;
+  stop.detach_after = false;
+  stop.pc_only = true;
+  SwitchResult s;
+  run_stop_model(tracer, memory, plan, stop, [] {}, s);
+}
+
+}  // namespace
 
 void unload_patch(Tracer& tracer, const ProcessMemory& memory, const std::vector<Mapping>& maps,
                   const std::vector<PatchRecord>& records, const PatchRecord& rec,
                   const OperationOptions& options, SwitchResult& s, size_t* redirected,
                   const std::function<void()>& after_switch) {
+  if (rec.per_thread()) complete_int3s(tracer, memory, records, rec, options);
   SwitchPlan plan;
   plan.busy.push_back({rec.code(), "the code of patch " + rec.label()});
+  if (rec.per_thread())
+    plan.busy.push_back({{rec.transition.gates, rec.transition.gates_size}, "the gates of patch " + rec.label()});
   for (const auto& f : rec.functions) {
     // Only an entry that holds this patch's jump is written; a patch lower
     // in the stack leaves the entry to the one above it.
     Bytes now = memory.read({f.site}, f.redirect.size());
-    if (now != f.redirect) continue;
     const FunctionRecord* below = newest_redirect(records, f.address, &rec);
+    // An abandoned per-thread transition leaves entries leading to the gates.
+    bool to_gate = rec.per_thread() && now == f.gate_redirect;
+    if (now != f.redirect && !to_gate) continue;
     plan.writes.push_back({f.symbol, {f.site}, now, below ? below->redirect : f.original});
   }
   if (redirected) *redirected = plan.writes.size();
@@ -42,6 +95,16 @@ void unload_patch(Tracer& tracer, const ProcessMemory& memory, const std::vector
     throw;
   }
   if (after_switch) after_switch();
+  // No int3 of the transition is left: graft's SIGTRAP handler goes before
+  // the region that holds it.
+  if (rec.per_thread() && rec.transition.trap_handler && rec.state != RecordState::Active) {
+    tracer.stop_all();
+    {
+      RemoteSyscalls sys(tracer, memory, maps);
+      remove_trap_handler(sys, memory, rec.transition.trap_handler);
+    }
+    tracer.resume_all();
+  }
   // No thread is in the patch's code and nothing leads there any more.
   remove_region(tracer, memory, maps, rec.region_start, rec.region_size);
   fault_point("region-removed");

@@ -14,6 +14,7 @@ namespace graft {
 class ProcessMemory {
  public:
   explicit ProcessMemory(pid_t pid);
+  pid_t pid() const { return pid_; }
   ~ProcessMemory();
   ProcessMemory(const ProcessMemory&) = delete;
   ProcessMemory& operator=(const ProcessMemory&) = delete;

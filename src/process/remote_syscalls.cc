@@ -134,13 +134,17 @@ long RemoteSyscalls::call(long nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64
 }
 
 RemoteAddress RemoteSyscalls::scratch_string(const std::string& s) {
-  if (s.size() + 1 > kScratchSize) fail("remote string too long");
+  Bytes b(s.begin(), s.end());
+  b.push_back(0);
+  return scratch(b);
+}
+
+RemoteAddress RemoteSyscalls::scratch(const Bytes& bytes) {
+  if (bytes.size() > kScratchSize) fail("remote scratch data too long");
   if (std::none_of(saved_stack_.begin(), saved_stack_.end(),
                    [&](const auto& p) { return p.first.value == scratch_.value; }))
     save_stack(scratch_, kScratchSize);
-  Bytes b(s.begin(), s.end());
-  b.push_back(0);
-  memory_.write(scratch_, b);
+  memory_.write(scratch_, bytes);
   return scratch_;
 }
 

@@ -36,6 +36,8 @@ class RemoteSyscalls {
   // Copies a NUL-terminated string to scratch memory below the borrowed
   // thread's stack (past the red zone), for system calls that take one.
   RemoteAddress scratch_string(const std::string& s);
+  // The same scratch memory for any bytes (one buffer: each call reuses it).
+  RemoteAddress scratch(const Bytes& bytes);
 
   pid_t thread() const { return tid_; }
   bool kill_safe() const { return frame_at_.value != 0; }

@@ -20,6 +20,7 @@
 #include "arch/x86_64/sigreturn_frame.h"
 #include "common/fault_point.h"
 #include "common/file.h"
+#include "process/proc_status.h"
 
 namespace graft {
 
@@ -43,6 +44,21 @@ std::string tracer_of(pid_t pid, pid_t tid) {
     return fmt::format("{} ({})", tracer, comm);
   } catch (const Error&) {
     return {};
+  }
+}
+
+
+// Whether the kernel holds a SIGTRAP for the thread that it has not
+// delivered yet (SigPnd of /proc/PID/task/TID/status).
+bool sigtrap_pending(pid_t pid, pid_t tid) {
+  try {
+    std::string status = read_text_file(fmt::format("/proc/{}/task/{}/status", pid, tid));
+    auto at = status.find("SigPnd:");
+    if (at == std::string::npos) return false;
+    unsigned long long mask = std::strtoull(status.c_str() + at + 7, nullptr, 16);
+    return mask & (1ull << (SIGTRAP - 1));
+  } catch (const Error&) {
+    return false;
   }
 }
 
@@ -75,7 +91,7 @@ bool process_alive(pid_t pid) {
   return state != 'Z' && state != 'X';
 }
 
-Tracer::Tracer(pid_t pid) : pid_(pid) {
+Tracer::Tracer(pid_t pid, bool trace_clones) : pid_(pid), trace_clones_(trace_clones) {
   if (pid <= 0) fail("invalid process id {}", pid);
   if (pid == getpid()) fail("process {} is graft itself", pid);
   if (kill(pid, 0) != 0 && errno == ESRCH) fail("process {} does not exist", pid);
@@ -102,26 +118,34 @@ Tracer::~Tracer() {
 }
 
 bool Tracer::seize(pid_t tid) {
-  // A thread on its way out answers EPERM (its mm is gone) rather than
-  // ESRCH: retried briefly, and skipped once it has vanished, instead of
-  // calling the whole process untraceable.
+  // TRACESYSGOOD: a syscall stop reports SIGTRAP|0x80, which the kernel
+  // does not deliver if graft dies with the thread stopped there.
+  long options = PTRACE_O_TRACESYSGOOD | (trace_clones_ ? PTRACE_O_TRACECLONE : 0);
   for (int attempt = 0;; ++attempt) {
-    // TRACESYSGOOD: a syscall stop reports SIGTRAP|0x80, which the kernel
-    // does not deliver if graft dies with the thread stopped there.
-    if (ptrace(PTRACE_SEIZE, tid, nullptr, reinterpret_cast<void*>(PTRACE_O_TRACESYSGOOD)) == 0) {
+    if (ptrace(PTRACE_SEIZE, tid, nullptr, reinterpret_cast<void*>(options)) == 0) {
       threads_[tid] = {};
       return true;
     }
     int err = errno;
     if (err == ESRCH) return false;  // exited meanwhile
     if (err != EPERM) fail("process {}: cannot trace thread {}: {}", pid_, tid, errno_text(err));
-    std::string tracer = tracer_of(pid_, tid);
-    if (!tracer.empty())
+    long tracer = tracer_pid(pid_, tid);
+    if (tracer == getpid() && trace_clones_) {
+      // Created since and attached by PTRACE_O_TRACECLONE: its first stop
+      // is on the way.
+      threads_[tid] = {false, false, true};
+      return true;
+    }
+    if (tracer > 0)
       fail("process {} is already traced by process {}; graft will not patch a process under a "
            "debugger or another graft",
-           pid_, tracer);
-    if (access(fmt::format("/proc/{}/task/{}", pid_, tid).c_str(), F_OK) != 0) return false;
-    if (attempt == 50) fail("process {}: no permission to trace it", pid_);
+           pid_, tracer_of(pid_, tid));
+    // A thread on its way out answers EPERM (its mm is gone) rather than
+    // ESRCH: retried briefly, and skipped once it has vanished, instead of
+    // calling the whole process untraceable.
+    if (!process_alive(pid_) || access(fmt::format("/proc/{}/task/{}", pid_, tid).c_str(), F_OK) != 0)
+      return false;
+    if (attempt >= 50) fail("process {}: no permission to trace it", pid_);
     std::this_thread::sleep_for(std::chrono::microseconds(100));
   }
 }
@@ -165,32 +189,81 @@ bool Tracer::wait_for_stops(std::vector<pid_t> tids, std::optional<Clock::time_p
       std::this_thread::sleep_for(std::chrono::microseconds(20));
       continue;
     }
-    if (!threads_.count(got)) continue;  // not ours (a child of graft)
-    if (WIFEXITED(status) || WIFSIGNALED(status)) {
-      forget(got);
-      pending.erase(got);
-      continue;
-    }
-    if (!WIFSTOPPED(status)) continue;
-    int event = status >> 16;
-    int sig = WSTOPSIG(status);
-    if (event == PTRACE_EVENT_STOP) {
-      threads_[got].stopped = true;
-      threads_[got].group_stopped = sig != SIGTRAP;
-      pending.erase(got);
-    } else if (event == 0) {
-      // Signal-delivery-stop: deliver it now; our interrupt stays pending.
-      if (ptrace(PTRACE_CONT, got, nullptr, reinterpret_cast<void*>(static_cast<long>(sig))) != 0 &&
-          errno == ESRCH) {
-        forget(got);
-        pending.erase(got);
-      }
-    } else {
-      ptrace(PTRACE_CONT, got, nullptr, nullptr);
-    }
+    handle_event(got, status, &pending);
   }
   if (threads_.empty()) fail("process {} exited", pid_);
   return true;
+}
+
+// A thread that executed one of graft's breakpoints: sent on to where the
+// handler says, as if the breakpoint had been that jump.
+bool Tracer::redirect_breakpoint(pid_t tid) {
+  if (!breakpoint_) return false;
+  siginfo_t info{};
+  // int3 reports SI_KERNEL; a single step or a hardware breakpoint does not.
+  if (ptrace(PTRACE_GETSIGINFO, tid, nullptr, &info) != 0 || info.si_code != SI_KERNEL) return false;
+  arch::Registers regs;
+  if (ptrace(PTRACE_GETREGS, tid, nullptr, &regs) != 0) return false;
+  auto to = breakpoint_(arch::breakpoint_site(arch::pc(regs)));
+  if (!to) return false;
+  arch::set_pc(regs, *to);
+  if (ptrace(PTRACE_SETREGS, tid, nullptr, &regs) != 0) return false;
+  ++breakpoint_hits_;
+  return true;
+}
+
+void Tracer::handle_event(pid_t got, int status, std::set<pid_t>* pending) {
+  int event = status >> 16;
+  if (!threads_.count(got)) {
+    // A thread created under trace_clones may report its first stop before
+    // its parent reports the clone.
+    if (trace_clones_ && WIFSTOPPED(status) && event == PTRACE_EVENT_STOP &&
+        access(fmt::format("/proc/{}/task/{}", pid_, got).c_str(), F_OK) == 0)
+      threads_[got] = {true, false, true};
+    return;  // otherwise not ours (a child of graft)
+  }
+  Thread& t = threads_[got];
+  if (WIFEXITED(status) || WIFSIGNALED(status)) {
+    forget(got);
+    if (pending) pending->erase(got);
+    return;
+  }
+  if (!WIFSTOPPED(status)) return;
+  int sig = WSTOPSIG(status);
+  if (event == PTRACE_EVENT_STOP) {
+    t.stopped = true;
+    t.group_stopped = sig != SIGTRAP && !t.fresh;
+    if (pending) pending->erase(got);
+  } else if (event == 0) {
+    // Signal-delivery-stop: deliver it now; our interrupt stays pending. A
+    // trap on one of graft's breakpoints is graft's own.
+    if (sig == SIGTRAP && redirect_breakpoint(got)) sig = 0;
+    if (ptrace(PTRACE_CONT, got, nullptr, reinterpret_cast<void*>(static_cast<long>(sig))) != 0 &&
+        errno == ESRCH) {
+      forget(got);
+      if (pending) pending->erase(got);
+    }
+  } else {
+    if (event == PTRACE_EVENT_CLONE) {
+      unsigned long child = 0;
+      if (ptrace(PTRACE_GETEVENTMSG, got, nullptr, &child) == 0 && child > 0 &&
+          !threads_.count(static_cast<pid_t>(child)))
+        threads_[static_cast<pid_t>(child)] = {false, false, true};  // its stop follows
+    }
+    ptrace(PTRACE_CONT, got, nullptr, nullptr);
+  }
+}
+
+bool Tracer::trap_pending(pid_t tid) const { return sigtrap_pending(pid_, tid); }
+
+std::vector<pid_t> Tracer::new_threads() {
+  std::vector<pid_t> out;
+  for (auto& [tid, t] : threads_)
+    if (t.fresh && t.stopped) {
+      t.fresh = false;
+      out.push_back(tid);
+    }
+  return out;
 }
 
 void Tracer::stop_all() {
@@ -288,6 +361,16 @@ static pid_t wait_with_timeout(pid_t tid, int* status, long timeout_us) {
   if (got < 0 && err == EINTR) return waitpid(tid, status, __WALL | WNOHANG);  // timed out
   errno = err;
   return got;
+}
+
+void Tracer::poll_events(long timeout_us) {
+  int status = 0;
+  pid_t got = wait_with_timeout(-1, &status, timeout_us);
+  while (got > 0) {
+    handle_event(got, status, nullptr);
+    got = waitpid(-1, &status, __WALL | WNOHANG);  // whatever else is already there
+  }
+  if (threads_.empty() || !process_alive(pid_)) fail("process {} exited", pid_);
 }
 
 bool Tracer::wait_thread(pid_t tid, int* status, long timeout_us) {
@@ -463,6 +546,27 @@ void Tracer::requeue_signals() {
 
 void Tracer::detach() {
   if (threads_.empty()) return;
+  // A thread that executed one of graft's breakpoints and was then stopped
+  // by an interrupt still has the SIGTRAP pending: detached, it would die
+  // of it. Each such thread runs alone, with no interrupt pending, until the
+  // signal is delivered (and redirected).
+  if (breakpoint_) {
+    try {
+      stop_all();
+      for (pid_t tid : threads()) {
+        auto deadline = Clock::now() + std::chrono::seconds(2);
+        while (threads_.count(tid) && sigtrap_pending(pid_, tid) && Clock::now() < deadline) {
+          resume(tid);
+          int status = 0;
+          pid_t got = wait_with_timeout(tid, &status, 100000);
+          if (got > 0) handle_event(got, status, nullptr);
+          if (threads_.count(tid)) stop(tid);
+        }
+      }
+    } catch (const Error&) {
+      // The process is gone: nothing to protect.
+    }
+  }
   // PTRACE_DETACH needs a stopped thread; detaching resumes it.
   bool any_running = false;
   for (const auto& [tid, t] : threads_) any_running |= !t.stopped;

@@ -6,8 +6,10 @@
 #include <signal.h>
 #include <sys/types.h>
 
+#include <functional>
 #include <map>
 #include <optional>
+#include <set>
 #include <vector>
 
 #include "arch/x86_64/registers.h"
@@ -18,7 +20,10 @@ namespace graft {
 
 class Tracer {
  public:
-  explicit Tracer(pid_t pid);  // throws if the process cannot be traced
+  // With `trace_clones`, threads the process creates are traced from their
+  // first instruction (PTRACE_O_TRACECLONE): each starts stopped and waits
+  // in new_threads() until graft resumes it.
+  explicit Tracer(pid_t pid, bool trace_clones = false);  // throws if the process cannot be traced
   ~Tracer();
   Tracer(const Tracer&) = delete;
   Tracer& operator=(const Tracer&) = delete;
@@ -85,11 +90,31 @@ class Tracer {
   // Leaves every thread running and untraced.
   void detach();
 
+  // Where a thread that executed one of graft's breakpoints (at `site`)
+  // must continue; nullopt if the breakpoint is not graft's. Consulted on
+  // every SIGTRAP while graft waits for stops, whatever it waits for.
+  using BreakpointHandler = std::function<std::optional<uint64_t>(uint64_t site)>;
+  void on_breakpoint(BreakpointHandler handler) { breakpoint_ = std::move(handler); }
+  // Handles events (breakpoints, new threads, exits, signals) for up to
+  // `timeout_us`, returning early after the first one.
+  void poll_events(long timeout_us);
+  // Threads created since the last call; they are stopped, not yet run.
+  std::vector<pid_t> new_threads();
+  // Whether the thread has executed a breakpoint whose SIGTRAP the kernel
+  // has not delivered yet (it reports a stop requested meanwhile first).
+  bool trap_pending(pid_t tid) const;
+  // Breakpoint traps redirected since the tracer started.
+  long breakpoint_hits() const { return breakpoint_hits_; }
+
  private:
   struct Thread {
     bool stopped = false;
     bool group_stopped = false;  // stopped by job control, not by us
+    bool fresh = false;          // created under trace_clones, not yet handed out
   };
+  // One waitpid() result; erases `got` from `pending` once it has stopped.
+  void handle_event(pid_t got, int status, std::set<pid_t>* pending);
+  bool redirect_breakpoint(pid_t tid);
   bool seize(pid_t tid);
   void interrupt(pid_t tid);
   // False if `give_up` passed first (the interrupts stay pending; a later
@@ -105,11 +130,15 @@ class Tracer {
   pid_t pid_;
   std::map<pid_t, Thread> threads_;
   std::vector<std::pair<pid_t, int>> held_signals_;
+  bool trace_clones_ = false;
+  BreakpointHandler breakpoint_;
+  long breakpoint_hits_ = 0;
 };
 
 // The tids listed in /proc/PID/task.
 std::vector<pid_t> list_threads(pid_t pid);
 // False once the process has exited (zombie included).
 bool process_alive(pid_t pid);
+
 
 }  // namespace graft

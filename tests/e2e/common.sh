@@ -283,6 +283,55 @@ wait_bounded() {
 # thread_state PID TID: the scheduler state letter of a thread (R, S, t...).
 thread_state() { awk '{ sub(/.*\) /, ""); print $1 }' "/proc/$1/task/$2/stat" 2>/dev/null; }
 
+# ---------------------------------------------------------------- per-thread models
+
+# build_transition_target [-DWITH_RUNTIME]: programs/transition.c into
+# $T/transition (with the runtime: linked to libgraft-rt.so next to graft),
+# and its usual patch into $T/fix.graft: work(x) returns 3x+2 instead of 3x+1.
+build_transition_target() {
+  local rt=()
+  if [[ ${1:-} == -DWITH_RUNTIME ]]; then
+    local dir
+    dir=$(dirname "$GRAFT")
+    [[ -f $dir/libgraft-rt.so ]] || fail "no libgraft-rt.so next to $GRAFT"
+    rt=(-DWITH_RUNTIME -I"$GRAFT_INCLUDE_DIR" -L"$dir" -Wl,-rpath,"$dir" -lgraft-rt)
+  fi
+  cc -pthread -fno-ipa-ra "$PROGRAMS/transition.c" -o "$T/transition" "${rt[@]}"
+  cat >"$T/fix.c" <<'C'
+#include <graft/patch.h>
+static int new_work(int x) { return 3 * x + 2; }
+GRAFT_REPLACE(work, new_work);
+C
+  build_patch "$T/fix.c" "$T/transition" "$T/fix.graft"
+}
+
+# epoch_stats NAME: starts a new epoch in target NAME and prints the counts of
+# the calls started in it ("old=N new=N bad=N").
+epoch_stats() {
+  local e
+  e=$(ask "$1" mark)
+  ask "$1" "stats $e"
+}
+
+# expect_epoch NAME old|new: every call started from now on gives that result.
+expect_epoch() {
+  local s
+  s=$(epoch_stats "$1")
+  log "$1: calls of a new epoch: $s"
+  [[ $s == *" bad=0" ]] || fail "$1: calls returned garbage: $s"
+  if [[ $2 == new ]]; then
+    [[ $s == "old=0 "* ]] || fail "$1: calls started after the switch returned the old result: $s"
+  else
+    [[ $s == *"new=0 "* ]] || fail "$1: calls started after the switch returned the new result: $s"
+  fi
+}
+
+# list_state PID: the state of the first patch graft list shows ("" if none).
+list_state() {
+  "$GRAFT" list --pid "$1" --json 2>/dev/null |
+    "$PYTHON" -c 'import json,sys; j=json.load(sys.stdin); p=j["processes"][0]["patches"]; print(p[0]["state"] if p else "")'
+}
+
 # ---------------------------------------------------------------- from-diff
 
 # shop_tree DIR: a fresh copy of programs/diffshop (with serve.h) in DIR.

@@ -39,14 +39,20 @@ APPLY_POINTS = ["remote-syscall:1", "remote-syscall:2", "remote-syscall:3", "rem
                 "region-created", "record-written", "image-written", "stopped",
                 "running-alone:1", "entry-written:1", "entry-written:2", "entry-written:3",
                 "applied"]
+# The per-thread models write entries in running code (int3 first, then the
+# tail, then the first byte) instead of stopping the world.
+PER_THREAD_APPLY_POINTS = ["remote-syscall:1", "remote-syscall:2", "remote-syscall:4",
+                           "region-created", "record-written", "image-written",
+                           "entry-int3:1", "entry-tail:1", "entry-int3:2", "entry-tail:2"]
 REVERT_POINTS = ["stopped", "running-alone:1", "entry-written:1", "entry-written:2",
                  "reverted", "remote-syscall:1", "region-removed"]
 
 
 class Target:
-    def __init__(self, path):
+    def __init__(self, path, naps=False):
+        env = dict(os.environ, SOAK_NAPS="1") if naps else None
         self.proc = subprocess.Popen([path], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.DEVNULL, text=True, bufsize=1)
+                                     stderr=subprocess.DEVNULL, text=True, bufsize=1, env=env)
         line = self._readline(10)
         if line != f"ready {self.proc.pid}":
             raise SystemExit(f"soak: target did not start: {line!r}")
@@ -163,7 +169,7 @@ def main():
     if b.returncode:
         raise SystemExit(f"soak: graft build failed: {b.stdout}{b.stderr}")
 
-    target = Target(exe)
+    target = Target(exe, naps=args.model == "lazy")
     t_apply, t_revert = measure(args, target, patch)
     print(f"soak: seed {seed}, model {args.model}; median apply {t_apply * 1000:.1f} ms, "
           f"revert {t_revert * 1000:.1f} ms (graft process wall time)")
@@ -181,7 +187,8 @@ def main():
                 else ["revert", "soak_fix", "--pid", str(target.pid)])
         env = dict(os.environ)
         if rng.random() < 0.35:
-            point = rng.choice(APPLY_POINTS if op == "apply" else REVERT_POINTS)
+            apply_points = APPLY_POINTS if args.model == "stop" else PER_THREAD_APPLY_POINTS
+            point = rng.choice(apply_points if op == "apply" else REVERT_POINTS)
             env["GRAFT_FAULT"] = point
             kind = f"{op} at {point.split(':')[0]}"
             proc = subprocess.Popen(graft_cmd(args, *argv), stdout=subprocess.DEVNULL,
@@ -224,7 +231,7 @@ def main():
             failures.append(f"trial {trial}: {outcome} after graft was killed ({kind}); "
                             f"state={state} bad={bad} threads={threads}")
             target.stop()
-            target = Target(exe)
+            target = Target(exe, naps=args.model == "lazy")
             restarts += 1
             patched = False
             continue
@@ -248,7 +255,7 @@ def main():
             failures.append(f"trial {trial}: after graft recover: {result} ({kind}); "
                             f"recover said: {r.stdout.strip()} {r.stderr.strip()}")
             target.stop()
-            target = Target(exe)
+            target = Target(exe, naps=args.model == "lazy")
             restarts += 1
             patched = False
             continue

@@ -14,11 +14,16 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <sys/resource.h>
 
 #include "serve.h"
 
 #define NWORKERS 4
+
+/* SOAK_NAPS=1: every thread sleeps 100 us now and then (a system call with
+ * a clean stack), the only moments the lazy model moves a thread. */
+static int naps;
 
 volatile int input = 1;
 static atomic_long bad, alive;
@@ -41,6 +46,7 @@ __attribute__((noinline)) int gamma_(int x) {
 
 static void *worker(void *arg) {
   (void)arg;
+  unsigned long rounds = 0;
   atomic_fetch_add(&alive, 1);
   setpriority(PRIO_PROCESS, (id_t)serve_gettid(), 19);
   for (;;) {
@@ -51,6 +57,7 @@ static void *worker(void *arg) {
      * program: the stop model needs moments when none is running them. */
     for (volatile int i = 0; i < 300; i++) {
     }
+    if (naps && ++rounds % 64 == 0) usleep(100);
   }
   return NULL;
 }
@@ -88,6 +95,7 @@ static void *register_keeper(void *arg) {
         : [p] "r"(pattern)
         : "rax", "rcx", "r12", "r13", "xmm8", "xmm9", "cc", "memory");
     if (errors) atomic_fetch_add(&bad, errors);
+    if (naps) usleep(100);
   }
   return NULL;
 }
@@ -108,6 +116,7 @@ static int handle(const char *cmd, char *reply, size_t n) {
 
 int main(void) {
   pthread_t t;
+  naps = getenv("SOAK_NAPS") != NULL;
   pthread_create(&t, NULL, register_keeper, NULL);
   for (int i = 0; i < NWORKERS; i++) pthread_create(&t, NULL, worker, NULL);
   serve(handle);

@@ -20,6 +20,11 @@ void prepare_syscall(Registers& r, uint64_t instruction, long nr, const uint64_t
 
 long syscall_result(const Registers& r) { return static_cast<long>(r.rax); }
 
+bool in_system_call(const Registers& r, const uint8_t (&before_pc)[2]) {
+  return static_cast<long>(r.orig_rax) >= 0 && before_pc[0] == kSyscallInstruction[0] &&
+         before_pc[1] == kSyscallInstruction[1];
+}
+
 CallFrame prepare_call(Registers& r, uint64_t function, uint64_t stack_top,
                        const uint64_t (&args)[6]) {
   // At the callee's first instruction rsp + 8 must be 16-aligned: the

@@ -22,6 +22,17 @@ constexpr uint64_t kRedZone = 128;
 constexpr uint8_t kSyscallInstruction[2] = {0x0f, 0x05};
 void prepare_syscall(Registers& r, uint64_t instruction, long nr, const uint64_t (&args)[6]);
 long syscall_result(const Registers& r);
+// Whether a thread stopped by ptrace was waiting in a system call: the kernel
+// keeps the call's number in orig_rax (-1 otherwise) and the pc follows the
+// `syscall` instruction, whose bytes are `before_pc`.
+bool in_system_call(const Registers& r, const uint8_t (&before_pc)[2]);
+
+// The breakpoint written first when a site is rewritten in running code (as
+// the kernel's text_poke_bp does): a thread that executes it traps to graft,
+// which sends it to the gate.
+constexpr uint8_t kBreakpoint = 0xcc;
+// The site a thread stopped by that breakpoint executed.
+inline uint64_t breakpoint_site(uint64_t pc_after_trap) { return pc_after_trap - 1; }
 
 // A function call set up on a stopped thread (System V ABI): up to six
 // integer arguments in registers, `stack_top` rounded down to 16 bytes, the

@@ -1,0 +1,489 @@
+#include "consistency/per_thread_model.h"
+
+#include <linux/membarrier.h>
+#include <sys/syscall.h>
+
+#include <algorithm>
+#include <cmath>
+#include <set>
+#include <cstdio>
+
+#include "arch/x86_64/gate.h"
+#include "common/clock.h"
+#include "common/error.h"
+#include "common/fault_point.h"
+#include "consistency/trap_guard.h"
+#include "process/remote_syscalls.h"
+#include "process/thread_syscall.h"
+
+namespace graft {
+
+double percentile(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  size_t rank = static_cast<size_t>(std::ceil(p / 100.0 * v.size()));
+  return v[std::clamp<size_t>(rank, 1, v.size()) - 1];
+}
+
+namespace {
+
+double us_since(Clock::time_point t) {
+  return std::chrono::duration<double, std::micro>(Clock::now() - t).count();
+}
+
+class Transition {
+ public:
+  Transition(Tracer& tracer, const ProcessMemory& memory, const TransitionPlan& plan,
+             const TransitionOptions& options, TransitionResult& result)
+      : tracer_(tracer),
+        memory_(memory),
+        plan_(plan),
+        options_(options),
+        result_(result),
+        area_(memory, plan.area, getpid()) {}
+
+  void run() {
+    // The plan outlives this object: the tracer still needs the handler
+    // when it detaches.
+    tracer_.on_breakpoint([&gates = plan_.gate_of_site](uint64_t site) -> std::optional<uint64_t> {
+      auto it = gates.find(site);
+      if (it == gates.end()) return std::nullopt;
+      return it->second;
+    });
+    read_thread_pointers();
+    area_.initialize(initial_, Universe::Old, Universe::New);
+    adopt_new_threads();
+    auto start = Clock::now();
+    guard_traps(true);
+    // From the first int3 on, gates are reachable: failures must undo.
+    try {
+      write_live(plan_.to_gates, true);
+    } catch (const Error&) {
+      // The entries are as before (write_live undid its int3s), but a thread
+      // that trapped meanwhile may still be in a gate or an old path.
+      if (process_alive(tracer_.pid())) {
+        drain({plan_.gates});
+        guard_traps(false);
+      }
+      throw;
+    }
+    gates_live_ = true;
+    options_.set_state(RecordState::Applying);
+    arm_quiescent(true);
+    std::vector<BusyRange> busy = plan_.old_code;
+    busy.push_back(plan_.gates);
+    try {
+      std::string why = move_all(Universe::New, busy, options_.kind, options_.force);
+      if (why.empty()) {
+        arm_quiescent(false);
+        write_live(plan_.to_new, false);
+        guard_traps(false);
+        options_.set_state(RecordState::Active);
+        result_.applied = true;
+      } else {
+        result_.reason = why;
+        roll_back();
+      }
+    } catch (const TransitionStuck&) {
+      throw;
+    } catch (const Error& e) {
+      if (!process_alive(tracer_.pid())) throw;
+      // An unexpected failure with gates live: the process keeps working,
+      // but graft cannot say the patch is in or out.
+      throw TransitionStuck(fmt::format("{}; the transition is left in progress (every thread runs "
+                                        "the code of its universe)",
+                                        e.what()));
+    }
+    result_.transition_ms = ms_since(start);
+    result_.breakpoint_hits = tracer_.breakpoint_hits();
+  }
+
+ private:
+  struct Thread {
+    uint64_t tp = 0;
+  };
+
+  // Stops one thread and reads its registers; nullopt if it exited on the
+  // way (threads come and go during a transition).
+  std::optional<arch::Registers> stop_thread(pid_t tid) {
+    try {
+      tracer_.stop(tid);
+      return tracer_.registers(tid);
+    } catch (const Error&) {
+      if (!process_alive(tracer_.pid())) throw;
+      if (tracer_.is_traced(tid)) tracer_.resume(tid);  // ESRCH: forgets it
+      if (tracer_.is_traced(tid) && list_has(tid)) throw;
+      return std::nullopt;
+    }
+  }
+
+  bool list_has(pid_t tid) {
+    for (pid_t t : list_threads(tracer_.pid()))
+      if (t == tid) return true;
+    return false;
+  }
+
+  // Lets threads move themselves in graft_quiescent() (libgraft-rt), only
+  // while the gates are live: a thread moved before would run old code
+  // marked new.
+  void arm_quiescent(bool on) {
+    if (!plan_.quiescent_area) return;
+    uint8_t armed = on ? 1 : 0;
+    if (on) {
+      uint64_t at = plan_.area.address;
+      memory_.write({plan_.quiescent_area}, {reinterpret_cast<const uint8_t*>(&at), sizeof at});
+    }
+    memory_.write({plan_.quiescent_armed}, {&armed, 1});
+  }
+
+  // One stop per thread, before anything is written: its thread pointer.
+  void read_thread_pointers() {
+    std::map<uint64_t, pid_t> owner;
+    for (pid_t tid : tracer_.threads()) {
+      auto t0 = Clock::now();
+      auto regs = stop_thread(tid);
+      if (!regs) continue;
+      uint64_t tp = 0;
+      try {
+        tp = checked_thread_pointer(tid, *regs);
+      } catch (...) {
+        tracer_.resume(tid);
+        throw;
+      }
+      tracer_.resume(tid);
+      result_.stalls_us.push_back(us_since(t0));
+      if (owner.count(tp))
+        fail("process {}: threads {} and {} share the thread pointer {:#x}; the per-thread models "
+             "need one per thread",
+             tracer_.pid(), owner[tp], tid, tp);
+      owner[tp] = tid;
+      threads_[tid] = {tp};
+      initial_.push_back(tp);
+    }
+  }
+
+  // The gates find a thread by %fs:0, which glibc and musl set to the TCB
+  // address itself; refuse a thread for which that does not hold.
+  uint64_t checked_thread_pointer(pid_t tid, const arch::Registers& regs) {
+    uint64_t tp = arch::thread_pointer(regs);
+    uint64_t self = 0;
+    if (tp == 0 || !memory_.try_read({tp}, &self, sizeof self) || self != tp)
+      fail("process {}: thread {} has no thread pointer the gates can read (fs base {:#x}); use "
+           "--model stop",
+           tracer_.pid(), tid, tp);
+    return tp;
+  }
+
+  // Threads created since the last call (stopped before their first
+  // instruction). Before the gates are live they run old code: listed as
+  // old. After, they start in the goal universe, even if an exited thread
+  // left an entry under the same thread pointer.
+  void adopt_new_threads() {
+    for (pid_t tid : tracer_.new_threads()) {
+      std::optional<arch::Registers> regs;
+      try {
+        regs = tracer_.registers(tid);
+      } catch (const Error&) {
+        tracer_.resume(tid);  // killed before it ran
+        continue;
+      }
+      try {
+        uint64_t tp = checked_thread_pointer(tid, *regs);
+        threads_[tid] = {tp};
+        if (!gates_live_) {
+          area_.insert(tp, Universe::Old, area_.goal());
+        } else if (area_.contains(tp)) {
+          area_.refresh();
+          if (area_.universe_of(tp) != area_.goal()) area_.set_universe(tp, area_.goal());
+        }
+      } catch (const Error&) {
+        tracer_.resume(tid);
+        throw;
+      }
+      tracer_.resume(tid);
+    }
+  }
+
+  // Makes every core that runs the target execute a serializing instruction
+  // (membarrier SYNC_CORE, run inside the target, which must register for it
+  // once); without it, stops and resumes every running thread, which the
+  // kernel's return to user space serializes.
+  void sync_cores() {
+    auto t0 = Clock::now();
+    // The thread that runs the call: the main thread if it is there.
+    std::vector<pid_t> all = tracer_.threads();
+    pid_t runner = tracer_.is_traced(tracer_.pid()) ? tracer_.pid() : all.front();
+    tracer_.stop(runner);
+    if (membarrier_ == 0) {
+      RemoteSyscalls sys(tracer_, memory_, plan_.maps);
+      long mask = sys.call(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+      membarrier_ = -1;
+      if (mask > 0 && (mask & MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE) &&
+          sys.call(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE, 0, 0) == 0)
+        membarrier_ = 1;
+    }
+    if (membarrier_ == 1) {
+      long rc;
+      {
+        RemoteSyscalls sys(tracer_, memory_, plan_.maps);
+        rc = sys.call(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE, 0, 0);
+      }
+      tracer_.resume(runner);
+      result_.stalls_us.push_back(us_since(t0));
+      if (rc == 0) return;
+      membarrier_ = -1;
+    }
+    tracer_.resume(runner);
+    for (pid_t tid : tracer_.threads()) {
+      if (blocked_syscall(tracer_.pid(), tid)) continue;
+      auto t1 = Clock::now();
+      if (stop_thread(tid)) tracer_.resume(tid);
+      result_.stalls_us.push_back(us_since(t1));
+    }
+  }
+
+  // graft's SIGTRAP handler stands in for graft while an int3 of graft's may
+  // be in running code: installed before the first, removed after the
+  // last. Were graft killed in between, a thread that runs into one goes
+  // to the gate instead of dying of SIGTRAP.
+  void guard_traps(bool on) {
+    if (!plan_.trap_handler) return;
+    std::vector<pid_t> all = tracer_.threads();
+    pid_t runner = tracer_.is_traced(tracer_.pid()) ? tracer_.pid() : all.front();
+    auto t0 = Clock::now();
+    tracer_.stop(runner);
+    {
+      RemoteSyscalls sys(tracer_, memory_, plan_.maps);
+      if (on)
+        install_trap_handler(sys, memory_, plan_.trap_handler);
+      else
+        remove_trap_handler(sys, memory_, plan_.trap_handler);
+    }
+    tracer_.resume(runner);
+    result_.stalls_us.push_back(us_since(t0));
+  }
+
+  bool at_interior(uint64_t pc) const { return plan_.interior.count(pc) != 0; }
+
+  // With int3 at every site, no thread can start the displaced instructions
+  // any more; one that already started them may be between two of them,
+  // where the tail of the jump is about to go. Such a thread continues from
+  // the same instruction in the old path (the relocated copy), which ends
+  // with the jump back past the displaced bytes. Threads blocked in a
+  // system call are not stopped: their pc is known.
+  void clear_interior() {
+    for (pid_t tid : tracer_.threads()) {
+      auto b = blocked_syscall(tracer_.pid(), tid);
+      if (b && b->nr >= 0 && !at_interior(b->pc)) continue;
+      auto t0 = Clock::now();
+      auto regs = stop_thread(tid);
+      if (!regs) continue;
+      auto it = plan_.interior.find(arch::pc(*regs));
+      // A thread that executed the int3 has its pc one past the site too,
+      // with the SIGTRAP still to come: the trap sends it to the gate.
+      if (it != plan_.interior.end() && !tracer_.trap_pending(tid)) {
+        arch::set_pc(*regs, it->second);
+        tracer_.set_registers(tid, *regs);
+      }
+      tracer_.resume(tid);
+      result_.stalls_us.push_back(us_since(t0));
+    }
+  }
+
+  // Writes the sites in running code as the kernel's text_poke_bp does: a
+  // thread never executes a half-written jump.
+  void write_live(const std::vector<SiteWrite>& writes, bool displaces) {
+    for (const auto& w : writes) {
+      if (memory_.read(w.site, w.expected.size()) != w.expected)
+        fail("process {}: the entry of `{}' at {} changed since graft read it (another patcher?)",
+             tracer_.pid(), w.function, w.site);
+    }
+    const uint8_t bp = arch::kBreakpoint;
+    size_t done = 0;
+    try {
+      for (; done < writes.size(); ++done) memory_.write(writes[done].site, {&bp, 1});
+      sync_cores();
+      fault_point("entry-int3");
+      if (displaces && !plan_.interior.empty()) clear_interior();
+    } catch (...) {
+      // Nothing but int3 is written yet: put the first bytes back.
+      for (size_t i = 0; i < done; ++i) memory_.write(writes[i].site, {writes[i].expected.data(), 1});
+      throw;
+    }
+    for (const auto& w : writes)
+      memory_.write(w.site + 1, {w.bytes.data() + 1, w.bytes.size() - 1});
+    sync_cores();
+    fault_point("entry-tail");
+    for (const auto& w : writes) memory_.write(w.site, {w.bytes.data(), 1});
+    sync_cores();
+  }
+
+  // Moves every thread to `goal`; returns "" when all are there, or why not
+  // (timeout, revert request).
+  std::string move_all(Universe goal, const std::vector<BusyRange>& busy, PerThreadKind kind, bool force) {
+    StackCheck check(tracer_.pid(), memory_, busy);
+    auto start = Clock::now();
+    auto backoff = std::chrono::microseconds(1000);
+    bool reported = false;
+    double last_progress = -1;
+    size_t last_moved = SIZE_MAX;
+    for (;;) {
+      adopt_new_threads();
+      if (goal == Universe::New && area_.revert_requested()) {
+        result_.revert_requested = true;
+        return "reverted at the request of `graft revert'";
+      }
+      ++result_.passes;
+      std::vector<TransitionArea::Pending> pending;
+      size_t total = 0, moved = 0;
+      move_pass(goal, check, kind, force, pending, total, moved);
+      result_.threads = std::max(result_.threads, total);
+      area_.report(static_cast<uint32_t>(total), static_cast<uint32_t>(moved), pending);
+      double elapsed = ms_since(start) / 1000;
+      if (pending.empty()) return "";
+      if (elapsed > 0.2 && (moved != last_moved || elapsed - last_progress >= 1)) {
+        std::fprintf(stderr, "graft: %s: %s: %zu/%zu threads moved\n", options_.label.c_str(),
+                     goal == Universe::New ? "applying" : "reverting", moved, total);
+        last_progress = elapsed;
+        last_moved = moved;
+      }
+      if (!reported && elapsed >= options_.report_after_s) {
+        reported = true;
+        for (const auto& p : pending)
+          std::fprintf(stderr, "graft: %s: after %.1f s, thread %d is still pending: %s\n",
+                       options_.label.c_str(), elapsed, p.tid, p.holding.c_str());
+      }
+      if (elapsed > options_.timeout_s)
+        return fmt::format("{} of {} threads still pending after {:.1f} s; first: thread {}: {}",
+                           pending.size(), total, elapsed, pending[0].tid, pending[0].holding);
+      tracer_.poll_events(backoff.count());
+      backoff = std::min(backoff * 2, std::chrono::microseconds(20000));
+    }
+  }
+
+  void move_pass(Universe goal, StackCheck& check, PerThreadKind kind, bool force,
+                 std::vector<TransitionArea::Pending>& pending, size_t& total, size_t& moved) {
+    area_.refresh();  // threads may have moved themselves
+    for (pid_t tid : tracer_.threads()) {
+      auto it = threads_.find(tid);
+      if (it == threads_.end()) continue;  // created, not adopted yet: stopped
+      ++total;
+      uint64_t tp = it->second.tp;
+      if (area_.universe_of(tp) == goal) {
+        ++moved;
+        continue;
+      }
+      if (force) {
+        area_.set_universe(tp, goal);
+        ++result_.forced;
+        ++moved;
+        continue;
+      }
+      std::optional<BlockedSyscall> blocked;
+      if (kind == PerThreadKind::Lazy) {
+        blocked = blocked_syscall(tracer_.pid(), tid);
+        if (!blocked || blocked->nr < 0) {
+          pending.push_back({tid, "running (lazy: moves when blocked in a system call, or in graft_quiescent())"});
+          continue;
+        }
+      }
+      auto t0 = Clock::now();
+      auto stopped = stop_thread(tid);
+      if (!stopped) {
+        --total;  // exited meanwhile
+        continue;
+      }
+      std::optional<std::string> why;
+      arch::Registers regs = *stopped;
+      if (kind == PerThreadKind::Lazy) {
+        uint8_t before[2] = {0, 0};
+        memory_.try_read({arch::pc(regs) - 2}, before, 2);
+        if (!arch::in_system_call(regs, before)) why = "left its system call before graft looked";
+      }
+      if (!why) {
+        check.forget_memory();
+        why = check.check(tid, regs);
+      }
+      if (!why) {
+        area_.set_universe(tp, goal);
+        ++moved;
+      } else {
+        pending.push_back({tid, *why});
+      }
+      tracer_.resume(tid);
+      result_.stalls_us.push_back(us_since(t0));
+    }
+  }
+
+  // Reverses: every thread goes back to old with the same stack checks,
+  // the entries get their old bytes, and once no thread is in a gate or in
+  // the patch's code the region may go.
+  void roll_back() {
+    options_.set_state(RecordState::Unapplying);
+    // Threads in no entry are in the goal universe (new): they get an entry
+    // saying so before the goal flips.
+    area_.refresh();
+    for (const auto& [tid, t] : threads_)
+      if (tracer_.is_traced(tid) && !area_.contains(t.tp)) area_.insert(t.tp, Universe::New, Universe::Old);
+    area_.set_goal(Universe::Old);
+    std::vector<BusyRange> busy = plan_.new_code;
+    busy.push_back(plan_.gates);
+    std::string why = move_all(Universe::Old, busy, PerThreadKind::Hybrid, false);
+    if (why.empty()) arm_quiescent(false);
+    if (!why.empty())
+      throw TransitionStuck(fmt::format("{}, and the roll-back failed too: {}; the transition is left "
+                                        "in progress (every thread runs the code of its universe)",
+                                        result_.reason, why));
+    write_live(plan_.to_old, false);
+    guard_traps(false);
+    drain(busy);
+  }
+
+  // After the entries are restored, no thread may still be in a gate or in
+  // the patch's code when the region is unmapped.
+  void drain(const std::vector<BusyRange>& busy) {
+    StackCheck check(tracer_.pid(), memory_, busy);
+    std::set<pid_t> clean;
+    auto start = Clock::now();
+    for (;;) {
+      std::optional<std::string> why;
+      for (pid_t tid : tracer_.threads()) {
+        if (clean.count(tid)) continue;
+        auto t0 = Clock::now();
+        auto regs = stop_thread(tid);
+        if (!regs) continue;
+        check.forget_memory();
+        auto busy_now = check.check(tid, *regs);
+        tracer_.resume(tid);
+        if (busy_now) why = busy_now;
+        result_.stalls_us.push_back(us_since(t0));
+        if (!busy_now) clean.insert(tid);
+      }
+      adopt_new_threads();  // they start outside the patch: clean
+      if (!why) return;
+      if (ms_since(start) > options_.timeout_s * 1000)
+        throw TransitionStuck(fmt::format("entries restored, but {}; the patch region stays mapped", *why));
+      tracer_.poll_events(5000);
+    }
+  }
+
+  Tracer& tracer_;
+  const ProcessMemory& memory_;
+  const TransitionPlan& plan_;
+  const TransitionOptions& options_;
+  TransitionResult& result_;
+  TransitionArea area_;
+  std::map<pid_t, Thread> threads_;
+  std::vector<uint64_t> initial_;
+  bool gates_live_ = false;
+  int membarrier_ = 0;  // 0 unknown, 1 registered, -1 unavailable
+};
+
+}  // namespace
+
+void run_per_thread_apply(Tracer& tracer, const ProcessMemory& memory, const TransitionPlan& plan,
+                          const TransitionOptions& options, TransitionResult& result) {
+  Transition(tracer, memory, plan, options, result).run();
+}
+
+}  // namespace graft

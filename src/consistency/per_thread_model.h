@@ -1,0 +1,102 @@
+// The per-thread consistency models (kGraft's `lazy', livepatch's `hybrid'):
+// no global stop. Each replaced function's entry leads to a gate that sends
+// every thread to the old or the new code according to the thread's own
+// universe (arch/x86_64/gate.h); threads move to the new universe one at a
+// time, each stopped alone for microseconds, when nothing of the code being
+// replaced is on their stack. See docs/architecture.md, "Per-thread models".
+//
+//   1. read each thread's thread pointer (one short stop per thread); fill
+//      the table: every thread is old, the goal is new
+//   2. write the entry jumps to the gates in running code: int3 first, then
+//      the tail, then the first byte, the cores serialized in between (the
+//      kernel's text_poke_bp); a thread that hits the int3 traps to graft,
+//      which sends it to the gate
+//   3. move threads: hybrid stops each pending thread alone and checks its
+//      stack; lazy takes only threads blocked in a system call with a clean
+//      stack (and threads move themselves in graft_quiescent()); --force
+//      moves everyone unchecked
+//   4. every thread new: rewrite each entry to jump straight to the new code
+//
+// Threads created meanwhile start in the goal universe (PTRACE_O_TRACECLONE
+// hands them to graft before their first instruction). A revert request
+// (from `graft revert', through the transition area) or the timeout reverses
+// the transition: the goal becomes old, threads move back the same way, the
+// entries get their old bytes back, and the region can go.
+#pragma once
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "common/error.h"
+#include "consistency/switch_plan.h"
+#include "consistency/transition_area.h"
+#include "loader/patch_record.h"
+#include "process/maps.h"
+#include "process/memory.h"
+#include "process/tracer.h"
+
+namespace graft {
+
+enum class PerThreadKind { Lazy, Hybrid };
+
+struct TransitionPlan {
+  std::vector<SiteWrite> to_gates;  // what is at each site now -> jmp gate
+  std::vector<SiteWrite> to_new;    // jmp gate -> jmp replacement
+  std::vector<SiteWrite> to_old;    // jmp gate -> what was there before
+  // Instruction starts inside displaced bytes -> the same instruction in
+  // the old path.
+  std::map<uint64_t, uint64_t> interior;
+  std::vector<BusyRange> old_code;  // functions being replaced (and what they run now)
+  std::vector<BusyRange> new_code;  // the patch's code
+  BusyRange gates;                  // gates and old paths
+  std::map<uint64_t, uint64_t> gate_of_site;
+  TransitionAreaLayout area;
+  std::vector<Mapping> maps;        // for system calls run in the target
+  // libgraft-rt's graft_rt_transition_area / _armed, if the process maps it
+  // (graft_quiescent() finds the transition there); 0 otherwise.
+  uint64_t quiescent_area = 0, quiescent_armed = 0;
+  // The SIGTRAP handler in the gate pages (arch/x86_64/trap_handler.h).
+  uint64_t trap_handler = 0;
+};
+
+struct TransitionOptions {
+  PerThreadKind kind = PerThreadKind::Hybrid;
+  bool force = false;
+  double timeout_s = 10;
+  double report_after_s = 2;
+  std::string label;  // "pid 42" in progress lines
+  // Called with the record state at each step (Applying, Active, Unapplying).
+  std::function<void(RecordState)> set_state;
+};
+
+struct TransitionResult {
+  bool applied = false;           // false: reversed (on request or timeout), entries restored
+  bool revert_requested = false;  // reversed because `graft revert' asked
+  std::string reason;             // why it was reversed
+  double transition_ms = 0;       // first gate write to last entry write
+  std::vector<double> stalls_us;  // every single-thread stop
+  size_t threads = 0;
+  size_t forced = 0;              // threads moved unchecked (--force)
+  long breakpoint_hits = 0;
+  int passes = 0;
+};
+
+// Thrown when the transition can neither complete nor be undone: the gates
+// stay in use and the region must stay mapped. The process keeps working
+// (every thread runs the code of its universe).
+class TransitionStuck : public Error {
+ public:
+  using Error::Error;
+};
+
+// Runs a whole apply transition. `plan` must outlive `tracer` (its breakpoint
+// handler reads the plan until the tracer detaches). `result` is filled as it goes. Throws
+// graft::Error before the gates are live (nothing written), TransitionStuck
+// after.
+void run_per_thread_apply(Tracer& tracer, const ProcessMemory& memory, const TransitionPlan& plan,
+                          const TransitionOptions& options, TransitionResult& result);
+
+double percentile(std::vector<double> v, double p);
+
+}  // namespace graft
