@@ -1,6 +1,7 @@
 #include "consistency/stop_model.h"
 
 #include <algorithm>
+#include <set>
 #include <thread>
 
 #include "common/clock.h"
@@ -13,10 +14,14 @@ namespace {
 
 // Writes the plan with every thread stopped; undoes what it wrote if a write
 // fails midway.
+// The writes in order (a place may be written twice: an entry to its
+// switch gate, later to its replacement); what each expects to find is
+// checked before anything is written, except where an earlier write of the
+// plan puts it. Undone in reverse order on failure.
 void write_sites(const ProcessMemory& memory, const SwitchPlan& plan, pid_t pid) {
+  std::set<uint64_t> written;
   for (const auto& w : plan.writes) {
-    Bytes now = memory.read(w.site, w.expected.size());
-    if (now != w.expected)
+    if (written.insert(w.site.value).second && memory.read(w.site, w.expected.size()) != w.expected)
       fail("process {}: the entry of `{}' at {} changed since graft read it (another patcher?)", pid,
            w.function, w.site);
   }
@@ -24,10 +29,10 @@ void write_sites(const ProcessMemory& memory, const SwitchPlan& plan, pid_t pid)
   try {
     for (; done < plan.writes.size(); ++done) {
       memory.write(plan.writes[done].site, plan.writes[done].bytes);
-      fault_point("entry-written");
+      fault_point(plan.writes[done].activation ? "activated" : "entry-written");
     }
   } catch (...) {
-    for (size_t i = 0; i < done; ++i) memory.write(plan.writes[i].site, plan.writes[i].expected);
+    while (done-- > 0) memory.write(plan.writes[done].site, plan.writes[done].expected);
     throw;
   }
 }

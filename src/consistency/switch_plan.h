@@ -16,6 +16,7 @@ struct SiteWrite {
   RemoteAddress site;
   Bytes expected;  // what must be there now (else something else changed it)
   Bytes bytes;     // what to write
+  bool activation = false;  // the one-byte flag of the switch gates, not an entry
 };
 
 struct SwitchPlan {

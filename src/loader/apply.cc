@@ -61,6 +61,11 @@ class ApplyJob {
     record_.model = options_.model;
     if (per_thread_ && patch_.cumulative)
       fail("process {}: a cumulative patch needs --model stop (it replaces earlier patches in one switch)", pid_);
+    // Several functions switch together through switch gates and a one-byte
+    // flag, so that a graft killed between two entry writes leaves them all
+    // old or all new (docs/architecture.md). A cumulative patch also puts
+    // back other patches' entries, which the flag cannot cover.
+    switch_gates_ = !per_thread_ && !patch_.cumulative && patch_.functions.size() >= 2;
     plan_functions();
     if (patch_.cumulative) plan_restored_functions();
 
@@ -75,6 +80,7 @@ class ApplyJob {
       Bytes image = ifuncs_.empty() ? relocate() : Bytes{};
       Bytes gates;
       if (per_thread_) gates = plan_gates();
+      if (switch_gates_) gates = plan_switch_gates();
       create_region(tracer, memory_, maps_, layout_, patch_.id());
       fault_point("region-created");
       tracer.resume_all();
@@ -124,6 +130,7 @@ class ApplyJob {
           throw;
         }
       } else {
+        if (switch_gates_) memory_.write({record_.transition.gates}, gates);
         switch_stop_model(tracer);
       }
     } catch (...) {
@@ -279,13 +286,18 @@ class ApplyJob {
              "build of {}, or modified by another tool)",
              pid_, name, target_.path);
       if (per_thread_) {
-        // The displaced bytes are what runs now: the original instructions,
-        // or the jump of the patch below this one.
-        size_t n = arch::relocate_displaced(current_.back(), site, site, name).length;
-        arch::check_no_branch_into(running, addr, site, n, name);
-        for (const auto& c : f.cold_parts)
-          arch::check_no_branch_into(memory_.read({target_.bias + c.start}, c.size), target_.bias + c.start,
-                                     site, n, name);
+        check_displaceable(f, running, addr, site, name);
+      } else if (switch_gates_) {
+        try {
+          check_displaceable(f, running, addr, site, name);
+        } catch (const Error& e) {
+          // Then the entries switch one by one, as for a single function.
+          switch_gates_ = false;
+          result_.notes.push_back(fmt::format("no switch gates ({}): a graft killed between two entry "
+                                              "writes would leave the patch half applied until the next "
+                                              "graft repairs it",
+                                              e.what()));
+        }
       }
 
       plan_.busy.push_back({{addr, f.size}, "function `" + name + "'"});
@@ -311,6 +323,18 @@ class ApplyJob {
     }
   }
 
+  // The displaced bytes are what runs now: the original instructions, or
+  // the jump of the patch below this one. They must be able to run from a
+  // gate's old path.
+  void check_displaceable(const FunctionReplacement& f, const Bytes& running, uint64_t addr, uint64_t site,
+                          const std::string& name) {
+    size_t n = arch::relocate_displaced(current_.back(), site, site, name).length;
+    arch::check_no_branch_into(running, addr, site, n, name);
+    for (const auto& c : f.cold_parts)
+      arch::check_no_branch_into(memory_.read({target_.bias + c.start}, c.size), target_.bias + c.start,
+                                 site, n, name);
+  }
+
   void plan_region() {
     record_.id = patch_.id();
     record_.name = patch_.name;
@@ -333,8 +357,14 @@ class ApplyJob {
         f.gate_redirect = Bytes(arch::kRedirectSize);
       }
     }
-    if (per_thread_)
-      widest.transition = {UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT32_MAX, UINT32_MAX, UINT64_MAX, UINT64_MAX};
+    if (per_thread_ || switch_gates_) {
+      widest.transition = {UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT32_MAX, UINT32_MAX, UINT64_MAX, UINT64_MAX,
+                           UINT64_MAX};
+      for (auto& f : widest.functions) {
+        f.gate = f.old_path = f.displaced = UINT64_MAX;
+        f.gate_redirect = Bytes(arch::kRedirectSize);
+      }
+    }
     record_.callbacks.clear();
     layout_.image_offset = record_pages(widest);
     if (per_thread_) {
@@ -346,6 +376,10 @@ class ApplyJob {
       // dies with an int3 in running code.
       layout_.gates_size = page_round_up(patch_.functions.size() * kGateSlot +
                                          arch::trap_handler_size(patch_.functions.size()));
+      layout_.image_offset = layout_.gates_offset + layout_.gates_size;
+    } else if (switch_gates_) {
+      layout_.gates_offset = layout_.image_offset;
+      layout_.gates_size = page_round_up(kSwitchFlagArea + patch_.functions.size() * kSwitchSlot);
       layout_.image_offset = layout_.gates_offset + layout_.gates_size;
     }
     layout_.image = patch_.layout;
@@ -359,6 +393,13 @@ class ApplyJob {
       record_.transition = {area_.address, area_.size, gates, layout_.gates_size, area_.capacity,
                             area_.report_capacity, gates + patch_.functions.size() * kGateSlot,
                             patch_.functions.size()};
+    }
+    if (switch_gates_) {
+      uint64_t gates = layout_.address + layout_.gates_offset;
+      record_.transition = {};
+      record_.transition.gates = gates;
+      record_.transition.gates_size = layout_.gates_size;
+      record_.transition.switch_flag = gates;  // the flag's byte, then the gates
     }
     record_.region_start = layout_.address;
     record_.region_size = layout_.size;
@@ -403,6 +444,44 @@ class ApplyJob {
       result_.notes.push_back(r.note);
     }
     fault_point("ifuncs-resolved");
+  }
+
+  // The stop model's switch gates (flag byte, then a kSwitchSlot-byte slot
+  // per function: gate and old path), and the writes of the switch: every
+  // entry to its gate (the flag says old), the flag to new, every entry to
+  // its replacement.
+  Bytes plan_switch_gates() {
+    Bytes out(layout_.gates_size, arch::kBreakpoint);
+    out[0] = 0;  // the flag: old
+    uint64_t gates = record_.transition.gates, flag = record_.transition.switch_flag;
+    std::vector<SiteWrite> to_gates, to_new;
+    for (size_t i = 0; i < patch_.functions.size(); ++i) {
+      auto& fr = record_.functions[i];
+      std::string name = display_name(patch_.functions[i]);
+      uint64_t slot = kSwitchFlagArea + i * kSwitchSlot;
+      uint64_t gate = gates + slot, old_path = gate + arch::kSwitchGateSize;
+      auto displaced = arch::relocate_displaced(current_[i], fr.site, old_path, name);
+      Bytes code = arch::switch_gate_code(gate, flag, fr.replacement, old_path);
+      std::copy(code.begin(), code.end(), out.begin() + slot);
+      std::copy(displaced.old_path.begin(), displaced.old_path.end(),
+                out.begin() + slot + arch::kSwitchGateSize);
+      auto to_gate = arch::redirect_bytes(fr.site, gate);
+      if (!to_gate) fail("process {}: switch gate out of jump range of `{}'", pid_, name);
+      fr.gate = gate;
+      fr.old_path = old_path;
+      fr.displaced = displaced.length;
+      fr.gate_redirect = *to_gate;
+      const SiteWrite& w = plan_.writes[i];
+      to_gates.push_back({w.function, w.site, w.expected, *to_gate});
+      to_new.push_back({w.function, w.site, *to_gate, w.bytes});
+    }
+    plan_.writes = std::move(to_gates);
+    SiteWrite activate{"the switch flag", {flag}, {0}, {1}};
+    activate.activation = true;
+    plan_.writes.push_back(activate);
+    plan_.writes.insert(plan_.writes.end(), to_new.begin(), to_new.end());
+    plan_.busy.push_back({{gates, layout_.gates_size}, "the switch gates of patch " + record_.label()});
+    return out;
   }
 
   // Each function's gate and old path (a kGateSlot-byte slot in the gates
@@ -529,6 +608,9 @@ class ApplyJob {
   TransitionAreaLayout area_;
   TransitionPlan transition_;
   static constexpr uint64_t kGateSlot = arch::kMaxGateSize + 128;
+  bool switch_gates_ = false;
+  static constexpr uint64_t kSwitchFlagArea = 64;
+  static constexpr uint64_t kSwitchSlot = arch::kSwitchGateSize + arch::kMaxOldPathSize;
   std::vector<uint64_t> addresses_;                  // of patch_.externals
   std::vector<std::pair<size_t, IfuncCall>> ifuncs_;  // still to resolve in the process
 };

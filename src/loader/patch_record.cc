@@ -82,7 +82,8 @@ json to_json(const PatchRecord& r) {
             {"capacity", r.transition.capacity},
             {"report_capacity", r.transition.report_capacity},
             {"trap_handler", r.transition.trap_handler},
-            {"trap_sites", r.transition.trap_sites}}},
+            {"trap_sites", r.transition.trap_sites},
+            {"switch_flag", r.transition.switch_flag}}},
           {"functions", fns}};
 }
 
@@ -116,6 +117,41 @@ bool inside_mapping(const std::vector<Mapping>& maps, uint64_t start, uint64_t s
   return false;
 }
 
+int64_t i64(const json& j, const char* key) {
+  const json& v = j.at(key);
+  if (!v.is_number_integer()) fail("field `{}' is not an integer", key);
+  return v.get<int64_t>();
+}
+pid_t pid_field(const json& j, const char* key) {
+  uint64_t v = u64(j, key);
+  if (v > INT32_MAX) fail("field `{}' is out of range", key);
+  return static_cast<pid_t>(v);
+}
+
+// What every graft region's record says of the region, checked against the
+// maps: graft maps its regions private (a shared one is someone else's, and
+// its pages could change under graft from another process); the region must
+// be exactly what the maps show, the code inside it, at or after
+// `code_from', in executable pages of the region itself.
+void check_region_image(const Mapping& region, const std::vector<Mapping>& maps, uint64_t region_size,
+                        uint64_t image_base, uint64_t code_size, uint64_t code_from) {
+  if (region.shared) fail("region is a shared mapping");
+  uint64_t mapped_end = region.start;
+  for (const auto& m : maps)
+    if (m.path == region.path && m.inode == region.inode && m.device == region.device &&
+        m.start == mapped_end)
+      mapped_end = m.end;
+  if (region_size != mapped_end - region.start) fail("region size does not match its mapping");
+  if (image_base < region.start || code_size > region_size ||
+      image_base - region.start > region_size - code_size || code_size == 0 ||
+      image_base - region.start < code_from)
+    fail("code lies outside the region");
+  if (!inside_mapping(maps, image_base, code_size, [&](const Mapping& m) {
+        return m.exec && m.path == region.path && m.inode == region.inode;
+      }))
+    fail("code is not in an executable mapping of the region");
+}
+
 bool is_graft_region(const Mapping& m) {
   return m.path.rfind(std::string("/memfd:") + kRegionNamePrefix, 0) == 0;
 }
@@ -136,38 +172,19 @@ PatchRecord from_json(const json& j, const Mapping& region, const Header& h,
   r.region_size = u64(j, "region_size");
   r.image_base = u64(j, "image_base");
   r.code_size = u64(j, "code_size");
-  if (!j.at("applied_at").is_number_integer()) fail("field `applied_at' is not an integer");
-  r.applied_at = j.at("applied_at").get<int64_t>();
-  uint64_t graft_pid = u64(j, "graft_pid");
-  if (graft_pid > INT32_MAX) fail("field `graft_pid' is out of range");
-  r.graft_pid = static_cast<pid_t>(graft_pid);
+  r.applied_at = i64(j, "applied_at");
+  r.graft_pid = pid_field(j, "graft_pid");
   if (!is_hex(r.id, 12) || !is_hex(r.sha256, 64) || r.sha256.compare(0, 12, r.id) != 0)
     fail("malformed patch id or sha256");
   // The memfd's name is "graft:<id>": the record must describe its own region.
   std::string own = std::string("/memfd:") + kRegionNamePrefix + r.id;
   if (region.path != own && region.path != own + " (deleted)")
     fail("record of patch {} in region {}", r.id, region.path);
-
-  // graft maps its regions private: a shared one is someone else's, and its
-  // pages could change under graft from another process.
-  if (region.shared) fail("region is a shared mapping");
-  // The region must be exactly what the maps show, the code inside it, after
-  // the record and in executable pages of the region itself.
-  uint64_t mapped_end = region.start;
-  for (const auto& m : maps)
-    if (m.path == region.path && m.inode == region.inode && m.device == region.device &&
-        m.start == mapped_end)
-      mapped_end = m.end;
-  if (r.region_size != mapped_end - region.start) fail("region size does not match its mapping");
-  if (r.image_base < region.start || r.code_size > r.region_size ||
-      r.image_base - region.start > r.region_size - r.code_size || r.code_size == 0 ||
-      r.image_base % kPageSize != 0 || r.image_base - region.start < kHeaderSize + h.json_size)
-    fail("code lies outside the region");
+  if (r.image_base % kPageSize != 0) fail("code lies outside the region");
+  check_region_image(region, maps, r.region_size, r.image_base, r.code_size, kHeaderSize + h.json_size);
   auto in_region_code = [&](const Mapping& m) {
     return m.exec && m.path == region.path && m.inode == region.inode;
   };
-  if (!inside_mapping(maps, r.image_base, r.code_size, in_region_code))
-    fail("code is not in an executable mapping of the region");
 
   r.model = j.contains("model") ? str(j, "model") : std::string("stop");
   if (r.model != "stop" && r.model != "lazy" && r.model != "hybrid") fail("unknown model `{}'", r.model);
@@ -189,6 +206,17 @@ PatchRecord from_json(const json& j, const Mapping& region, const Header& h,
       r.transition.trap_handler = u64(t, "trap_handler");
       r.transition.trap_sites = u64(t, "trap_sites");
     }
+    if (t.contains("switch_flag")) r.transition.switch_flag = u64(t, "switch_flag");
+  }
+  if (r.switch_gates()) {
+    // The stop model's switch gates: no transition area, a flag inside them.
+    const auto& t = r.transition;
+    if (r.per_thread() || r.model != "stop" || !inside(t.gates, t.gates_size) ||
+        !inside_mapping(maps, t.gates, t.gates_size, in_region_code) ||
+        !AddressRange{t.gates, t.gates_size}.contains(t.switch_flag))
+      fail("switch gates lie outside the region");
+  } else if (r.has_gates() && !r.per_thread()) {
+    fail("gates without a transition area or a switch flag");
   }
   if (r.per_thread()) {
     const auto& t = r.transition;
@@ -256,7 +284,7 @@ PatchRecord from_json(const json& j, const Mapping& region, const Header& h,
     x.displaced = f.contains("displaced") ? u64(f, "displaced") : 0;
     x.gate_redirect = from_hex(f.contains("gate_redirect") ? str(f, "gate_redirect") : std::string(),
                                "gate redirect bytes");
-    if (r.per_thread()) {
+    if (r.has_gates()) {
       AddressRange gates{r.transition.gates, r.transition.gates_size};
       if (!gates.contains(x.gate) || !gates.contains(x.old_path) ||
           x.displaced < arch::kRedirectSize || x.displaced > x.size - (x.site - x.address))
@@ -310,30 +338,13 @@ RuntimeRecord runtime_from_json(const json& j, const Mapping& region, const std:
   std::string own = std::string("/memfd:") + kRegionNamePrefix + kRuntimeRegionName;
   if (region.path != own && region.path != own + " (deleted)")
     fail("runtime record in region {}", region.path);
-  if (region.shared) fail("region is a shared mapping");
   r.sha256 = str(j, "sha256");
   r.region_size = u64(j, "region_size");
   r.image_base = u64(j, "image_base");
   r.code_size = u64(j, "code_size");
-  if (!j.at("installed_at").is_number_integer()) fail("field `installed_at' is not an integer");
-  r.installed_at = j.at("installed_at").get<int64_t>();
-  uint64_t graft_pid = u64(j, "graft_pid");
-  if (graft_pid > INT32_MAX) fail("field `graft_pid' is out of range");
-  r.graft_pid = static_cast<pid_t>(graft_pid);
-  uint64_t mapped_end = region.start;
-  for (const auto& m : maps)
-    if (m.path == region.path && m.inode == region.inode && m.device == region.device &&
-        m.start == mapped_end)
-      mapped_end = m.end;
-  if (r.region_size != mapped_end - region.start) fail("region size does not match its mapping");
-  if (r.image_base < region.start || r.code_size > r.region_size ||
-      r.image_base - region.start > r.region_size - r.code_size || r.code_size == 0)
-    fail("code lies outside the region");
-  auto in_region_code = [&](const Mapping& m) {
-    return m.exec && m.path == region.path && m.inode == region.inode;
-  };
-  if (!inside_mapping(maps, r.image_base, r.code_size, in_region_code))
-    fail("code is not in an executable mapping of the region");
+  r.installed_at = i64(j, "installed_at");
+  r.graft_pid = pid_field(j, "graft_pid");
+  check_region_image(region, maps, r.region_size, r.image_base, r.code_size, 0);
   const json& exports = j.at("exports");
   if (!exports.is_object()) fail("field `exports' is not an object");
   for (const auto& [name, addr] : exports.items()) {

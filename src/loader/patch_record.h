@@ -43,14 +43,16 @@ struct FunctionRecord {
   Bytes original;  // bytes at `site` before any graft patch
   Bytes redirect;  // bytes this patch writes at `site`
   std::vector<AddressRange> cold_parts;  // runtime addresses
-  // Per-thread models only (0 / empty otherwise):
+  // With gates (per-thread models; the stop model's switch gates), 0 / empty
+  // otherwise:
   uint64_t gate = 0;       // the function's dispatch entry in the region
   uint64_t old_path = 0;   // its relocated displaced instructions
   uint64_t displaced = 0;  // bytes the entry jump displaces
   Bytes gate_redirect;     // the jump to the gate, written during a transition
 };
 
-// The per-thread models' part of a region (absent for the stop model).
+// The gates of a region: the per-thread models' (with a transition area),
+// or the stop model's switch gates (without one, with an activation flag).
 struct TransitionRecord {
   uint64_t area = 0, area_size = 0;    // transition area (runtime/transition_abi.h), rw-
   uint64_t gates = 0, gates_size = 0;  // gates and old paths, r-x
@@ -59,6 +61,8 @@ struct TransitionRecord {
   // The SIGTRAP handler in the gate pages (arch/x86_64/trap_handler.h);
   // 0 in records of a graft that predates it.
   uint64_t trap_handler = 0, trap_sites = 0;
+  // The stop model's activation flag (arch::switch_gate_code), 0 if none.
+  uint64_t switch_flag = 0;
 };
 
 // What the transition area says (read by `graft list`), validated.
@@ -95,6 +99,8 @@ struct PatchRecord {
 
   bool in_transition() const { return state == RecordState::Applying || state == RecordState::Unapplying; }
   bool per_thread() const { return transition.area != 0; }
+  bool has_gates() const { return transition.gates_size != 0; }
+  bool switch_gates() const { return transition.switch_flag != 0; }
 
   AddressRange code() const { return {image_base, code_size}; }
   const CallbackRecord* callback(Callback::Kind kind) const {

@@ -62,19 +62,41 @@ void unload_patch(Tracer& tracer, const ProcessMemory& memory, const std::vector
   if (rec.per_thread()) complete_int3s(tracer, memory, records, rec, options);
   SwitchPlan plan;
   plan.busy.push_back({rec.code(), "the code of patch " + rec.label()});
-  if (rec.per_thread())
+  if (rec.has_gates())
     plan.busy.push_back({{rec.transition.gates, rec.transition.gates_size}, "the gates of patch " + rec.label()});
+  // With switch gates the functions switch back together: every entry to
+  // its switch gate, the flag to old (one byte), every entry to its old
+  // bytes; killed at any point, all run the new code or all the old.
+  std::vector<SiteWrite> to_gates, to_old;
   for (const auto& f : rec.functions) {
     // Only an entry that holds this patch's jump is written; a patch lower
     // in the stack leaves the entry to the one above it.
     Bytes now = memory.read({f.site}, f.redirect.size());
     const FunctionRecord* below = newest_redirect(records, f.address, &rec);
-    // An abandoned per-thread transition leaves entries leading to the gates.
-    bool to_gate = rec.per_thread() && now == f.gate_redirect;
+    Bytes old = below ? below->redirect : f.original;
+    // An abandoned transition (or switch) leaves entries leading to the gates.
+    bool to_gate = rec.has_gates() && now == f.gate_redirect;
     if (now != f.redirect && !to_gate) continue;
-    plan.writes.push_back({f.symbol, {f.site}, now, below ? below->redirect : f.original});
+    if (rec.switch_gates() && !to_gate) {
+      to_gates.push_back({f.symbol, {f.site}, now, f.gate_redirect});
+      to_old.push_back({f.symbol, {f.site}, f.gate_redirect, old});
+    } else {
+      to_old.push_back({f.symbol, {f.site}, now, old});
+    }
   }
-  if (redirected) *redirected = plan.writes.size();
+  if (redirected) *redirected = to_old.size();
+  plan.writes = std::move(to_gates);
+  if (rec.switch_gates() && !to_old.empty()) {
+    uint8_t flag = 0;
+    if (!memory.try_read({rec.transition.switch_flag}, &flag, 1))
+      fail("process {}: the switch flag of patch {} is unreadable", memory.pid(), rec.label());
+    if (flag != 0) {
+      SiteWrite deactivate{"the switch flag", {rec.transition.switch_flag}, {flag}, {0}};
+      deactivate.activation = true;
+      plan.writes.push_back(deactivate);
+    }
+  }
+  plan.writes.insert(plan.writes.end(), to_old.begin(), to_old.end());
 
   StopOptions stop;
   stop.timeout_s = options.timeout_s;

@@ -26,6 +26,14 @@ std::string RemoteCallResult::describe() const {
 
 namespace {
 
+// A call that ended in a signal other than the expected return.
+void set_crashed(RemoteCallResult& result, const Tracer::RunOutcome& run, const arch::Registers& after) {
+  result.status = RemoteCallResult::Status::Crashed;
+  result.signal = run.signal;
+  result.fault_pc = arch::pc(after);
+  result.fault_address = reinterpret_cast<uint64_t>(run.info.si_addr);
+}
+
 // The call through the thunk and a signal frame; empty if the thread's
 // state cannot be framed (then the caller uses the trap).
 std::optional<RemoteCallResult> call_through_thunk(Tracer& tracer, const ProcessMemory& memory,
@@ -65,11 +73,7 @@ std::optional<RemoteCallResult> call_through_thunk(Tracer& tracer, const Process
     } else if (run.timed_out && run.signal == 0) {
       result.status = RemoteCallResult::Status::TimedOut;
     } else {
-      arch::Registers after = tracer.registers(tid);
-      result.status = RemoteCallResult::Status::Crashed;
-      result.signal = run.signal;
-      result.fault_pc = arch::pc(after);
-      result.fault_address = reinterpret_cast<uint64_t>(run.info.si_addr);
+      set_crashed(result, run, tracer.registers(tid));
     }
   } catch (...) {
     try {
@@ -109,10 +113,7 @@ RemoteCallResult remote_call(Tracer& tracer, const ProcessMemory& memory, pid_t 
       result.status = RemoteCallResult::Status::Returned;
       result.value = arch::call_result(after);
     } else {
-      result.status = RemoteCallResult::Status::Crashed;
-      result.signal = run.signal;
-      result.fault_pc = arch::pc(after);
-      result.fault_address = reinterpret_cast<uint64_t>(run.info.si_addr);
+      set_crashed(result, run, after);
     }
   } catch (...) {
     try {

@@ -9,6 +9,7 @@
 
 #include <cstring>
 
+#include "arch/x86_64/gate.h"
 #include "arch/x86_64/trap_handler.h"
 
 namespace graft {
@@ -90,6 +91,30 @@ TEST(TrapHandlerBlock, RefusesMisalignedOrEmptySites) {
   EXPECT_ANY_THROW(arch::trap_handler_block(0x1008, {}));
   EXPECT_ANY_THROW(arch::trap_handler_block(0x1000, {{0, 0x2000}}));
   EXPECT_EQ(arch::trap_handler_size(3), arch::kTrapTableOffset + 48);
+}
+
+// The stop model's switch gate, run in-process: one byte sends every call
+// to the old or the new function.
+TEST(SwitchGate, TheFlagChoosesOldOrNew) {
+  auto* page = static_cast<uint8_t*>(
+      mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  ASSERT_NE(page, MAP_FAILED);
+  uint64_t base = reinterpret_cast<uint64_t>(page);
+  uint8_t old_fn[] = {0xb8, 1, 0, 0, 0, 0xc3}, new_fn[] = {0xb8, 2, 0, 0, 0, 0xc3};
+  std::memcpy(page + 64, old_fn, sizeof old_fn);
+  std::memcpy(page + 96, new_fn, sizeof new_fn);
+  Bytes gate = arch::switch_gate_code(base + 128, base, base + 96, base + 64);
+  ASSERT_LE(gate.size(), arch::kSwitchGateSize);
+  std::memcpy(page + 128, gate.data(), gate.size());
+  auto call = reinterpret_cast<int (*)()>(page + 128);
+  page[0] = 0;
+  ASSERT_EQ(mprotect(page, 4096, PROT_READ | PROT_EXEC), 0);
+  EXPECT_EQ(call(), 1);
+  ASSERT_EQ(mprotect(page, 4096, PROT_READ | PROT_WRITE), 0);
+  page[0] = 1;
+  ASSERT_EQ(mprotect(page, 4096, PROT_READ | PROT_EXEC), 0);
+  EXPECT_EQ(call(), 2);
+  munmap(page, 4096);
 }
 
 }  // namespace

@@ -58,6 +58,16 @@ Bytes gate_code(const GateAddresses& g) {
   return code;
 }
 
+Bytes switch_gate_code(uint64_t at, uint64_t flag, uint64_t new_code, uint64_t old_path) {
+  Bytes code = assemble_two_pass(at, [&](Assembler& a) {
+    a.emit(ZYDIS_MNEMONIC_CMP, {Assembler::rip(flag, 1), Assembler::imm(1)});
+    a.branch(ZYDIS_MNEMONIC_JZ, new_code);
+    a.branch(ZYDIS_MNEMONIC_JMP, old_path);
+  });
+  if (code.size() > kSwitchGateSize) fail("switch gate is {} bytes, more than {}", code.size(), kSwitchGateSize);
+  return code;
+}
+
 uint64_t thread_pointer(const Registers& r) { return r.fs_base; }
 
 }  // namespace graft::arch

@@ -44,6 +44,19 @@ struct GateAddresses {
 Bytes gate_code(const GateAddresses& a);
 constexpr size_t kMaxGateSize = 128;
 
+// The switch gate of the stop model (one per replaced function of a patch
+// that replaces several): one byte in the patch region, the activation
+// flag, sends every call to the new or to the old code, so that the
+// functions switch together with a one-byte write and never one by one:
+//
+//   cmpb $1, flag(%rip); je new_function; jmp old_path
+//
+// Entries lead to the switch gates only while graft switches them (and
+// after a graft killed in the middle); the arithmetic flags it changes are
+// free at a function entry.
+Bytes switch_gate_code(uint64_t at, uint64_t flag, uint64_t new_code, uint64_t old_path);
+constexpr size_t kSwitchGateSize = 32;
+
 // The thread pointer a thread's registers hold (fs base on x86-64).
 uint64_t thread_pointer(const Registers& r);
 
