@@ -21,7 +21,8 @@ namespace {
 void write_sites(const ProcessMemory& memory, const SwitchPlan& plan, pid_t pid) {
   std::set<uint64_t> written;
   for (const auto& w : plan.writes) {
-    if (written.insert(w.site.value).second && memory.read(w.site, w.expected.size()) != w.expected)
+    if (written.insert(w.site.value).second && !w.expected.empty() &&
+        memory.read(w.site, w.expected.size()) != w.expected)
       fail("process {}: the entry of `{}' at {} changed since graft read it (another patcher?)", pid,
            w.function, w.site);
   }
@@ -32,7 +33,8 @@ void write_sites(const ProcessMemory& memory, const SwitchPlan& plan, pid_t pid)
       fault_point(plan.writes[done].activation ? "activated" : "entry-written");
     }
   } catch (...) {
-    while (done-- > 0) memory.write(plan.writes[done].site, plan.writes[done].expected);
+    while (done-- > 0)
+      if (!plan.writes[done].expected.empty()) memory.write(plan.writes[done].site, plan.writes[done].expected);
     throw;
   }
 }

@@ -14,7 +14,7 @@ namespace graft {
 struct SiteWrite {
   std::string function;
   RemoteAddress site;
-  Bytes expected;  // what must be there now (else something else changed it)
+  Bytes expected;  // what must be there now (else something else changed it); empty: anything
   Bytes bytes;     // what to write
   bool activation = false;  // the one-byte flag of the switch gates, not an entry
 };

@@ -10,6 +10,7 @@
 #include "consistency/trap_guard.h"
 #include "loader/region.h"
 #include "process/remote_syscalls.h"
+#include "runtime/transition_abi.h"
 
 namespace graft {
 
@@ -53,6 +54,38 @@ void complete_int3s(Tracer& tracer, const ProcessMemory& memory, const std::vect
   run_stop_model(tracer, memory, plan, stop, [] {}, s);
 }
 
+// A per-thread patch goes back through its gates like a switch-gated one,
+// with the transition table in place of the flag: every thread's universe
+// byte, then the goal, to old. Killed midway, each thread runs all old or
+// all new code (per-thread consistency, as during a transition).
+std::vector<SiteWrite> universes_to_old(const ProcessMemory& memory, const PatchRecord& rec) {
+  const TransitionRecord& t = rec.transition;
+  uint64_t table = t.area + page_round_up(GRAFT_TRANSITION_REPORT_OFFSET +
+                                          uint64_t(t.report_capacity) * sizeof(graft_report_entry));
+  std::vector<graft_universe_entry> entries(t.capacity);
+  if (!memory.try_read({table}, entries.data(), entries.size() * sizeof entries[0]))
+    fail("process {}: the transition table of patch {} is unreadable", memory.pid(), rec.label());
+  std::vector<SiteWrite> out;
+  auto flip = [&](uint64_t at, uint8_t now) {
+    if (now == GRAFT_UNIVERSE_OLD) return;
+    // Not checked (a thread may move itself in graft_quiescent() until the
+    // stop) and not undone (with the entries back, the universes are moot).
+    SiteWrite w{"a thread's universe", {at}, {}, {GRAFT_UNIVERSE_OLD}};
+    w.activation = true;
+    out.push_back(w);
+  };
+  for (uint32_t i = 0; i < t.capacity; ++i)
+    if (entries[i].thread_pointer != 0)
+      flip(table + uint64_t(i) * sizeof entries[0] + offsetof(graft_universe_entry, universe),
+           entries[i].universe);
+  uint8_t goal = 0;
+  uint64_t goal_at = t.area + offsetof(graft_transition_header, goal);
+  if (!memory.try_read({goal_at}, &goal, 1))
+    fail("process {}: the transition area of patch {} is unreadable", memory.pid(), rec.label());
+  flip(goal_at, goal);
+  return out;
+}
+
 }  // namespace
 
 void unload_patch(Tracer& tracer, const ProcessMemory& memory, const std::vector<Mapping>& maps,
@@ -77,7 +110,7 @@ void unload_patch(Tracer& tracer, const ProcessMemory& memory, const std::vector
     // An abandoned transition (or switch) leaves entries leading to the gates.
     bool to_gate = rec.has_gates() && now == f.gate_redirect;
     if (now != f.redirect && !to_gate) continue;
-    if (rec.switch_gates() && !to_gate) {
+    if ((rec.switch_gates() || rec.per_thread()) && !to_gate) {
       to_gates.push_back({f.symbol, {f.site}, now, f.gate_redirect});
       to_old.push_back({f.symbol, {f.site}, f.gate_redirect, old});
     } else {
@@ -95,6 +128,10 @@ void unload_patch(Tracer& tracer, const ProcessMemory& memory, const std::vector
       deactivate.activation = true;
       plan.writes.push_back(deactivate);
     }
+  }
+  if (rec.per_thread() && !to_old.empty()) {
+    auto flips = universes_to_old(memory, rec);
+    plan.writes.insert(plan.writes.end(), flips.begin(), flips.end());
   }
   plan.writes.insert(plan.writes.end(), to_old.begin(), to_old.end());
 
