@@ -11,7 +11,8 @@
 # $GRAFT_CORPUS_DIR/PACKAGE/:
 #   src/       the package's tree before its first fix, configured and built
 #   fixes/     each fix as Debian ships it (debian/patches/NAME), in series order
-#   env        shell variables for tests: TREE, ARTIFACT, FIXES, BUILD, CFLAGS
+#   env        shell variables for tests: VERSION, TREE, ARTIFACT, FIXES_DIR,
+#              FIXES, BUILD (the build command), BUILD_CFLAGS
 #
 # Each fix of a package touches other files than the others (checked here
 # with `patch --dry-run`), so each applies to the tree before the first one;
@@ -28,7 +29,9 @@ JOBS=${GRAFT_CORPUS_JOBS:-2}
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=packages.sh
 source "$HERE/packages.sh"
+CONFIGURE_CACHE=() CONFIGURE_CACHE_CHECK=""
 package_"${PKG//-/_}"   # sets VERSION_PREFIX FIXES BUILD_DEPS CONFIGURE BUILD ARTIFACT
+                        # and maybe CONFIGURE_CACHE CONFIGURE_CACHE_CHECK
 
 DIR=$CACHE/$PKG
 LOG=$DIR/prepare.log
@@ -42,9 +45,27 @@ die() { echo "corpus[$PKG]: FAILED: $* (log: $LOG)" >&2; tail -n 20 "$LOG" >&2 |
 CFLAGS=${GRAFT_CORPUS_CFLAGS:-"-g -O2 -fstack-protector-strong -Wformat -Werror=format-security -ffunction-sections -fdata-sections"}
 CPPFLAGS="-D_FORTIFY_SOURCE=2"
 LDFLAGS="-Wl,-z,relro -Wl,-z,now"
-STAMP_KEY="$VERSION_PREFIX|${FIXES[*]}|$CONFIGURE|$BUILD|$CFLAGS|$CPPFLAGS|$LDFLAGS|$(gcc -dumpfullversion)"
+STAMP_KEY="$VERSION_PREFIX|${FIXES[*]}|$CONFIGURE|${CONFIGURE_CACHE[*]}|$BUILD|$CFLAGS|$CPPFLAGS|$LDFLAGS|$(gcc -dumpfullversion)"
+
+# The variables a test sources. Not CFLAGS: tests have their own.
+write_env() {
+  local version
+  version=$(basename "$(ls "$DIR"/downloads/*.dsc | sort -V | tail -n 1)" .dsc)
+  cat >"$DIR/env" <<ENV
+# Written by scripts/corpus/prepare.sh $PKG
+PACKAGE=$PKG
+VERSION=${version#*_}
+TREE=$DIR/src
+ARTIFACT=$DIR/src/$ARTIFACT
+FIXES_DIR=$DIR/fixes
+FIXES=(${FIXES[*]})
+BUILD='${BUILD//\$JOBS/$JOBS}'
+BUILD_CFLAGS="$CFLAGS"
+ENV
+}
 
 if [[ -f $DIR/built.stamp && $(cat "$DIR/built.stamp") == "$STAMP_KEY" && -f $DIR/src/$ARTIFACT ]]; then
+  write_env
   say "cached: $DIR/src/$ARTIFACT"
   exit 0
 fi
@@ -54,12 +75,17 @@ fi
 exec 9>"$DIR/.lock"
 flock 9
 if [[ -f $DIR/built.stamp && $(cat "$DIR/built.stamp") == "$STAMP_KEY" && -f $DIR/src/$ARTIFACT ]]; then
+  write_env
   say "cached (prepared meanwhile): $DIR/src/$ARTIFACT"
   exit 0
 fi
 
 export DEBIAN_FRONTEND=noninteractive
 APT=(apt-get -o DPkg::Lock::Timeout=600 -y)
+# apt (sources, lists, installs) one package at a time: the tests of two
+# packages may prepare them together on a fresh machine.
+exec 8>"$CACHE/.apt.lock"
+flock 8
 
 # 1. deb-src: a fresh Debian 12 lists only binary packages.
 if ! apt-cache showsrc "$PKG" 2>/dev/null | grep -q "^Version: $VERSION_PREFIX"; then
@@ -87,6 +113,7 @@ if [[ ${#need[@]} -gt 0 ]]; then
       "${APT[@]}" install --no-install-recommends "${need[@]}" </dev/null >>"$LOG" 2>&1; } ||
     die "apt-get install ${need[*]}"
 fi
+exec 8>&-
 
 # 3. The source package (downloads kept; the tree is extracted anew).
 mkdir -p "$DIR/downloads"
@@ -120,12 +147,19 @@ for fix in "${FIXES[@]}"; do
 done
 say "$VERSION, tree before $first (top patch: $before)"
 
-# 5. Configure and build only what the tests run.
+# 5. Configure and build only what the tests run. Cached configure answers
+# are checked against the system's headers first.
 cd "$DIR/src.tmp"
-say "configure $CONFIGURE"
+if [[ -n $CONFIGURE_CACHE_CHECK ]]; then
+  echo "+ checking the configure cache: ${CONFIGURE_CACHE[*]}" >>"$LOG"
+  # shellcheck disable=SC2086
+  gcc $CPPFLAGS $CFLAGS -x c -c -o /dev/null - <<<"$CONFIGURE_CACHE_CHECK" >>"$LOG" 2>&1 ||
+    die "the configure answers in scripts/corpus/packages.sh do not match this system's headers"
+fi
+say "configure $CONFIGURE${CONFIGURE_CACHE:+ (${#CONFIGURE_CACHE[@]} answers cached)}"
 # shellcheck disable=SC2086
-./configure $CONFIGURE CC=gcc CFLAGS="$CFLAGS" CPPFLAGS="$CPPFLAGS" LDFLAGS="$LDFLAGS" \
-  >>"$LOG" 2>&1 || die "configure"
+env "${CONFIGURE_CACHE[@]}" ./configure $CONFIGURE CC=gcc CFLAGS="$CFLAGS" CPPFLAGS="$CPPFLAGS" \
+  LDFLAGS="$LDFLAGS" >>"$LOG" 2>&1 || die "configure"
 say "build: $BUILD (JOBS=$JOBS)"
 JOBS=$JOBS nice bash -c "$BUILD" >>"$LOG" 2>&1 || die "build: $BUILD"
 [[ -f $ARTIFACT ]] || die "the build made no $ARTIFACT"
@@ -133,16 +167,6 @@ cd /
 mv "$DIR/src.tmp" "$DIR/src"
 rm -f "$DIR"/*.orig.tar.* "$DIR"/*.debian.tar.* "$DIR"/*.dsc   # dpkg-source -x copies them beside the tree
 
-cat >"$DIR/env" <<ENV
-# Written by scripts/corpus/prepare.sh $PKG
-PACKAGE=$PKG
-VERSION=$VERSION
-TREE=$DIR/src
-ARTIFACT=$DIR/src/$ARTIFACT
-FIXES_DIR=$DIR/fixes
-FIXES=(${FIXES[*]})
-BUILD='${BUILD//\$JOBS/$JOBS}'
-CFLAGS="$CFLAGS"
-ENV
+write_env
 echo "$STAMP_KEY" >"$DIR/built.stamp"
 say "built $DIR/src/$ARTIFACT"

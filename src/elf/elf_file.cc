@@ -146,6 +146,47 @@ std::vector<ElfRela> ElfFile::relocations(const ElfSection& rela) const {
   return out;
 }
 
+std::map<uint16_t, std::string> ElfFile::version_names() const {
+  std::map<uint16_t, std::string> names;
+  auto name_at = [&](const ElfSection& s, size_t offset) {
+    const char* n = elf_strptr(elf_, s.link, offset);
+    return std::string(n ? n : "");
+  };
+  for (const auto& s : sections_) {
+    Elf_Data* d = nullptr;
+    if (s.type == SHT_GNU_verdef || s.type == SHT_GNU_verneed)
+      d = elf_getdata(elf_getscn(elf_, s.index), nullptr);
+    if (!d) continue;
+    // sh_info entries, chained by byte offsets; a bad chain just ends.
+    size_t off = 0;
+    for (uint32_t i = 0; i < s.info && off < d->d_size; ++i) {
+      if (s.type == SHT_GNU_verdef) {
+        GElf_Verdef vd;
+        GElf_Verdaux aux;
+        if (!gelf_getverdef(d, static_cast<int>(off), &vd)) break;
+        if (vd.vd_cnt > 0 && gelf_getverdaux(d, static_cast<int>(off + vd.vd_aux), &aux))
+          names[vd.vd_ndx & 0x7fff] = name_at(s, aux.vda_name);
+        if (vd.vd_next == 0) break;
+        off += vd.vd_next;
+      } else {
+        GElf_Verneed vn;
+        if (!gelf_getverneed(d, static_cast<int>(off), &vn)) break;
+        size_t aoff = off + vn.vn_aux;
+        for (uint16_t k = 0; k < vn.vn_cnt && aoff < d->d_size; ++k) {
+          GElf_Vernaux aux;
+          if (!gelf_getvernaux(d, static_cast<int>(aoff), &aux)) break;
+          names[aux.vna_other & 0x7fff] = name_at(s, aux.vna_name);
+          if (aux.vna_next == 0) break;
+          aoff += aux.vna_next;
+        }
+        if (vn.vn_next == 0) break;
+        off += vn.vn_next;
+      }
+    }
+  }
+  return names;
+}
+
 std::vector<ElfSymbol> ElfFile::read_symbols(const ElfSection& table) const {
   Elf_Data* d = elf_getdata(elf_getscn(elf_, table.index), nullptr);
   if (!d) fail("{}: cannot read {}", name_, table.name);
@@ -154,6 +195,8 @@ std::vector<ElfSymbol> ElfFile::read_symbols(const ElfSection& table) const {
   for (const auto& s : sections_)
     if (s.type == SHT_GNU_versym && s.link == table.index)
       versym = elf_getdata(elf_getscn(elf_, s.index), nullptr);
+  std::map<uint16_t, std::string> versions;
+  if (versym) versions = version_names();
 
   size_t n = d->d_size / sizeof(Elf64_Sym);
   std::vector<ElfSymbol> out;
@@ -175,7 +218,12 @@ std::vector<ElfSymbol> ElfFile::read_symbols(const ElfSection& table) const {
     if (s.bind == STB_LOCAL) s.file = file;
     if (versym) {
       GElf_Versym v;
-      if (gelf_getversym(versym, i, &v)) s.default_version = (v & 0x8000) == 0;
+      if (gelf_getversym(versym, i, &v)) {
+        s.default_version = (v & 0x8000) == 0;
+        // 0 and 1: local and global, unversioned.
+        if (auto it = versions.find(v & 0x7fff); (v & 0x7fff) > 1 && it != versions.end())
+          s.version = it->second;
+      }
     }
     out.push_back(std::move(s));
   }

@@ -6,6 +6,7 @@
 #include <libelf.h>
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -25,6 +26,9 @@ struct ElfSymbol {
   uint16_t shndx = 0;   // SHN_UNDEF for an undefined symbol
   std::string file;     // STT_FILE in force for a local symbol ("" if none)
   bool default_version = true;  // .dynsym: not a hidden (non-default) version
+  // .dynsym: the version a definition has or an import asks for
+  // ("GLIBC_2.14"); "" when unversioned.
+  std::string version;
   bool defined() const { return shndx != 0; }
 };
 
@@ -82,6 +86,8 @@ class ElfFile {
 
  private:
   std::vector<ElfSymbol> read_symbols(const ElfSection& table) const;
+  // Version index -> name, from .gnu.version_d and .gnu.version_r.
+  std::map<uint16_t, std::string> version_names() const;
 
   std::string path_;
   std::string name_;

@@ -19,6 +19,7 @@
 #include "consistency/per_thread_model.h"
 #include "consistency/stop_model.h"
 #include "loader/callbacks.h"
+#include "loader/ifunc.h"
 #include "loader/loaded_objects.h"
 #include "loader/operations.h"
 #include "loader/placement.h"
@@ -73,14 +74,17 @@ class ApplyJob {
     bind_runtime_functions(tracer, scan.runtime);
     try {
       plan_region();
-      Bytes image = relocate();
+      resolve_externals();
+      // Without IFUNCs to resolve in the process, the image is complete
+      // before anything is mapped.
+      Bytes image = ifuncs_.empty() ? relocate() : Bytes{};
       Bytes gates;
       if (per_thread_) gates = plan_gates();
       if (switch_gates_) gates = plan_switch_gates();
       create_region(tracer, memory_, maps_, layout_, patch_.id());
       fault_point("region-created");
       tracer.resume_all();
-      switch_to_patch(tracer, image, gates);
+      switch_to_patch(tracer, std::move(image), gates);
     } catch (...) {
       if (!region_in_use_) remove_injected_runtime(tracer);
       throw;
@@ -92,7 +96,7 @@ class ApplyJob {
   // run post_patch. On failure the region is removed again (after
   // post_unpatch, if pre_patch had run), unless a per-thread transition
   // could be neither completed nor undone (TransitionStuck).
-  void switch_to_patch(Tracer& tracer, const Bytes& image, const Bytes& gates) {
+  void switch_to_patch(Tracer& tracer, Bytes image, const Bytes& gates) {
     bool pre_patch_done = false;
     try {
       // The record first: from here on, a later graft knows what this
@@ -100,6 +104,10 @@ class ApplyJob {
       record_.state = RecordState::Loading;
       memory_.write({layout_.address}, encode_record(record_));
       fault_point("record-written");
+      if (!ifuncs_.empty()) {
+        run_ifunc_resolvers(tracer);
+        image = relocate();
+      }
       memory_.write({layout_.address + layout_.image_offset}, image);
       if (auto thunk = call_return_thunk_address(record_))
         memory_.write({*thunk}, arch::kCallReturnThunk);
@@ -408,6 +416,36 @@ class ApplyJob {
       record_.callbacks.push_back({c.kind, c.function, base + c.offset});
   }
 
+  // The address of every external symbol, except the IFUNCs whose resolver
+  // must run in the process (ifuncs_, settled by run_ifunc_resolvers()).
+  void resolve_externals() {
+    SymbolResolver resolver(objects_, target_, maps_, memory_, pid_);
+    for (size_t i = 0; i < patch_.externals.size(); ++i) {
+      const auto& e = patch_.externals[i];
+      if (e.where == ExternalSymbol::Where::Target) {
+        addresses_.push_back(target_.bias + e.value);
+      } else if (auto it = runtime_.addresses.find(e.name); it != runtime_.addresses.end()) {
+        addresses_.push_back(it->second);
+      } else {
+        SymbolLookup l = resolver.lookup(e.name);
+        addresses_.push_back(l.address);
+        if (!l.note.empty()) result_.notes.push_back(l.note);
+        if (l.call) ifuncs_.emplace_back(i, *l.call);
+      }
+    }
+  }
+
+  // After the record is written; the thunk first, for a kill-safe return.
+  void run_ifunc_resolvers(Tracer& tracer) {
+    if (auto thunk = call_return_thunk_address(record_)) memory_.write({*thunk}, arch::kCallReturnThunk);
+    for (const auto& [index, call] : ifuncs_) {
+      IfuncResult r = run_ifunc_resolver(tracer, memory_, record_, call, options_.timeout_s);
+      addresses_[index] = r.address;
+      result_.notes.push_back(r.note);
+    }
+    fault_point("ifuncs-resolved");
+  }
+
   // The stop model's switch gates (flag byte, then a kSwitchSlot-byte slot
   // per function: gate and old path), and the writes of the switch: every
   // entry to its gate (the flag says old), the flag to new, every entry to
@@ -538,18 +576,9 @@ class ApplyJob {
 
   Bytes relocate() {
     uint64_t base = layout_.address + layout_.image_offset;
-    SymbolResolver resolver(objects_, target_, maps_, memory_, pid_);
-    std::vector<uint64_t> addresses;
-    for (const auto& e : patch_.externals)
-      if (e.where == ExternalSymbol::Where::Target)
-        addresses.push_back(target_.bias + e.value);
-      else if (auto it = runtime_.addresses.find(e.name); it != runtime_.addresses.end())
-        addresses.push_back(it->second);
-      else
-        addresses.push_back(resolver.resolve(e.name));
     Bytes image = patch_.image;
     for (const auto& r : patch_.relocations) {
-      uint64_t S = r.external >= 0 ? addresses[r.external] : base + r.image_offset;
+      uint64_t S = r.external >= 0 ? addresses_[r.external] : base + r.image_offset;
       std::string context =
           r.external >= 0 ? fmt::format("process {}: reference to `{}'", pid_, patch_.externals[r.external].name)
                           : fmt::format("process {}: patch-internal reference", pid_);
@@ -582,6 +611,8 @@ class ApplyJob {
   bool switch_gates_ = false;
   static constexpr uint64_t kSwitchFlagArea = 64;
   static constexpr uint64_t kSwitchSlot = arch::kSwitchGateSize + arch::kMaxOldPathSize;
+  std::vector<uint64_t> addresses_;                  // of patch_.externals
+  std::vector<std::pair<size_t, IfuncCall>> ifuncs_;  // still to resolve in the process
 };
 
 }  // namespace

@@ -53,11 +53,9 @@ std::optional<uint64_t> call_return_thunk_address(const PatchRecord& patch) {
   return at;
 }
 
-std::optional<CallbackRun> run_callback(Tracer& tracer, const ProcessMemory& memory,
-                                        const PatchRecord& patch, Callback::Kind kind,
-                                        double timeout_s) {
-  const CallbackRecord* c = patch.callback(kind);
-  if (!c) return std::nullopt;
+RemoteCallResult call_for_patch(Tracer& tracer, const ProcessMemory& memory,
+                                const PatchRecord& patch, RemoteAddress function,
+                                const uint64_t (&args)[6], double timeout_s) {
   pid_t tid = callback_thread(tracer);
   bool stopped_here = !tracer.is_stopped(tid);
   if (stopped_here) tracer.stop(tid);
@@ -69,10 +67,18 @@ std::optional<CallbackRun> run_callback(Tracer& tracer, const ProcessMemory& mem
         std::equal(b.begin(), b.end(), arch::kCallReturnThunk))
       thunk = {*at};
   }
-  CallbackRun run{c->function, remote_call(tracer, memory, tid, {c->address}, {patch.region_start},
-                                           timeout_s, {}, thunk)};
+  RemoteCallResult r =
+      remote_call(tracer, memory, tid, function, {patch.region_start}, timeout_s, args, thunk);
   if (stopped_here) tracer.resume(tid);
-  return run;
+  return r;
+}
+
+std::optional<CallbackRun> run_callback(Tracer& tracer, const ProcessMemory& memory,
+                                        const PatchRecord& patch, Callback::Kind kind,
+                                        double timeout_s) {
+  const CallbackRecord* c = patch.callback(kind);
+  if (!c) return std::nullopt;
+  return CallbackRun{c->function, call_for_patch(tracer, memory, patch, {c->address}, {}, timeout_s)};
 }
 
 }  // namespace graft

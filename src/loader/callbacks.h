@@ -31,6 +31,15 @@ struct CallbackRun {
 // code fills its last page.
 std::optional<uint64_t> call_return_thunk_address(const PatchRecord& patch);
 
+// Calls `function` in the process for a patch (its callbacks, the IFUNC
+// resolvers of its references): on the thread chosen as above, stopped for
+// the call if it was running, returning through the patch's thunk when graft
+// has written it (kill-safe), else through the trap at the region's first
+// page. Throws only if the process cannot be traced any more.
+RemoteCallResult call_for_patch(Tracer& tracer, const ProcessMemory& memory,
+                                const PatchRecord& patch, RemoteAddress function,
+                                const uint64_t (&args)[6], double timeout_s);
+
 // nullopt when the patch has no callback of this kind. Throws only if the
 // process cannot be traced any more (exited).
 std::optional<CallbackRun> run_callback(Tracer& tracer, const ProcessMemory& memory,

@@ -2,7 +2,7 @@
  *
  *   mcload run   --port P[,P2...] [--conns 16] [--rate 4000] [--duration 20]
  *                [--keys 200] [--value-size 100] [--set-percent 20]
- *                [--latency-out FILE] [--stop-file FILE]
+ *                [--latency-out FILE] [--stop-file FILE] [--start-file FILE]
  *   mcload fill  --port P --keys N --prefix PFX     store N keys
  *   mcload check --port P --keys N --prefix PFX     read them back, verify
  *
@@ -25,7 +25,9 @@
  * paced; a late one carries its wait), so a server that stops answering
  * shows as high latency, not as fewer requests. With --latency-out, one CSV
  * line per request: due time in ms since the start, latency in us, op, result.
- * At the end one JSON line goes to stdout; once a second a progress line to
+ * With --start-file, the moment the timed run starts (after the keys are
+ * stored) is written there, in seconds of CLOCK_MONOTONIC, so a caller can
+ * place its own events on the same clock. At the end one JSON line goes to stdout; once a second a progress line to
  * stderr. Exit status: 0 when every request was ok, 1 otherwise, 2 on usage.
  */
 #define _GNU_SOURCE
@@ -60,6 +62,7 @@ struct options {
   int set_percent;
   const char *latency_out;
   const char *stop_file;
+  const char *start_file;
   const char *prefix;
 };
 static struct options opt = {
@@ -364,7 +367,7 @@ static void usage(void) {
   fprintf(stderr,
           "usage: mcload run|fill|check --port P[,P...] [--conns N] [--rate R] [--duration S]\n"
           "       [--keys N] [--value-size B] [--set-percent P] [--prefix PFX]\n"
-          "       [--latency-out FILE] [--stop-file FILE]\n");
+          "       [--latency-out FILE] [--stop-file FILE] [--start-file FILE]\n");
   exit(2);
 }
 
@@ -417,6 +420,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--prefix")) opt.prefix = v;
     else if (!strcmp(a, "--latency-out")) opt.latency_out = v;
     else if (!strcmp(a, "--stop-file")) opt.stop_file = v;
+    else if (!strcmp(a, "--start-file")) opt.start_file = v;
     else usage();
   }
   if (opt.nports == 0 || opt.conns < 1 || opt.conns > 1024 || opt.keys < 1 ||
@@ -442,6 +446,12 @@ int main(int argc, char **argv) {
     }
   }
   start_ns = now_ns();
+  if (opt.start_file) {
+    FILE *f = fopen(opt.start_file, "w");
+    if (!f) { perror(opt.start_file); return 1; }
+    fprintf(f, "%.9f\n", (double)start_ns / 1e9);
+    fclose(f);
+  }
   for (int i = 0; i < opt.conns; i++) pthread_create(&ws[i].thread, NULL, run_worker, &ws[i]);
 
   /* Progress once a second; stop on the stop file. */

@@ -62,6 +62,9 @@ cleanup() {
   if [[ $rc -eq 0 ]]; then
     rm -rf "$T"
     log "PASS ($((SECONDS - TEST_START)) s)"
+  elif [[ $rc -eq 77 ]]; then  # skipped (CTest: SKIP_RETURN_CODE), the test said why
+    rm -rf "$T"
+    log "SKIPPED ($((SECONDS - TEST_START)) s)"
   else
     for name in "${!TPID[@]}"; do
       if [[ -s $T/$name.err ]]; then

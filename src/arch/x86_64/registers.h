@@ -46,6 +46,15 @@ CallFrame prepare_call(Registers& r, uint64_t function, uint64_t stack_top,
 // The integer return value of a finished call (rax).
 uint64_t call_result(const Registers& r);
 
+// The arguments of an IFUNC resolver. glibc's x86-64 dynamic linker calls
+// resolvers with none (elf_ifunc_invoke): they read the CPU features ld.so
+// recorded. graft passes AT_HWCAP first, as glibc's generic path does:
+// harmless to a resolver that takes no argument.
+inline void ifunc_resolver_arguments(uint64_t hwcap, uint64_t (&args)[6]) {
+  for (auto& a : args) a = 0;
+  args[0] = hwcap;
+}
+
 // Register value by libunwind's x86-64 register number; false if unknown.
 bool unwind_register(const Registers& r, int regnum, uint64_t* value);
 
