@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <ctime>
+#include <optional>
 #include <set>
 
 #include "arch/x86_64/displaced.h"
@@ -625,7 +626,11 @@ OperationResult apply_patch(const Patch& patch, pid_t pid, const OperationOption
   result.model = options.model;
   result.patch_sha256 = patch.sha256;
   auto start = Clock::now();
-  RealtimePriority priority;
+  // Real-time priority shortens a global stop; the per-thread models have
+  // none, and graft holding a core at SCHED_FIFO would delay the target's
+  // threads instead.
+  std::optional<RealtimePriority> priority;
+  if (options.model == "stop") priority.emplace();
   try {
     ProcessLock lock(pid, options.timeout_s);
     ApplyJob(patch, pid, options, result).run();

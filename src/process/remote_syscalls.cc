@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <map>
 
 #include "arch/x86_64/sigreturn_frame.h"
 #include "common/error.h"
@@ -40,6 +41,31 @@ std::optional<RemoteAddress> find_code(const ProcessMemory& memory, const std::v
   return std::nullopt;
 }
 
+// find_code, remembered per process: the search reads up to megabytes of
+// the target, and a transition runs a system call in it for every step.
+// A remembered address is used again only if it still holds the bytes, in
+// code a file maps (the same rules as the search).
+std::optional<RemoteAddress> find_code_cached(const ProcessMemory& memory, const std::vector<Mapping>& maps,
+                                              std::span<const uint8_t> bytes) {
+  static std::map<std::pair<pid_t, Bytes>, uint64_t> found;
+  auto key = std::make_pair(memory.pid(), Bytes(bytes.begin(), bytes.end()));
+  if (auto it = found.find(key); it != found.end()) {
+    uint64_t at = it->second;
+    bool in_code = std::any_of(maps.begin(), maps.end(), [&](const Mapping& m) {
+      return m.exec && m.start <= at && at + bytes.size() <= m.end &&
+             (m.path == "[vdso]" || (m.read && m.path.rfind('/', 0) == 0 && m.path.rfind("/memfd:", 0) != 0));
+    });
+    Bytes now(bytes.size());
+    if (in_code && memory.try_read({at}, now.data(), now.size()) &&
+        std::equal(now.begin(), now.end(), bytes.begin()))
+      return RemoteAddress{at};
+    found.erase(it);
+  }
+  auto at = find_code(memory, maps, bytes);
+  if (at) found[key] = at->value;
+  return at;
+}
+
 // User shadow stacks (CET) would fault on the gadget's `ret`.
 bool has_shadow_stack(pid_t pid, pid_t tid) {
   try {
@@ -64,7 +90,7 @@ RemoteSyscalls::RemoteSyscalls(Tracer& tracer, const ProcessMemory& memory,
   scratch_ = {(below - kScratchSize) & ~uint64_t(15)};
   prepare_frame(maps);
   if (!kill_safe()) {
-    auto insn = find_code(memory, maps, arch::kSyscallInstruction);
+    auto insn = find_code_cached(memory, maps, arch::kSyscallInstruction);
     if (!insn) fail("process {}: found no system-call instruction in its code", tracer.pid());
     syscall_insn_ = *insn;
   }
@@ -87,8 +113,8 @@ pid_t RemoteSyscalls::choose_thread() {
 }
 
 void RemoteSyscalls::prepare_frame(const std::vector<Mapping>& maps) {
-  auto syscall_ret = find_code(memory_, maps, arch::kSyscallReturnGadget);
-  auto restorer = find_code(memory_, maps, arch::kRestoreRtGadget);
+  auto syscall_ret = find_code_cached(memory_, maps, arch::kSyscallReturnGadget);
+  auto restorer = find_code_cached(memory_, maps, arch::kRestoreRtGadget);
   if (!syscall_ret || !restorer || has_shadow_stack(tracer_.pid(), tid_)) return;
   Bytes xstate;
   uint64_t mask = 0;
