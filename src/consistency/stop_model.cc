@@ -108,6 +108,15 @@ void run_stop_model(Tracer& tracer, const ProcessMemory& memory, const SwitchPla
       }
       if (busy) break;
     }
+    // Every thread of the process must be one graft stopped and checked: a
+    // thread created meanwhile (its clone racing the stop) would run
+    // through the writes unchecked.
+    if (!busy)
+      for (pid_t tid : list_threads(tracer.pid()))
+        if (!tracer.is_traced(tid)) {
+          busy = fmt::format("thread {} appeared during the stop", tid);
+          break;
+        }
     if (!busy) {
       try {
         fault_point("stopped");
