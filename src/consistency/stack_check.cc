@@ -117,8 +117,13 @@ std::optional<std::string> StackCheck::check(pid_t tid, const arch::Registers& r
     unw_word_t ip = 0;
     unw_get_reg(&cursor, UNW_REG_IP, &ip);
     // A return address points after the call; the call itself is at ip-1.
+    // But the frame a signal interrupted resumes at ip itself, which may be
+    // the first instruction of a busy function (ip-1 then lies before it):
+    // both count. A return to a busy function's first byte would run it too.
     uint64_t pc = depth == 0 ? ip : ip - 1;
-    if (auto what = busy_at(pc))
+    auto what = busy_at(pc);
+    if (!what && depth > 0 && (what = busy_at(ip))) pc = ip;
+    if (what)
       return fmt::format("thread {} is inside {} (frame #{}, pc {:#x})", tid, *what, depth, pc);
     unw_proc_info_t info;
     int step = unw_get_proc_info(&cursor, &info) < 0 ? -UNW_ENOINFO : unw_step(&cursor);
