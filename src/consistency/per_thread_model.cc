@@ -204,15 +204,19 @@ class Transition {
     }
   }
 
+  // The thread that runs graft's system calls in the target: the main
+  // thread if it is there.
+  pid_t runner_thread() const {
+    return tracer_.is_traced(tracer_.pid()) ? tracer_.pid() : tracer_.threads().front();
+  }
+
   // Makes every core that runs the target execute a serializing instruction
   // (membarrier SYNC_CORE, run inside the target, which must register for it
   // once); without it, stops and resumes every running thread, which the
   // kernel's return to user space serializes.
   void sync_cores() {
     auto t0 = Clock::now();
-    // The thread that runs the call: the main thread if it is there.
-    std::vector<pid_t> all = tracer_.threads();
-    pid_t runner = tracer_.is_traced(tracer_.pid()) ? tracer_.pid() : all.front();
+    pid_t runner = runner_thread();
     tracer_.stop(runner);
     if (membarrier_ == 0) {
       RemoteSyscalls sys(tracer_, memory_, plan_.maps);
@@ -248,8 +252,7 @@ class Transition {
   // to the gate instead of dying of SIGTRAP.
   void guard_traps(bool on) {
     if (!plan_.trap_handler) return;
-    std::vector<pid_t> all = tracer_.threads();
-    pid_t runner = tracer_.is_traced(tracer_.pid()) ? tracer_.pid() : all.front();
+    pid_t runner = runner_thread();
     auto t0 = Clock::now();
     tracer_.stop(runner);
     {

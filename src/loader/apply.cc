@@ -447,6 +447,28 @@ class ApplyJob {
     fault_point("ifuncs-resolved");
   }
 
+  // Function i's gate at `slot` of the gate pages `out` (which start at the
+  // record's gates): the code `make_code(gate, old_path)` returns, at most
+  // `code_room` bytes, then its displaced instructions relocated to run
+  // there (the old path). Fills the function record's gate fields.
+  template <typename MakeCode>
+  arch::DisplacedCode place_gate(size_t i, Bytes& out, uint64_t slot, size_t code_room, MakeCode make_code) {
+    auto& fr = record_.functions[i];
+    std::string name = display_name(patch_.functions[i]);
+    uint64_t gate = record_.transition.gates + slot, old_path = gate + code_room;
+    auto displaced = arch::relocate_displaced(current_[i], fr.site, old_path, name);
+    Bytes code = make_code(gate, old_path);
+    std::copy(code.begin(), code.end(), out.begin() + slot);
+    std::copy(displaced.old_path.begin(), displaced.old_path.end(), out.begin() + slot + code_room);
+    auto to_gate = arch::redirect_bytes(fr.site, gate);
+    if (!to_gate) fail("process {}: gate out of jump range of `{}'", pid_, name);
+    fr.gate = gate;
+    fr.old_path = old_path;
+    fr.displaced = displaced.length;
+    fr.gate_redirect = *to_gate;
+    return displaced;
+  }
+
   // The stop model's switch gates (flag byte, then a kSwitchSlot-byte slot
   // per function: gate and old path), and the writes of the switch: every
   // entry to its gate (the flag says old), the flag to new, every entry to
@@ -457,24 +479,14 @@ class ApplyJob {
     uint64_t gates = record_.transition.gates, flag = record_.transition.switch_flag;
     std::vector<SiteWrite> to_gates, to_new;
     for (size_t i = 0; i < patch_.functions.size(); ++i) {
-      auto& fr = record_.functions[i];
-      std::string name = display_name(patch_.functions[i]);
-      uint64_t slot = kSwitchFlagArea + i * kSwitchSlot;
-      uint64_t gate = gates + slot, old_path = gate + arch::kSwitchGateSize;
-      auto displaced = arch::relocate_displaced(current_[i], fr.site, old_path, name);
-      Bytes code = arch::switch_gate_code(gate, flag, fr.replacement, old_path);
-      std::copy(code.begin(), code.end(), out.begin() + slot);
-      std::copy(displaced.old_path.begin(), displaced.old_path.end(),
-                out.begin() + slot + arch::kSwitchGateSize);
-      auto to_gate = arch::redirect_bytes(fr.site, gate);
-      if (!to_gate) fail("process {}: switch gate out of jump range of `{}'", pid_, name);
-      fr.gate = gate;
-      fr.old_path = old_path;
-      fr.displaced = displaced.length;
-      fr.gate_redirect = *to_gate;
+      const auto& fr = record_.functions[i];
+      place_gate(i, out, kSwitchFlagArea + i * kSwitchSlot, arch::kSwitchGateSize,
+                 [&](uint64_t gate, uint64_t old_path) {
+                   return arch::switch_gate_code(gate, flag, fr.replacement, old_path);
+                 });
       const SiteWrite& w = plan_.writes[i];
-      to_gates.push_back({w.function, w.site, w.expected, *to_gate});
-      to_new.push_back({w.function, w.site, *to_gate, w.bytes});
+      to_gates.push_back({w.function, w.site, w.expected, fr.gate_redirect});
+      to_new.push_back({w.function, w.site, fr.gate_redirect, w.bytes});
     }
     plan_.writes = std::move(to_gates);
     SiteWrite activate{"the switch flag", {flag}, {0}, {1}};
@@ -491,29 +503,18 @@ class ApplyJob {
     Bytes out(layout_.gates_size, arch::kBreakpoint);  // padding traps
     uint64_t gates = record_.transition.gates;
     for (size_t i = 0; i < patch_.functions.size(); ++i) {
-      auto& fr = record_.functions[i];
+      const auto& fr = record_.functions[i];
       std::string name = display_name(patch_.functions[i]);
-      uint64_t gate = gates + i * kGateSlot;
-      uint64_t old_path = gate + arch::kMaxGateSize;
-      auto displaced = arch::relocate_displaced(current_[i], fr.site, old_path, name);
-      Bytes code = arch::gate_code({gate, area_.table(), area_.capacity, area_.goal_byte(),
-                                    fr.replacement, old_path});
-      std::copy(code.begin(), code.end(), out.begin() + i * kGateSlot);
-      std::copy(displaced.old_path.begin(), displaced.old_path.end(),
-                out.begin() + i * kGateSlot + arch::kMaxGateSize);
-      auto to_gate = arch::redirect_bytes(fr.site, gate);
-      if (!to_gate) fail("process {}: gate out of jump range of `{}'", pid_, name);
-      fr.gate = gate;
-      fr.old_path = old_path;
-      fr.displaced = displaced.length;
-      fr.gate_redirect = *to_gate;
+      auto displaced = place_gate(i, out, i * kGateSlot, arch::kMaxGateSize, [&](uint64_t gate, uint64_t old_path) {
+        return arch::gate_code({gate, area_.table(), area_.capacity, area_.goal_byte(), fr.replacement, old_path});
+      });
       Bytes now(current_[i].begin(), current_[i].begin() + arch::kRedirectSize);
-      transition_.to_gates.push_back({name, {fr.site}, now, *to_gate});
-      transition_.to_new.push_back({name, {fr.site}, *to_gate, fr.redirect});
-      transition_.to_old.push_back({name, {fr.site}, *to_gate, now});
+      transition_.to_gates.push_back({name, {fr.site}, now, fr.gate_redirect});
+      transition_.to_new.push_back({name, {fr.site}, fr.gate_redirect, fr.redirect});
+      transition_.to_old.push_back({name, {fr.site}, fr.gate_redirect, now});
       for (size_t k = 0; k < displaced.boundaries.size(); ++k)
-        transition_.interior[fr.site + displaced.boundaries[k]] = old_path + displaced.old_path_offsets[k];
-      transition_.gate_of_site[fr.site] = gate;
+        transition_.interior[fr.site + displaced.boundaries[k]] = fr.old_path + displaced.old_path_offsets[k];
+      transition_.gate_of_site[fr.site] = fr.gate;
     }
     std::vector<arch::TrapSite> traps;
     for (const auto& [site, gate] : transition_.gate_of_site) traps.push_back({site, gate});

@@ -14,6 +14,7 @@
 #include "loader/recovery.h"
 #include "loader/transition_revert.h"
 #include "loader/unload.h"
+#include "process/proc_status.h"
 #include "process/process_lock.h"
 
 namespace graft {
@@ -148,12 +149,7 @@ ProcessPatches list_patches(pid_t pid) {
     }
     out.redirected.push_back(n);
   }
-  try {
-    std::string status = read_text_file(fmt::format("/proc/{}/status", pid));
-    auto at = status.find("TracerPid:");
-    out.traced = at != std::string::npos && std::strtol(status.c_str() + at + 10, nullptr, 10) > 0;
-  } catch (const Error&) {
-  }
+  out.traced = tracer_pid(pid, pid) > 0;
   return out;
 }
 

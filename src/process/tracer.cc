@@ -29,22 +29,15 @@ namespace {
 constexpr auto kStopDeadline = std::chrono::seconds(5);
 
 std::string tracer_of(pid_t pid, pid_t tid) {
+  long tracer = tracer_pid(pid, tid);
+  if (tracer <= 0) return {};
+  std::string comm;
   try {
-    std::string status = read_text_file(fmt::format("/proc/{}/task/{}/status", pid, tid));
-    auto at = status.find("TracerPid:");
-    if (at == std::string::npos) return {};
-    long tracer = std::strtol(status.c_str() + at + 10, nullptr, 10);
-    if (tracer <= 0) return {};
-    std::string comm;
-    try {
-      comm = read_text_file(fmt::format("/proc/{}/comm", tracer));
-      if (!comm.empty() && comm.back() == '\n') comm.pop_back();
-    } catch (const Error&) {
-    }
-    return fmt::format("{} ({})", tracer, comm);
+    comm = read_text_file(fmt::format("/proc/{}/comm", tracer));
+    if (!comm.empty() && comm.back() == '\n') comm.pop_back();
   } catch (const Error&) {
-    return {};
   }
+  return fmt::format("{} ({})", tracer, comm);
 }
 
 
