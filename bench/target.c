@@ -27,7 +27,8 @@
  * Control: the main thread reads commands, one per line, on stdin and
  * answers each with one line on stdout:
  *   reset  -> "ok"                 start a new gap window (also zeroes counters)
- *   stat   -> "gap_us=G max_gap_at_us=T window_us=W beats=B orig=O patched=P errors=E"
+ *   stat   -> "gap_us=G max_gap_at_us=T window_us=W beats=B orig=O patched=P errors=E
+ *             max_gap_end_mono_us=M" (M: when the longest gap ended, CLOCK_MONOTONIC)
  *   calltime N -> "ns=X patched=P"  the main thread calls bench_work() N times
  *                  (through a pointer, as any caller) and gives the mean time per
  *                  call and how many answered as patched: the cost of whatever
@@ -85,7 +86,7 @@ static atomic_int started;
 enum { CMD_NONE, CMD_RESET, CMD_STAT };
 static atomic_int cmd;
 static atomic_uint_fast64_t cmd_seq, ack_seq;
-static uint64_t res_gap_ns, res_gap_at_ns, res_window_ns, res_beats;
+static uint64_t res_gap_ns, res_gap_at_ns, res_window_ns, res_beats, res_start_ns;
 static long heartbeat_sleep_us = 100;
 
 static uint64_t mono_ns(void) {
@@ -194,6 +195,7 @@ static void *heartbeat_main(void *arg) {
       } else {
         res_gap_ns = max_gap;
         res_gap_at_ns = max_at;
+        res_start_ns = start;
         res_window_ns = now - start;
         res_beats = beats;
       }
@@ -288,9 +290,9 @@ int main(int argc, char **argv) {
       }
       printf("gap_us=%" PRIu64 " max_gap_at_us=%" PRIu64 " window_us=%" PRIu64
              " beats=%" PRIu64 " orig=%" PRIu64 " patched=%" PRIu64
-             " errors=%" PRIu64 "\n",
+             " errors=%" PRIu64 " max_gap_end_mono_us=%" PRIu64 "\n",
              res_gap_ns / 1000, res_gap_at_ns / 1000, res_window_ns / 1000,
-             res_beats, o, p, e);
+             res_beats, o, p, e, (res_start_ns + res_gap_at_ns) / 1000);
     } else if (!strncmp(line, "calltime ", 9)) {
       long calls = strtol(line + 9, NULL, 10);
       if (calls <= 0) calls = 1;

@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <set>
@@ -53,6 +54,33 @@ bool sigtrap_pending(pid_t pid, pid_t tid) {
   } catch (const Error&) {
     return false;
   }
+}
+
+// A blocking waitpid() that gives up after `timeout_us` (< 0: never): a
+// one-shot timer interrupts it with SIGALRM, whose handler does nothing.
+// A step normally completes in microseconds; polling would cost a timer
+// slice (~60 us) per step.
+pid_t wait_with_timeout(pid_t tid, int* status, long timeout_us) {
+  if (timeout_us < 0) return waitpid(tid, status, __WALL);
+  static bool installed = [] {
+    struct sigaction sa {};
+    sa.sa_handler = [](int) {};
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0;  // no SA_RESTART: waitpid must return EINTR
+    return sigaction(SIGALRM, &sa, nullptr) == 0;
+  }();
+  if (!installed || timeout_us == 0) return waitpid(tid, status, __WALL | WNOHANG);
+  itimerval timer{};
+  timer.it_value.tv_sec = timeout_us / 1000000;
+  timer.it_value.tv_usec = timeout_us % 1000000;
+  setitimer(ITIMER_REAL, &timer, nullptr);
+  pid_t got = waitpid(tid, status, __WALL);
+  int err = errno;
+  itimerval off{};
+  setitimer(ITIMER_REAL, &off, nullptr);
+  if (got < 0 && err == EINTR) return waitpid(tid, status, __WALL | WNOHANG);  // timed out
+  errno = err;
+  return got;
 }
 
 }  // namespace
@@ -175,12 +203,18 @@ bool Tracer::wait_for_stops(std::vector<pid_t> tids, std::optional<Clock::time_p
       fail("process {}: waitpid: {}", pid_, errno_text(errno));
     }
     if (got == 0) {
-      if (give_up && Clock::now() > *give_up) return false;  // the interrupt stays pending
-      if (Clock::now() > deadline)
+      auto now = Clock::now();
+      if (give_up && now > *give_up) return false;  // the interrupt stays pending
+      if (now > deadline)
         fail("process {}: thread {} did not stop within {} s (uninterruptible sleep?)", pid_,
              *pending.begin(), kStopDeadline.count());
-      std::this_thread::sleep_for(std::chrono::microseconds(20));
-      continue;
+      // Blocks until the next event (a stop takes microseconds; a sleep in
+      // between would cost the timer slack, ~50 us, per stop), in slices so
+      // that the deadlines above are checked.
+      auto until = give_up ? std::min(*give_up, deadline) : deadline;
+      long left_us = std::chrono::duration_cast<std::chrono::microseconds>(until - now).count();
+      got = wait_with_timeout(-1, &status, std::clamp(left_us, 1L, 10000L));
+      if (got <= 0) continue;
     }
     handle_event(got, status, &pending);
   }
@@ -327,33 +361,6 @@ arch::Registers Tracer::registers(pid_t tid) const {
 void Tracer::set_registers(pid_t tid, const arch::Registers& regs) {
   if (ptrace(PTRACE_SETREGS, tid, nullptr, &regs) != 0)
     fail("process {}: cannot set the registers of thread {}: {}", pid_, tid, errno_text(errno));
-}
-
-// A blocking waitpid() that gives up after `timeout_us` (< 0: never): a
-// one-shot timer interrupts it with SIGALRM, whose handler does nothing.
-// A step normally completes in microseconds; polling would cost a timer
-// slice (~60 us) per step.
-static pid_t wait_with_timeout(pid_t tid, int* status, long timeout_us) {
-  if (timeout_us < 0) return waitpid(tid, status, __WALL);
-  static bool installed = [] {
-    struct sigaction sa {};
-    sa.sa_handler = [](int) {};
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = 0;  // no SA_RESTART: waitpid must return EINTR
-    return sigaction(SIGALRM, &sa, nullptr) == 0;
-  }();
-  if (!installed || timeout_us == 0) return waitpid(tid, status, __WALL | WNOHANG);
-  itimerval timer{};
-  timer.it_value.tv_sec = timeout_us / 1000000;
-  timer.it_value.tv_usec = timeout_us % 1000000;
-  setitimer(ITIMER_REAL, &timer, nullptr);
-  pid_t got = waitpid(tid, status, __WALL);
-  int err = errno;
-  itimerval off{};
-  setitimer(ITIMER_REAL, &off, nullptr);
-  if (got < 0 && err == EINTR) return waitpid(tid, status, __WALL | WNOHANG);  // timed out
-  errno = err;
-  return got;
 }
 
 void Tracer::poll_events(long timeout_us) {
@@ -537,41 +544,49 @@ void Tracer::requeue_signals() {
   held_signals_.clear();
 }
 
+// One thread at a time, never all at once: a per-thread transition ends
+// without a global stop, and each thread is stopped only for as long as its
+// own detach takes. A thread created meanwhile by one still traced is
+// reported (traced from its birth) and detached in a later round.
 void Tracer::detach() {
-  if (threads_.empty()) return;
-  // A thread that executed one of graft's breakpoints and was then stopped
-  // by an interrupt still has the SIGTRAP pending: detached, it would die
-  // of it. Each such thread runs alone, with no interrupt pending, until the
-  // signal is delivered (and redirected).
-  if (breakpoint_) {
-    try {
-      stop_all();
-      for (pid_t tid : threads()) {
-        auto deadline = Clock::now() + std::chrono::seconds(2);
-        while (threads_.count(tid) && sigtrap_pending(pid_, tid) && Clock::now() < deadline) {
-          resume(tid);
-          int status = 0;
-          pid_t got = wait_with_timeout(tid, &status, 100000);
-          if (got > 0) handle_event(got, status, nullptr);
-          if (threads_.count(tid)) stop(tid);
-        }
-      }
-    } catch (const Error&) {
-      // The process is gone: nothing to protect.
+  try {
+    while (!threads_.empty()) {
+      pid_t tid = threads_.begin()->first;
+      if (!detach_thread(tid)) continue;  // exited on the way
     }
+  } catch (const Error&) {
+    // The process is gone: nothing to protect.
+    for (const auto& [tid, t] : threads_) ptrace(PTRACE_DETACH, tid, nullptr, nullptr);
+    threads_.clear();
   }
-  // PTRACE_DETACH needs a stopped thread; detaching resumes it.
-  bool any_running = false;
-  for (const auto& [tid, t] : threads_) any_running |= !t.stopped;
-  if (any_running) {
-    try {
-      stop_all();
-    } catch (const Error&) {
-    }
-  }
-  for (const auto& [tid, t] : threads_) ptrace(PTRACE_DETACH, tid, nullptr, nullptr);
-  threads_.clear();
   requeue_signals();
+}
+
+bool Tracer::detach_thread(pid_t tid) {
+  try {
+    stop(tid);  // PTRACE_DETACH needs a stopped thread; detaching resumes it
+    // A thread that executed one of graft's breakpoints and was then
+    // stopped by an interrupt still has the SIGTRAP pending: detached, it
+    // would die of it. It runs, with no interrupt pending, until the
+    // signal is delivered (and redirected).
+    auto deadline = Clock::now() + std::chrono::seconds(2);
+    while (breakpoint_ && threads_.count(tid) && sigtrap_pending(pid_, tid) &&
+           Clock::now() < deadline) {
+      resume(tid);
+      int status = 0;
+      pid_t got = wait_with_timeout(tid, &status, 100000);
+      if (got > 0) handle_event(got, status, nullptr);
+      if (threads_.count(tid)) stop(tid);
+    }
+  } catch (const Error&) {
+    if (!process_alive(pid_)) throw;
+    forget(tid);  // it exited
+    return false;
+  }
+  if (!threads_.count(tid)) return false;
+  ptrace(PTRACE_DETACH, tid, nullptr, nullptr);
+  forget(tid);
+  return true;
 }
 
 }  // namespace graft
