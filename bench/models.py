@@ -11,7 +11,9 @@ bench/target.c, and each model (stop, hybrid, lazy), K trials of
 reporting graft's global pause (stop) or its longest and p99 single-thread
 stall (per-thread models, from `stall_max_us' / `stall_p99_us'), the time the
 transition took, graft's total apply time, and the heartbeat thread's longest
-gap next to its baseline. Then the per-call cost of a call through a gate
+gap next to its baseline and a control (idle rows: the same window while a
+process that is not graft spins for as long as graft's apply took: the gap
+any process running beside the target causes on this machine). Then the per-call cost of a call through a gate
 during a transition against a direct call (the target's `calltime' command,
 run by its main thread). Writes models.txt / models.json / models.png with
 --out. See bench/README.md.
@@ -105,9 +107,26 @@ def run_config(args, exe, patch, threads, mode, model):
                 print(f"    {threads} {mode} {model}: FAILED: {e}", file=sys.stderr)
                 if target.proc.poll() is not None:
                     break
+        # Control: the same window while a process that is not graft only
+        # spins for as long as graft's apply took (wall): how much of the
+        # gap any process running beside the target causes on this machine.
+        walls = [t["wall_ms"] for t in cfg["trials"]]
+        if walls and mode == "idle":
+            cfg["control_gap_ms"] = [control_trial(target, med(walls)) for _ in range(args.trials)]
     finally:
         target.close()
     return cfg
+
+
+SPIN = "import sys, time\nend = float(sys.argv[1])\nwhile time.monotonic() < end: pass\n"
+
+
+def control_trial(target, wall_ms):
+    target.reset()
+    subprocess.run([sys.executable, "-c", SPIN, str(time.monotonic() + wall_ms / 1000)], check=True)
+    gap = target.stat()["gap_us"] / 1000
+    time.sleep(0.05)
+    return gap
 
 
 def calltime(target, n):
@@ -156,6 +175,7 @@ def summarize(cfg):
     ts = cfg["trials"]
     s = {k: med([t[k] for t in ts]) for k in
          ("pause_ms", "stall_max_ms", "stall_p99_ms", "transition_ms", "total_ms", "gap_ms", "base_gap_ms")}
+    s["control_gap_ms"] = med(cfg.get("control_gap_ms", []))
     s["worst_stall_ms"] = max((t["stall_max_ms"] for t in ts), default=None)
     s["worst_gap_ms"] = max((t["gap_ms"] for t in ts), default=None)
     # None: no call in the window (idle workers call once per 100 ms): not a failure
@@ -172,7 +192,7 @@ def report(args, meta, configs, gate):
              f"load {meta['load']}, {meta['cpus']} CPUs",
              f"{args.trials} trials per row (after {args.warmup} warm-up); times are medians, ms",
              "", "threads  mode  model   ok   global pause  stall max  stall p99  worst stall"
-             "  transition  apply   heartbeat gap  baseline  live"]
+             "  transition  apply   heartbeat gap  baseline  control  live"]
     for c in configs:
         if c.get("skipped"):
             lines.append(f"{c['threads']:>7}  {c['mode']:<4}  {c['model']:<6}  skipped: {c['skipped']}")
@@ -185,7 +205,8 @@ def report(args, meta, configs, gate):
             f"  {f(s['stall_max_ms']) if per_thread else '-':>9}  {f(s['stall_p99_ms']) if per_thread else '-':>9}"
             f"  {f(s['worst_stall_ms']) if per_thread else '-':>11}"
             f"  {f(s['transition_ms']) if per_thread else '-':>10}  {f(s['total_ms']):>6}"
-            f"  {f(s['gap_ms']):>14}  {f(s['base_gap_ms']):>8}  {'ok' if s['live'] else 'FAIL'}")
+            f"  {f(s['gap_ms']):>14}  {f(s['base_gap_ms']):>8}  {f(s['control_gap_ms']):>7}"
+            f"  {'ok' if s['live'] else 'FAIL'}")
         for e in c["failures"]:
             lines.append(f"         failure: {e[:150]}")
     lines.append("")
@@ -195,13 +216,16 @@ def report(args, meta, configs, gate):
                      f"{f(gate.get('gate_ns'))} ns, direct jump to the replacement after it "
                      f"{f(gate.get('direct_replacement_ns'))} ns: the gate adds "
                      f"{f(gate.get('gate_extra_ns'))} ns per call")
+    lines.append("baseline: the heartbeat's longest gap with nothing else running; control: with a "
+                 "process that is not graft spinning for as long as graft's apply took (idle rows)")
     goal = [c for c in configs if c["threads"] == GOAL_THREADS and c["model"] != "stop" and c["trials"]]
     for c in goal:
         s = summarize(c)
         ok = s["gap_ms"] is not None and s["gap_ms"] <= max(GOAL_GAP_MS, s["base_gap_ms"] or 0)
         lines.append(f"goal at {GOAL_THREADS} threads, {c['mode']}, {c['model']}: heartbeat gap "
                      f"{f(s['gap_ms'])} ms (median) vs baseline {f(s['base_gap_ms'])} ms and the "
-                     f"{GOAL_GAP_MS:g} ms target: {'met' if ok else 'NOT met'}")
+                     f"{GOAL_GAP_MS:g} ms target: {'met' if ok else 'NOT met'}"
+                     f" (control {f(s['control_gap_ms'])} ms)")
     return "\n".join(lines)
 
 

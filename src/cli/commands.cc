@@ -58,6 +58,7 @@ json result_json(const OperationResult& r) {
           {"stall_max_us", r.stall_max_us},
           {"stall_p99_us", r.stall_p99_us},
           {"forced", r.forced},
+          {"rewound", r.rewound},
           {"breakpoint_hits", r.breakpoint_hits},
           {"rolled_back", r.rolled_back},
           {"left_in_transition", r.left_in_transition},

@@ -13,6 +13,7 @@
 #include "common/error.h"
 #include "common/fault_point.h"
 #include "consistency/trap_guard.h"
+#include "process/proc_status.h"
 #include "process/remote_syscalls.h"
 #include "process/thread_syscall.h"
 
@@ -101,7 +102,17 @@ class Transition {
  private:
   struct Thread {
     uint64_t tp = 0;
+    // Why it could not move when last checked, and its CPU time then.
+    std::string held_by;
+    std::optional<uint64_t> cpu_ns_at_check;
   };
+
+  // A thread that has not run since graft found it busy is where it was:
+  // stopping it again would only take its next turn on a CPU (the stop is
+  // all it would do with it), and with more busy threads than cores the
+  // same thread would be found at the same pc again and again. Checked
+  // again once it has used this much CPU time (more than a stop costs it).
+  static constexpr uint64_t kRanSinceCheckNs = 100000;
 
   // Stops one thread and reads its registers; nullopt if it exited on the
   // way (threads come and go during a transition).
@@ -325,6 +336,10 @@ class Transition {
   // (timeout, revert request).
   std::string move_all(Universe goal, const std::vector<BusyRange>& busy, PerThreadKind kind, bool force) {
     StackCheck check(tracer_.pid(), memory_, busy);
+    std::vector<uint64_t> sites;
+    for (const auto& e : plan_.entries) sites.push_back(e.site);
+    check.allow_at_entries(sites);
+    for (auto& [tid, t] : threads_) t.held_by.clear();
     auto start = Clock::now();
     auto backoff = std::chrono::microseconds(1000);
     bool reported = false;
@@ -390,6 +405,13 @@ class Transition {
           continue;
         }
       }
+      Thread& thread = it->second;
+      auto cpu_ns = thread_cpu_ns(tracer_.pid(), tid);
+      if (!thread.held_by.empty() && cpu_ns && thread.cpu_ns_at_check &&
+          *cpu_ns - *thread.cpu_ns_at_check < kRanSinceCheckNs) {
+        pending.push_back({tid, thread.held_by});
+        continue;
+      }
       auto t0 = Clock::now();
       auto stopped = stop_thread(tid);
       if (!stopped) {
@@ -403,19 +425,52 @@ class Transition {
         memory_.try_read({arch::pc(regs) - 2}, before, 2);
         if (!arch::in_system_call(regs, before)) why = "left its system call before graft looked";
       }
+      // A thread in a gate (or at the first instruction after one) is taken
+      // back to the entry it came through: busy callers of a small function
+      // are in its gate most of the time.
+      std::optional<arch::Registers> rewound;
+      if (!why && kind == PerThreadKind::Hybrid) rewound = before_gate(regs, goal);
       if (!why) {
         check.forget_memory();
-        why = check.check(tid, regs);
+        why = check.check(tid, rewound ? *rewound : regs);
       }
       if (!why) {
+        if (rewound) {
+          tracer_.set_registers(tid, *rewound);
+          ++result_.rewound;
+        }
         area_.set_universe(tp, goal);
+        thread.held_by.clear();
         ++moved;
       } else {
         pending.push_back({tid, *why});
+        thread.held_by = *why;
+        thread.cpu_ns_at_check = cpu_ns;
       }
       tracer_.resume(tid);
       result_.stalls_us.push_back(us_since(t0));
     }
+  }
+
+  // The registers of a thread stopped in a gate, or at the first instruction
+  // of the code a gate sends to (the old path when moving to new, the
+  // replacement when moving back), as they were at the function's entry,
+  // with the pc there: once its universe flips, the entry's jump sends it
+  // through the gate again, to the goal's code. nullopt elsewhere.
+  std::optional<arch::Registers> before_gate(const arch::Registers& regs, Universe goal) const {
+    uint64_t pc = arch::pc(regs);
+    for (const auto& e : plan_.entries) {
+      if (pc == (goal == Universe::New ? e.old_path : e.replacement)) {
+        arch::Registers out = regs;
+        arch::set_pc(out, e.site);
+        return out;
+      }
+      if (pc < e.gate || pc - e.gate >= e.gate_code.size()) continue;
+      uint64_t saved[3];
+      if (!memory_.try_read({arch::sp(regs)}, saved, sizeof saved)) return std::nullopt;
+      return arch::registers_before_gate(regs, e.gate_code, pc - e.gate, saved, e.site);
+    }
+    return std::nullopt;
   }
 
   // Reverses: every thread goes back to old with the same stack checks,

@@ -51,6 +51,14 @@ struct TransitionPlan {
   std::vector<BusyRange> new_code;  // the patch's code
   BusyRange gates;                  // gates and old paths
   std::map<uint64_t, uint64_t> gate_of_site;
+  // Each replaced function's way in: a thread stopped in its gate, or at
+  // the first instruction of its old path or of its replacement, has not
+  // started it; graft may move it back to the entry (`site') and switch it.
+  struct Entry {
+    uint64_t site = 0, gate = 0, old_path = 0, replacement = 0;
+    Bytes gate_code;
+  };
+  std::vector<Entry> entries;
   TransitionAreaLayout area;
   std::vector<Mapping> maps;        // for system calls run in the target
   // libgraft-rt's graft_rt_transition_area / _armed, if the process maps it
@@ -78,6 +86,7 @@ struct TransitionResult {
   std::vector<double> stalls_us;  // every single-thread stop
   size_t threads = 0;
   size_t forced = 0;              // threads moved unchecked (--force)
+  size_t rewound = 0;             // threads moved after being taken back out of a gate
   long breakpoint_hits = 0;
   int passes = 0;
 };

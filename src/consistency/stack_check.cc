@@ -1,5 +1,7 @@
 #include "consistency/stack_check.h"
 
+#include <algorithm>
+
 #include <cstdlib>
 #include <cstring>
 #include <unordered_map>
@@ -121,7 +123,8 @@ std::optional<std::string> StackCheck::check(pid_t tid, const arch::Registers& r
     // the first instruction of a busy function (ip-1 then lies before it):
     // both count. A return to a busy function's first byte would run it too.
     uint64_t pc = depth == 0 ? ip : ip - 1;
-    auto what = busy_at(pc);
+    bool at_entry = depth == 0 && std::find(entries_.begin(), entries_.end(), ip) != entries_.end();
+    auto what = at_entry ? std::nullopt : busy_at(pc);
     if (!what && depth > 0 && (what = busy_at(ip))) pc = ip;
     if (what)
       return fmt::format("thread {} is inside {} (frame #{}, pc {:#x})", tid, *what, depth, pc);

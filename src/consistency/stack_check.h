@@ -36,6 +36,10 @@ class StackCheck {
 
   // nullopt if the thread may switch; otherwise why not, for the operator.
   std::optional<std::string> check(pid_t tid, const arch::Registers& regs);
+  // A thread whose pc is at one of `entries` (the innermost frame only) has
+  // not started that function: its first instruction dispatches it by its
+  // universe (per-thread models, where entries lead to gates).
+  void allow_at_entries(std::vector<uint64_t> entries) { entries_ = std::move(entries); }
   // Whether `pc` lies in code no thread may be in at the switch.
   bool in_busy_code(uint64_t pc) const { return busy_at(pc).has_value(); }
   // Call whenever threads have run since the last check.
@@ -47,6 +51,7 @@ class StackCheck {
   pid_t pid_;
   const ProcessMemory& memory_;
   std::vector<BusyRange> busy_;
+  std::vector<uint64_t> entries_;
   unw_addr_space_t space_ = nullptr;
   std::unique_ptr<UnwindTables> tables_;
   // Target memory read during one global stop; forget_memory() drops it.

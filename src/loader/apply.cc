@@ -505,9 +505,12 @@ class ApplyJob {
     for (size_t i = 0; i < patch_.functions.size(); ++i) {
       const auto& fr = record_.functions[i];
       std::string name = display_name(patch_.functions[i]);
+      Bytes code;
       auto displaced = place_gate(i, out, i * kGateSlot, arch::kMaxGateSize, [&](uint64_t gate, uint64_t old_path) {
-        return arch::gate_code({gate, area_.table(), area_.capacity, area_.goal_byte(), fr.replacement, old_path});
+        code = arch::gate_code({gate, area_.table(), area_.capacity, area_.goal_byte(), fr.replacement, old_path});
+        return code;
       });
+      transition_.entries.push_back({fr.site, fr.gate, fr.old_path, fr.replacement, code});
       Bytes now(current_[i].begin(), current_[i].begin() + arch::kRedirectSize);
       transition_.to_gates.push_back({name, {fr.site}, now, fr.gate_redirect});
       transition_.to_new.push_back({name, {fr.site}, fr.gate_redirect, fr.redirect});
@@ -555,6 +558,7 @@ class ApplyJob {
       result_.stall_max_us = t.stalls_us.empty() ? 0 : *std::max_element(t.stalls_us.begin(), t.stalls_us.end());
       result_.stall_p99_us = percentile(t.stalls_us, 99);
       result_.forced = t.forced;
+      result_.rewound = t.rewound;
       result_.breakpoint_hits = t.breakpoint_hits;
     };
     try {

@@ -40,6 +40,7 @@ struct OperationResult {
   size_t stalls = 0;         // single-thread stops
   double stall_max_us = 0, stall_p99_us = 0;
   size_t forced = 0;         // threads moved without checks
+  size_t rewound = 0;        // threads moved after being taken back out of a gate
   long breakpoint_hits = 0;  // threads that trapped on an entry being written
   bool rolled_back = false;  // the transition was reversed; the process is as before
   bool left_in_transition = false;  // failed, and the patch stays half-applied (see error)

@@ -20,4 +20,16 @@ long tracer_pid(pid_t pid, pid_t tid) {
   }
 }
 
+std::optional<uint64_t> thread_cpu_ns(pid_t pid, pid_t tid) {
+  try {
+    std::string stat = read_text_file(fmt::format("/proc/{}/task/{}/schedstat", pid, tid));
+    char* end = nullptr;
+    unsigned long long ns = std::strtoull(stat.c_str(), &end, 10);
+    if (end == stat.c_str()) return std::nullopt;
+    return ns;
+  } catch (const Error&) {
+    return std::nullopt;
+  }
+}
+
 }  // namespace graft

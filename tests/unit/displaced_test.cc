@@ -4,6 +4,9 @@
 #include <Zydis/Zydis.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <map>
+
 #include "arch/x86_64/displaced.h"
 #include "arch/x86_64/gate.h"
 #include "common/error.h"
@@ -182,6 +185,49 @@ TEST(Gate, DecodesAndReachesBothPaths) {
     EXPECT_TRUE(lands) << std::hex << t;
   }
   EXPECT_THROW(arch::gate_code({g.gate, g.table, 100, g.goal_byte, g.new_code, g.old_path}), Error);
+}
+
+// A thread stopped before any instruction of a gate is taken back to the
+// function's entry with its registers as they were there: checked at every
+// instruction against the pushes and pops Zydis decodes, not against the
+// layout registers_before_gate() assumes.
+TEST(Gate, AThreadInAGateIsTakenBackToTheEntry) {
+  arch::GateAddresses g{0x7f0000001000, 0x7f0000010000, 256, 0x7f000000f010, 0x7f0000020000, 0x7f0000001080};
+  Bytes code = arch::gate_code(g);
+  const uint64_t entry = 0x401000, entry_sp = 0x7ffd0000;
+  const std::map<ZydisRegister, uint64_t> at_entry = {
+      {ZYDIS_REGISTER_RAX, 0xa1}, {ZYDIS_REGISTER_RCX, 0xc1}, {ZYDIS_REGISTER_RDX, 0xd1}};
+  std::vector<ZydisRegister> saved_regs;  // pushed and not yet popped, in push order
+  for (const auto& i : decode_all(code, g.gate)) {
+    // The state at this instruction: saved registers hold anything.
+    arch::Registers r{};
+    r.rsp = entry_sp - 8 * saved_regs.size();
+    r.rip = i.address;
+    r.rax = r.rcx = r.rdx = 0xbad;
+    for (auto [reg, v] : at_entry)
+      if (std::find(saved_regs.begin(), saved_regs.end(), reg) == saved_regs.end())
+        (reg == ZYDIS_REGISTER_RAX ? r.rax : reg == ZYDIS_REGISTER_RCX ? r.rcx : r.rdx) = v;
+    uint64_t stack[3] = {0, 0, 0};  // stack[0] at rsp: the last pushed
+    for (size_t k = 0; k < saved_regs.size(); ++k) stack[k] = at_entry.at(saved_regs[saved_regs.size() - 1 - k]);
+    auto out = arch::registers_before_gate(r, code, i.address - g.gate, stack, entry);
+    ASSERT_TRUE(out) << "offset " << i.address - g.gate;
+    EXPECT_EQ(out->rip, entry);
+    EXPECT_EQ(out->rsp, entry_sp) << "offset " << i.address - g.gate;
+    EXPECT_EQ(out->rax, 0xa1u) << "offset " << i.address - g.gate;
+    EXPECT_EQ(out->rcx, 0xc1u) << "offset " << i.address - g.gate;
+    EXPECT_EQ(out->rdx, 0xd1u) << "offset " << i.address - g.gate;
+    if (i.ins.mnemonic == ZYDIS_MNEMONIC_PUSH) saved_regs.push_back(i.ops[0].reg.value);
+    if (i.ins.mnemonic == ZYDIS_MNEMONIC_POP) {
+      ASSERT_FALSE(saved_regs.empty());
+      EXPECT_EQ(saved_regs.back(), i.ops[0].reg.value);
+      saved_regs.pop_back();
+    }
+  }
+  uint64_t stack[3] = {};
+  arch::Registers r{};
+  EXPECT_FALSE(arch::registers_before_gate(r, code, code.size(), stack, entry));
+  Bytes other = arch::switch_gate_code(g.gate, g.goal_byte, g.new_code, g.old_path);
+  EXPECT_FALSE(arch::registers_before_gate(r, other, 0, stack, entry));
 }
 
 }  // namespace

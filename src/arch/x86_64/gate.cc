@@ -2,6 +2,8 @@
 
 #include <sys/user.h>
 
+#include <algorithm>
+
 #include "arch/x86_64/assembler.h"
 #include "common/error.h"
 
@@ -66,6 +68,32 @@ Bytes switch_gate_code(uint64_t at, uint64_t flag, uint64_t new_code, uint64_t o
   });
   if (code.size() > kSwitchGateSize) fail("switch gate is {} bytes, more than {}", code.size(), kSwitchGateSize);
   return code;
+}
+
+// gate_code()'s frame: push rax, rcx, rdx at offsets 0-2; at its end pop
+// rdx, rcx, rax, then jz rel32 (6 bytes) and jmp rel32 (5 bytes), the
+// assembler's fixed-width forms.
+std::optional<Registers> registers_before_gate(const Registers& r, const Bytes& code, uint64_t offset,
+                                               const uint64_t (&saved)[3], uint64_t entry) {
+  constexpr size_t kTail = 3 + 6 + 5;
+  if (offset >= code.size() || code.size() < 3 + kTail) return std::nullopt;
+  const size_t pops = code.size() - kTail;
+  const uint8_t pushes_bytes[3] = {0x50, 0x51, 0x52}, pops_bytes[3] = {0x5a, 0x59, 0x58};
+  if (!std::equal(pushes_bytes, pushes_bytes + 3, code.begin()) ||
+      !std::equal(pops_bytes, pops_bytes + 3, code.begin() + pops) || code[pops + 3] != 0x0f ||
+      code[pops + 4] != 0x84 || code[pops + 9] != 0xe9)
+    return std::nullopt;
+  // How many are saved and not yet restored: the first `held` of rax, rcx,
+  // rdx, the last of them at [rsp].
+  int held = offset < 3      ? static_cast<int>(offset)
+             : offset <= pops ? 3
+                              : std::max(0, 3 - static_cast<int>(offset - pops));
+  Registers out = r;
+  unsigned long long Registers::*order[3] = {&Registers::rax, &Registers::rcx, &Registers::rdx};
+  for (int k = 0; k < held; ++k) out.*order[k] = saved[held - 1 - k];
+  out.rsp = r.rsp + 8 * static_cast<uint64_t>(held);
+  out.rip = entry;
+  return out;
 }
 
 uint64_t thread_pointer(const Registers& r) { return r.fs_base; }

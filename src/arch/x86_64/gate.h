@@ -25,6 +25,7 @@
 // flags change, which the ABI does not preserve across a call (DF stays 0).
 #pragma once
 #include <cstdint>
+#include <optional>
 
 #include "arch/x86_64/registers.h"
 #include "common/hash.h"
@@ -43,6 +44,17 @@ struct GateAddresses {
 // Machine code of one gate; throws graft::Error if a target is out of reach.
 Bytes gate_code(const GateAddresses& a);
 constexpr size_t kMaxGateSize = 128;
+
+// A thread stopped inside a gate has not started the function yet: the gate
+// only saved three registers below the stack pointer and read the table.
+// Its registers as they were at the function's entry: the registers the
+// gate has saved and not yet restored taken back from `saved` (the three
+// words at the thread's stack pointer), the stack pointer raised past them,
+// the pc at `entry`. nullopt if `offset` is outside `code` or `code` is not
+// laid out as gate_code() lays it out. The arithmetic flags are not
+// restored (free at a function entry, see above).
+std::optional<Registers> registers_before_gate(const Registers& r, const Bytes& code, uint64_t offset,
+                                               const uint64_t (&saved)[3], uint64_t entry);
 
 // The switch gate of the stop model (one per replaced function of a patch
 // that replaces several): one byte in the patch region, the activation
