@@ -51,8 +51,19 @@ class Transition {
       if (it == gates.end()) return std::nullopt;
       return it->second;
     });
-    read_thread_pointers();
-    area_.initialize(initial_, Universe::Old, Universe::New);
+    // Where a thread without an entry is (the header's goal): new if every
+    // thread's pointer is read first and listed as old; old otherwise, and
+    // each thread gets its entry when graft first stops it, to move it (one
+    // stop per thread instead of two). Threads must be listed first when
+    // they may move without graft stopping them: in graft_quiescent(), or
+    // with --force.
+    if (plan_.quiescent_area || options_.force) {
+      read_thread_pointers();
+      area_.initialize(initial_, Universe::Old, Universe::New);
+    } else {
+      for (pid_t tid : tracer_.threads()) threads_[tid] = {};
+      area_.initialize({}, Universe::Old, Universe::Old);
+    }
     adopt_new_threads();
     auto start = Clock::now();
     guard_traps(true);
@@ -113,6 +124,7 @@ class Transition {
   // same thread would be found at the same pc again and again. Checked
   // again once it has used this much CPU time (more than a stop costs it).
   static constexpr uint64_t kRanSinceCheckNs = 100000;
+  static constexpr double kPoliteMs = 20;
 
   // Stops one thread and reads its registers; nullopt if it exited on the
   // way (threads come and go during a transition).
@@ -149,7 +161,6 @@ class Transition {
 
   // One stop per thread, before anything is written: its thread pointer.
   void read_thread_pointers() {
-    std::map<uint64_t, pid_t> owner;
     for (pid_t tid : tracer_.threads()) {
       auto t0 = Clock::now();
       auto regs = stop_thread(tid);
@@ -163,14 +174,19 @@ class Transition {
       }
       tracer_.resume(tid);
       result_.stalls_us.push_back(us_since(t0));
-      if (owner.count(tp))
-        fail("process {}: threads {} and {} share the thread pointer {:#x}; the per-thread models "
-             "need one per thread",
-             tracer_.pid(), owner[tp], tid, tp);
-      owner[tp] = tid;
-      threads_[tid] = {tp};
+      claim_thread_pointer(tid, tp);
       initial_.push_back(tp);
     }
+  }
+
+  // Records a thread's pointer; two live threads may not share one.
+  void claim_thread_pointer(pid_t tid, uint64_t tp) {
+    for (const auto& [other, t] : threads_)
+      if (other != tid && t.tp == tp && tracer_.is_traced(other))
+        fail("process {}: threads {} and {} share the thread pointer {:#x}; the per-thread models "
+             "need one per thread",
+             tracer_.pid(), other, tid, tp);
+    threads_[tid].tp = tp;
   }
 
   // The gates find a thread by %fs:0, which glibc and musl set to the TCB
@@ -186,9 +202,9 @@ class Transition {
   }
 
   // Threads created since the last call (stopped before their first
-  // instruction). Before the gates are live they run old code: listed as
-  // old. After, they start in the goal universe, even if an exited thread
-  // left an entry under the same thread pointer.
+  // instruction). Before the gates are live they run old code: old. After,
+  // they start in the universe the transition goes to, even if an exited
+  // thread left an entry under the same thread pointer.
   void adopt_new_threads() {
     for (pid_t tid : tracer_.new_threads()) {
       std::optional<arch::Registers> regs;
@@ -200,13 +216,12 @@ class Transition {
       }
       try {
         uint64_t tp = checked_thread_pointer(tid, *regs);
-        threads_[tid] = {tp};
-        if (!gates_live_) {
-          area_.insert(tp, Universe::Old, area_.goal());
-        } else if (area_.contains(tp)) {
-          area_.refresh();
-          if (area_.universe_of(tp) != area_.goal()) area_.set_universe(tp, area_.goal());
-        }
+        threads_[tid] = {};
+        claim_thread_pointer(tid, tp);
+        if (!gates_live_)
+          area_.put_universe(tp, Universe::Old);
+        else
+          area_.put_universe(tp, target_);
       } catch (const Error&) {
         tracer_.resume(tid);
         throw;
@@ -340,7 +355,9 @@ class Transition {
     for (const auto& e : plan_.entries) sites.push_back(e.site);
     check.allow_at_entries(sites);
     for (auto& [tid, t] : threads_) t.held_by.clear();
+    abort_.clear();
     auto start = Clock::now();
+    move_start_ = start;
     auto backoff = std::chrono::microseconds(1000);
     bool reported = false;
     double last_progress = -1;
@@ -355,6 +372,7 @@ class Transition {
       std::vector<TransitionArea::Pending> pending;
       size_t total = 0, moved = 0;
       move_pass(goal, check, kind, force, pending, total, moved);
+      if (!abort_.empty()) return abort_;
       result_.threads = std::max(result_.threads, total);
       area_.report(static_cast<uint32_t>(total), static_cast<uint32_t>(moved), pending);
       double elapsed = ms_since(start) / 1000;
@@ -387,7 +405,8 @@ class Transition {
       if (it == threads_.end()) continue;  // created, not adopted yet: stopped
       ++total;
       uint64_t tp = it->second.tp;
-      if (area_.universe_of(tp) == goal) {
+      // A thread graft has not stopped yet has no entry: it is in the goal.
+      if (tp ? area_.universe_of(tp) == goal : area_.goal() == goal) {
         ++moved;
         continue;
       }
@@ -398,6 +417,15 @@ class Transition {
         continue;
       }
       std::optional<BlockedSyscall> blocked;
+      // As livepatch checks only tasks that are not running, hybrid first
+      // takes the threads that wait in the kernel (their stop costs them
+      // nothing: they were not running); a running thread is stopped only
+      // once it has had kPoliteMs to block.
+      if (kind == PerThreadKind::Hybrid && ms_since(move_start_) < kPoliteMs &&
+          !blocked_syscall(tracer_.pid(), tid)) {
+        pending.push_back({tid, "running (stopped to be checked if it does not block soon)"});
+        continue;
+      }
       if (kind == PerThreadKind::Lazy) {
         blocked = blocked_syscall(tracer_.pid(), tid);
         if (!blocked || blocked->nr < 0) {
@@ -420,6 +448,22 @@ class Transition {
       }
       std::optional<std::string> why;
       arch::Registers regs = *stopped;
+      if (!tp) {  // first stop of this thread: its pointer, and its entry if it has one
+        try {
+          tp = checked_thread_pointer(tid, regs);
+          claim_thread_pointer(tid, tp);
+        } catch (const Error& e) {
+          tracer_.resume(tid);
+          abort_ = e.what();
+          return;
+        }
+        if (area_.universe_of(tp) == goal) {
+          tracer_.resume(tid);
+          result_.stalls_us.push_back(us_since(t0));
+          ++moved;
+          continue;
+        }
+      }
       if (kind == PerThreadKind::Lazy) {
         uint8_t before[2] = {0, 0};
         memory_.try_read({arch::pc(regs) - 2}, before, 2);
@@ -439,7 +483,7 @@ class Transition {
           tracer_.set_registers(tid, *rewound);
           ++result_.rewound;
         }
-        area_.set_universe(tp, goal);
+        area_.put_universe(tp, goal);
         thread.held_by.clear();
         ++moved;
       } else {
@@ -478,12 +522,15 @@ class Transition {
   // the patch's code the region may go.
   void roll_back() {
     options_.set_state(RecordState::Unapplying);
-    // Threads in no entry are in the goal universe (new): they get an entry
-    // saying so before the goal flips.
+    // Threads in no entry are in the goal universe: if that is new, they get
+    // an entry saying so before the goal flips.
     area_.refresh();
-    for (const auto& [tid, t] : threads_)
-      if (tracer_.is_traced(tid) && !area_.contains(t.tp)) area_.insert(t.tp, Universe::New, Universe::Old);
+    if (area_.goal() == Universe::New)
+      for (const auto& [tid, t] : threads_)
+        if (tracer_.is_traced(tid) && t.tp && !area_.contains(t.tp))
+          area_.insert(t.tp, Universe::New, Universe::Old);
     area_.set_goal(Universe::Old);
+    target_ = Universe::Old;
     std::vector<BusyRange> busy = plan_.new_code;
     busy.push_back(plan_.gates);
     std::string why = move_all(Universe::Old, busy, PerThreadKind::Hybrid, false);
@@ -534,6 +581,9 @@ class Transition {
   std::map<pid_t, Thread> threads_;
   std::vector<uint64_t> initial_;
   bool gates_live_ = false;
+  Universe target_ = Universe::New;  // where the transition takes threads
+  std::string abort_;                // why the transition must be reversed
+  Clock::time_point move_start_;
   int membarrier_ = 0;  // 0 unknown, 1 registered, -1 unavailable
 };
 

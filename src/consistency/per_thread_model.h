@@ -5,14 +5,16 @@
 // time, each stopped alone for microseconds, when nothing of the code being
 // replaced is on their stack. See docs/architecture.md, "Per-thread models".
 //
-//   1. read each thread's thread pointer (one short stop per thread); fill
-//      the table: every thread is old, the goal is new
+//   1. the table of universes: empty, goal old (a thread gets its entry when
+//      graft first stops it to move it); or, where threads can move
+//      themselves (graft_quiescent, --force), every thread's pointer read
+//      first (one short stop each) and listed old, goal new
 //   2. write the entry jumps to the gates in running code: int3 first, then
 //      the tail, then the first byte, the cores serialized in between (the
 //      kernel's text_poke_bp); a thread that hits the int3 traps to graft,
 //      which sends it to the gate
-//   3. move threads: hybrid stops each pending thread alone and checks its
-//      stack; lazy takes only threads blocked in a system call with a clean
+//   3. move threads: hybrid stops each pending thread alone (those waiting
+//      in the kernel first) and checks its stack; lazy takes only threads blocked in a system call with a clean
 //      stack (and threads move themselves in graft_quiescent()); --force
 //      moves everyone unchecked
 //   4. every thread new: rewrite each entry to jump straight to the new code

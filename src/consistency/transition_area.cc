@@ -113,6 +113,13 @@ void TransitionArea::set_universe(uint64_t tp, Universe u) {
   now_[*slot].universe = b;
 }
 
+void TransitionArea::put_universe(uint64_t tp, Universe u) {
+  if (slot_of(tp))
+    set_universe(tp, u);
+  else if (u != goal_)
+    insert(tp, u, goal_);
+}
+
 void TransitionArea::set_goal(Universe goal) {
   uint8_t b = static_cast<uint8_t>(goal);
   for (uint32_t i = 0; i < layout_.capacity; ++i)

@@ -51,6 +51,9 @@ class TransitionArea {
   // The universe of a thread: its entry's, or the goal if it has none.
   Universe universe_of(uint64_t thread_pointer) const;
   void set_universe(uint64_t thread_pointer, Universe u);
+  // set_universe(), inserting an entry if the thread has none (a thread
+  // without one is in the goal universe).
+  void put_universe(uint64_t thread_pointer, Universe u);
   // Reversal: every entry's goal byte, then the header's.
   void set_goal(Universe goal);
   Universe goal() const { return goal_; }
