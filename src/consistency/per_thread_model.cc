@@ -115,7 +115,7 @@ class Transition {
     uint64_t tp = 0;
     // Why it could not move when last checked, and its CPU time then.
     std::string held_by;
-    std::optional<uint64_t> cpu_ns_at_check;
+    std::optional<uint64_t> cpu_ns_at_check, cpu_ns_at_visit;
   };
 
   // A thread that has not run since graft found it busy is where it was:
@@ -301,12 +301,22 @@ class Transition {
   // with the jump back past the displaced bytes. Threads blocked in a
   // system call are not stopped: their pc is known.
   void clear_interior() {
+    std::vector<pid_t> running;
     for (pid_t tid : tracer_.threads()) {
       auto b = blocked_syscall(tracer_.pid(), tid);
-      if (b && b->nr >= 0 && !at_interior(b->pc)) continue;
+      if (!b || b->nr < 0 || at_interior(b->pc)) running.push_back(tid);
+    }
+    // Stopped together, each looked at as it stops (see move_pass).
+    tracer_.stop_each(running, [&](pid_t tid) {
       auto t0 = Clock::now();
-      auto regs = stop_thread(tid);
-      if (!regs) continue;
+      std::optional<arch::Registers> regs;
+      try {
+        regs = tracer_.registers(tid);
+      } catch (const Error&) {
+        if (!process_alive(tracer_.pid())) throw;
+        tracer_.resume(tid);  // exited meanwhile
+        return;
+      }
       auto it = plan_.interior.find(arch::pc(*regs));
       // A thread that executed the int3 has its pc one past the site too,
       // with the SIGTRAP still to come: the trap sends it to the gate.
@@ -316,7 +326,7 @@ class Transition {
       }
       tracer_.resume(tid);
       result_.stalls_us.push_back(us_since(t0));
-    }
+    });
   }
 
   // Writes the sites in running code as the kernel's text_poke_bp does: a
@@ -370,9 +380,10 @@ class Transition {
       }
       ++result_.passes;
       std::vector<TransitionArea::Pending> pending;
-      size_t total = 0, moved = 0;
-      move_pass(goal, check, kind, force, pending, total, moved);
+      Pass pass{goal, check, kind, pending};
+      move_pass(pass, force);
       if (!abort_.empty()) return abort_;
+      size_t total = pass.total, moved = pass.moved;
       result_.threads = std::max(result_.threads, total);
       area_.report(static_cast<uint32_t>(total), static_cast<uint32_t>(moved), pending);
       double elapsed = ms_since(start) / 1000;
@@ -397,103 +408,143 @@ class Transition {
     }
   }
 
-  void move_pass(Universe goal, StackCheck& check, PerThreadKind kind, bool force,
-                 std::vector<TransitionArea::Pending>& pending, size_t& total, size_t& moved) {
+  // One pass over the threads not yet in `goal`: those that cannot move
+  // now are listed in `pending` with the reason.
+  struct Pass {
+    Universe goal;
+    StackCheck& check;
+    PerThreadKind kind;
+    std::vector<TransitionArea::Pending>& pending;
+    size_t total = 0, moved = 0;
+  };
+
+  void move_pass(Pass& p, bool force) {
     area_.refresh();  // threads may have moved themselves
+    std::vector<pid_t> waiting, running;  // to stop: one at a time, all together
     for (pid_t tid : tracer_.threads()) {
       auto it = threads_.find(tid);
       if (it == threads_.end()) continue;  // created, not adopted yet: stopped
-      ++total;
-      uint64_t tp = it->second.tp;
+      ++p.total;
+      Thread& thread = it->second;
+      uint64_t tp = thread.tp;
       // A thread graft has not stopped yet has no entry: it is in the goal.
-      if (tp ? area_.universe_of(tp) == goal : area_.goal() == goal) {
-        ++moved;
+      if (tp ? area_.universe_of(tp) == p.goal : area_.goal() == p.goal) {
+        ++p.moved;
         continue;
       }
       if (force) {
-        area_.set_universe(tp, goal);
+        area_.set_universe(tp, p.goal);
         ++result_.forced;
-        ++moved;
+        ++p.moved;
         continue;
       }
-      std::optional<BlockedSyscall> blocked;
+      auto blocked = blocked_syscall(tracer_.pid(), tid);
       // As livepatch checks only tasks that are not running, hybrid first
       // takes the threads that wait in the kernel (their stop costs them
       // nothing: they were not running); a running thread is stopped only
       // once it has had kPoliteMs to block.
-      if (kind == PerThreadKind::Hybrid && ms_since(move_start_) < kPoliteMs &&
-          !blocked_syscall(tracer_.pid(), tid)) {
-        pending.push_back({tid, "running (stopped to be checked if it does not block soon)"});
+      if (p.kind == PerThreadKind::Hybrid && !blocked && ms_since(move_start_) < kPoliteMs) {
+        p.pending.push_back({tid, "running (stopped to be checked if it does not block soon)"});
         continue;
       }
-      if (kind == PerThreadKind::Lazy) {
-        blocked = blocked_syscall(tracer_.pid(), tid);
-        if (!blocked || blocked->nr < 0) {
-          pending.push_back({tid, "running (lazy: moves when blocked in a system call, or in graft_quiescent())"});
-          continue;
-        }
+      if (p.kind == PerThreadKind::Lazy && (!blocked || blocked->nr < 0)) {
+        p.pending.push_back({tid, "running (lazy: moves when blocked in a system call, or in graft_quiescent())"});
+        continue;
       }
-      Thread& thread = it->second;
       auto cpu_ns = thread_cpu_ns(tracer_.pid(), tid);
       if (!thread.held_by.empty() && cpu_ns && thread.cpu_ns_at_check &&
           *cpu_ns - *thread.cpu_ns_at_check < kRanSinceCheckNs) {
-        pending.push_back({tid, thread.held_by});
+        p.pending.push_back({tid, thread.held_by});
         continue;
       }
-      auto t0 = Clock::now();
-      auto stopped = stop_thread(tid);
-      if (!stopped) {
-        --total;  // exited meanwhile
-        continue;
-      }
-      std::optional<std::string> why;
-      arch::Registers regs = *stopped;
-      if (!tp) {  // first stop of this thread: its pointer, and its entry if it has one
-        try {
-          tp = checked_thread_pointer(tid, regs);
-          claim_thread_pointer(tid, tp);
-        } catch (const Error& e) {
-          tracer_.resume(tid);
-          abort_ = e.what();
-          return;
-        }
-        if (area_.universe_of(tp) == goal) {
-          tracer_.resume(tid);
-          result_.stalls_us.push_back(us_since(t0));
-          ++moved;
-          continue;
-        }
-      }
-      if (kind == PerThreadKind::Lazy) {
-        uint8_t before[2] = {0, 0};
-        memory_.try_read({arch::pc(regs) - 2}, before, 2);
-        if (!arch::in_system_call(regs, before)) why = "left its system call before graft looked";
-      }
-      // A thread in a gate (or at the first instruction after one) is taken
-      // back to the entry it came through: busy callers of a small function
-      // are in its gate most of the time.
-      std::optional<arch::Registers> rewound;
-      if (!why && kind == PerThreadKind::Hybrid) rewound = before_gate(regs, goal);
-      if (!why) {
-        check.forget_memory();
-        why = check.check(tid, rewound ? *rewound : regs);
-      }
-      if (!why) {
-        if (rewound) {
-          tracer_.set_registers(tid, *rewound);
-          ++result_.rewound;
-        }
-        area_.put_universe(tp, goal);
-        thread.held_by.clear();
-        ++moved;
-      } else {
-        pending.push_back({tid, *why});
-        thread.held_by = *why;
-        thread.cpu_ns_at_check = cpu_ns;
-      }
-      tracer_.resume(tid);
-      result_.stalls_us.push_back(us_since(t0));
+      thread.cpu_ns_at_visit = cpu_ns;
+      (blocked ? waiting : running).push_back(tid);
     }
+    // A thread waiting in the kernel stops at once: one at a time, each
+    // stopped only while graft looks at it. A running thread stops only
+    // when it next gets a CPU (with more busy threads than cores, up to a
+    // whole round of the scheduler): those are interrupted together and
+    // each looked at as it stops.
+    for (pid_t tid : waiting) {
+      if (!abort_.empty()) return;
+      auto t0 = Clock::now();
+      auto regs = stop_thread(tid);
+      if (!regs) {
+        --p.total;  // exited meanwhile
+        continue;
+      }
+      visit(p, tid, *regs, t0);
+    }
+    if (running.empty() || !abort_.empty()) return;
+    tracer_.stop_each(running, [&](pid_t tid) {
+      auto t0 = Clock::now();
+      if (!abort_.empty()) {
+        tracer_.resume(tid);
+        return;
+      }
+      std::optional<arch::Registers> regs;
+      try {
+        regs = tracer_.registers(tid);
+      } catch (const Error&) {
+        if (!process_alive(tracer_.pid())) throw;
+        tracer_.resume(tid);  // exited meanwhile
+        --p.total;
+        return;
+      }
+      visit(p, tid, *regs, t0);
+    });
+  }
+
+  // Checks one stopped thread, moves it if it may, resumes it.
+  void visit(Pass& p, pid_t tid, arch::Registers regs, Clock::time_point t0) {
+    Thread& thread = threads_[tid];
+    uint64_t tp = thread.tp;
+    if (!tp) {  // first stop of this thread: its pointer, and its entry if it has one
+      try {
+        tp = checked_thread_pointer(tid, regs);
+        claim_thread_pointer(tid, tp);
+      } catch (const Error& e) {
+        tracer_.resume(tid);
+        abort_ = e.what();
+        return;
+      }
+      if (area_.universe_of(tp) == p.goal) {
+        tracer_.resume(tid);
+        result_.stalls_us.push_back(us_since(t0));
+        ++p.moved;
+        return;
+      }
+    }
+    std::optional<std::string> why;
+    if (p.kind == PerThreadKind::Lazy) {
+      uint8_t before[2] = {0, 0};
+      memory_.try_read({arch::pc(regs) - 2}, before, 2);
+      if (!arch::in_system_call(regs, before)) why = "left its system call before graft looked";
+    }
+    // A thread in a gate (or at the first instruction after one) is taken
+    // back to the entry it came through: busy callers of a small function
+    // are in its gate most of the time.
+    std::optional<arch::Registers> rewound;
+    if (!why && p.kind == PerThreadKind::Hybrid) rewound = before_gate(regs, p.goal);
+    if (!why) {
+      p.check.forget_memory();
+      why = p.check.check(tid, rewound ? *rewound : regs);
+    }
+    if (!why) {
+      if (rewound) {
+        tracer_.set_registers(tid, *rewound);
+        ++result_.rewound;
+      }
+      area_.put_universe(tp, p.goal);
+      thread.held_by.clear();
+      ++p.moved;
+    } else {
+      p.pending.push_back({tid, *why});
+      thread.held_by = *why;
+      thread.cpu_ns_at_check = thread.cpu_ns_at_visit;
+    }
+    tracer_.resume(tid);
+    result_.stalls_us.push_back(us_since(t0));
   }
 
   // The registers of a thread stopped in a gate, or at the first instruction

@@ -222,6 +222,49 @@ bool Tracer::wait_for_stops(std::vector<pid_t> tids, std::optional<Clock::time_p
   return true;
 }
 
+void Tracer::stop_each(const std::vector<pid_t>& tids, const std::function<void(pid_t)>& visit) {
+  std::set<pid_t> pending;
+  std::vector<pid_t> already;
+  for (pid_t tid : tids) {
+    auto it = threads_.find(tid);
+    if (it == threads_.end()) continue;
+    if (it->second.stopped) {
+      already.push_back(tid);
+      continue;
+    }
+    interrupt(tid);
+    if (threads_.count(tid)) pending.insert(tid);
+  }
+  for (pid_t tid : already)
+    if (is_stopped(tid)) visit(tid);
+  auto deadline = Clock::now() + kStopDeadline;
+  while (!pending.empty()) {
+    int status = 0;
+    pid_t got = waitpid(-1, &status, __WALL | WNOHANG);
+    if (got == 0) {
+      auto now = Clock::now();
+      if (now > deadline)
+        fail("process {}: thread {} did not stop within {} s (uninterruptible sleep?)", pid_,
+             *pending.begin(), kStopDeadline.count());
+      long left_us = std::chrono::duration_cast<std::chrono::microseconds>(deadline - now).count();
+      got = wait_with_timeout(-1, &status, std::clamp(left_us, 1L, 10000L));
+      if (got <= 0) continue;
+    }
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      if (errno == ECHILD) break;
+      fail("process {}: waitpid: {}", pid_, errno_text(errno));
+    }
+    bool waited_for = pending.count(got) != 0;
+    handle_event(got, status, &pending);
+    if (waited_for && !pending.count(got) && is_stopped(got)) {
+      deadline = Clock::now() + kStopDeadline;  // progress
+      visit(got);
+    }
+  }
+  if (threads_.empty()) fail("process {} exited", pid_);
+}
+
 // A thread that executed one of graft's breakpoints: sent on to where the
 // handler says, as if the breakpoint had been that jump.
 bool Tracer::redirect_breakpoint(pid_t tid) {

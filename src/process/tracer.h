@@ -51,6 +51,14 @@ class Tracer {
   // with its interrupt pending. False in that case.
   bool try_stop(pid_t tid, Clock::time_point give_up);
   void resume(pid_t tid);
+  // Interrupts every thread of `tids` at once and calls `visit(tid)` for
+  // each as soon as it has stopped (it stays stopped until the visitor or
+  // the caller resumes it); threads that exit on the way are skipped. For
+  // running threads, each of which stops only when it next gets a CPU:
+  // their waits overlap instead of adding up. Throws if no thread stops
+  // within 5 s (the visitor's own exceptions pass through; threads still
+  // on the way then stop later, and a later stop() or detach absorbs it).
+  void stop_each(const std::vector<pid_t>& tids, const std::function<void(pid_t)>& visit);
   // Any thread that is stopped (the main thread if possible), for running
   // system calls; stops one if none is.
   pid_t stopped_thread();
