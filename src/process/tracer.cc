@@ -22,7 +22,6 @@
 #include "common/fault_point.h"
 #include "common/file.h"
 #include "process/proc_status.h"
-#include "process/thread_syscall.h"
 
 namespace graft {
 
@@ -588,29 +587,15 @@ void Tracer::requeue_signals() {
   held_signals_.clear();
 }
 
-// Never all at once: a per-thread transition ends without a global stop. A
-// thread waiting in the kernel stops at once and is detached alone; running
-// threads are interrupted together and each detached as it stops (each
-// stops only when it next gets a CPU: one after the other, those waits add
-// up to seconds when busy threads outnumber the cores). A thread created
-// meanwhile by one still traced is reported (traced from its birth) and
-// detached in a later round.
+// One thread at a time, never all at once: a per-thread transition ends
+// without a global stop, and each thread is stopped only for as long as its
+// own detach takes. A thread created meanwhile by one still traced is
+// reported (traced from its birth) and detached in a later round.
 void Tracer::detach() {
   try {
-    std::vector<pid_t> running;
-    for (const auto& [tid, t] : threads_)
-      if (!t.stopped && !blocked_syscall(pid_, tid)) running.push_back(tid);
-    stop_each(running, [&](pid_t tid) { detach_stopped(tid); });
     while (!threads_.empty()) {
       pid_t tid = threads_.begin()->first;
-      try {
-        stop(tid);  // PTRACE_DETACH needs a stopped thread; detaching resumes it
-      } catch (const Error&) {
-        if (!process_alive(pid_)) throw;
-        forget(tid);  // it exited
-        continue;
-      }
-      if (threads_.count(tid)) detach_stopped(tid);
+      if (!detach_thread(tid)) continue;  // exited on the way
     }
   } catch (const Error&) {
     // The process is gone: nothing to protect.
@@ -620,14 +605,16 @@ void Tracer::detach() {
   requeue_signals();
 }
 
-void Tracer::detach_stopped(pid_t tid) {
-  // A thread that executed one of graft's breakpoints and was then stopped
-  // by an interrupt still has the SIGTRAP pending: detached, it would die
-  // of it. It runs, with no interrupt pending, until the signal is
-  // delivered (and redirected).
-  auto deadline = Clock::now() + std::chrono::seconds(2);
+bool Tracer::detach_thread(pid_t tid) {
   try {
-    while (breakpoint_ && threads_.count(tid) && sigtrap_pending(pid_, tid) && Clock::now() < deadline) {
+    stop(tid);  // PTRACE_DETACH needs a stopped thread; detaching resumes it
+    // A thread that executed one of graft's breakpoints and was then
+    // stopped by an interrupt still has the SIGTRAP pending: detached, it
+    // would die of it. It runs, with no interrupt pending, until the
+    // signal is delivered (and redirected).
+    auto deadline = Clock::now() + std::chrono::seconds(2);
+    while (breakpoint_ && threads_.count(tid) && sigtrap_pending(pid_, tid) &&
+           Clock::now() < deadline) {
       resume(tid);
       int status = 0;
       pid_t got = wait_with_timeout(tid, &status, 100000);
@@ -637,11 +624,12 @@ void Tracer::detach_stopped(pid_t tid) {
   } catch (const Error&) {
     if (!process_alive(pid_)) throw;
     forget(tid);  // it exited
-    return;
+    return false;
   }
-  if (!threads_.count(tid)) return;
+  if (!threads_.count(tid)) return false;
   ptrace(PTRACE_DETACH, tid, nullptr, nullptr);
   forget(tid);
+  return true;
 }
 
 }  // namespace graft

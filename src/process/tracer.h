@@ -95,7 +95,7 @@ class Tracer {
   RunOutcome run_until_fault(pid_t tid, long timeout_us, uint64_t sigreturn_pc = 0);
   void set_extended_state(pid_t tid, const Bytes& xstate);
 
-  // Leaves every thread running and untraced, never stopping all at once.
+  // Leaves every thread running and untraced, stopping one at a time.
   void detach();
 
   // Where a thread that executed one of graft's breakpoints (at `site`)
@@ -133,9 +133,9 @@ class Tracer {
   // Returns false if `timeout_us` (>= 0) passed first.
   bool wait_thread(pid_t tid, int* status, long timeout_us);
   void forget(pid_t tid);
-  // Detaches a stopped thread, after letting a pending breakpoint trap of
-  // graft's be handled.
-  void detach_stopped(pid_t tid);
+  // Stops one thread, lets a pending breakpoint trap of graft's be handled,
+  // detaches it. False if it exited on the way.
+  bool detach_thread(pid_t tid);
   void requeue_signals();
 
   pid_t pid_;
