@@ -140,6 +140,18 @@ class Transition {
     }
   }
 
+  // The registers of a thread Tracer::stop_each stopped; nullopt if it
+  // exited meanwhile (then resumed, which forgets it).
+  std::optional<arch::Registers> handed_over(pid_t tid) {
+    try {
+      return tracer_.registers(tid);
+    } catch (const Error&) {
+      if (!process_alive(tracer_.pid())) throw;
+      tracer_.resume(tid);
+      return std::nullopt;
+    }
+  }
+
   bool list_has(pid_t tid) {
     for (pid_t t : list_threads(tracer_.pid()))
       if (t == tid) return true;
@@ -309,14 +321,8 @@ class Transition {
     // Stopped together, each looked at as it stops (see move_pass).
     tracer_.stop_each(running, [&](pid_t tid) {
       auto t0 = Clock::now();
-      std::optional<arch::Registers> regs;
-      try {
-        regs = tracer_.registers(tid);
-      } catch (const Error&) {
-        if (!process_alive(tracer_.pid())) throw;
-        tracer_.resume(tid);  // exited meanwhile
-        return;
-      }
+      auto regs = handed_over(tid);
+      if (!regs) return;
       auto it = plan_.interior.find(arch::pc(*regs));
       // A thread that executed the int3 has its pc one past the site too,
       // with the SIGTRAP still to come: the trap sends it to the gate.
@@ -482,13 +488,9 @@ class Transition {
         tracer_.resume(tid);
         return;
       }
-      std::optional<arch::Registers> regs;
-      try {
-        regs = tracer_.registers(tid);
-      } catch (const Error&) {
-        if (!process_alive(tracer_.pid())) throw;
-        tracer_.resume(tid);  // exited meanwhile
-        --p.total;
+      auto regs = handed_over(tid);
+      if (!regs) {
+        --p.total;  // exited meanwhile
         return;
       }
       visit(p, tid, *regs, t0);
