@@ -193,33 +193,41 @@ bool Tracer::wait_for_stops(std::vector<pid_t> tids, std::optional<Clock::time_p
   auto deadline = Clock::now() + kStopDeadline;
   while (!pending.empty()) {
     int status = 0;
-    pid_t got = waitpid(-1, &status, __WALL | WNOHANG);
+    pid_t got = next_event(&status, give_up ? std::min(*give_up, deadline) : deadline);
     if (got < 0) {
-      if (errno == EINTR) continue;
-      if (errno == ECHILD) {
-        for (pid_t t : pending) forget(t);
-        break;
-      }
-      fail("process {}: waitpid: {}", pid_, errno_text(errno));
+      for (pid_t t : pending) forget(t);
+      break;
     }
     if (got == 0) {
-      auto now = Clock::now();
-      if (give_up && now > *give_up) return false;  // the interrupt stays pending
-      if (now > deadline)
-        fail("process {}: thread {} did not stop within {} s (uninterruptible sleep?)", pid_,
-             *pending.begin(), kStopDeadline.count());
-      // Blocks until the next event (a stop takes microseconds; a sleep in
-      // between would cost the timer slack, ~50 us, per stop), in slices so
-      // that the deadlines above are checked.
-      auto until = give_up ? std::min(*give_up, deadline) : deadline;
-      long left_us = std::chrono::duration_cast<std::chrono::microseconds>(until - now).count();
-      got = wait_with_timeout(-1, &status, std::clamp(left_us, 1L, 10000L));
-      if (got <= 0) continue;
+      if (give_up && Clock::now() > *give_up) return false;  // the interrupt stays pending
+      fail_not_stopped(*pending.begin());
     }
     handle_event(got, status, &pending);
   }
   if (threads_.empty()) fail("process {} exited", pid_);
   return true;
+}
+
+pid_t Tracer::next_event(int* status, Clock::time_point until) {
+  for (;;) {
+    pid_t got = waitpid(-1, status, __WALL | WNOHANG);
+    if (got > 0) return got;
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      if (errno == ECHILD) return -1;
+      fail("process {}: waitpid: {}", pid_, errno_text(errno));
+    }
+    auto now = Clock::now();
+    if (now > until) return 0;
+    long left_us = std::chrono::duration_cast<std::chrono::microseconds>(until - now).count();
+    got = wait_with_timeout(-1, status, std::clamp(left_us, 1L, 10000L));
+    if (got > 0) return got;
+  }
+}
+
+void Tracer::fail_not_stopped(pid_t tid) const {
+  fail("process {}: thread {} did not stop within {} s (uninterruptible sleep?)", pid_, tid,
+       kStopDeadline.count());
 }
 
 void Tracer::stop_each(const std::vector<pid_t>& tids, const std::function<void(pid_t)>& visit) {
@@ -240,21 +248,12 @@ void Tracer::stop_each(const std::vector<pid_t>& tids, const std::function<void(
   auto deadline = Clock::now() + kStopDeadline;
   while (!pending.empty()) {
     int status = 0;
-    pid_t got = waitpid(-1, &status, __WALL | WNOHANG);
-    if (got == 0) {
-      auto now = Clock::now();
-      if (now > deadline)
-        fail("process {}: thread {} did not stop within {} s (uninterruptible sleep?)", pid_,
-             *pending.begin(), kStopDeadline.count());
-      long left_us = std::chrono::duration_cast<std::chrono::microseconds>(deadline - now).count();
-      got = wait_with_timeout(-1, &status, std::clamp(left_us, 1L, 10000L));
-      if (got <= 0) continue;
-    }
+    pid_t got = next_event(&status, deadline);
     if (got < 0) {
-      if (errno == EINTR) continue;
-      if (errno == ECHILD) break;
-      fail("process {}: waitpid: {}", pid_, errno_text(errno));
+      for (pid_t t : pending) forget(t);
+      break;
     }
+    if (got == 0) fail_not_stopped(*pending.begin());
     bool waited_for = pending.count(got) != 0;
     handle_event(got, status, &pending);
     if (waited_for && !pending.count(got) && is_stopped(got)) {
@@ -593,10 +592,7 @@ void Tracer::requeue_signals() {
 // reported (traced from its birth) and detached in a later round.
 void Tracer::detach() {
   try {
-    while (!threads_.empty()) {
-      pid_t tid = threads_.begin()->first;
-      if (!detach_thread(tid)) continue;  // exited on the way
-    }
+    while (!threads_.empty()) detach_thread(threads_.begin()->first);
   } catch (const Error&) {
     // The process is gone: nothing to protect.
     for (const auto& [tid, t] : threads_) ptrace(PTRACE_DETACH, tid, nullptr, nullptr);
@@ -605,7 +601,7 @@ void Tracer::detach() {
   requeue_signals();
 }
 
-bool Tracer::detach_thread(pid_t tid) {
+void Tracer::detach_thread(pid_t tid) {
   try {
     stop(tid);  // PTRACE_DETACH needs a stopped thread; detaching resumes it
     // A thread that executed one of graft's breakpoints and was then
@@ -624,12 +620,11 @@ bool Tracer::detach_thread(pid_t tid) {
   } catch (const Error&) {
     if (!process_alive(pid_)) throw;
     forget(tid);  // it exited
-    return false;
+    return;
   }
-  if (!threads_.count(tid)) return false;
+  if (!threads_.count(tid)) return;
   ptrace(PTRACE_DETACH, tid, nullptr, nullptr);
   forget(tid);
-  return true;
 }
 
 }  // namespace graft

@@ -134,8 +134,14 @@ class Tracer {
   bool wait_thread(pid_t tid, int* status, long timeout_us);
   void forget(pid_t tid);
   // Stops one thread, lets a pending breakpoint trap of graft's be handled,
-  // detaches it. False if it exited on the way.
-  bool detach_thread(pid_t tid);
+  // detaches it (or forgets it if it exited on the way).
+  void detach_thread(pid_t tid);
+  // The next waitpid() status of any child, waited for (blocking, in
+  // slices of at most 10 ms) until `until`: its pid, 0 if `until` passed
+  // first, -1 if graft has no child left. Blocking sees a stop at once; a
+  // sleep between polls would cost the timer slack (~50 us) per stop.
+  pid_t next_event(int* status, Clock::time_point until);
+  [[noreturn]] void fail_not_stopped(pid_t tid) const;
   void requeue_signals();
 
   pid_t pid_;
