@@ -297,7 +297,7 @@ int apply(const std::string& patch_file, const TargetArgs& t, const std::string&
   return report("apply", results, t.json, patch.name, patch.id());
 }
 
-int revert(const std::string& which, const TargetArgs& t) {
+int revert(const std::string& which, const TargetArgs& t, const std::string& model) {
   Policy policy = load_policy(t.policy);
   AuditLog audit(policy);
   std::vector<pid_t> pids;
@@ -323,7 +323,8 @@ int revert(const std::string& which, const TargetArgs& t) {
   } else {
     pids.push_back(t.pid);
   }
-  auto results = for_each_process(pids, t, "reverted", [&](pid_t pid, const OperationOptions& o) {
+  auto results = for_each_process(pids, t, "reverted", [&](pid_t pid, OperationOptions o) {
+    o.model = model;
     OperationResult r = revert_patch(which, pid, o);
     AuditEvent e = event_of("revert", r);
     if (e.patch_name.empty()) e.patch_name = which;

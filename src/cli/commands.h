@@ -32,7 +32,8 @@ int info(const std::string& patch_file, bool json, const std::string& policy);
 int keygen(const std::string& prefix, const std::string& name);
 int sign(const std::string& patch_file, const std::string& key_file, const std::string& output);
 int apply(const std::string& patch_file, const TargetArgs& target, const std::string& model);
-int revert(const std::string& which, const TargetArgs& target);
+// `model' "": the one each patch was applied with.
+int revert(const std::string& which, const TargetArgs& target, const std::string& model);
 int list(int pid, bool json);
 int recover(const TargetArgs& target);
 

@@ -115,6 +115,19 @@ int main(int argc, char** argv) {
   auto* rpid = revert_cmd->add_option("--pid", rt.pid, "Process");
   auto* rall = revert_cmd->add_flag("--all", rt.all, "Every process where the patch is applied");
   rpid->excludes(rall);
+  std::string revert_model;
+  revert_cmd->add_option("--model", revert_model,
+                         "Consistency model: stop, hybrid or lazy (default: the model the patch was "
+                         "applied with; a per-thread patch that cannot go back per thread is then "
+                         "reverted with stop, and the output says why)")
+      ->check(CLI::IsMember({"stop", "hybrid", "lazy"}));
+  revert_cmd->add_flag("--force", rt.force,
+                       "Per-thread models: move every thread back to the old code without checking "
+                       "its stack (unsafe)");
+  revert_cmd->add_option("--report-after", rt.report_after_s,
+                         "Per-thread models: seconds after which the threads still pending are "
+                         "reported (2)")
+      ->check(CLI::NonNegativeNumber);
   revert_cmd->add_option("--timeout", rt.timeout_s, "Seconds to wait for threads to leave patch code")
       ->check(CLI::PositiveNumber);
   revert_cmd->add_flag("--json", rt.json, "Machine-readable output");
@@ -161,7 +174,8 @@ int main(int argc, char** argv) {
     }
     if (*revert_cmd) {
       if (!rt.pid && !rt.all) throw graft::Error("revert needs --pid PID or --all");
-      return revert(which, rt);
+      if (rt.force && revert_model == "stop") throw graft::Error("--force needs --model hybrid or lazy");
+      return revert(which, rt, revert_model);
     }
     if (*list_cmd) return list(list_pid, list_json);
     if (*recover_cmd) {

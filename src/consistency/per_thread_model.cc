@@ -43,7 +43,10 @@ class Transition {
         result_(result),
         area_(memory, plan.area, getpid()) {}
 
-  void run() {
+  // Apply: old -> new. Revert (of a completed transition): new -> old.
+  void run(Universe from, Universe to) {
+    from_ = from;
+    target_ = to;
     // The plan outlives this object: the tracer still needs the handler
     // when it detaches.
     tracer_.on_breakpoint([&gates = plan_.gate_of_site](uint64_t site) -> std::optional<uint64_t> {
@@ -51,50 +54,47 @@ class Transition {
       if (it == gates.end()) return std::nullopt;
       return it->second;
     });
-    // Where a thread without an entry is (the header's goal): new if every
-    // thread's pointer is read first and listed as old; old otherwise, and
-    // each thread gets its entry when graft first stops it, to move it (one
-    // stop per thread instead of two). Threads must be listed first when
-    // they may move without graft stopping them: in graft_quiescent(), or
-    // with --force.
+    // Where a thread without an entry is (the header's goal): `to' if every
+    // thread's pointer is read first and listed in `from'; `from' otherwise,
+    // and each thread gets its entry when graft first stops it, to move it
+    // (one stop per thread instead of two). Threads must be listed first
+    // when they may move without graft stopping them: in graft_quiescent(),
+    // or with --force.
     if (plan_.quiescent_area || options_.force) {
       read_thread_pointers();
-      area_.initialize(initial_, Universe::Old, Universe::New);
+      area_.initialize(initial_, from, to);
     } else {
       for (pid_t tid : tracer_.threads()) threads_[tid] = {};
-      area_.initialize({}, Universe::Old, Universe::Old);
+      area_.initialize({}, from, from);
     }
     adopt_new_threads();
     auto start = Clock::now();
     guard_traps(true);
     // From the first int3 on, gates are reachable: failures must undo.
     try {
-      write_live(plan_.to_gates, true);
+      write_live(plan_.to_gates, to == Universe::New);
     } catch (const Error&) {
       // The entries are as before (write_live undid its int3s), but a thread
-      // that trapped meanwhile may still be in a gate or an old path.
+      // that trapped meanwhile may still be in a gate or an old path (the
+      // region goes if this was an apply).
       if (process_alive(tracer_.pid())) {
-        drain({plan_.gates});
+        if (to == Universe::New) drain({plan_.gates});
         guard_traps(false);
       }
       throw;
     }
     gates_live_ = true;
-    options_.set_state(RecordState::Applying);
+    options_.set_state(to == Universe::New ? RecordState::Applying : RecordState::Unapplying);
     arm_quiescent(true);
-    std::vector<BusyRange> busy = plan_.old_code;
-    busy.push_back(plan_.gates);
     try {
-      std::string why = move_all(Universe::New, busy, options_.kind, options_.force);
+      std::string why = move_all(to, busy_for(to), options_.kind, options_.force);
       if (why.empty()) {
         arm_quiescent(false);
-        write_live(plan_.to_new, false);
-        guard_traps(false);
-        options_.set_state(RecordState::Active);
-        result_.applied = true;
+        finish(to);
+        result_.completed = true;
       } else {
         result_.reason = why;
-        roll_back();
+        turn_around();
       }
     } catch (const TransitionStuck&) {
       throw;
@@ -214,7 +214,8 @@ class Transition {
   }
 
   // Threads created since the last call (stopped before their first
-  // instruction). Before the gates are live they run old code: old. After,
+  // instruction). Before the gates are live they run the code the entries
+  // lead to: `from'. After,
   // they start in the universe the transition goes to, even if an exited
   // thread left an entry under the same thread pointer.
   void adopt_new_threads() {
@@ -231,7 +232,7 @@ class Transition {
         threads_[tid] = {};
         claim_thread_pointer(tid, tp);
         if (!gates_live_)
-          area_.put_universe(tp, Universe::Old);
+          area_.put_universe(tp, from_);
         else
           area_.put_universe(tp, target_);
       } catch (const Error&) {
@@ -380,7 +381,7 @@ class Transition {
     size_t last_moved = SIZE_MAX;
     for (;;) {
       adopt_new_threads();
-      if (goal == Universe::New && area_.revert_requested()) {
+      if (from_ == Universe::Old && goal == Universe::New && area_.revert_requested()) {
         result_.revert_requested = true;
         return "reverted at the request of `graft revert'";
       }
@@ -466,34 +467,33 @@ class Transition {
       thread.cpu_ns_at_visit = cpu_ns;
       (blocked ? waiting : running).push_back(tid);
     }
-    // A thread waiting in the kernel stops at once: one at a time, each
-    // stopped only while graft looks at it. A running thread stops only
-    // when it next gets a CPU (with more busy threads than cores, up to a
-    // whole round of the scheduler): those are interrupted together and
-    // each looked at as it stops.
-    for (pid_t tid : waiting) {
-      if (!abort_.empty()) return;
-      auto t0 = Clock::now();
-      auto regs = stop_thread(tid);
-      if (!regs) {
+    stop_and_visit(waiting, running, [&](pid_t tid, std::optional<arch::Registers> regs, Clock::time_point t0) {
+      if (!regs)
         --p.total;  // exited meanwhile
-        continue;
-      }
-      visit(p, tid, *regs, t0);
+      else if (!abort_.empty())
+        tracer_.resume(tid);
+      else
+        visit(p, tid, *regs, t0);
+    });
+  }
+
+  // Stops each thread of `waiting' and `running' and calls `look(tid, regs,
+  // t0)' with it stopped since t0 (`look' resumes it), or with nullopt if it
+  // exited on the way. A thread waiting in the kernel stops at once: one at
+  // a time, each stopped only while graft looks at it. A running thread
+  // stops only when it next gets a CPU (with more busy threads than cores,
+  // up to a whole round of the scheduler): those are interrupted together
+  // and each looked at as it stops.
+  template <typename Look>
+  void stop_and_visit(const std::vector<pid_t>& waiting, const std::vector<pid_t>& running, Look look) {
+    for (pid_t tid : waiting) {
+      auto t0 = Clock::now();
+      look(tid, stop_thread(tid), t0);
     }
-    if (running.empty() || !abort_.empty()) return;
+    if (running.empty()) return;
     tracer_.stop_each(running, [&](pid_t tid) {
       auto t0 = Clock::now();
-      if (!abort_.empty()) {
-        tracer_.resume(tid);
-        return;
-      }
-      auto regs = handed_over(tid);
-      if (!regs) {
-        --p.total;  // exited meanwhile
-        return;
-      }
-      visit(p, tid, *regs, t0);
+      look(tid, handed_over(tid), t0);
     });
   }
 
@@ -570,31 +570,50 @@ class Transition {
     return std::nullopt;
   }
 
-  // Reverses: every thread goes back to old with the same stack checks,
-  // the entries get their old bytes, and once no thread is in a gate or in
-  // the patch's code the region may go.
-  void roll_back() {
-    options_.set_state(RecordState::Unapplying);
-    // Threads in no entry are in the goal universe: if that is new, they get
-    // an entry saying so before the goal flips.
-    area_.refresh();
-    if (area_.goal() == Universe::New)
-      for (const auto& [tid, t] : threads_)
-        if (tracer_.is_traced(tid) && t.tp && !area_.contains(t.tp))
-          area_.insert(t.tp, Universe::New, Universe::Old);
-    area_.set_goal(Universe::Old);
-    target_ = Universe::Old;
-    std::vector<BusyRange> busy = plan_.new_code;
+  // What a thread going to `goal' may not have on its stack: the code it
+  // leaves, and the gates.
+  std::vector<BusyRange> busy_for(Universe goal) const {
+    std::vector<BusyRange> busy = goal == Universe::New ? plan_.old_code : plan_.new_code;
     busy.push_back(plan_.gates);
-    std::string why = move_all(Universe::Old, busy, PerThreadKind::Hybrid, false);
-    if (why.empty()) arm_quiescent(false);
+    return busy;
+  }
+
+  // Every thread is in `goal': the entries leave the gates for `goal''s code.
+  // Going to old, no thread may be left in a gate or the patch's code then
+  // (the region is about to go).
+  void finish(Universe goal) {
+    if (goal == Universe::New) {
+      write_live(plan_.to_new, false);
+      guard_traps(false);
+      options_.set_state(RecordState::Active);
+    } else {
+      write_live(plan_.to_old, false);
+      guard_traps(false);
+      drain(busy_for(Universe::Old));
+    }
+  }
+
+  // Reverses: every thread goes back where it came from with the same stack
+  // checks (an apply rolls back, a revert rolls forward), and the entries
+  // are as before the transition.
+  void turn_around() {
+    Universe back = from_;
+    if (back == Universe::Old) options_.set_state(RecordState::Unapplying);
+    // Threads in no entry are in the goal universe: they get an entry saying
+    // so before the goal flips.
+    area_.refresh();
+    if (area_.goal() == target_)
+      for (const auto& [tid, t] : threads_)
+        if (tracer_.is_traced(tid) && t.tp && !area_.contains(t.tp)) area_.insert(t.tp, target_, back);
+    area_.set_goal(back);
+    target_ = back;
+    std::string why = move_all(back, busy_for(back), PerThreadKind::Hybrid, false);
     if (!why.empty())
-      throw TransitionStuck(fmt::format("{}, and the roll-back failed too: {}; the transition is left "
+      throw TransitionStuck(fmt::format("{}, and turning back failed too: {}; the transition is left "
                                         "in progress (every thread runs the code of its universe)",
                                         result_.reason, why));
-    write_live(plan_.to_old, false);
-    guard_traps(false);
-    drain(busy);
+    arm_quiescent(false);
+    finish(back);
   }
 
   // After the entries are restored, no thread may still be in a gate or in
@@ -605,18 +624,20 @@ class Transition {
     auto start = Clock::now();
     for (;;) {
       std::optional<std::string> why;
-      for (pid_t tid : tracer_.threads()) {
-        if (clean.count(tid)) continue;
-        auto t0 = Clock::now();
-        auto regs = stop_thread(tid);
-        if (!regs) continue;
+      std::vector<pid_t> waiting, running;
+      for (pid_t tid : tracer_.threads())
+        if (!clean.count(tid)) (blocked_syscall(tracer_.pid(), tid) ? waiting : running).push_back(tid);
+      stop_and_visit(waiting, running, [&](pid_t tid, std::optional<arch::Registers> regs, Clock::time_point t0) {
+        if (!regs) return;
         check.forget_memory();
         auto busy_now = check.check(tid, *regs);
         tracer_.resume(tid);
-        if (busy_now) why = busy_now;
         result_.stalls_us.push_back(us_since(t0));
-        if (!busy_now) clean.insert(tid);
-      }
+        if (busy_now)
+          why = busy_now;
+        else
+          clean.insert(tid);
+      });
       adopt_new_threads();  // they start outside the patch: clean
       if (!why) return;
       if (ms_since(start) > options_.timeout_s * 1000)
@@ -634,7 +655,8 @@ class Transition {
   std::map<pid_t, Thread> threads_;
   std::vector<uint64_t> initial_;
   bool gates_live_ = false;
-  Universe target_ = Universe::New;  // where the transition takes threads
+  Universe from_ = Universe::Old;    // where the threads were before the transition
+  Universe target_ = Universe::New;  // where the transition takes threads now
   std::string abort_;                // why the transition must be reversed
   Clock::time_point move_start_;
   int membarrier_ = 0;  // 0 unknown, 1 registered, -1 unavailable
@@ -644,7 +666,12 @@ class Transition {
 
 void run_per_thread_apply(Tracer& tracer, const ProcessMemory& memory, const TransitionPlan& plan,
                           const TransitionOptions& options, TransitionResult& result) {
-  Transition(tracer, memory, plan, options, result).run();
+  Transition(tracer, memory, plan, options, result).run(Universe::Old, Universe::New);
+}
+
+void run_per_thread_revert(Tracer& tracer, const ProcessMemory& memory, const TransitionPlan& plan,
+                           const TransitionOptions& options, TransitionResult& result) {
+  Transition(tracer, memory, plan, options, result).run(Universe::New, Universe::Old);
 }
 
 }  // namespace graft

@@ -81,7 +81,10 @@ struct TransitionOptions {
 };
 
 struct TransitionResult {
-  bool applied = false;           // false: reversed (on request or timeout), entries restored
+  // The transition reached its goal (apply: every thread new; revert: every
+  // thread old and the region unused). false: reversed (on request or
+  // timeout), the entries as they were before it.
+  bool completed = false;
   bool revert_requested = false;  // reversed because `graft revert' asked
   std::string reason;             // why it was reversed
   double transition_ms = 0;       // first gate write to last entry write
@@ -107,6 +110,17 @@ class TransitionStuck : public Error {
 // after.
 void run_per_thread_apply(Tracer& tracer, const ProcessMemory& memory, const TransitionPlan& plan,
                           const TransitionOptions& options, TransitionResult& result);
+
+// The same transition backwards, for a patch a per-thread transition
+// completed (its entries jump straight to the new code): the entries lead to
+// the gates again, every thread moves back to old (checked against the
+// patch's code and the gates), the entries get what `to_old' writes, and no
+// thread is left in the gates or the patch's code. If threads cannot move
+// in time, the revert turns around: every thread goes back to new and the
+// entries jump to the new code again (completed false, as before). In `plan',
+// to_gates holds the direct jumps -> the gate jumps.
+void run_per_thread_revert(Tracer& tracer, const ProcessMemory& memory, const TransitionPlan& plan,
+                           const TransitionOptions& options, TransitionResult& result);
 
 double percentile(std::vector<double> v, double p);
 

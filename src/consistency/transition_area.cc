@@ -14,14 +14,19 @@ static_assert(sizeof(graft_universe_entry) == 16, "the gates index entries by 16
 static_assert(offsetof(graft_universe_entry, universe) == 8, "the gates read the universe at +8");
 
 TransitionAreaLayout TransitionAreaLayout::for_threads(size_t threads) {
-  TransitionAreaLayout l;
   uint32_t cap = 256;
   while (cap < 8 * (threads + 8) && cap < 65536) cap *= 2;
-  l.capacity = cap;
-  l.report_capacity = std::min<uint32_t>(cap / 2, 1024);
+  return of(0, cap, std::min<uint32_t>(cap / 2, 1024));
+}
+
+TransitionAreaLayout TransitionAreaLayout::of(uint64_t address, uint32_t capacity, uint32_t report_capacity) {
+  TransitionAreaLayout l;
+  l.address = address;
+  l.capacity = capacity;
+  l.report_capacity = report_capacity;
   l.table_offset = page_round_up(GRAFT_TRANSITION_REPORT_OFFSET +
-                                 uint64_t(l.report_capacity) * sizeof(graft_report_entry));
-  l.size = page_round_up(l.table_offset + uint64_t(cap) * sizeof(graft_universe_entry));
+                                 uint64_t(report_capacity) * sizeof(graft_report_entry));
+  l.size = page_round_up(l.table_offset + uint64_t(capacity) * sizeof(graft_universe_entry));
   return l;
 }
 

@@ -30,6 +30,8 @@ struct TransitionAreaLayout {
   // Sized for a process of `threads` threads: the table stays at most half
   // full even if the thread count quadruples during the transition.
   static TransitionAreaLayout for_threads(size_t threads);
+  // The layout for_threads() gave an area of `capacity' entries.
+  static TransitionAreaLayout of(uint64_t address, uint32_t capacity, uint32_t report_capacity);
   uint64_t table() const { return address + table_offset; }
   uint64_t goal_byte() const { return address + offsetof(graft_transition_header, goal); }
 };

@@ -20,6 +20,7 @@
 #include "consistency/per_thread_model.h"
 #include "consistency/stop_model.h"
 #include "loader/callbacks.h"
+#include "loader/per_thread_revert.h"
 #include "loader/ifunc.h"
 #include "loader/loaded_objects.h"
 #include "loader/operations.h"
@@ -551,24 +552,14 @@ class ApplyJob {
     o.label = fmt::format("pid {}", pid_);
     o.set_state = [&](RecordState s) { write_record_state(memory_, record_, s); };
     TransitionResult t;
-    auto report = [&] {
-      result_.threads = t.threads;
-      result_.transition_ms = t.transition_ms;
-      result_.stalls = t.stalls_us.size();
-      result_.stall_max_us = t.stalls_us.empty() ? 0 : *std::max_element(t.stalls_us.begin(), t.stalls_us.end());
-      result_.stall_p99_us = percentile(t.stalls_us, 99);
-      result_.forced = t.forced;
-      result_.rewound = t.rewound;
-      result_.breakpoint_hits = t.breakpoint_hits;
-    };
     try {
       run_per_thread_apply(tracer, memory_, transition_, o, t);
     } catch (...) {
-      report();
+      record_transition(t, result_);
       throw;
     }
-    report();
-    if (!t.applied) {
+    record_transition(t, result_);
+    if (!t.completed) {
       result_.rolled_back = true;
       fail("{}; rolled back: every thread runs the old code again", t.reason);
     }

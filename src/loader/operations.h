@@ -18,8 +18,10 @@ struct OperationOptions {
   // Also how long to wait for another graft working on the same process
   // (ProcessLock) before refusing.
   double timeout_s = 10;
-  std::string model = "stop";  // stop, lazy or hybrid
-  bool force = false;          // per-thread models: move threads without checks
+  // stop, lazy or hybrid; for a revert, "" is the model the patch was
+  // applied with.
+  std::string model = "stop";
+  bool force = false;  // per-thread models: move threads without checks
   double report_after_s = 2;   // per-thread models: report pending threads after this
 };
 

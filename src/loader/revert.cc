@@ -11,6 +11,7 @@
 #include "loader/callbacks.h"
 #include "loader/loaded_objects.h"
 #include "loader/operations.h"
+#include "loader/per_thread_revert.h"
 #include "loader/recovery.h"
 #include "loader/transition_revert.h"
 #include "loader/unload.h"
@@ -37,7 +38,7 @@ OperationResult revert_patch(const std::string& which, pid_t pid, const Operatio
   OperationResult result;
   result.pid = pid;
   auto start = Clock::now();
-  RealtimePriority priority;
+  std::optional<RealtimePriority> priority;  // for a global stop only (see apply_patch)
   try {
     {
       // A per-thread transition in progress is driven by the graft that
@@ -73,36 +74,57 @@ OperationResult revert_patch(const std::string& which, pid_t pid, const Operatio
     result.patch_name = rec.name;
     result.patch_sha256 = rec.sha256;
 
-    Tracer tracer(pid);
+    // As asked, else the model the patch was applied with.
+    bool asked = !options.model.empty();
+    result.model = asked ? options.model : rec.model;
+    std::optional<TransitionPlan> plan;  // outlives the tracer, whose breakpoint handler reads it
+    if (result.model != "stop") {
+      try {
+        plan = reverse_transition_plan(memory, maps, scan.records, rec);
+      } catch (const Error& e) {
+        if (asked) throw;
+        result.notes.push_back(fmt::format("reverted with the stop model: {}", e.what()));
+        result.model = "stop";
+      }
+    }
+    if (!plan) priority.emplace();
+    Tracer tracer(pid, plan.has_value());
     result.threads = tracer.thread_count();
     // pre_unpatch cannot veto (as in the kernel): a failure is reported and
     // the revert goes on, as the operator asked.
     bool active = rec.state == RecordState::Active;
-    if (active)
-      if (auto run = run_callback(tracer, memory, rec, Callback::Kind::PreUnpatch, options.timeout_s);
-          run && !run->ok())
-        result.notes.push_back(run->describe(Callback::Kind::PreUnpatch, rec));
-    // post_unpatch: after the switch back, while the code is still mapped.
-    auto post_unpatch = [&] {
+    auto callback = [&](Callback::Kind kind, const char* suffix) {
       if (active)
-        if (auto run = run_callback(tracer, memory, rec, Callback::Kind::PostUnpatch, options.timeout_s);
-            run && !run->ok())
-          result.notes.push_back(run->describe(Callback::Kind::PostUnpatch, rec));
+        if (auto run = run_callback(tracer, memory, rec, kind, options.timeout_s); run && !run->ok())
+          result.notes.push_back(run->describe(kind, rec) + suffix);
     };
-    SwitchResult s;
-    try {
-      unload_patch(tracer, memory, maps, scan.records, rec, options, s, nullptr, post_unpatch);
-    } catch (...) {
+    callback(Callback::Kind::PreUnpatch, "");
+    // post_unpatch: after the switch back, while the code is still mapped.
+    auto post_unpatch = [&] { callback(Callback::Kind::PostUnpatch, ""); };
+    if (plan) {
+      // A revert that turns back leaves the patch applied: post_patch
+      // undoes what pre_unpatch did, as in the kernel.
+      revert_per_thread(tracer, memory, maps, rec, *plan, options, result, post_unpatch,
+                        [&] { callback(Callback::Kind::PostPatch, " (the patch stays applied)"); });
+    } else {
+      SwitchResult s;
+      try {
+        unload_patch(tracer, memory, maps, scan.records, rec, options, s, nullptr, post_unpatch);
+      } catch (...) {
+        result.pause_ms = s.pause_ms;
+        result.max_pause_ms = s.max_pause_ms;
+        result.retries = s.retries;
+        throw;
+      }
       result.pause_ms = s.pause_ms;
       result.max_pause_ms = s.max_pause_ms;
       result.retries = s.retries;
-      throw;
     }
-    result.pause_ms = s.pause_ms;
-    result.max_pause_ms = s.max_pause_ms;
-    result.retries = s.retries;
     tracer.detach();
     result.ok = true;
+  } catch (const TransitionStuck& e) {
+    result.error = e.what();
+    result.left_in_transition = true;
   } catch (const std::exception& e) {
     result.error = e.what();
   }

@@ -8,6 +8,7 @@
 #include "common/fault_point.h"
 #include "consistency/stop_model.h"
 #include "consistency/trap_guard.h"
+#include "consistency/transition_area.h"
 #include "loader/region.h"
 #include "process/remote_syscalls.h"
 #include "runtime/transition_abi.h"
@@ -60,8 +61,7 @@ void complete_int3s(Tracer& tracer, const ProcessMemory& memory, const std::vect
 // all new code (per-thread consistency, as during a transition).
 std::vector<SiteWrite> universes_to_old(const ProcessMemory& memory, const PatchRecord& rec) {
   const TransitionRecord& t = rec.transition;
-  uint64_t table = t.area + page_round_up(GRAFT_TRANSITION_REPORT_OFFSET +
-                                          uint64_t(t.report_capacity) * sizeof(graft_report_entry));
+  uint64_t table = TransitionAreaLayout::of(t.area, t.capacity, t.report_capacity).table();
   std::vector<graft_universe_entry> entries(t.capacity);
   if (!memory.try_read({table}, entries.data(), entries.size() * sizeof entries[0]))
     fail("process {}: the transition table of patch {} is unreadable", memory.pid(), rec.label());

@@ -1,0 +1,154 @@
+#include "loader/per_thread_revert.h"
+
+#include <algorithm>
+
+#include "arch/x86_64/displaced.h"
+#include "arch/x86_64/gate.h"
+#include "arch/x86_64/jump.h"
+#include "common/error.h"
+#include "loader/loaded_objects.h"
+#include "loader/region.h"
+#include "loader/symbol_resolver.h"
+
+namespace graft {
+
+namespace {
+
+std::string name_of(const FunctionRecord& f) { return f.demangled.empty() ? f.symbol : f.demangled; }
+
+// libgraft-rt's transition area pointer, if the process maps it (threads
+// then move themselves in graft_quiescent()).
+void find_quiescent_runtime(const ProcessMemory& memory, const std::vector<Mapping>& maps,
+                            const PatchRecord& rec, TransitionPlan& plan) {
+  BuildIdCache ids;
+  auto objects = loaded_objects(memory.pid(), maps, ids);
+  auto target = std::find_if(objects.begin(), objects.end(),
+                             [&](const LoadedObject& o) { return !o.build_id.empty() && o.build_id == rec.build_id; });
+  if (target == objects.end()) return;
+  try {
+    SymbolResolver resolver(objects, *target, maps, memory, memory.pid());
+    plan.quiescent_area = resolver.resolve("graft_rt_transition_area");
+    plan.quiescent_armed = resolver.resolve("graft_rt_transition_armed");
+  } catch (const Error&) {
+    plan.quiescent_area = plan.quiescent_armed = 0;  // no libgraft-rt
+  }
+}
+
+}  // namespace
+
+TransitionPlan reverse_transition_plan(const ProcessMemory& memory, const std::vector<Mapping>& maps,
+                                       const std::vector<PatchRecord>& records, const PatchRecord& rec) {
+  pid_t pid = memory.pid();
+  const TransitionRecord& t = rec.transition;
+  if (!rec.per_thread())
+    fail("process {}: patch {} was applied with --model {}: it has no gates to go back through; "
+         "revert it with --model stop",
+         pid, rec.label(), rec.model);
+  if (rec.state != RecordState::Active)
+    fail("process {}: patch {} is {}; only an applied patch can be reverted per thread", pid, rec.label(),
+         state_name(rec.state));
+  TransitionPlan plan;
+  plan.area = TransitionAreaLayout::of(t.area, t.capacity, t.report_capacity);
+  if (t.capacity == 0 || (t.capacity & (t.capacity - 1)) != 0 || plan.area.size != t.area_size)
+    fail("process {}: the transition area of patch {} is not laid out as graft lays it out", pid, rec.label());
+  // The table stays at most half full (TransitionArea::initialize); threads
+  // created during the transition may take the rest.
+  size_t threads = list_threads(pid).size();
+  if (threads * 2 > t.capacity)
+    fail("process {} has {} threads; the transition table of patch {} (sized when it was applied) holds "
+         "{}: revert it with --model stop",
+         pid, threads, rec.label(), t.capacity / 2);
+
+  for (const auto& f : rec.functions) {
+    std::string name = name_of(f);
+    Bytes now = memory.read({f.site}, f.redirect.size());
+    if (now == f.gate_redirect)
+      fail("process {}: the entry of `{}' leads to the gate of patch {}, which is applied; revert it "
+           "with --model stop",
+           pid, name, rec.label());
+    // A patch applied later owns the entry; this one's code is reached only
+    // through that patch's old path, and is checked as the patch's code.
+    if (now != f.redirect) continue;
+    const FunctionRecord* below = newest_redirect(records, f.address, &rec);
+    Bytes old = below ? below->redirect : f.original;
+
+    Bytes gate = arch::gate_code({f.gate, plan.area.table(), plan.area.capacity, plan.area.goal_byte(),
+                                  f.replacement, f.old_path});
+    if (memory.read({f.gate}, gate.size()) != gate)
+      fail("process {}: the gate of `{}' in patch {} is not the code graft wrote there", pid, name,
+           rec.label());
+    // The old path must run what the entry gets back.
+    uint64_t site_end = f.address + f.size;
+    if (f.site < f.address || f.site >= site_end || old.size() != f.redirect.size())
+      fail("process {}: the record of patch {} is inconsistent for `{}'", pid, rec.label(), name);
+    Bytes code = memory.read({f.site}, std::min<uint64_t>(site_end - f.site, 64));
+    std::copy(old.begin(), old.end(), code.begin());
+    auto displaced = arch::relocate_displaced(code, f.site, f.old_path, name);
+    if (displaced.length != f.displaced ||
+        memory.read({f.old_path}, displaced.old_path.size()) != displaced.old_path)
+      fail("process {}: the old path of `{}' in patch {} does not run what its entry would get back{}; "
+           "revert it with --model stop",
+           pid, name, rec.label(), below ? "" : " (a patch below it was reverted since?)");
+
+    plan.to_gates.push_back({name, {f.site}, f.redirect, f.gate_redirect});
+    plan.to_new.push_back({name, {f.site}, f.gate_redirect, f.redirect});
+    plan.to_old.push_back({name, {f.site}, f.gate_redirect, old});
+    plan.entries.push_back({f.site, f.gate, f.old_path, f.replacement, gate});
+    plan.gate_of_site[f.site] = f.gate;
+    plan.old_code.push_back({{f.address, f.size}, "function `" + name + "'"});
+    for (const auto& c : f.cold_parts) plan.old_code.push_back({c, "function `" + name + "' (cold part)"});
+    if (below)
+      plan.old_code.push_back({{below->replacement, std::max<uint64_t>(below->replacement_size, 1)},
+                               "`" + name + "' of an earlier patch"});
+  }
+  plan.new_code = {{rec.code(), "the code of patch " + rec.label()}};
+  plan.gates = {{t.gates, t.gates_size}, "the gates of patch " + rec.label()};
+  plan.trap_handler = t.trap_handler;
+  plan.maps = maps;
+  find_quiescent_runtime(memory, maps, rec, plan);
+  return plan;
+}
+
+void record_transition(const TransitionResult& t, OperationResult& result) {
+  result.threads = t.threads;
+  result.transition_ms = t.transition_ms;
+  result.stalls = t.stalls_us.size();
+  result.stall_max_us = t.stalls_us.empty() ? 0 : *std::max_element(t.stalls_us.begin(), t.stalls_us.end());
+  result.stall_p99_us = percentile(t.stalls_us, 99);
+  result.forced = t.forced;
+  result.rewound = t.rewound;
+  result.breakpoint_hits = t.breakpoint_hits;
+}
+
+void revert_per_thread(Tracer& tracer, const ProcessMemory& memory, const std::vector<Mapping>& maps,
+                       const PatchRecord& rec, const TransitionPlan& plan,
+                       const OperationOptions& options, OperationResult& result,
+                       const std::function<void()>& after_switch,
+                       const std::function<void()>& turned_back) {
+  TransitionOptions o;
+  o.kind = options.model == "lazy" ? PerThreadKind::Lazy : PerThreadKind::Hybrid;
+  o.force = options.force;
+  o.timeout_s = options.timeout_s;
+  o.report_after_s = options.report_after_s;
+  o.label = fmt::format("pid {}", memory.pid());
+  o.set_state = [&](RecordState s) { write_record_state(memory, rec, s); };
+  TransitionResult t;
+  try {
+    run_per_thread_revert(tracer, memory, plan, o, t);
+  } catch (...) {
+    record_transition(t, result);
+    throw;
+  }
+  record_transition(t, result);
+  if (!t.completed) {
+    result.rolled_back = true;
+    turned_back();
+    fail("{}; the revert turned back: every thread runs the new code again and the patch stays applied",
+         t.reason);
+  }
+  after_switch();
+  // No thread is in the patch's code or its gates, and nothing leads there.
+  remove_region(tracer, memory, maps, rec.region_start, rec.region_size);
+}
+
+}  // namespace graft

@@ -1,0 +1,42 @@
+// `graft revert --model hybrid|lazy': a patch that a per-thread transition
+// applied goes back the same way, with no global stop
+// (consistency/per_thread_model.h, run_per_thread_revert), then its region
+// goes.
+#pragma once
+#include <functional>
+#include <vector>
+
+#include "consistency/per_thread_model.h"
+#include "loader/operations.h"
+#include "loader/patch_record.h"
+#include "process/maps.h"
+#include "process/memory.h"
+#include "process/tracer.h"
+
+namespace graft {
+
+// The reverse transition of `rec' (active, applied with a per-thread model),
+// from its record and what the process holds now. Each gate and old path
+// must be what graft would write for the entry today: an old path must run
+// what the entry gets back (the original instructions, or the jump of the
+// patch below, which may have been reverted since). Throws, naming the
+// function, if not, or if the transition table cannot hold every thread;
+// nothing is written.
+TransitionPlan reverse_transition_plan(const ProcessMemory& memory, const std::vector<Mapping>& maps,
+                                       const std::vector<PatchRecord>& records, const PatchRecord& rec);
+
+// Runs the reverse transition of `plan' and, if every thread moved back,
+// `after_switch' (post_unpatch) and the region's removal. If threads could
+// not move back in time, the revert turns around: `turned_back' runs
+// (post_patch) and it throws, with the patch applied as before.
+// TransitionStuck if it could do neither.
+void revert_per_thread(Tracer& tracer, const ProcessMemory& memory, const std::vector<Mapping>& maps,
+                       const PatchRecord& rec, const TransitionPlan& plan,
+                       const OperationOptions& options, OperationResult& result,
+                       const std::function<void()>& after_switch,
+                       const std::function<void()>& turned_back);
+
+// The transition's figures in an operation's result.
+void record_transition(const TransitionResult& t, OperationResult& result);
+
+}  // namespace graft
