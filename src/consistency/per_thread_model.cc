@@ -68,23 +68,31 @@ class Transition {
       area_.initialize({}, from, from);
     }
     adopt_new_threads();
+    // A revert is marked before anything changes: a graft that dies from
+    // here on leaves a revert that the next one completes (recovery.h).
+    if (to == Universe::Old) options_.set_state(RecordState::Unapplying);
     auto start = Clock::now();
-    guard_traps(true);
-    // From the first int3 on, gates are reachable: failures must undo.
     try {
-      write_live(plan_.to_gates, to == Universe::New);
-    } catch (const Error&) {
-      // The entries are as before (write_live undid its int3s), but a thread
-      // that trapped meanwhile may still be in a gate or an old path (the
-      // region goes if this was an apply).
-      if (process_alive(tracer_.pid())) {
-        if (to == Universe::New) drain({plan_.gates});
-        guard_traps(false);
+      guard_traps(true);
+      // From the first int3 on, gates are reachable: failures must undo.
+      try {
+        write_live(plan_.to_gates, to == Universe::New);
+      } catch (const Error&) {
+        // The entries are as before (write_live undid its int3s), but a
+        // thread that trapped meanwhile may still be in a gate or an old
+        // path (the region goes if this was an apply).
+        if (process_alive(tracer_.pid())) {
+          if (to == Universe::New) drain({plan_.gates});
+          guard_traps(false);
+        }
+        throw;
       }
+    } catch (const Error&) {
+      if (to == Universe::Old && process_alive(tracer_.pid())) options_.set_state(RecordState::Active);
       throw;
     }
     gates_live_ = true;
-    options_.set_state(to == Universe::New ? RecordState::Applying : RecordState::Unapplying);
+    if (to == Universe::New) options_.set_state(RecordState::Applying);
     arm_quiescent(true);
     try {
       std::string why = move_all(to, busy_for(to), options_.kind, options_.force);
@@ -291,6 +299,8 @@ class Transition {
   // to the gate instead of dying of SIGTRAP.
   void guard_traps(bool on) {
     if (!plan_.trap_handler) return;
+    // No trap of an int3 that is gone may arrive without the handler.
+    if (!on) tracer_.settle_breakpoints();
     pid_t runner = runner_thread();
     auto t0 = Clock::now();
     tracer_.stop(runner);

@@ -6,6 +6,7 @@
 #include "arch/x86_64/gate.h"
 #include "arch/x86_64/jump.h"
 #include "common/error.h"
+#include "common/fault_point.h"
 #include "loader/loaded_objects.h"
 #include "loader/region.h"
 #include "loader/symbol_resolver.h"
@@ -146,9 +147,11 @@ void revert_per_thread(Tracer& tracer, const ProcessMemory& memory, const std::v
     fail("{}; the revert turned back: every thread runs the new code again and the patch stays applied",
          t.reason);
   }
+  fault_point("reverted");
   after_switch();
   // No thread is in the patch's code or its gates, and nothing leads there.
   remove_region(tracer, memory, maps, rec.region_start, rec.region_size);
+  fault_point("region-removed");
 }
 
 }  // namespace graft

@@ -56,31 +56,17 @@ bool sigtrap_pending(pid_t pid, pid_t tid) {
   }
 }
 
-// A blocking waitpid() that gives up after `timeout_us` (< 0: never): a
-// one-shot timer interrupts it with SIGALRM, whose handler does nothing.
-// A step normally completes in microseconds; polling would cost a timer
-// slice (~60 us) per step.
-pid_t wait_with_timeout(pid_t tid, int* status, long timeout_us) {
-  if (timeout_us < 0) return waitpid(tid, status, __WALL);
+// The SIGALRM that ends a timed wait (wait_with_timeout): its handler does
+// nothing, and without SA_RESTART the wait returns EINTR.
+bool alarm_interrupts_waits() {
   static bool installed = [] {
     struct sigaction sa {};
     sa.sa_handler = [](int) {};
     sigemptyset(&sa.sa_mask);
-    sa.sa_flags = 0;  // no SA_RESTART: waitpid must return EINTR
+    sa.sa_flags = 0;
     return sigaction(SIGALRM, &sa, nullptr) == 0;
   }();
-  if (!installed || timeout_us == 0) return waitpid(tid, status, __WALL | WNOHANG);
-  itimerval timer{};
-  timer.it_value.tv_sec = timeout_us / 1000000;
-  timer.it_value.tv_usec = timeout_us % 1000000;
-  setitimer(ITIMER_REAL, &timer, nullptr);
-  pid_t got = waitpid(tid, status, __WALL);
-  int err = errno;
-  itimerval off{};
-  setitimer(ITIMER_REAL, &off, nullptr);
-  if (got < 0 && err == EINTR) return waitpid(tid, status, __WALL | WNOHANG);  // timed out
-  errno = err;
-  return got;
+  return installed;
 }
 
 }  // namespace
@@ -177,7 +163,15 @@ std::vector<pid_t> Tracer::threads() const {
   return out;
 }
 
-void Tracer::forget(pid_t tid) { threads_.erase(tid); }
+void Tracer::forget(pid_t tid) {
+  threads_.erase(tid);
+  redirected_.erase(tid);
+}
+
+int Tracer::signal_to_deliver(pid_t tid, int sig) {
+  if (sig == SIGTRAP && redirected_.erase(tid)) return 0;  // graft's breakpoint, handled
+  return sig;
+}
 
 void Tracer::interrupt(pid_t tid) {
   if (ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr) != 0 && errno == ESRCH) forget(tid);
@@ -210,7 +204,7 @@ bool Tracer::wait_for_stops(std::vector<pid_t> tids, std::optional<Clock::time_p
 
 pid_t Tracer::next_event(int* status, Clock::time_point until) {
   for (;;) {
-    pid_t got = waitpid(-1, status, __WALL | WNOHANG);
+    pid_t got = reap(-1, status, false);
     if (got > 0) return got;
     if (got < 0) {
       if (errno == EINTR) continue;
@@ -305,8 +299,8 @@ void Tracer::handle_event(pid_t got, int status, std::set<pid_t>* pending) {
     if (pending) pending->erase(got);
   } else if (event == 0) {
     // Signal-delivery-stop: deliver it now; our interrupt stays pending. A
-    // trap on one of graft's breakpoints is graft's own.
-    if (sig == SIGTRAP && redirect_breakpoint(got)) sig = 0;
+    // trap on one of graft's breakpoints is graft's own (redirected by reap).
+    sig = signal_to_deliver(got, sig);
     if (ptrace(PTRACE_CONT, got, nullptr, reinterpret_cast<void*>(static_cast<long>(sig))) != 0 &&
         errno == ESRCH) {
       forget(got);
@@ -324,6 +318,71 @@ void Tracer::handle_event(pid_t got, int status, std::set<pid_t>* pending) {
 }
 
 bool Tracer::trap_pending(pid_t tid) const { return sigtrap_pending(pid_, tid); }
+
+// waitpid(`which', __WALL), but a thread stopped to be given the SIGTRAP of
+// one of graft's int3s is sent on to the breakpoint's destination first,
+// while the kernel still holds the signal for it. The wait that reports a
+// signal-delivery-stop discards the signal (the tracer decides what the
+// thread gets): were graft killed between that wait and the redirection,
+// the thread would resume just past the int3, inside a half-written jump.
+// Redirected before the wait, it resumes at the destination, with the
+// signal gone or with it going to graft's SIGTRAP handler, which lets a
+// thread already at a destination go on (arch/x86_64/trap_handler.h).
+pid_t Tracer::reap(pid_t which, int* status, bool block) {
+  siginfo_t si{};
+  int flags = WSTOPPED | WEXITED | __WALL | WNOWAIT | (block ? 0 : WNOHANG);
+  if (waitid(which < 0 ? P_ALL : P_PID, which < 0 ? 0 : static_cast<id_t>(which), &si, flags) != 0)
+    return -1;
+  if (si.si_pid == 0) return 0;
+  // si_status is the whole stop code: SIGTRAP alone is a signal-delivery-stop.
+  if (si.si_code == CLD_TRAPPED && si.si_status == SIGTRAP && threads_.count(si.si_pid) &&
+      redirect_breakpoint(si.si_pid))
+    redirected_.insert(si.si_pid);
+  pid_t got;
+  do got = waitpid(si.si_pid, status, __WALL | WNOHANG);
+  while (got < 0 && errno == EINTR);
+  return got;
+}
+
+// A blocking reap() that gives up after `timeout_us` (< 0: never): a
+// one-shot timer interrupts it with SIGALRM. A step normally completes in
+// microseconds; polling would cost a timer slice (~60 us) per step.
+pid_t Tracer::wait_with_timeout(pid_t tid, int* status, long timeout_us) {
+  if (timeout_us < 0) return reap(tid, status, true);
+  if (!alarm_interrupts_waits() || timeout_us == 0) return reap(tid, status, false);
+  itimerval timer{};
+  timer.it_value.tv_sec = timeout_us / 1000000;
+  timer.it_value.tv_usec = timeout_us % 1000000;
+  setitimer(ITIMER_REAL, &timer, nullptr);
+  pid_t got = reap(tid, status, true);
+  int err = errno;
+  itimerval off{};
+  setitimer(ITIMER_REAL, &off, nullptr);
+  if (got < 0 && err == EINTR) return reap(tid, status, false);  // timed out
+  errno = err;
+  return got;
+}
+
+void Tracer::settle_breakpoints() {
+  auto deadline = Clock::now() + std::chrono::seconds(2);
+  for (;;) {
+    // The kernel dequeues a trap and puts the thread in its stop under one
+    // lock: a trap not pending when its thread's SigPnd is read is reported
+    // to the waitpid() calls that follow, unless graft has waited for it
+    // already.
+    std::vector<pid_t> pending;
+    for (const auto& [tid, t] : threads_)
+      if (sigtrap_pending(pid_, tid)) pending.push_back(tid);
+    int status = 0;
+    for (pid_t got; (got = reap(-1, &status, false)) > 0;) handle_event(got, status, nullptr);
+    if (pending.empty()) return;
+    for (pid_t tid : pending)
+      if (is_stopped(tid)) resume(tid);
+    if (Clock::now() > deadline)
+      fail("process {}: thread {} still has a breakpoint trap pending after 2 s", pid_, pending.front());
+    poll_events(1000);
+  }
+}
 
 std::vector<pid_t> Tracer::new_threads() {
   std::vector<pid_t> out;
@@ -410,7 +469,7 @@ void Tracer::poll_events(long timeout_us) {
   pid_t got = wait_with_timeout(-1, &status, timeout_us);
   while (got > 0) {
     handle_event(got, status, nullptr);
-    got = waitpid(-1, &status, __WALL | WNOHANG);  // whatever else is already there
+    got = reap(-1, &status, false);  // whatever else is already there
   }
   if (threads_.empty() || !process_alive(pid_)) fail("process {} exited", pid_);
 }
@@ -450,7 +509,7 @@ arch::Registers Tracer::run_syscall(pid_t tid, const arch::Registers& regs) {
     if ((status >> 16) == 0 && sig == kSyscallStop) {
       if (++stops == 1) fault_point("remote-syscall");  // entry, then exit
     }
-    else if ((status >> 16) == 0)
+    else if ((status >> 16) == 0 && (sig = signal_to_deliver(tid, sig)) != 0)
       held_signals_.push_back({tid, sig});  // arrived first: delivered at detach
   }
   return registers(tid);
@@ -529,7 +588,7 @@ Tracer::RunOutcome Tracer::run_until_fault(pid_t tid, long timeout_us, uint64_t 
     if (got != tid) {
       // Another thread (running meanwhile): its signal goes through.
       if (event == 0) {
-        cont(got, sig);
+        cont(got, signal_to_deliver(got, sig));
       } else if (event == PTRACE_EVENT_STOP) {
         threads_[got].stopped = true;  // e.g. a job-control stop; resumed later
         threads_[got].group_stopped = sig != SIGTRAP;

@@ -111,6 +111,14 @@ class Tracer {
   // Whether the thread has executed a breakpoint whose SIGTRAP the kernel
   // has not delivered yet (it reports a stop requested meanwhile first).
   bool trap_pending(pid_t tid) const;
+  // Once no int3 of graft's is left in the code: handles every breakpoint
+  // trap still on its way (a thread executed an int3 before it went, and
+  // its SIGTRAP is pending, or reported and not yet waited for), resuming
+  // a thread graft holds stopped with one pending so that it is delivered.
+  // After it, no thread has one: graft's SIGTRAP handler may go, and graft
+  // may die without a thread dying of a trap. Throws if one is still
+  // pending after 2 s.
+  void settle_breakpoints();
   // Breakpoint traps redirected since the tracer started.
   long breakpoint_hits() const { return breakpoint_hits_; }
 
@@ -122,6 +130,13 @@ class Tracer {
   };
   // One waitpid() result; erases `got` from `pending` once it has stopped.
   void handle_event(pid_t got, int status, std::set<pid_t>* pending);
+  // waitpid() that sends a thread trapped on graft's breakpoint on before
+  // the wait discards its signal; 0 if `block' is false and nothing is there.
+  pid_t reap(pid_t which, int* status, bool block);
+  pid_t wait_with_timeout(pid_t tid, int* status, long timeout_us);
+  // The signal a signal-delivery-stop should deliver: none for a trap on
+  // graft's breakpoint that reap() redirected.
+  int signal_to_deliver(pid_t tid, int sig);
   bool redirect_breakpoint(pid_t tid);
   bool seize(pid_t tid);
   void interrupt(pid_t tid);
@@ -150,6 +165,7 @@ class Tracer {
   bool trace_clones_ = false;
   BreakpointHandler breakpoint_;
   long breakpoint_hits_ = 0;
+  std::set<pid_t> redirected_;  // by reap(), their stop not handled yet
 };
 
 // The tids listed in /proc/PID/task.

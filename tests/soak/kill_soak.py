@@ -46,6 +46,10 @@ PER_THREAD_APPLY_POINTS = ["remote-syscall:1", "remote-syscall:2", "remote-sysca
                            "entry-int3:1", "entry-tail:1", "entry-int3:2", "entry-tail:2"]
 REVERT_POINTS = ["stopped", "running-alone:1", "entry-written:1", "entry-written:2", "activated",
                  "entry-written:4", "reverted", "remote-syscall:1", "region-removed"]
+# A per-thread patch is reverted per thread too: entries to the gates, then
+# back to the old bytes, each written in running code.
+PER_THREAD_REVERT_POINTS = ["remote-syscall:1", "remote-syscall:3", "entry-int3:1", "entry-tail:1",
+                            "entry-int3:2", "entry-tail:2", "reverted", "region-removed"]
 
 
 class Target:
@@ -188,7 +192,8 @@ def main():
         env = dict(os.environ)
         if rng.random() < 0.35:
             apply_points = APPLY_POINTS if args.model == "stop" else PER_THREAD_APPLY_POINTS
-            point = rng.choice(apply_points if op == "apply" else REVERT_POINTS)
+            revert_points = REVERT_POINTS if args.model == "stop" else PER_THREAD_REVERT_POINTS
+            point = rng.choice(apply_points if op == "apply" else revert_points)
             env["GRAFT_FAULT"] = point
             kind = f"{op} at {point.split(':')[0]}"
             proc = subprocess.Popen(graft_cmd(args, *argv), stdout=subprocess.DEVNULL,

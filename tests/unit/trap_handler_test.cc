@@ -70,6 +70,27 @@ TEST_F(TrapHandlerTest, ListedSiteContinuesAtItsDestination) {
   for (int i = 0; i < 1000; ++i) ASSERT_EQ(call(0), 42);
 }
 
+// graft moves a thread stopped on the SIGTRAP of a site to its destination
+// before it discards the signal; killed in between, the signal arrives with
+// the thread there already: it goes on.
+TEST_F(TrapHandlerTest, ThreadAlreadyAtADestinationGoesOn) {
+  build(false);
+  // At 32: tgkill(rdi, rsi, rdx) then, where the signal finds the thread
+  // (listed as a destination below), mov eax, 43; ret.
+  uint8_t raise[] = {0xb8, SYS_tgkill, 0, 0, 0, 0x0f, 0x05, 0xb8, 43, 0, 0, 0, 0xc3};
+  ASSERT_EQ(mprotect(page_, 2 * 4096, PROT_READ | PROT_WRITE), 0);
+  std::memcpy(page_ + 32, raise, sizeof raise);
+  uint64_t block = reinterpret_cast<uint64_t>(page_ + 4096);
+  Bytes b = arch::trap_handler_block(block, {{reinterpret_cast<uint64_t>(page_), reinterpret_cast<uint64_t>(page_ + 8)},
+                                             {reinterpret_cast<uint64_t>(page_ + 64), reinterpret_cast<uint64_t>(page_ + 39)}});
+  std::memcpy(page_ + 4096, b.data(), arch::kTrapSavedOffset);  // the saved action stays
+  std::memcpy(page_ + 4096 + arch::kTrapTableOffset, b.data() + arch::kTrapTableOffset, 32);
+  ASSERT_EQ(mprotect(page_, 2 * 4096, PROT_READ | PROT_EXEC), 0);
+  auto raise_trap = reinterpret_cast<int (*)(long, long, long)>(page_ + 32);
+  EXPECT_EQ(raise_trap(getpid(), syscall(SYS_gettid), SIGTRAP), 43);
+  EXPECT_EQ(call(0), 42);
+}
+
 TEST_F(TrapHandlerTest, ForeignTrapGoesToTheProcesssOwnHandler) {
   build(true);
   foreign_traps = 0;

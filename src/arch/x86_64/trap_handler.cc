@@ -19,24 +19,29 @@ constexpr uint64_t kSaRestorer = 0x04000000;  // SA_RESTORER (not in glibc's hea
 void assemble(Assembler& a, uint64_t at, uint32_t sites) {
   using A = Assembler;
   const auto rax = A::reg(ZYDIS_REGISTER_RAX), rcx = A::reg(ZYDIS_REGISTER_RCX),
-             r8 = A::reg(ZYDIS_REGISTER_R8), r8d = A::reg(ZYDIS_REGISTER_R8D);
+             r8 = A::reg(ZYDIS_REGISTER_R8), r8d = A::reg(ZYDIS_REGISTER_R8D),
+             r9 = A::reg(ZYDIS_REGISTER_R9);
   const auto uc_rip = A::mem(ZYDIS_REGISTER_RDX, ZYDIS_REGISTER_NONE, kUcontextRip, 8);
   // rdi = signal, rsi = siginfo, rdx = ucontext.
   a.emit(ZYDIS_MNEMONIC_MOV, {rax, uc_rip});
-  a.emit(ZYDIS_MNEMONIC_SUB, {rax, A::imm(1)});  // the int3 itself
+  a.emit(ZYDIS_MNEMONIC_LEA, {r9, A::mem(ZYDIS_REGISTER_RAX, ZYDIS_REGISTER_NONE, -1, 8)});  // the int3
   a.emit(ZYDIS_MNEMONIC_LEA, {rcx, A::rip(at + kTrapTableOffset, 8)});
   a.emit(ZYDIS_MNEMONIC_MOV, {r8d, A::imm(sites)});
   a.label("probe");
   a.emit(ZYDIS_MNEMONIC_TEST, {r8d, r8d});
   a.branch(ZYDIS_MNEMONIC_JZ, a.at("foreign"));
-  a.emit(ZYDIS_MNEMONIC_CMP, {A::mem(ZYDIS_REGISTER_RCX, ZYDIS_REGISTER_NONE, 0, 8), rax});
+  a.emit(ZYDIS_MNEMONIC_CMP, {A::mem(ZYDIS_REGISTER_RCX, ZYDIS_REGISTER_NONE, 0, 8), r9});
   a.branch(ZYDIS_MNEMONIC_JZ, a.at("ours"));
+  // graft sent the thread on and died before the signal was discarded.
+  a.emit(ZYDIS_MNEMONIC_CMP, {A::mem(ZYDIS_REGISTER_RCX, ZYDIS_REGISTER_NONE, 8, 8), rax});
+  a.branch(ZYDIS_MNEMONIC_JZ, a.at("done"));
   a.emit(ZYDIS_MNEMONIC_ADD, {rcx, A::imm(16)});
   a.emit(ZYDIS_MNEMONIC_SUB, {r8d, A::imm(1)});
   a.branch(ZYDIS_MNEMONIC_JMP, a.at("probe"));
   a.label("ours");
   a.emit(ZYDIS_MNEMONIC_MOV, {rax, A::mem(ZYDIS_REGISTER_RCX, ZYDIS_REGISTER_NONE, 8, 8)});
   a.emit(ZYDIS_MNEMONIC_MOV, {uc_rip, rax});
+  a.label("done");
   a.emit(ZYDIS_MNEMONIC_RET, {});
   // Not one of graft's: what the target would have done.
   a.label("foreign");

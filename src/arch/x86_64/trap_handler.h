@@ -14,6 +14,9 @@
 //   +0                    handler(sig, info, uc)
 //                           pc = uc->rip - 1; look pc up in the site table
 //                           found: uc->rip = its destination; return
+//                           uc->rip is a destination: return (graft sent
+//                           the thread there, and died before it could
+//                           discard the signal, see Tracer::reap)
 //                           not ours: the target's own action, if it had a
 //                           handler (jump to it, same arguments); if not
 //                           (SIG_DFL/SIG_IGN), restore SIG_DFL and raise
