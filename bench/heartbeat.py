@@ -1,13 +1,14 @@
 #!/usr/bin/python3
 """bench/heartbeat.py: what a latency-sensitive thread of the target sees
-while graft applies a patch with each per-thread model, from interleaved
+while graft applies and reverts a patch with each model, from interleaved
 trials on one target (the machine's drift hits every variant alike).
 
 For N rounds, each variant in turn on the same idle target (bench/target.c,
 --threads in all, its heartbeat thread sleeping 100 us between clock reads):
 
     reset the heartbeat window; graft apply --model M; read the longest gap;
-    graft revert; settle
+    settle; reset; graft revert (with the model of the apply); read the
+    longest gap; settle
 
 plus a control: a process that is not graft (a Python loop) spinning for as
 long as an apply takes. With --against OTHER_GRAFT, every model also runs
@@ -44,7 +45,7 @@ def main(argv):
     ap.add_argument("--graft", default="build/graft")
     ap.add_argument("--against", help="a second graft build to compare with")
     ap.add_argument("--threads", type=int, default=66)
-    ap.add_argument("--models", default="hybrid,lazy")
+    ap.add_argument("--models", default="hybrid,lazy,stop")
     ap.add_argument("--rounds", type=int, default=20)
     ap.add_argument("--settle", type=float, default=0.2)
     args = ap.parse_args(argv)
@@ -59,6 +60,7 @@ def main(argv):
         exe = exe or exe_here
     variants = [(b, m) for m in args.models.split(",") for b in builds] + [("control", None)]
     gaps = {v: [] for v in variants}
+    revert_gaps = {v: [] for v in variants}
     stops = {v: [] for v in variants}
     walls = {v: [] for v in variants}
     target = R.Target(exe, args.threads - 2, "idle", 100)
@@ -80,21 +82,26 @@ def main(argv):
                     gaps[v].append(target.stat()["gap_us"] / 1000)
                     stops[v].append(res.get("stalls", 0))
                     walls[v].append(wall)
-                    a.model = None
+                    time.sleep(args.settle)
+                    target.reset()
                     R.graft_revert(a, doc["patch_id"], target.pid)
+                    revert_gaps[v].append(target.stat()["gap_us"] / 1000)
                 time.sleep(args.settle)
     finally:
         target.close()
     load = " ".join(open("/proc/loadavg").read().split()[:3])
     print(f"heartbeat gap at {args.threads} idle threads, {args.rounds} interleaved rounds, "
           f"load {load}, {os.cpu_count()} CPUs (ms)")
-    for v in variants:
-        g = gaps[v]
-        label = "control (not graft)" if v[0] == "control" else f"{v[1]} ({v[0]})"
-        extra = (f"   {statistics.median(stops[v]):.0f} single-thread stops, graft "
-                 f"{statistics.median(walls[v]):.0f} ms wall" if stops[v] else "")
-        print(f"  {label:22s} median {statistics.median(g):5.2f}  p75 {quantile(g, .75):5.2f}  "
+    def line(label, g, extra=""):
+        print(f"  {label:24s} median {statistics.median(g):5.2f}  p75 {quantile(g, .75):5.2f}  "
               f"p90 {quantile(g, .9):5.2f}  max {max(g):5.2f}{extra}")
+    for v in variants:
+        if v[0] == "control":
+            line("control (not graft)", gaps[v])
+            continue
+        line(f"apply {v[1]} ({v[0]})", gaps[v], f"   {statistics.median(stops[v]):.0f} single-thread "
+             f"stops, graft {statistics.median(walls[v]):.0f} ms wall")
+        line(f"revert {v[1]} ({v[0]})", revert_gaps[v])
     return 0
 
 

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <set>
-#include <thread>
 
 #include "common/clock.h"
 #include "common/error.h"
@@ -140,8 +139,17 @@ void run_stop_model(Tracer& tracer, const ProcessMemory& memory, const SwitchPla
     if (ms_since(start) > options.timeout_s * 1000)
       fail("{} (gave up after {:.1f} s and {} retries)", *busy, options.timeout_s, result.retries);
     ++result.retries;
+    // Waiting for the next try, graft still handles the threads' events: a
+    // thread of a traced process stops for every signal it is sent until
+    // graft passes it on. Asleep instead, graft would hold a thread that a
+    // signal caught inside a busy function there until the next try, which
+    // then finds it there again (tests/e2e/churn_during_apply.sh: workers
+    // signalled every 100 us, held inside compute() for 30 s of tries).
     auto left = std::chrono::duration<double, std::milli>(options.timeout_s * 1000 - ms_since(start));
-    std::this_thread::sleep_for(std::min<std::chrono::duration<double, std::milli>>(backoff, left));
+    auto until = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                    std::min<std::chrono::duration<double, std::milli>>(backoff, left));
+    for (auto now = Clock::now(); now < until; now = Clock::now())
+      tracer.poll_events(std::chrono::duration_cast<std::chrono::microseconds>(until - now).count());
     backoff = std::min(backoff * 2, std::chrono::microseconds(20000));
   }
 }
