@@ -437,6 +437,11 @@ class Transition {
 
   void move_pass(Pass& p, bool force) {
     area_.refresh();  // threads may have moved themselves
+    // A thread that trapped on an entry while it was written waits in a
+    // stop for graft: sent on first, it is seen running, not waiting in
+    // the kernel (stopping it then would take its next turn on a CPU, one
+    // such thread after the other).
+    tracer_.poll_events(0);
     std::vector<pid_t> waiting, running;  // to stop: one at a time, all together
     for (pid_t tid : tracer_.threads()) {
       auto it = threads_.find(tid);

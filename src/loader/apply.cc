@@ -27,6 +27,7 @@
 #include "loader/placement.h"
 #include "loader/region.h"
 #include "process/process_lock.h"
+#include "process/tracing_thread.h"
 #include "loader/runtime_binding.h"
 #include "loader/symbol_resolver.h"
 #include "loader/transition_revert.h"
@@ -625,15 +626,19 @@ OperationResult apply_patch(const Patch& patch, pid_t pid, const OperationOption
   // Real-time priority shortens a global stop; the per-thread models have
   // none, and graft holding a core at SCHED_FIFO would delay the target's
   // threads instead.
-  std::optional<RealtimePriority> priority;
-  if (options.model == "stop") priority.emplace();
   try {
-    ProcessLock lock(pid, options.timeout_s);
-    ApplyJob(patch, pid, options, result).run();
-    result.ok = true;
-  } catch (const TransitionStuck& e) {
-    result.error = e.what();
-    result.left_in_transition = true;
+    run_tracing_thread([&] {
+      std::optional<RealtimePriority> priority;
+      if (options.model == "stop") priority.emplace();
+      try {
+        ProcessLock lock(pid, options.timeout_s);
+        ApplyJob(patch, pid, options, result).run();
+        result.ok = true;
+      } catch (const TransitionStuck& e) {
+        result.error = e.what();
+        result.left_in_transition = true;
+      }
+    });
   } catch (const std::exception& e) {
     result.error = e.what();
   }

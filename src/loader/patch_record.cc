@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 #include <signal.h>
+#include <unistd.h>
 
 #include "runtime/transition_abi.h"
 
@@ -450,9 +451,12 @@ TransitionStatus read_transition_status(const ProcessMemory& memory, const Patch
       fail("sizes disagree with the record");
     st.driver_pid = h.driver_pid;
     // The pid comes from the target's memory: believed only if that process
-    // really traces the target, as the graft driving a transition does.
-    st.driver_alive = h.driver_pid > 0 && kill(h.driver_pid, 0) == 0 &&
-                      tracer_pid(memory.pid(), memory.pid()) == h.driver_pid;
+    // really traces the target, as the graft driving a transition does (from
+    // one of its threads, process/tracing_thread.h).
+    pid_t tracer = tracer_pid(memory.pid(), memory.pid());
+    st.driver_alive = h.driver_pid > 0 && kill(h.driver_pid, 0) == 0 && tracer > 0 &&
+                      (tracer == h.driver_pid ||
+                       access(fmt::format("/proc/{}/task/{}", h.driver_pid, tracer).c_str(), F_OK) == 0);
     st.revert_requested = h.revert_request != 0;
     st.threads_total = h.threads_total;
     st.threads_moved = h.threads_moved;

@@ -11,6 +11,7 @@
 #include "loader/transition_revert.h"
 #include "loader/unload.h"
 #include "process/remote_syscalls.h"
+#include "process/tracing_thread.h"
 
 namespace graft {
 
@@ -71,7 +72,10 @@ std::vector<pid_t> processes_needing_recovery() {
   return out;
 }
 
-RecoveryResult recover_process(pid_t pid, const OperationOptions& options) {
+namespace {
+
+// recover_process(), on the thread that traces the process.
+RecoveryResult recover_here(pid_t pid, const OperationOptions& options) {
   RecoveryResult result;
   result.pid = pid;
   RealtimePriority priority;
@@ -122,6 +126,19 @@ RecoveryResult recover_process(pid_t pid, const OperationOptions& options) {
     }
     tracer.detach();
     result.ok = true;
+  } catch (const std::exception& e) {
+    result.error = e.what();
+  }
+  return result;
+}
+
+}  // namespace
+
+RecoveryResult recover_process(pid_t pid, const OperationOptions& options) {
+  RecoveryResult result;
+  result.pid = pid;
+  try {
+    run_tracing_thread([&] { result = recover_here(pid, options); });
   } catch (const std::exception& e) {
     result.error = e.what();
   }

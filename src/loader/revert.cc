@@ -17,6 +17,7 @@
 #include "loader/unload.h"
 #include "process/proc_status.h"
 #include "process/process_lock.h"
+#include "process/tracing_thread.h"
 
 namespace graft {
 
@@ -32,9 +33,8 @@ const PatchRecord& find_record(const std::vector<PatchRecord>& records, const st
   return *found[0];
 }
 
-}  // namespace
-
-OperationResult revert_patch(const std::string& which, pid_t pid, const OperationOptions& options) {
+// revert_patch(), on the thread that traces the process.
+OperationResult revert_here(const std::string& which, pid_t pid, const OperationOptions& options) {
   OperationResult result;
   result.pid = pid;
   auto start = Clock::now();
@@ -129,6 +129,19 @@ OperationResult revert_patch(const std::string& which, pid_t pid, const Operatio
     result.error = e.what();
   }
   result.total_ms = ms_since(start);
+  return result;
+}
+
+}  // namespace
+
+OperationResult revert_patch(const std::string& which, pid_t pid, const OperationOptions& options) {
+  OperationResult result;
+  result.pid = pid;
+  try {
+    run_tracing_thread([&] { result = revert_here(which, pid, options); });
+  } catch (const std::exception& e) {
+    result.error = e.what();
+  }
   return result;
 }
 

@@ -22,6 +22,7 @@
 #include "common/fault_point.h"
 #include "common/file.h"
 #include "process/proc_status.h"
+#include "process/tracing_thread.h"
 
 namespace graft {
 
@@ -98,7 +99,8 @@ bool process_alive(pid_t pid) {
   return state != 'Z' && state != 'X';
 }
 
-Tracer::Tracer(pid_t pid, bool trace_clones) : pid_(pid), trace_clones_(trace_clones) {
+Tracer::Tracer(pid_t pid, bool trace_clones)
+    : pid_(pid), trace_clones_(trace_clones), exit_detaches_(exit_detaches_here()) {
   if (pid <= 0) fail("invalid process id {}", pid);
   if (pid == getpid()) fail("process {} is graft itself", pid);
   if (kill(pid, 0) != 0 && errno == ESRCH) fail("process {} does not exist", pid);
@@ -187,7 +189,7 @@ bool Tracer::wait_for_stops(std::vector<pid_t> tids, std::optional<Clock::time_p
   auto deadline = Clock::now() + kStopDeadline;
   while (!pending.empty()) {
     int status = 0;
-    pid_t got = next_event(&status, give_up ? std::min(*give_up, deadline) : deadline);
+    pid_t got = next_event(&status, give_up ? std::min(*give_up, deadline) : deadline, &pending);
     if (got < 0) {
       for (pid_t t : pending) forget(t);
       break;
@@ -202,8 +204,18 @@ bool Tracer::wait_for_stops(std::vector<pid_t> tids, std::optional<Clock::time_p
   return true;
 }
 
-pid_t Tracer::next_event(int* status, Clock::time_point until) {
+pid_t Tracer::next_event(int* status, Clock::time_point until, const std::set<pid_t>* awaited) {
   for (;;) {
+    // The kernel reports the tracee attached last first: busy threads that
+    // keep trapping on graft's breakpoints (each handled, then trapping
+    // again at the next call) would starve a thread that stopped long ago.
+    // So the awaited ones are asked for by name, every time while there are
+    // few of them, else after every 16 other events.
+    if (awaited && !awaited->empty() && (awaited->size() <= 4 || ++others_in_a_row_ >= 16)) {
+      others_in_a_row_ = 0;
+      for (pid_t tid : *awaited)
+        if (pid_t got = reap(tid, status, false); got > 0) return got;
+    }
     pid_t got = reap(-1, status, false);
     if (got > 0) return got;
     if (got < 0) {
@@ -242,7 +254,7 @@ void Tracer::stop_each(const std::vector<pid_t>& tids, const std::function<void(
   auto deadline = Clock::now() + kStopDeadline;
   while (!pending.empty()) {
     int status = 0;
-    pid_t got = next_event(&status, deadline);
+    pid_t got = next_event(&status, deadline, &pending);
     if (got < 0) {
       for (pid_t t : pending) forget(t);
       break;
@@ -650,6 +662,21 @@ void Tracer::requeue_signals() {
 // own detach takes. A thread created meanwhile by one still traced is
 // reported (traced from its birth) and detached in a later round.
 void Tracer::detach() {
+  if (exit_detaches_) {
+    exit_detaches_ = false;
+    mark_exit_detach_used();
+    try {
+      // The exit delivers a signal a thread stopped for, but would not
+      // redirect a trap on graft's breakpoint.
+      if (breakpoint_) settle_breakpoints();
+    } catch (const Error&) {
+      // Gone, or a trap that never came: graft's handler, if installed, has it.
+    }
+    threads_.clear();
+    redirected_.clear();
+    requeue_signals();  // to traced threads: each is delivered at the exit
+    return;
+  }
   try {
     while (!threads_.empty()) detach_thread(threads_.begin()->first);
   } catch (const Error&) {

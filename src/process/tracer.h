@@ -95,7 +95,10 @@ class Tracer {
   RunOutcome run_until_fault(pid_t tid, long timeout_us, uint64_t sigreturn_pc = 0);
   void set_extended_state(pid_t tid, const Bytes& xstate);
 
-  // Leaves every thread running and untraced, stopping one at a time.
+  // Leaves every thread running and untraced. On a thread of
+  // run_tracing_thread(), the thread's exit does it for all at once
+  // (process/tracing_thread.h): graft only hands over the signals it held
+  // back. Elsewhere, one thread at a time, each stopped for its detach.
   void detach();
 
   // Where a thread that executed one of graft's breakpoints (at `site`)
@@ -155,7 +158,8 @@ class Tracer {
   // slices of at most 10 ms) until `until`: its pid, 0 if `until` passed
   // first, -1 if graft has no child left. Blocking sees a stop at once; a
   // sleep between polls would cost the timer slack (~50 us) per stop.
-  pid_t next_event(int* status, Clock::time_point until);
+  // `awaited': the threads the caller waits for, whose events come first.
+  pid_t next_event(int* status, Clock::time_point until, const std::set<pid_t>* awaited = nullptr);
   [[noreturn]] void fail_not_stopped(pid_t tid) const;
   void requeue_signals();
 
@@ -163,9 +167,11 @@ class Tracer {
   std::map<pid_t, Thread> threads_;
   std::vector<std::pair<pid_t, int>> held_signals_;
   bool trace_clones_ = false;
+  bool exit_detaches_ = false;  // see detach()
   BreakpointHandler breakpoint_;
   long breakpoint_hits_ = 0;
   std::set<pid_t> redirected_;  // by reap(), their stop not handled yet
+  int others_in_a_row_ = 0;     // next_event(): events not of an awaited thread
 };
 
 // The tids listed in /proc/PID/task.

@@ -1,0 +1,62 @@
+#include "process/tracing_thread.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <exception>
+#include <string>
+#include <thread>
+
+namespace graft {
+
+namespace {
+
+thread_local bool tracing_thread = false;
+thread_local bool exit_detach_used = false;
+
+}  // namespace
+
+bool exit_detaches_here() { return tracing_thread && !exit_detach_used; }
+void mark_exit_detach_used() { exit_detach_used = true; }
+
+void run_tracing_thread(const std::function<void()>& job) {
+  int policy = sched_getscheduler(0) & ~SCHED_RESET_ON_FORK;
+  sched_param param{};
+  sched_getparam(0, &param);
+  sigset_t alarm, before;
+  sigemptyset(&alarm);
+  sigaddset(&alarm, SIGALRM);
+  pthread_sigmask(SIG_BLOCK, &alarm, &before);
+  std::exception_ptr failure;
+  pid_t tid = 0;
+  std::thread worker([&] {
+    tid = gettid();
+    tracing_thread = true;
+    pthread_sigmask(SIG_UNBLOCK, &alarm, nullptr);
+    if (policy == SCHED_FIFO || policy == SCHED_RR)
+      sched_setscheduler(0, policy | SCHED_RESET_ON_FORK, &param);
+    try {
+      job();
+    } catch (...) {
+      failure = std::current_exception();
+    }
+  });
+  worker.join();
+  // join() returns when the thread has released its memory, before the
+  // kernel detaches its tracees (exit_notify comes later): the thread's
+  // /proc entry goes only after that. Another Tracer may attach to the same
+  // process next.
+  std::string entry = "/proc/self/task/" + std::to_string(tid);
+  struct stat st;
+  for (int i = 0; i < 100000 && stat(entry.c_str(), &st) == 0; ++i)
+    std::this_thread::sleep_for(std::chrono::microseconds(10));
+  pthread_sigmask(SIG_SETMASK, &before, nullptr);
+  if (failure) std::rethrow_exception(failure);
+}
+
+}  // namespace graft
