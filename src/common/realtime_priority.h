@@ -4,8 +4,9 @@
 // gets a 1/33 share and an apply takes 600 ms instead of 15; and while every
 // thread is stopped, each preemption by an already-resumed thread costs a
 // 4 ms scheduler tick of global pause. graft's work is short and bounded,
-// and it sleeps between retries. The previous policy comes back on scope
-// exit; children never inherit it.
+// and it waits (blocked in waitpid) between retries. The previous policy
+// comes back on scope exit; children never inherit it (the thread that
+// traces is given it explicitly, process/tracing_thread.h).
 #pragma once
 #include <sched.h>
 

@@ -19,6 +19,20 @@
 
 namespace graft {
 
+void wait_quiescent_users(Tracer& tracer, const ProcessMemory& memory, uint64_t users, double timeout_s) {
+  if (!users) return;
+  auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(timeout_s));
+  for (;;) {
+    uint32_t n = 0;
+    if (!memory.try_read({users}, &n, sizeof n))
+      fail("process {}: libgraft-rt's graft_rt_transition_users at {:#x} is unreadable", memory.pid(), users);
+    if (n == 0) return;
+    if (Clock::now() > deadline)
+      fail("process {}: {} thread(s) still inside graft_quiescent() after {:.1f} s", memory.pid(), n, timeout_s);
+    tracer.poll_events(200);  // a signalled thread waits for graft
+  }
+}
+
 double percentile(std::vector<double> v, double p) {
   if (v.empty()) return 0;
   std::sort(v.begin(), v.end());
@@ -169,6 +183,7 @@ class Transition {
   // Lets threads move themselves in graft_quiescent() (libgraft-rt), only
   // while the gates are live: a thread moved before would run old code
   // marked new.
+  // Disarmed, no thread may be left inside the area: the region may go next.
   void arm_quiescent(bool on) {
     if (!plan_.quiescent_area) return;
     uint8_t armed = on ? 1 : 0;
@@ -177,6 +192,7 @@ class Transition {
       memory_.write({plan_.quiescent_area}, {reinterpret_cast<const uint8_t*>(&at), sizeof at});
     }
     memory_.write({plan_.quiescent_armed}, {&armed, 1});
+    if (!on) wait_quiescent_users(tracer_, memory_, plan_.quiescent_users, options_.timeout_s);
   }
 
   // One stop per thread, before anything is written: its thread pointer.

@@ -66,6 +66,9 @@ struct TransitionPlan {
   // libgraft-rt's graft_rt_transition_area / _armed, if the process maps it
   // (graft_quiescent() finds the transition there); 0 otherwise.
   uint64_t quiescent_area = 0, quiescent_armed = 0;
+  // Its graft_rt_transition_users (threads inside the area), 0 if the
+  // runtime predates it.
+  uint64_t quiescent_users = 0;
   // The SIGTRAP handler in the gate pages (arch/x86_64/trap_handler.h).
   uint64_t trap_handler = 0;
 };
@@ -123,5 +126,11 @@ void run_per_thread_revert(Tracer& tracer, const ProcessMemory& memory, const Tr
                            const TransitionOptions& options, TransitionResult& result);
 
 double percentile(std::vector<double> v, double p);
+
+// Once graft_quiescent() is disarmed: waits, handling the tracer's events,
+// until no thread of the process is inside it (libgraft-rt's counter at
+// `users'; 0: a runtime without one). Throws if some thread still is after
+// `timeout_s'.
+void wait_quiescent_users(Tracer& tracer, const ProcessMemory& memory, uint64_t users, double timeout_s);
 
 }  // namespace graft

@@ -1,7 +1,7 @@
 #include "consistency/stop_model.h"
 
-#include <algorithm>
 #include <set>
+#include <thread>
 
 #include "common/clock.h"
 #include "common/error.h"
@@ -148,8 +148,11 @@ void run_stop_model(Tracer& tracer, const ProcessMemory& memory, const SwitchPla
     auto left = std::chrono::duration<double, std::milli>(options.timeout_s * 1000 - ms_since(start));
     auto until = Clock::now() + std::chrono::duration_cast<Clock::duration>(
                                     std::min<std::chrono::duration<double, std::milli>>(backoff, left));
-    for (auto now = Clock::now(); now < until; now = Clock::now())
-      tracer.poll_events(std::chrono::duration_cast<std::chrono::microseconds>(until - now).count());
+    if (!options.serve_events_between_tries)
+      std::this_thread::sleep_until(until);
+    else
+      for (auto now = Clock::now(); now < until; now = Clock::now())
+        tracer.poll_events(std::chrono::duration_cast<std::chrono::microseconds>(until - now).count());
     backoff = std::min(backoff * 2, std::chrono::microseconds(20000));
   }
 }

@@ -21,6 +21,12 @@ struct StopOptions {
   // Checks only where each thread is (its pc), not its whole stack: for
   // writes that only a thread at that very place could notice.
   bool pc_only = false;
+  // Between tries, graft passes on the signals the threads get (a traced
+  // thread stops for each until graft does), so that a signalled thread is
+  // not held where the signal caught it. Off while int3s or gates of an
+  // abandoned transition are in the entries: threads that trap there then
+  // wait in their stop, out of the gates, until the next try.
+  bool serve_events_between_tries = true;
 };
 
 // `while_stopped` runs after the writes, before any thread resumes (to

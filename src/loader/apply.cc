@@ -21,6 +21,7 @@
 #include "consistency/stop_model.h"
 #include "loader/callbacks.h"
 #include "loader/per_thread_revert.h"
+#include "loader/quiescent_runtime.h"
 #include "loader/ifunc.h"
 #include "loader/loaded_objects.h"
 #include "loader/operations.h"
@@ -532,15 +533,10 @@ class ApplyJob {
     transition_.area = area_;
     transition_.maps = maps_;
     // graft_quiescent() of the process's libgraft-rt, if it maps one.
-    try {
-      SymbolResolver resolver(objects_, target_, maps_, memory_, pid_);
-      uint64_t area = resolver.resolve("graft_rt_transition_area");
-      uint64_t armed = resolver.resolve("graft_rt_transition_armed");
-      transition_.quiescent_area = area;
-      transition_.quiescent_armed = armed;
-    } catch (const Error&) {
-      // No libgraft-rt: threads move only when graft moves them.
-    }
+    QuiescentRuntime rt = find_quiescent_runtime(objects_, target_, maps_, memory_);
+    transition_.quiescent_area = rt.area;
+    transition_.quiescent_armed = rt.armed;
+    transition_.quiescent_users = rt.users;
     return out;
   }
 

@@ -7,33 +7,14 @@
 #include "arch/x86_64/jump.h"
 #include "common/error.h"
 #include "common/fault_point.h"
-#include "loader/loaded_objects.h"
+#include "loader/quiescent_runtime.h"
 #include "loader/region.h"
-#include "loader/symbol_resolver.h"
 
 namespace graft {
 
 namespace {
 
 std::string name_of(const FunctionRecord& f) { return f.demangled.empty() ? f.symbol : f.demangled; }
-
-// libgraft-rt's transition area pointer, if the process maps it (threads
-// then move themselves in graft_quiescent()).
-void find_quiescent_runtime(const ProcessMemory& memory, const std::vector<Mapping>& maps,
-                            const PatchRecord& rec, TransitionPlan& plan) {
-  BuildIdCache ids;
-  auto objects = loaded_objects(memory.pid(), maps, ids);
-  auto target = std::find_if(objects.begin(), objects.end(),
-                             [&](const LoadedObject& o) { return !o.build_id.empty() && o.build_id == rec.build_id; });
-  if (target == objects.end()) return;
-  try {
-    SymbolResolver resolver(objects, *target, maps, memory, memory.pid());
-    plan.quiescent_area = resolver.resolve("graft_rt_transition_area");
-    plan.quiescent_armed = resolver.resolve("graft_rt_transition_armed");
-  } catch (const Error&) {
-    plan.quiescent_area = plan.quiescent_armed = 0;  // no libgraft-rt
-  }
-}
 
 }  // namespace
 
@@ -106,7 +87,10 @@ TransitionPlan reverse_transition_plan(const ProcessMemory& memory, const std::v
   plan.gates = {{t.gates, t.gates_size}, "the gates of patch " + rec.label()};
   plan.trap_handler = t.trap_handler;
   plan.maps = maps;
-  find_quiescent_runtime(memory, maps, rec, plan);
+  QuiescentRuntime rt = find_quiescent_runtime(maps, memory, rec.build_id);
+  plan.quiescent_area = rt.area;
+  plan.quiescent_armed = rt.armed;
+  plan.quiescent_users = rt.users;
   return plan;
 }
 

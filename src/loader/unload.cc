@@ -9,6 +9,7 @@
 #include "consistency/stop_model.h"
 #include "consistency/trap_guard.h"
 #include "consistency/transition_area.h"
+#include "loader/quiescent_runtime.h"
 #include "loader/region.h"
 #include "process/remote_syscalls.h"
 #include "runtime/transition_abi.h"
@@ -51,6 +52,7 @@ void complete_int3s(Tracer& tracer, const ProcessMemory& memory, const std::vect
   stop.timeout_s = options.timeout_s;
   stop.detach_after = false;
   stop.pc_only = true;
+  stop.serve_events_between_tries = false;
   SwitchResult s;
   run_stop_model(tracer, memory, plan, stop, [] {}, s);
 }
@@ -92,7 +94,13 @@ void unload_patch(Tracer& tracer, const ProcessMemory& memory, const std::vector
                   const std::vector<PatchRecord>& records, const PatchRecord& rec,
                   const OperationOptions& options, SwitchResult& s, size_t* redirected,
                   const std::function<void()>& after_switch) {
-  if (rec.per_thread()) complete_int3s(tracer, memory, records, rec, options);
+  if (rec.per_thread()) {
+    // A transition abandoned while threads could move themselves leaves
+    // graft_quiescent() armed with an area about to be unmapped.
+    disarm_abandoned(tracer, find_quiescent_runtime(maps, memory, rec.build_id), memory, rec.transition.area,
+                     options.timeout_s);
+    complete_int3s(tracer, memory, records, rec, options);
+  }
   SwitchPlan plan;
   plan.busy.push_back({rec.code(), "the code of patch " + rec.label()});
   if (rec.has_gates())
@@ -138,6 +146,7 @@ void unload_patch(Tracer& tracer, const ProcessMemory& memory, const std::vector
   StopOptions stop;
   stop.timeout_s = options.timeout_s;
   stop.detach_after = false;
+  stop.serve_events_between_tries = !rec.per_thread();
   // Marked before the first write: a revert interrupted midway is then
   // completed by the next graft, never mistaken for an active patch.
   bool marked = false;

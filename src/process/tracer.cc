@@ -357,14 +357,22 @@ pid_t Tracer::reap(pid_t which, int* status, bool block) {
 }
 
 // A blocking reap() that gives up after `timeout_us` (< 0: never): a
-// one-shot timer interrupts it with SIGALRM. A step normally completes in
+// timer interrupts it with SIGALRM. A step normally completes in
 // microseconds; polling would cost a timer slice (~60 us) per step.
 pid_t Tracer::wait_with_timeout(pid_t tid, int* status, long timeout_us) {
   if (timeout_us < 0) return reap(tid, status, true);
   if (!alarm_interrupts_waits() || timeout_us == 0) return reap(tid, status, false);
+  // Repeated every millisecond or more: a SIGALRM that lands before the
+  // wait has started (graft preempted in between) is followed by another
+  // one, instead of leaving a wait that nothing ends when no thread has
+  // anything to report. (Not at the timeout's own period: a 1 us timer
+  // repeated would bury graft in signals.)
   itimerval timer{};
   timer.it_value.tv_sec = timeout_us / 1000000;
   timer.it_value.tv_usec = timeout_us % 1000000;
+  long every_us = std::max(timeout_us, 1000L);
+  timer.it_interval.tv_sec = every_us / 1000000;
+  timer.it_interval.tv_usec = every_us % 1000000;
   setitimer(ITIMER_REAL, &timer, nullptr);
   pid_t got = reap(tid, status, true);
   int err = errno;

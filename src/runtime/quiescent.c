@@ -21,6 +21,12 @@
 /* Written by graft through /proc/PID/mem; read here. */
 RT_EXPORT volatile uint64_t graft_rt_transition_area;
 RT_EXPORT volatile uint8_t graft_rt_transition_armed;
+/* Threads inside the area now. The area is in the patch's region, which
+ * graft unmaps at the end of a transition that reverses: it first clears
+ * `armed', then waits for this to be 0. A thread counts itself in before it
+ * looks at `armed' (both sequentially consistent), so it either sees `armed'
+ * cleared or is counted while it uses the area. */
+RT_EXPORT volatile uint32_t graft_rt_transition_users;
 
 static uint64_t thread_pointer(void) {
 #if defined(__x86_64__)
@@ -32,8 +38,17 @@ static uint64_t thread_pointer(void) {
 #endif
 }
 
+static int move_self(void);
+
 RT_EXPORT int graft_quiescent(void) {
   if (!__atomic_load_n(&graft_rt_transition_armed, __ATOMIC_ACQUIRE)) return 0;
+  __atomic_add_fetch(&graft_rt_transition_users, 1, __ATOMIC_SEQ_CST);
+  int moved = __atomic_load_n(&graft_rt_transition_armed, __ATOMIC_SEQ_CST) ? move_self() : 0;
+  __atomic_sub_fetch(&graft_rt_transition_users, 1, __ATOMIC_RELEASE);
+  return moved;
+}
+
+static int move_self(void) {
   uintptr_t area = (uintptr_t)__atomic_load_n(&graft_rt_transition_area, __ATOMIC_ACQUIRE);
   const struct graft_transition_header *h = (const struct graft_transition_header *)area;
   if (!h || memcmp(h->magic, GRAFT_TRANSITION_MAGIC, 8) != 0 || h->capacity == 0 ||
