@@ -16,7 +16,8 @@ namespace graft {
 
 // Runs `job` on a new thread and waits for it; exceptions pass through. The
 // new thread has the caller's scheduling policy (real-time priority does
-// not pass to new threads by itself, see realtime_priority.h). The caller
+// not pass to new threads by itself, see realtime_priority.h) and stays on
+// the CPU the caller was on (see the .cc). The caller
 // blocks SIGALRM meanwhile: the tracer's timed waits are interrupted by it
 // (process/tracer.cc), and it must reach the thread that waits.
 void run_tracing_thread(const std::function<void()>& job);
