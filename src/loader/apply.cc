@@ -541,13 +541,7 @@ class ApplyJob {
   }
 
   void run_transition(Tracer& tracer) {
-    TransitionOptions o;
-    o.kind = options_.model == "lazy" ? PerThreadKind::Lazy : PerThreadKind::Hybrid;
-    o.force = options_.force;
-    o.timeout_s = options_.timeout_s;
-    o.report_after_s = options_.report_after_s;
-    o.label = fmt::format("pid {}", pid_);
-    o.set_state = [&](RecordState s) { write_record_state(memory_, record_, s); };
+    TransitionOptions o = transition_options(options_, memory_, record_);
     TransitionResult t;
     try {
       run_per_thread_apply(tracer, memory_, transition_, o, t);
@@ -560,12 +554,7 @@ class ApplyJob {
       result_.rolled_back = true;
       fail("{}; rolled back: every thread runs the old code again", t.reason);
     }
-    if (t.forced)
-      std::fprintf(stderr,
-                   "graft: warning: pid %d: %zu thread(s) were moved to the new code without a stack "
-                   "check (--force); if one of them was inside a replaced function, the process may "
-                   "misbehave\n",
-                   pid_, t.forced);
+    warn_forced(pid_, t.forced, "new");
   }
 
   Bytes relocate() {

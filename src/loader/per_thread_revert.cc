@@ -1,6 +1,7 @@
 #include "loader/per_thread_revert.h"
 
 #include <algorithm>
+#include <cstdio>
 
 #include "arch/x86_64/displaced.h"
 #include "arch/x86_64/gate.h"
@@ -105,18 +106,32 @@ void record_transition(const TransitionResult& t, OperationResult& result) {
   result.breakpoint_hits = t.breakpoint_hits;
 }
 
-void revert_per_thread(Tracer& tracer, const ProcessMemory& memory, const std::vector<Mapping>& maps,
-                       const PatchRecord& rec, const TransitionPlan& plan,
-                       const OperationOptions& options, OperationResult& result,
-                       const std::function<void()>& after_switch,
-                       const std::function<void()>& turned_back) {
+TransitionOptions transition_options(const OperationOptions& options, const ProcessMemory& memory,
+                                     const PatchRecord& rec) {
   TransitionOptions o;
   o.kind = options.model == "lazy" ? PerThreadKind::Lazy : PerThreadKind::Hybrid;
   o.force = options.force;
   o.timeout_s = options.timeout_s;
   o.report_after_s = options.report_after_s;
   o.label = fmt::format("pid {}", memory.pid());
-  o.set_state = [&](RecordState s) { write_record_state(memory, rec, s); };
+  o.set_state = [&memory, &rec](RecordState s) { write_record_state(memory, rec, s); };
+  return o;
+}
+
+void warn_forced(pid_t pid, size_t forced, const char* code) {
+  if (!forced) return;
+  std::fprintf(stderr,
+               "graft: warning: pid %d: %zu thread(s) were moved to the %s code without a stack check "
+               "(--force); if one of them was inside a replaced function, the process may misbehave\n",
+               pid, forced, code);
+}
+
+void revert_per_thread(Tracer& tracer, const ProcessMemory& memory, const std::vector<Mapping>& maps,
+                       const PatchRecord& rec, const TransitionPlan& plan,
+                       const OperationOptions& options, OperationResult& result,
+                       const std::function<void()>& after_switch,
+                       const std::function<void()>& turned_back) {
+  TransitionOptions o = transition_options(options, memory, rec);
   TransitionResult t;
   try {
     run_per_thread_revert(tracer, memory, plan, o, t);
@@ -131,6 +146,7 @@ void revert_per_thread(Tracer& tracer, const ProcessMemory& memory, const std::v
     fail("{}; the revert turned back: every thread runs the new code again and the patch stays applied",
          t.reason);
   }
+  warn_forced(memory.pid(), t.forced, "old");
   fault_point("reverted");
   after_switch();
   // No thread is in the patch's code or its gates, and nothing leads there.

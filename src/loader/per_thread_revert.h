@@ -39,4 +39,13 @@ void revert_per_thread(Tracer& tracer, const ProcessMemory& memory, const std::v
 // The transition's figures in an operation's result.
 void record_transition(const TransitionResult& t, OperationResult& result);
 
+// The options of a transition of `rec' for an operation: its model, force,
+// timeouts, and the record's state written as the transition goes.
+TransitionOptions transition_options(const OperationOptions& options, const ProcessMemory& memory,
+                                     const PatchRecord& rec);
+
+// The warning of --force, as the kernel gives it, if threads were moved
+// unchecked (to the `code' code: "new" or "old").
+void warn_forced(pid_t pid, size_t forced, const char* code);
+
 }  // namespace graft

@@ -2,7 +2,8 @@
 # --force: a thread held inside work() would keep a hybrid transition
 # waiting; with --force every thread moves at once, unchecked, and graft
 # warns as the kernel does. The held thread then finishes its old call (the
-# unsafety --force accepts). Without --model, --force is refused.
+# unsafety --force accepts). Without --model, --force is refused. The
+# revert goes back per thread with --force too, and warns the same way.
 source "$(dirname "$0")/common.sh"
 
 build_transition_target
@@ -19,6 +20,8 @@ grep -q "warning: .*without a stack check (--force)" "$T/graft.err" || fail "no 
 expect t call 17
 expect t release released
 expect_epoch t new
-graft_ok revert fix --pid "$pid"
+graft_ok revert fix --pid "$pid" --force
+grep -q "warning: .*moved to the old code without a stack check (--force)" "$T/graft.err" ||
+  fail "no --force warning from the revert"
 expect_epoch t old
 assert_untouched "$pid"
