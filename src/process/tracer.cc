@@ -665,10 +665,13 @@ void Tracer::requeue_signals() {
   held_signals_.clear();
 }
 
-// One thread at a time, never all at once: a per-thread transition ends
-// without a global stop, and each thread is stopped only for as long as its
-// own detach takes. A thread created meanwhile by one still traced is
-// reported (traced from its birth) and detached in a later round.
+// On a tracing thread (tracing_thread.h), the thread's exit detaches every
+// thread at once and none is stopped for it: only what the exit would not
+// do is done here. Elsewhere, one thread at a time, never all at once: a
+// per-thread transition ends without a global stop, and each thread is
+// stopped only for as long as its own detach takes. A thread created
+// meanwhile by one still traced is reported (traced from its birth) and
+// detached in a later round.
 void Tracer::detach() {
   if (exit_detaches_) {
     exit_detaches_ = false;
