@@ -20,7 +20,7 @@
 #include "consistency/per_thread_model.h"
 #include "consistency/stop_model.h"
 #include "loader/callbacks.h"
-#include "loader/per_thread_revert.h"
+#include "loader/per_thread.h"
 #include "loader/quiescent_runtime.h"
 #include "loader/ifunc.h"
 #include "loader/loaded_objects.h"

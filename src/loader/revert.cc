@@ -11,7 +11,7 @@
 #include "loader/callbacks.h"
 #include "loader/loaded_objects.h"
 #include "loader/operations.h"
-#include "loader/per_thread_revert.h"
+#include "loader/per_thread.h"
 #include "loader/recovery.h"
 #include "loader/transition_revert.h"
 #include "loader/unload.h"

@@ -1,7 +1,8 @@
-// `graft revert --model hybrid|lazy': a patch that a per-thread transition
-// applied goes back the same way, with no global stop
-// (consistency/per_thread_model.h, run_per_thread_revert), then its region
-// goes.
+// The loader's side of the per-thread models (consistency/per_thread_model.h):
+// a transition's options and figures for an operation (apply and revert),
+// and `graft revert --model hybrid|lazy', where a patch that a per-thread
+// transition applied goes back the same way, with no global stop
+// (run_per_thread_revert), then its region goes.
 #pragma once
 #include <functional>
 #include <vector>

@@ -1,4 +1,4 @@
-#include "loader/per_thread_revert.h"
+#include "loader/per_thread.h"
 
 #include <algorithm>
 #include <cstdio>
