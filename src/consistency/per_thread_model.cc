@@ -613,15 +613,12 @@ class Transition {
   // Going to old, no thread may be left in a gate or the patch's code then
   // (the region is about to go).
   void finish(Universe goal) {
-    if (goal == Universe::New) {
-      write_live(plan_.to_new, false);
-      guard_traps(false);
+    write_live(goal == Universe::New ? plan_.to_new : plan_.to_old, false);
+    guard_traps(false);
+    if (goal == Universe::New)
       options_.set_state(RecordState::Active);
-    } else {
-      write_live(plan_.to_old, false);
-      guard_traps(false);
+    else
       drain(busy_for(Universe::Old));
-    }
   }
 
   // Reverses: every thread goes back where it came from with the same stack
@@ -655,6 +652,7 @@ class Transition {
     auto start = Clock::now();
     for (;;) {
       std::optional<std::string> why;
+      tracer_.poll_events(0);  // trapped threads sent on first, as in move_pass
       std::vector<pid_t> waiting, running;
       for (pid_t tid : tracer_.threads())
         if (!clean.count(tid)) (blocked_syscall(tracer_.pid(), tid) ? waiting : running).push_back(tid);
