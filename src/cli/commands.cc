@@ -376,7 +376,8 @@ int list(int pid, bool as_json) {
           fns.push_back({{"symbol", f.symbol},
                          {"name", function_name(f.symbol, f.demangled, f.file)},
                          {"address", fmt::format("{:#x}", f.address)},
-                         {"replacement", fmt::format("{:#x}", f.replacement)}});
+                         {"replacement", fmt::format("{:#x}", f.replacement)},
+                         {"restores", f.restores}});
         json cbs = json::array();
         for (const auto& c : r.callbacks)
           cbs.push_back({{"kind", callback_kind_name(c.kind)}, {"function", c.function}});
@@ -426,8 +427,8 @@ int list(int pid, bool as_json) {
                  printable(r.name), r.id, r.seq, state, r.cumulative ? ", cumulative" : "",
                  printable(r.target_path));
       for (const auto& f : r.functions)
-        fmt::print("    {} at {:#x} -> {:#x}\n", function_name(f.symbol, f.demangled, f.file),
-                   f.address, f.replacement);
+        fmt::print("    {} at {:#x} -> {}\n", function_name(f.symbol, f.demangled, f.file), f.address,
+                   f.restores ? std::string("its original code (put back)") : fmt::format("{:#x}", f.replacement));
       if (auto t = pp.transitions.find(r.id); t != pp.transitions.end()) {
         const TransitionStatus& st = t->second;
         if (!st.valid) {

@@ -37,7 +37,8 @@ namespace graft {
 
 namespace {
 
-std::string display_name(const FunctionReplacement& f) {
+template <typename Function>  // FunctionReplacement or FunctionRecord
+std::string display_name(const Function& f) {
   std::string n = f.demangled.empty() ? f.symbol : f.demangled;
   return f.file.empty() ? n : n + " (" + f.file + ")";
 }
@@ -63,8 +64,10 @@ class ApplyJob {
 
     per_thread_ = options_.model != "stop";
     record_.model = options_.model;
-    if (per_thread_ && patch_.cumulative)
-      fail("process {}: a cumulative patch needs --model stop (it replaces earlier patches in one switch)", pid_);
+    if (per_thread_ && patch_.cumulative && options_.force)
+      fail("process {}: --force cannot switch a cumulative patch: a thread moved unchecked could still "
+           "be running the code of a patch it replaces, which is unmapped when the transition ends",
+           pid_);
     // Several functions switch together through switch gates and a one-byte
     // flag, so that a graft killed between two entry writes leaves them all
     // old or all new (docs/architecture.md). A cumulative patch also puts
@@ -204,7 +207,8 @@ class ApplyJob {
   }
 
   // Functions of replaced patches that the cumulative patch leaves out go
-  // back to their original code.
+  // back to their original code: in the stop model's switch, or, per
+  // thread, through gates of their own (restore_per_thread).
   void plan_restored_functions() {
     std::set<uint64_t> done;
     for (const auto& f : record_.functions) done.insert(f.address);
@@ -221,9 +225,48 @@ class ApplyJob {
         if (now != top->redirect)
           fail("process {}: the entry of `{}' no longer holds the redirection of patch {}", pid_,
                f.symbol, owner->label());
-        plan_.writes.push_back({f.symbol, {f.site}, now, top->original});
+        if (per_thread_)
+          restore_per_thread(f, top->original);
+        else
+          plan_.writes.push_back({f.symbol, {f.site}, now, top->original});
       }
     }
+  }
+
+  // A function put back to its original code by a per-thread transition
+  // (the kernel's "nop" function of an atomic replace): its entry leads to
+  // a gate like the patch's own, whose old path runs the replaced patch's
+  // jump and whose new code is the original's first instructions relocated
+  // into the gate pages, then the rest of the original. It is listed in
+  // the record while the transition runs, so that a graft killed midway
+  // leaves an entry recovery can put back.
+  void restore_per_thread(const FunctionRecord& f, const Bytes& original) {
+    std::string name = display_name(f);
+    Bytes whole = memory_.read({f.address}, f.size);
+    uint64_t site_off = f.site - f.address;
+    current_.push_back(Bytes(whole.begin() + site_off, whole.end()));
+    std::copy(original.begin(), original.end(), whole.begin() + site_off);
+    Bytes original_code(whole.begin() + site_off, whole.end());
+    check_displaceable(current_.back(), whole, f.address, f.site, f.cold_parts, name);
+    check_displaceable(original_code, whole, f.address, f.site, f.cold_parts, name);
+    originals_.push_back(std::move(original_code));
+    names_.push_back(name);
+
+    FunctionRecord fr;
+    fr.symbol = f.symbol;
+    fr.demangled = f.demangled;
+    fr.file = f.file;
+    fr.address = f.address;
+    fr.size = f.size;
+    fr.site = f.site;
+    fr.original = original;
+    fr.redirect = original;
+    fr.cold_parts = f.cold_parts;
+    fr.restores = true;
+    record_.functions.push_back(std::move(fr));
+    restored_code_.push_back({{f.address, f.size}, "function `" + name + "' (put back to its original)"});
+    for (const auto& c : f.cold_parts)
+      restored_code_.push_back({c, "function `" + name + "' (put back to its original; cold part)"});
   }
 
   // The runtime functions the patch calls are bound before placement: an
@@ -273,7 +316,10 @@ class ApplyJob {
       if (f.size < site_off + arch::kRedirectSize)
         fail("process {}: function `{}' is {} bytes, too short for the jump", pid_, name, f.size);
       current_.push_back(Bytes(running.begin() + site_off, running.end()));
+      names_.push_back(name);
       uint64_t site = addr + site_off;
+      std::vector<AddressRange> cold;
+      for (const auto& c : f.cold_parts) cold.push_back({target_.bias + c.start, c.size});
       Bytes now(running.begin() + site_off, running.begin() + site_off + arch::kRedirectSize);
       Bytes original = now;
       const PatchRecord* owner = nullptr;
@@ -285,15 +331,19 @@ class ApplyJob {
         original = top->original;
         std::copy(original.begin(), original.end(), running.begin() + site_off);
       }
+      originals_.push_back(Bytes(running.begin() + site_off, running.end()));
       if (sha256_hex(running) != f.sha256)
         fail("process {}: function `{}' differs from the one the patch was built for (another "
              "build of {}, or modified by another tool)",
              pid_, name, target_.path);
       if (per_thread_) {
-        check_displaceable(f, running, addr, site, name);
+        check_displaceable(current_.back(), running, addr, site, cold, name);
+        // A cumulative patch's old paths are rebased on the original code
+        // once the patches it replaces are gone (settle_replace).
+        if (top && patch_.cumulative) check_displaceable(originals_.back(), running, addr, site, cold, name);
       } else if (switch_gates_) {
         try {
-          check_displaceable(f, running, addr, site, name);
+          check_displaceable(current_.back(), running, addr, site, cold, name);
         } catch (const Error& e) {
           // Then the entries switch one by one, as for a single function.
           switch_gates_ = false;
@@ -305,8 +355,7 @@ class ApplyJob {
       }
 
       plan_.busy.push_back({{addr, f.size}, "function `" + name + "'"});
-      for (const auto& c : f.cold_parts)
-        plan_.busy.push_back({{target_.bias + c.start, c.size}, "function `" + name + "' (cold part)"});
+      for (const auto& c : cold) plan_.busy.push_back({c, "function `" + name + "' (cold part)"});
       if (top)
         plan_.busy.push_back({{top->replacement, std::max<uint64_t>(top->replacement_size, 1)},
                               "`" + name + "' of patch " + owner->label()});
@@ -321,22 +370,22 @@ class ApplyJob {
       fr.replacement_size = f.replacement_size;
       fr.original = original;
       fr.redirect = now;  // placeholder until the image base is known
-      for (const auto& c : f.cold_parts) fr.cold_parts.push_back({target_.bias + c.start, c.size});
+      fr.cold_parts = cold;
       record_.functions.push_back(std::move(fr));
       plan_.writes.push_back({name, {site}, now, {}});
     }
   }
 
-  // The displaced bytes are what runs now: the original instructions, or
-  // the jump of the patch below this one. They must be able to run from a
-  // gate's old path.
-  void check_displaceable(const FunctionReplacement& f, const Bytes& running, uint64_t addr, uint64_t site,
-                          const std::string& name) {
-    size_t n = arch::relocate_displaced(current_.back(), site, site, name).length;
-    arch::check_no_branch_into(running, addr, site, n, name);
-    for (const auto& c : f.cold_parts)
-      arch::check_no_branch_into(memory_.read({target_.bias + c.start}, c.size), target_.bias + c.start,
-                                 site, n, name);
+  // The first instructions of `code' (the bytes from the site on: what
+  // runs now, the original instructions or the jump of the patch below,
+  // or the original a revert gives back) must be able to run from a gate,
+  // and no branch of the function (`whole' at `addr', and its cold parts)
+  // may land among them.
+  void check_displaceable(const Bytes& code, const Bytes& whole, uint64_t addr, uint64_t site,
+                          const std::vector<AddressRange>& cold, const std::string& name) {
+    size_t n = arch::relocate_displaced(code, site, site, name).length;
+    arch::check_no_branch_into(whole, addr, site, n, name);
+    for (const auto& c : cold) arch::check_no_branch_into(memory_.read({c.start}, c.size), c.start, site, n, name);
   }
 
   void plan_region() {
@@ -356,6 +405,7 @@ class ApplyJob {
     widest.region_size = widest.image_base = UINT64_MAX;
     for (auto& f : widest.functions) {
       f.replacement = UINT64_MAX;
+      if (f.restores) f.replacement_size = UINT64_MAX;
       if (per_thread_) {
         f.gate = f.old_path = f.displaced = UINT64_MAX;
         f.gate_redirect = Bytes(arch::kRedirectSize);
@@ -371,15 +421,19 @@ class ApplyJob {
     }
     record_.callbacks.clear();
     layout_.image_offset = record_pages(widest);
+    uint64_t slots = 0;  // bytes of the gates' slots
     if (per_thread_) {
       area_ = TransitionAreaLayout::for_threads(list_threads(pid_).size());
       layout_.transition_offset = layout_.image_offset;
       layout_.transition_size = area_.size;
       layout_.gates_offset = layout_.transition_offset + area_.size;
+      for (const auto& f : record_.functions) {
+        slot_.push_back(slots);
+        slots += f.restores ? kRestoreSlot : kGateSlot;
+      }
       // The gates, then the SIGTRAP handler that stands in for graft if it
       // dies with an int3 in running code.
-      layout_.gates_size = page_round_up(patch_.functions.size() * kGateSlot +
-                                         arch::trap_handler_size(patch_.functions.size()));
+      layout_.gates_size = page_round_up(slots + arch::trap_handler_size(record_.functions.size()));
       layout_.image_offset = layout_.gates_offset + layout_.gates_size;
     } else if (switch_gates_) {
       layout_.gates_offset = layout_.image_offset;
@@ -395,8 +449,7 @@ class ApplyJob {
       area_.address = layout_.address + layout_.transition_offset;
       uint64_t gates = layout_.address + layout_.gates_offset;
       record_.transition = {area_.address, area_.size, gates, layout_.gates_size, area_.capacity,
-                            area_.report_capacity, gates + patch_.functions.size() * kGateSlot,
-                            patch_.functions.size()};
+                            area_.report_capacity, gates + slots, record_.functions.size()};
     }
     if (switch_gates_) {
       uint64_t gates = layout_.address + layout_.gates_offset;
@@ -457,7 +510,7 @@ class ApplyJob {
   template <typename MakeCode>
   arch::DisplacedCode place_gate(size_t i, Bytes& out, uint64_t slot, size_t code_room, MakeCode make_code) {
     auto& fr = record_.functions[i];
-    std::string name = display_name(patch_.functions[i]);
+    const std::string& name = names_[i];
     uint64_t gate = record_.transition.gates + slot, old_path = gate + code_room;
     auto displaced = arch::relocate_displaced(current_[i], fr.site, old_path, name);
     Bytes code = make_code(gate, old_path);
@@ -501,15 +554,23 @@ class ApplyJob {
   }
 
   // Each function's gate and old path (a kGateSlot-byte slot in the gates
-  // pages), and the plan of the transition.
+  // pages; a function put back to its original also has its new code
+  // there), and the plan of the transition.
   Bytes plan_gates() {
     Bytes out(layout_.gates_size, arch::kBreakpoint);  // padding traps
     uint64_t gates = record_.transition.gates;
-    for (size_t i = 0; i < patch_.functions.size(); ++i) {
-      const auto& fr = record_.functions[i];
-      std::string name = display_name(patch_.functions[i]);
+    for (size_t i = 0; i < record_.functions.size(); ++i) {
+      auto& fr = record_.functions[i];
+      const std::string& name = names_[i];
+      if (fr.restores) {
+        uint64_t at = gates + slot_[i] + kGateSlot;
+        auto restored = arch::relocate_displaced(originals_[i], fr.site, at, name);
+        std::copy(restored.old_path.begin(), restored.old_path.end(), out.begin() + slot_[i] + kGateSlot);
+        fr.replacement = at;
+        fr.replacement_size = restored.old_path.size();
+      }
       Bytes code;
-      auto displaced = place_gate(i, out, i * kGateSlot, arch::kMaxGateSize, [&](uint64_t gate, uint64_t old_path) {
+      auto displaced = place_gate(i, out, slot_[i], arch::kMaxGateSize, [&](uint64_t gate, uint64_t old_path) {
         code = arch::gate_code({gate, area_.table(), area_.capacity, area_.goal_byte(), fr.replacement, old_path});
         return code;
       });
@@ -525,10 +586,11 @@ class ApplyJob {
     std::vector<arch::TrapSite> traps;
     for (const auto& [site, gate] : transition_.gate_of_site) traps.push_back({site, gate});
     Bytes handler = arch::trap_handler_block(record_.transition.trap_handler, traps);
-    std::copy(handler.begin(), handler.end(), out.begin() + patch_.functions.size() * kGateSlot);
+    std::copy(handler.begin(), handler.end(), out.begin() + (record_.transition.trap_handler - gates));
     transition_.trap_handler = record_.transition.trap_handler;
     transition_.old_code = plan_.busy;
     transition_.new_code = {{record_.code(), "the code of patch " + record_.label()}};
+    transition_.new_code.insert(transition_.new_code.end(), restored_code_.begin(), restored_code_.end());
     transition_.gates = {{gates, layout_.gates_size}, "the gates of patch " + record_.label()};
     transition_.area = area_;
     transition_.maps = maps_;
@@ -542,6 +604,16 @@ class ApplyJob {
 
   void run_transition(Tracer& tracer) {
     TransitionOptions o = transition_options(options_, memory_, record_);
+    // The replaced patches are marked for removal right after this one is
+    // marked applied (as in switch_stop_model): killed in between, they
+    // stay listed, with nothing leading to them.
+    if (!replaced_.empty())
+      o.set_state = [this, mark = o.set_state](RecordState s) {
+        mark(s);
+        if (s != RecordState::Active) return;
+        for (const auto* r : replaced_) write_record_state(memory_, *r, RecordState::Reverting);
+        fault_point("replaced");
+      };
     TransitionResult t;
     try {
       run_per_thread_apply(tracer, memory_, transition_, o, t);
@@ -555,6 +627,15 @@ class ApplyJob {
       fail("{}; rolled back: every thread runs the old code again", t.reason);
     }
     warn_forced(pid_, t.forced, "new");
+    if (!replaced_.empty()) settle_replace();
+  }
+
+  // The old paths rebased and the record settled (per_thread.h). Killed
+  // before, the record lists the functions put back and the old paths of
+  // before; the next graft settles it (recovery.h).
+  void settle_replace() {
+    record_.state = RecordState::Active;
+    graft::settle_replace(memory_, record_);
   }
 
   Bytes relocate() {
@@ -587,10 +668,16 @@ class ApplyJob {
   SwitchPlan plan_;
   bool per_thread_ = false;
   bool region_in_use_ = false;  // a stuck transition: the region must stay
-  std::vector<Bytes> current_;  // running bytes from each site to the function's end
+  // For each function of the record (the patch's, then those put back):
+  std::vector<Bytes> current_;    // the running bytes from its site to its end
+  std::vector<Bytes> originals_;  // the same with the original bytes at the site (first 5)
+  std::vector<std::string> names_;
+  std::vector<uint64_t> slot_;    // offset of its slot in the gate pages
+  std::vector<BusyRange> restored_code_;  // the functions put back: new code of the transition
   TransitionAreaLayout area_;
   TransitionPlan transition_;
   static constexpr uint64_t kGateSlot = arch::kMaxGateSize + 128;
+  static constexpr uint64_t kRestoreSlot = kGateSlot + arch::kMaxOldPathSize;  // + the original's new code
   bool switch_gates_ = false;
   static constexpr uint64_t kSwitchFlagArea = 64;
   static constexpr uint64_t kSwitchSlot = arch::kSwitchGateSize + arch::kMaxOldPathSize;

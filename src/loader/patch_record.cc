@@ -58,7 +58,8 @@ json to_json(const PatchRecord& r) {
                    {"gate", f.gate},
                    {"old_path", f.old_path},
                    {"displaced", f.displaced},
-                   {"gate_redirect", to_hex(f.gate_redirect)}});
+                   {"gate_redirect", to_hex(f.gate_redirect)},
+                   {"restores", f.restores}});
   json cbs = json::array();
   for (const auto& c : r.callbacks)
     cbs.push_back({{"kind", callback_kind_name(c.kind)}, {"function", c.function}, {"address", c.address}});
@@ -237,6 +238,11 @@ PatchRecord from_json(const json& j, const Mapping& region, const Header& h,
     fail("model {} without a transition area", r.model);
   }
 
+  if (j.contains("cumulative")) {
+    if (!j.at("cumulative").is_boolean()) fail("field `cumulative' is not a boolean");
+    r.cumulative = j.at("cumulative").get<bool>();
+  }
+
   const json& fns = array(j, "functions");
   if (fns.empty()) fail("record has no function");
   for (const auto& f : fns) {
@@ -272,12 +278,25 @@ PatchRecord from_json(const json& j, const Mapping& region, const Header& h,
         x.size < arch::kRedirectSize || x.site - x.address > x.size - arch::kRedirectSize ||
         !inside_mapping(maps, x.address, x.size, file_code))
       fail("function {}: not inside the process's code", x.symbol);
-    if (!r.code().contains(x.replacement) ||
-        x.replacement_size > r.image_base + r.code_size - x.replacement)
-      fail("function {}: replacement outside the patch", x.symbol);
-    // The jump this patch wrote can only be the jump to its replacement.
-    if (x.redirect != arch::redirect_bytes(x.site, x.replacement))
-      fail("function {}: the saved redirection is not a jump to its replacement", x.symbol);
+    if (f.contains("restores")) {
+      if (!f.at("restores").is_boolean()) fail("field `restores' is not a boolean");
+      x.restores = f.at("restores").get<bool>();
+    }
+    if (x.restores) {
+      // Put back to the original code: what graft writes at `site' is the
+      // original bytes; the relocated original runs from the gates.
+      AddressRange gates{r.transition.gates, r.transition.gates_size};
+      if (!r.per_thread() || !r.cumulative || x.redirect != x.original || !gates.contains(x.replacement) ||
+          x.replacement_size > gates.start + gates.size - x.replacement)
+        fail("function {}: a restored function's record is inconsistent", x.symbol);
+    } else {
+      if (!r.code().contains(x.replacement) ||
+          x.replacement_size > r.image_base + r.code_size - x.replacement)
+        fail("function {}: replacement outside the patch", x.symbol);
+      // The jump this patch wrote can only be the jump to its replacement.
+      if (x.redirect != arch::redirect_bytes(x.site, x.replacement))
+        fail("function {}: the saved redirection is not a jump to its replacement", x.symbol);
+    }
     for (const auto& other : r.functions)
       if (other.site == x.site) fail("function {}: listed twice", x.symbol);
     x.gate = f.contains("gate") ? u64(f, "gate") : 0;
@@ -317,10 +336,6 @@ PatchRecord from_json(const json& j, const Mapping& region, const Header& h,
       if (r.callback(x.kind)) fail("callback {}: kind given twice", x.function);
       r.callbacks.push_back(std::move(x));
     }
-  }
-  if (j.contains("cumulative")) {
-    if (!j.at("cumulative").is_boolean()) fail("field `cumulative' is not a boolean");
-    r.cumulative = j.at("cumulative").get<bool>();
   }
   return r;
 }

@@ -49,6 +49,11 @@ struct FunctionRecord {
   uint64_t old_path = 0;   // its relocated displaced instructions
   uint64_t displaced = 0;  // bytes the entry jump displaces
   Bytes gate_redirect;     // the jump to the gate, written during a transition
+  // A function a cumulative patch puts back to its original code, listed
+  // only while its per-thread transition runs (the kernel's "nop"
+  // functions): `redirect' is then the original bytes, and `replacement'
+  // the original's first instructions relocated into the gates.
+  bool restores = false;
 };
 
 // The gates of a region: the per-thread models' (with a transition area),

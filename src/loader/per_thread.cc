@@ -54,6 +54,14 @@ TransitionPlan reverse_transition_plan(const ProcessMemory& memory, const std::v
     if (now != f.redirect) continue;
     const FunctionRecord* below = newest_redirect(records, f.address, &rec);
     Bytes old = below ? below->redirect : f.original;
+    // Put back to its original by a cumulative transition whose graft died
+    // before it settled the record (apply.cc, settle_replace).
+    if (f.restores) {
+      if (now == old) continue;
+      fail("process {}: patch {} put `{}' back to its original code over a patch still listed; revert "
+           "it with --model stop",
+           pid, rec.label(), name);
+    }
 
     Bytes gate = arch::gate_code({f.gate, plan.area.table(), plan.area.capacity, plan.area.goal_byte(),
                                   f.replacement, f.old_path});
@@ -93,6 +101,27 @@ TransitionPlan reverse_transition_plan(const ProcessMemory& memory, const std::v
   plan.quiescent_armed = rt.armed;
   plan.quiescent_users = rt.users;
   return plan;
+}
+
+void settle_replace(const ProcessMemory& memory, PatchRecord& rec) {
+  std::vector<FunctionRecord> own;
+  for (auto& f : rec.functions) {
+    if (f.restores) continue;
+    Bytes code = memory.read({f.site}, std::min<uint64_t>(f.address + f.size - f.site, 64));
+    std::copy(f.original.begin(), f.original.end(), code.begin());
+    auto rebased = arch::relocate_displaced(code, f.site, f.old_path, name_of(f));
+    memory.write({f.old_path}, rebased.old_path);
+    f.displaced = rebased.length;
+    own.push_back(f);
+  }
+  rec.functions = std::move(own);
+  memory.write({rec.region_start}, encode_record(rec));
+  fault_point("record-settled");
+}
+
+bool unsettled(const PatchRecord& rec) {
+  return rec.state == RecordState::Active &&
+         std::any_of(rec.functions.begin(), rec.functions.end(), [](const FunctionRecord& f) { return f.restores; });
 }
 
 void record_transition(const TransitionResult& t, OperationResult& result) {

@@ -7,6 +7,7 @@
 #include "common/clock.h"
 #include "common/error.h"
 #include "common/realtime_priority.h"
+#include "loader/per_thread.h"
 #include "loader/region.h"
 #include "loader/transition_revert.h"
 #include "loader/unload.h"
@@ -43,7 +44,7 @@ std::vector<int> leaked_memfds(pid_t pid) {
 // A per-thread transition whose driving graft still runs is in progress,
 // not interrupted.
 bool interrupted(const PatchRecord& r, const ProcessMemory& memory) {
-  if (r.state == RecordState::Active) return false;
+  if (r.state == RecordState::Active) return unsettled(r);
   return !(r.in_transition() && transition_driven(memory, r));
 }
 
@@ -99,6 +100,14 @@ RecoveryResult recover_here(pid_t pid, const OperationOptions& options) {
     for (auto it = scan.records.rbegin(); it != scan.records.rend(); ++it) {
       const PatchRecord& rec = *it;
       if (!interrupted(rec, memory)) continue;
+      if (unsettled(rec)) {
+        PatchRecord settled = rec;
+        settle_replace(memory, settled);
+        result.actions.push_back(fmt::format("settled the record of cumulative patch {} (its graft died "
+                                             "right after the transition)",
+                                             rec.label()));
+        continue;
+      }
       SwitchResult s;
       size_t redirected = 0;
       unload_patch(tracer, memory, maps, scan.records, rec, options, s, &redirected);

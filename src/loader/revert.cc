@@ -180,7 +180,7 @@ ProcessPatches list_patches(pid_t pid) {
     size_t n = 0;
     for (const auto& f : r.functions) {
       Bytes now(f.redirect.size());
-      if (memory.try_read({f.site}, now.data(), now.size()) && now == f.redirect) ++n;
+      if (!f.restores && memory.try_read({f.site}, now.data(), now.size()) && now == f.redirect) ++n;
     }
     out.redirected.push_back(n);
   }

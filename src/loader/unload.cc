@@ -118,6 +118,9 @@ void unload_patch(Tracer& tracer, const ProcessMemory& memory, const std::vector
     // An abandoned transition (or switch) leaves entries leading to the gates.
     bool to_gate = rec.has_gates() && now == f.gate_redirect;
     if (now != f.redirect && !to_gate) continue;
+    // Put back to its original by a cumulative transition: nothing to undo
+    // unless a replaced patch is still there to lead to.
+    if (f.restores && now == old) continue;
     if ((rec.switch_gates() || rec.per_thread()) && !to_gate) {
       to_gates.push_back({f.symbol, {f.site}, now, f.gate_redirect});
       to_old.push_back({f.symbol, {f.site}, f.gate_redirect, old});

@@ -132,6 +132,26 @@ TEST(PatchRecord, RedirectThatIsNotTheJumpToTheReplacement) {
                  "not a jump to its replacement");
 }
 
+// A function a cumulative patch puts back has the original bytes as its
+// redirect: accepted only in a cumulative per-thread record, with its
+// relocated original inside the gates; otherwise a hostile record could
+// pass any bytes off as "original".
+TEST(PatchRecord, RestoredFunctionOutsideACumulativeTransition) {
+  Seed s = load("one-patch-0.rec");
+  expect_refused(s, [](auto& j) {
+    auto& f = j["functions"][0];
+    f["restores"] = true;
+    f["redirect"] = f["original"];
+  }, "restored function's record is inconsistent");
+  expect_refused(s, [](auto& j) {
+    j["cumulative"] = true;
+    auto& f = j["functions"][0];
+    f["restores"] = true;
+    f["redirect"] = f["original"];
+  }, "restored function's record is inconsistent");
+  expect_refused(s, [](auto& j) { j["functions"][0]["restores"] = 1; }, "not a boolean");
+}
+
 TEST(PatchRecord, RegionSizeLargerThanTheMapping) {
   Seed s = load("one-patch-0.rec");
   expect_refused(s, [](auto& j) { j["region_size"] = j["region_size"].template get<uint64_t>() + 4096; },

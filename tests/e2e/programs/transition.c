@@ -27,6 +27,8 @@
  *   stats E     waits (15 s at most) until 2000 calls started in epoch E;
  *               answers "old=N new=N bad=N"
  *   call        the main thread calls work(5): 16 old, 17 new
+ *   level       level(): 0 unpatched (a second function for patches to
+ *               replace; no thread calls it but the main one)
  *   threads     threads running work() loops (workers, holder, quiescent)
  */
 #include <pthread.h>
@@ -52,6 +54,10 @@ __attribute__((noinline)) int work(int x) {
   }
   return 3 * x + 1;
 }
+
+static volatile int level_base; /* 0; read so that level() is long enough for a jump */
+__attribute__((noinline)) int level(void) { return level_base; }
+static int (*volatile level_ptr)(void) = level;
 
 static atomic_int epoch;
 static atomic_long counts[MAX_EPOCHS][3];  /* old, new, bad */
@@ -212,6 +218,8 @@ static int handle(const char *cmd, char *reply, size_t n) {
     snprintf(reply, n, "old=%ld new=%ld bad=%ld", o, w, b);
   } else if (strcmp(cmd, "call") == 0) {
     snprintf(reply, n, "%d", work_ptr(5));
+  } else if (strcmp(cmd, "level") == 0) {
+    snprintf(reply, n, "%d", level_ptr());
   } else if (strcmp(cmd, "threads") == 0) {
     snprintf(reply, n, "%d", atomic_load(&looping));
   } else {
