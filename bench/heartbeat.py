@@ -11,13 +11,16 @@ For N rounds, each variant in turn on the same idle target (bench/target.c,
     longest gap; settle
 
 plus a control: a process that is not graft (a Python loop) spinning for as
-long as an apply takes. With --against OTHER_GRAFT, every model also runs
+long as an apply takes. With --cumulative, each round first applies
+bench/patch.c with the stop model (not measured), and the apply measured is
+that of a cumulative patch (bench/patch_cumulative.c) replacing it. With --against OTHER_GRAFT, every model also runs
 with that build (labelled "against"), e.g. the last release, for an A/B
 comparison within one run. Prints median, p75, p90 and max of the gap per
 variant, and graft's single-thread stops and wall time.
 
     /usr/bin/python3 bench/heartbeat.py --rounds 20
     /usr/bin/python3 bench/heartbeat.py --rounds 20 --against /tmp/old/build/graft
+    /usr/bin/python3 bench/heartbeat.py --rounds 20 --cumulative
 """
 import argparse
 import os
@@ -48,16 +51,22 @@ def main(argv):
     ap.add_argument("--models", default="hybrid,lazy,stop")
     ap.add_argument("--rounds", type=int, default=20)
     ap.add_argument("--settle", type=float, default=0.2)
+    ap.add_argument("--cumulative", action="store_true",
+                    help="measure a cumulative patch replacing an applied one")
     args = ap.parse_args(argv)
     builds = {"graft": os.path.abspath(args.graft)}
     if args.against:
         builds["against"] = os.path.abspath(args.against)
     workdir = tempfile.mkdtemp(prefix="graft-bench-heartbeat.")
-    patches, exe = {}, None
+    patches, bases, exe = {}, {}, None
     for name, path in builds.items():
         os.makedirs(os.path.join(workdir, name))
         exe_here, patches[name] = R.build(SimpleNamespace(graft=path), os.path.join(workdir, name))
         exe = exe or exe_here
+        if args.cumulative:
+            bases[name], patches[name] = patches[name], os.path.join(workdir, name, "cumulative.graft")
+            subprocess.run([path, "build", "--from-source", os.path.join(BENCH, "patch_cumulative.c"),
+                            "--target", exe_here, "-o", patches[name]], check=True, capture_output=True)
     variants = [(b, m) for m in args.models.split(",") for b in builds] + [("control", None)]
     gaps = {v: [] for v in variants}
     revert_gaps = {v: [] for v in variants}
@@ -78,6 +87,10 @@ def main(argv):
                 else:
                     a = SimpleNamespace(graft=builds[build], model=model, graft_timeout=10.0,
                                         command_timeout=60.0)
+                    if args.cumulative:
+                        R.graft_apply(SimpleNamespace(**{**vars(a), "model": "stop"}), bases[build], target.pid)
+                        time.sleep(args.settle)
+                        target.reset()
                     res, wall, doc = R.graft_apply(a, patches[build], target.pid)
                     gaps[v].append(target.stat()["gap_us"] / 1000)
                     stops[v].append(res.get("stalls", 0))
@@ -90,7 +103,8 @@ def main(argv):
     finally:
         target.close()
     load = " ".join(open("/proc/loadavg").read().split()[:3])
-    print(f"heartbeat gap at {args.threads} idle threads, {args.rounds} interleaved rounds, "
+    what = "a cumulative patch replacing one (apply, then revert)" if args.cumulative else "apply, then revert"
+    print(f"heartbeat gap, {what}, at {args.threads} idle threads, {args.rounds} interleaved rounds, "
           f"load {load}, {os.cpu_count()} CPUs (ms)")
     def line(label, g, extra=""):
         print(f"  {label:24s} median {statistics.median(g):5.2f}  p75 {quantile(g, .75):5.2f}  "

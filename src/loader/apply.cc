@@ -632,10 +632,15 @@ class ApplyJob {
 
   // The old paths rebased and the record settled (per_thread.h). Killed
   // before, the record lists the functions put back and the old paths of
-  // before; the next graft settles it (recovery.h).
+  // before; the next graft settles it (recovery.h). The patch is applied:
+  // a failure here is a note, never a reason to remove its region.
   void settle_replace() {
     record_.state = RecordState::Active;
-    graft::settle_replace(memory_, record_);
+    try {
+      graft::settle_replace(memory_, record_);
+    } catch (const Error& e) {
+      result_.notes.push_back(fmt::format("could not settle the record ({}); the next graft will", e.what()));
+    }
   }
 
   Bytes relocate() {

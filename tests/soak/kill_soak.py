@@ -13,6 +13,11 @@ Two kinds of faults:
 
     tests/soak/kill_soak.py --graft build/graft --include include --trials 200
     tests/soak/kill_soak.py ... --json results.json      # the figures, for the README
+    tests/soak/kill_soak.py ... --cumulative --model hybrid
+
+With --cumulative, the patched target gets a cumulative patch (soak_undo.c)
+that replaces soak_fix and puts its three functions back to their original
+code; it is then reverted: unpatched -> patched -> replaced -> unpatched.
 
 Exit status 0 only if no trial crashed, hung, computed a wrong value, or
 stayed half patched (or inconsistent with `graft list`) after recovery.
@@ -50,6 +55,9 @@ REVERT_POINTS = ["stopped", "running-alone:1", "entry-written:1", "entry-written
 # back to the old bytes, each written in running code.
 PER_THREAD_REVERT_POINTS = ["remote-syscall:1", "remote-syscall:3", "entry-int3:1", "entry-tail:1",
                             "entry-int3:2", "entry-tail:2", "reverted", "region-removed"]
+# A cumulative patch, besides: the replaced patches marked for removal, its
+# record settled, their regions unmapped.
+CUMULATIVE_POINTS = ["replaced", "record-settled", "remote-syscall:5", "remote-syscall:6"]
 
 
 class Target:
@@ -134,21 +142,28 @@ def classify(state):
     return "half"
 
 
-def measure(args, target, patch):
-    """Median durations (s) of apply and revert on this target."""
-    applies, reverts = [], []
+def operation(args, patch_files, pid, state):
+    """The next operation from `state': (name, graft arguments)."""
+    if state == "unpatched":
+        return "apply", ["apply", patch_files["soak_fix"], "--pid", str(pid), "--model", args.model]
+    if state == "patched" and args.cumulative:
+        return "replace", ["apply", patch_files["soak_undo"], "--pid", str(pid), "--model", args.model]
+    name = "soak_undo" if state == "replaced" else "soak_fix"
+    return "revert", ["revert", name, "--pid", str(pid)]
+
+
+def measure(args, target, patch_files):
+    """Median duration (s) of each operation on this target."""
+    times = defaultdict(list)
     for _ in range(5):
-        t = time.monotonic()
-        r = run_graft(args, "apply", patch, "--pid", str(target.pid), "--model", args.model)
-        applies.append(time.monotonic() - t)
-        if r.returncode:
-            raise SystemExit(f"soak: apply failed: {r.stdout}{r.stderr}")
-        t = time.monotonic()
-        r = run_graft(args, "revert", "soak_fix", "--pid", str(target.pid))
-        reverts.append(time.monotonic() - t)
-        if r.returncode:
-            raise SystemExit(f"soak: revert failed: {r.stdout}{r.stderr}")
-    return statistics.median(applies), statistics.median(reverts)
+        for state in ("unpatched", "patched", "replaced") if args.cumulative else ("unpatched", "patched"):
+            op, argv = operation(args, patch_files, target.pid, state)
+            t = time.monotonic()
+            r = run_graft(args, *argv)
+            times[op].append(time.monotonic() - t)
+            if r.returncode:
+                raise SystemExit(f"soak: {op} failed: {r.stdout}{r.stderr}")
+    return {op: statistics.median(v) for op, v in times.items()}
 
 
 def main():
@@ -158,6 +173,7 @@ def main():
     ap.add_argument("--trials", type=int, default=200)
     ap.add_argument("--model", default="stop")
     ap.add_argument("--seed", type=int, default=None)
+    ap.add_argument("--cumulative", action="store_true", help="also replace the patch by a cumulative one")
     ap.add_argument("--json", help="write the figures to this file")
     args = ap.parse_args()
     seed = args.seed if args.seed is not None else int(time.time())
@@ -165,35 +181,37 @@ def main():
 
     work = tempfile.mkdtemp(prefix="graft-soak.")
     exe = os.path.join(work, "soak_target")
-    patch = os.path.join(work, "soak_fix.graft")
     subprocess.run(["gcc", "-O2", "-g", "-pthread", "-fno-ipa-ra", "-Wl,--build-id", f"-I{PROGRAMS}",
                     os.path.join(HERE, "soak_target.c"), "-o", exe], check=True)
-    b = run_graft(args, "build", "--from-source", os.path.join(HERE, "soak_fix.c"), "--target", exe,
-                  "-o", patch, "--", f"-I{args.include}")
-    if b.returncode:
-        raise SystemExit(f"soak: graft build failed: {b.stdout}{b.stderr}")
+    patch_files = {}
+    for name in ("soak_fix", "soak_undo"):
+        patch_files[name] = os.path.join(work, name + ".graft")
+        b = run_graft(args, "build", "--from-source", os.path.join(HERE, name + ".c"), "--target", exe,
+                      "-o", patch_files[name], "--", f"-I{args.include}")
+        if b.returncode:
+            raise SystemExit(f"soak: graft build failed: {b.stdout}{b.stderr}")
 
     target = Target(exe, naps=args.model == "lazy")
-    t_apply, t_revert = measure(args, target, patch)
-    print(f"soak: seed {seed}, model {args.model}; median apply {t_apply * 1000:.1f} ms, "
-          f"revert {t_revert * 1000:.1f} ms (graft process wall time)")
+    durations = measure(args, target, patch_files)
+    print(f"soak: seed {seed}, model {args.model}{', cumulative' if args.cumulative else ''}; median " +
+          ", ".join(f"{op} {t * 1000:.1f} ms" for op, t in durations.items()) + " (graft process wall time)")
 
     before = defaultdict(Counter)  # kind -> outcome right after the kill
     after = defaultdict(Counter)   # kind -> outcome after graft recover
     injected = Counter()
     failures = []
     restarts = 0
-    patched = False
+    where = "unpatched"  # where the last trial left the target, after recovery
     started = time.monotonic()
     for trial in range(args.trials):
-        op = "revert" if patched else "apply"
-        argv = (["apply", patch, "--pid", str(target.pid), "--model", args.model] if op == "apply"
-                else ["revert", "soak_fix", "--pid", str(target.pid)])
+        op, argv = operation(args, patch_files, target.pid, where)
         env = dict(os.environ)
         if rng.random() < 0.35:
             apply_points = APPLY_POINTS if args.model == "stop" else PER_THREAD_APPLY_POINTS
             revert_points = REVERT_POINTS if args.model == "stop" else PER_THREAD_REVERT_POINTS
-            point = rng.choice(apply_points if op == "apply" else revert_points)
+            points = {"apply": apply_points, "replace": apply_points + CUMULATIVE_POINTS,
+                      "revert": revert_points}[op]
+            point = rng.choice(points)
             env["GRAFT_FAULT"] = point
             kind = f"{op} at {point.split(':')[0]}"
             proc = subprocess.Popen(graft_cmd(args, *argv), stdout=subprocess.DEVNULL,
@@ -208,7 +226,7 @@ def main():
                 kind = f"{op}, point not reached"
         else:
             kind = f"{op} at a random moment"
-            delay = rng.uniform(0, 1.2 * (t_apply if op == "apply" else t_revert))
+            delay = rng.uniform(0, 1.2 * durations[op])
             proc = subprocess.Popen(graft_cmd(args, *argv), stdout=subprocess.DEVNULL,
                                     stderr=subprocess.DEVNULL)
             time.sleep(delay)
@@ -238,7 +256,7 @@ def main():
             target.stop()
             target = Target(exe, naps=args.model == "lazy")
             restarts += 1
-            patched = False
+            where = "unpatched"
             continue
 
         # Repair, then the state must be whole and agree with graft list.
@@ -247,24 +265,28 @@ def main():
         patches = listed(args, target.pid)
         if r.returncode or patches is None:
             result = "recover failed"
-        elif state == "patched" and len(patches) == 1 and patches[0]["state"] == "applied":
+        elif (state == "patched" and len(patches) == 1 and patches[0]["name"] == "soak_fix" and
+              patches[0]["state"] == "applied"):
             result = "patched"
+        elif (state == "unpatched" and len(patches) == 1 and patches[0]["name"] == "soak_undo" and
+              patches[0]["state"] == "applied" and not any(f.get("restores") for f in patches[0]["functions"])):
+            result = "replaced"
         elif (state == "unpatched" and not patches and graft_regions(target.pid) == 0):
             result = "unpatched"
         else:
-            result = f"inconsistent ({state}, list: {[p['state'] for p in patches]})"
+            result = f"inconsistent ({state}, list: {[(p['name'], p['state']) for p in patches]})"
         if leaked_memfds(target.pid):
             result += ", memfd leaked"
         after[kind][result] += 1
-        if result not in ("patched", "unpatched"):
+        if result not in ("patched", "unpatched", "replaced"):
             failures.append(f"trial {trial}: after graft recover: {result} ({kind}); "
                             f"recover said: {r.stdout.strip()} {r.stderr.strip()}")
             target.stop()
             target = Target(exe, naps=args.model == "lazy")
             restarts += 1
-            patched = False
+            where = "unpatched"
             continue
-        patched = result == "patched"
+        where = result
         if (trial + 1) % 50 == 0:
             print(f"soak: {trial + 1}/{args.trials} trials, {len(failures)} failures", flush=True)
 
@@ -286,7 +308,8 @@ def main():
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"trials": args.trials, "model": args.model, "seed": seed,
-                       "seconds": elapsed, "apply_ms": t_apply * 1000, "revert_ms": t_revert * 1000,
+                       "seconds": elapsed, "cumulative": args.cumulative,
+                       **{f"{op}_ms": t * 1000 for op, t in durations.items()},
                        "injected": injected, "before_recovery": before, "after_recovery": after,
                        "failures": failures, "target_restarts": restarts}, f, indent=1)
     return 1 if failures else 0

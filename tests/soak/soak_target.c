@@ -44,14 +44,22 @@ __attribute__((noinline)) int gamma_(int x) {
   return x + 2;
 }
 
+/* Replaced only by the cumulative patch of `kill_soak.py --cumulative',
+ * which puts the other three back to their original code. */
+__attribute__((noinline)) int delta(int x) {
+  for (volatile int i = 0; i < 20; i++) {
+  }
+  return x + 3;
+}
+
 static void *worker(void *arg) {
   (void)arg;
   unsigned long rounds = 0;
   atomic_fetch_add(&alive, 1);
   setpriority(PRIO_PROCESS, (id_t)serve_gettid(), 19);
   for (;;) {
-    int a = alpha(input), b = beta(input), c = gamma_(input);
-    if ((a != 1 && a != 101) || (b != 2 && b != 102) || (c != 3 && c != 103))
+    int a = alpha(input), b = beta(input), c = gamma_(input), d = delta(input);
+    if ((a != 1 && a != 101) || (b != 2 && b != 102) || (c != 3 && c != 103) || (d != 4 && d != 104))
       atomic_fetch_add(&bad, 1);
     /* Most of the time outside the patched functions, as in a real
      * program: the stop model needs moments when none is running them. */
