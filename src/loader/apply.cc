@@ -178,6 +178,7 @@ class ApplyJob {
     try {
       run_stop_model(tracer, memory_, plan_, stop, [&] {
         write_record_state(memory_, record_, RecordState::Active);
+        if (!replaced_.empty()) fault_point("marked-applied");
         for (const auto* r : replaced_) write_record_state(memory_, *r, RecordState::Reverting);
         fault_point("applied");
       }, s);
@@ -187,6 +188,7 @@ class ApplyJob {
     }
     report(s);
     if (!process_alive(pid_)) fail("process {} exited during the apply", pid_);
+    if (!replaced_.empty()) settle_replace();
   }
 
   // The patches a cumulative patch replaces: every active patch of the same
@@ -208,7 +210,9 @@ class ApplyJob {
 
   // Functions of replaced patches that the cumulative patch leaves out go
   // back to their original code: in the stop model's switch, or, per
-  // thread, through gates of their own (restore_per_thread).
+  // thread, through gates of their own (restore_per_thread). Either way
+  // they are listed in the record until the switch is over, so that a
+  // graft killed midway leaves entries recovery can put back.
   void plan_restored_functions() {
     std::set<uint64_t> done;
     for (const auto& f : record_.functions) done.insert(f.address);
@@ -225,33 +229,19 @@ class ApplyJob {
         if (now != top->redirect)
           fail("process {}: the entry of `{}' no longer holds the redirection of patch {}", pid_,
                f.symbol, owner->label());
-        if (per_thread_)
+        if (per_thread_) {
           restore_per_thread(f, top->original);
-        else
+        } else {
           plan_.writes.push_back({f.symbol, {f.site}, now, top->original});
+          record_.functions.push_back(restored_record(f, top->original));
+        }
       }
     }
   }
 
-  // A function put back to its original code by a per-thread transition
-  // (the kernel's "nop" function of an atomic replace): its entry leads to
-  // a gate like the patch's own, whose old path runs the replaced patch's
-  // jump and whose new code is the original's first instructions relocated
-  // into the gate pages, then the rest of the original. It is listed in
-  // the record while the transition runs, so that a graft killed midway
-  // leaves an entry recovery can put back.
-  void restore_per_thread(const FunctionRecord& f, const Bytes& original) {
-    std::string name = display_name(f);
-    Bytes whole = memory_.read({f.address}, f.size);
-    uint64_t site_off = f.site - f.address;
-    current_.push_back(Bytes(whole.begin() + site_off, whole.end()));
-    std::copy(original.begin(), original.end(), whole.begin() + site_off);
-    Bytes original_code(whole.begin() + site_off, whole.end());
-    check_displaceable(current_.back(), whole, f.address, f.site, f.cold_parts, name);
-    check_displaceable(original_code, whole, f.address, f.site, f.cold_parts, name);
-    originals_.push_back(std::move(original_code));
-    names_.push_back(name);
-
+  // The record of a function put back to its original: what a patch
+  // writes there is the original bytes (the kernel's "nop" function).
+  static FunctionRecord restored_record(const FunctionRecord& f, const Bytes& original) {
     FunctionRecord fr;
     fr.symbol = f.symbol;
     fr.demangled = f.demangled;
@@ -263,7 +253,26 @@ class ApplyJob {
     fr.redirect = original;
     fr.cold_parts = f.cold_parts;
     fr.restores = true;
-    record_.functions.push_back(std::move(fr));
+    return fr;
+  }
+
+  // A function put back to its original code by a per-thread transition:
+  // its entry leads to a gate like the patch's own, whose old path runs the
+  // replaced patch's jump and whose new code is the original's first
+  // instructions relocated into the gate pages, then the rest of the
+  // original.
+  void restore_per_thread(const FunctionRecord& f, const Bytes& original) {
+    std::string name = display_name(f);
+    Bytes whole = memory_.read({f.address}, f.size);
+    uint64_t site_off = f.site - f.address;
+    current_.push_back(Bytes(whole.begin() + site_off, whole.end()));
+    std::copy(original.begin(), original.end(), whole.begin() + site_off);
+    Bytes original_code(whole.begin() + site_off, whole.end());
+    check_displaceable(current_.back(), whole, f.address, f.site, f.cold_parts, name);
+    check_displaceable(original_code, whole, f.address, f.site, f.cold_parts, name);
+    originals_.push_back(std::move(original_code));
+    names_.push_back(name);
+    record_.functions.push_back(restored_record(f, original));
     restored_code_.push_back({{f.address, f.size}, "function `" + name + "' (put back to its original)"});
     for (const auto& c : f.cold_parts)
       restored_code_.push_back({c, "function `" + name + "' (put back to its original; cold part)"});
@@ -605,12 +614,13 @@ class ApplyJob {
   void run_transition(Tracer& tracer) {
     TransitionOptions o = transition_options(options_, memory_, record_);
     // The replaced patches are marked for removal right after this one is
-    // marked applied (as in switch_stop_model): killed in between, they
-    // stay listed, with nothing leading to them.
+    // marked applied, as in switch_stop_model (killed in between, recovery
+    // marks them: see recovery.cc).
     if (!replaced_.empty())
       o.set_state = [this, mark = o.set_state](RecordState s) {
         mark(s);
         if (s != RecordState::Active) return;
+        fault_point("marked-applied");
         for (const auto* r : replaced_) write_record_state(memory_, *r, RecordState::Reverting);
         fault_point("replaced");
       };
@@ -630,9 +640,9 @@ class ApplyJob {
     if (!replaced_.empty()) settle_replace();
   }
 
-  // The old paths rebased and the record settled (per_thread.h). Killed
-  // before, the record lists the functions put back and the old paths of
-  // before; the next graft settles it (recovery.h). The patch is applied:
+  // The record settled (per_thread.h): the functions put back leave it,
+  // and a per-thread patch's old paths are rebased. Killed before, the
+  // record still lists them; the next graft settles it (recovery.h). The patch is applied:
   // a failure here is a note, never a reason to remove its region.
   void settle_replace() {
     record_.state = RecordState::Active;

@@ -283,11 +283,14 @@ PatchRecord from_json(const json& j, const Mapping& region, const Header& h,
       x.restores = f.at("restores").get<bool>();
     }
     if (x.restores) {
-      // Put back to the original code: what graft writes at `site' is the
-      // original bytes; the relocated original runs from the gates.
+      // Put back to the original code by a cumulative patch: what graft
+      // writes at `site' is the original bytes; per thread, the relocated
+      // original runs from the gates, and the stop model has no other code.
       AddressRange gates{r.transition.gates, r.transition.gates_size};
-      if (!r.per_thread() || !r.cumulative || x.redirect != x.original || !gates.contains(x.replacement) ||
-          x.replacement_size > gates.start + gates.size - x.replacement)
+      bool code_ok = r.per_thread() ? gates.contains(x.replacement) &&
+                                          x.replacement_size <= gates.start + gates.size - x.replacement
+                                    : !r.has_gates() && x.replacement == 0 && x.replacement_size == 0;
+      if (!r.cumulative || x.redirect != x.original || !code_ok)
         fail("function {}: a restored function's record is inconsistent", x.symbol);
     } else {
       if (!r.code().contains(x.replacement) ||

@@ -107,6 +107,10 @@ void settle_replace(const ProcessMemory& memory, PatchRecord& rec) {
   std::vector<FunctionRecord> own;
   for (auto& f : rec.functions) {
     if (f.restores) continue;
+    if (!rec.per_thread()) {  // no gates, no old paths
+      own.push_back(f);
+      continue;
+    }
     Bytes code = memory.read({f.site}, std::min<uint64_t>(f.address + f.size - f.site, 64));
     std::copy(f.original.begin(), f.original.end(), code.begin());
     auto rebased = arch::relocate_displaced(code, f.site, f.old_path, name_of(f));

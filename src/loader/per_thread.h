@@ -37,16 +37,17 @@ void revert_per_thread(Tracer& tracer, const ProcessMemory& memory, const std::v
                        const std::function<void()>& after_switch,
                        const std::function<void()>& turned_back);
 
-// A cumulative patch's per-thread transition is over (every thread runs the
-// new code; none is in an old path): the old paths of its own functions are
-// rebased on the original code, what a revert gives their entries back once
-// the patches it replaced are gone, and the functions it put back to their
-// original leave its record (rewritten in one write). Done by the apply, or
-// by recovery if the apply's graft died first.
+// A cumulative patch's switch is over (under a per-thread model: every
+// thread runs the new code, none is in an old path): the functions it put
+// back to their original leave its record, and the old paths of its own
+// functions are rebased on the original code, what a per-thread revert gives
+// their entries back once the patches it replaced are gone. The record is
+// rewritten in one write. Done by the apply, or by recovery if the apply's
+// graft died first.
 void settle_replace(const ProcessMemory& memory, PatchRecord& rec);
 
-// Whether `rec' is a cumulative per-thread patch whose transition completed
-// but whose record settle_replace() has not settled yet.
+// Whether `rec' is a cumulative patch whose switch completed but whose
+// record settle_replace() has not settled yet.
 bool unsettled(const PatchRecord& rec);
 
 // The transition's figures in an operation's result.

@@ -4,6 +4,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <set>
+
 #include "common/clock.h"
 #include "common/error.h"
 #include "common/realtime_priority.h"
@@ -97,14 +99,25 @@ RecoveryResult recover_here(pid_t pid, const OperationOptions& options) {
     }
     // Newest first, so an entry restored to a lower patch's jump ends up
     // at the right one even if several operations were interrupted.
+    std::set<std::string> replaced;  // ids of patches a settled cumulative patch replaced
     for (auto it = scan.records.rbegin(); it != scan.records.rend(); ++it) {
-      const PatchRecord& rec = *it;
-      if (!interrupted(rec, memory)) continue;
+      PatchRecord& rec = *it;  // its state is updated below, for the records after it
+      if (replaced.count(rec.id) && rec.state == RecordState::Active) {
+        // Killed between marking the cumulative patch applied and this one
+        // replaced: marked now, removed below.
+        write_record_state(memory, rec, RecordState::Reverting);
+        rec.state = RecordState::Reverting;
+      } else if (!interrupted(rec, memory)) {
+        continue;
+      }
       if (unsettled(rec)) {
-        PatchRecord settled = rec;
-        settle_replace(memory, settled);
+        // Its switch completed: every earlier patch of its target is
+        // replaced, whatever state its graft had time to write.
+        for (const auto& r : scan.records)
+          if (r.build_id == rec.build_id && r.seq < rec.seq) replaced.insert(r.id);
+        settle_replace(memory, rec);
         result.actions.push_back(fmt::format("settled the record of cumulative patch {} (its graft died "
-                                             "right after the transition)",
+                                             "right after the switch)",
                                              rec.label()));
         continue;
       }

@@ -9,8 +9,9 @@
 # --force is refused. c is then reverted per thread. graft killed during
 # the transition leaves every call good and `graft recover' rolls it back;
 # killed after the switch, recover settles c's record and completes the
-# removal of a and b, and c still reverts per thread. Last, the lazy model
-# on a target whose threads all block in the kernel.
+# removal of a and b, and c still reverts per thread. The same kills under
+# the stop model. Last, the lazy model on a target whose threads all block
+# in the kernel.
 source "$(dirname "$0")/common.sh"
 
 build_transition_target
@@ -142,6 +143,31 @@ for point in replaced record-settled; do
   expect_epoch t old
   assert_untouched "$pid"
 done
+log "stop model: graft killed between two entry writes of the switch"
+stack_ab
+rc=0
+GRAFT_FAULT=entry-written:1 "$GRAFT" apply "$T/c.graft" --pid "$pid" --model stop --timeout 30 >"$T/kill.out" 2>&1 || rc=$?
+[[ $rc -eq 137 ]] || fail "graft was not killed at entry-written:1 (exit $rc): $(cat "$T/kill.out")"
+expect t level 3
+expect_epoch t new  # half applied: level() is c's, work() still a's
+graft_ok recover --pid "$pid"
+grep -q "rolled back the interrupted apply of patch c" "$T/graft.out" || fail "recover did not roll c back"
+[[ $(listed "$pid") == a,b ]] || fail "a and b should be back after recover: $(listed "$pid")"
+expect t level 2
+expect_epoch t new
+
+log "stop model: graft killed between marking c applied and a and b replaced"
+rc=0
+GRAFT_FAULT=marked-applied "$GRAFT" apply "$T/c.graft" --pid "$pid" --model stop --timeout 30 >"$T/kill.out" 2>&1 || rc=$?
+[[ $rc -eq 137 ]] || fail "graft was not killed at marked-applied (exit $rc): $(cat "$T/kill.out")"
+graft_ok recover --pid "$pid"
+grep -q "settled the record of cumulative patch c" "$T/graft.out" || fail "recover did not settle c's record"
+grep -q "completed the interrupted revert of patch a" "$T/graft.out" || fail "recover did not remove a"
+grep -q "completed the interrupted revert of patch b" "$T/graft.out" || fail "recover did not remove b"
+check_replaced
+graft_ok revert c --pid "$pid"
+expect t level 0
+assert_untouched "$pid"
 stop_target t
 
 log "lazy: every thread blocked in the kernel moves at once"

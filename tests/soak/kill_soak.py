@@ -55,9 +55,10 @@ REVERT_POINTS = ["stopped", "running-alone:1", "entry-written:1", "entry-written
 # back to the old bytes, each written in running code.
 PER_THREAD_REVERT_POINTS = ["remote-syscall:1", "remote-syscall:3", "entry-int3:1", "entry-tail:1",
                             "entry-int3:2", "entry-tail:2", "reverted", "region-removed"]
-# A cumulative patch, besides: the replaced patches marked for removal, its
-# record settled, their regions unmapped.
-CUMULATIVE_POINTS = ["replaced", "record-settled", "remote-syscall:5", "remote-syscall:6"]
+# A cumulative patch, besides: marked applied (the replaced patches not yet
+# marked for removal), they marked, its record settled, their regions
+# unmapped.
+CUMULATIVE_POINTS = ["marked-applied", "replaced", "record-settled", "remote-syscall:5", "remote-syscall:6"]
 
 
 class Target:

@@ -133,9 +133,24 @@ TEST(PatchRecord, RedirectThatIsNotTheJumpToTheReplacement) {
 }
 
 // A function a cumulative patch puts back has the original bytes as its
-// redirect: accepted only in a cumulative per-thread record, with its
-// relocated original inside the gates; otherwise a hostile record could
-// pass any bytes off as "original".
+// redirect: accepted only in a cumulative record, with no code of its own
+// (stop model) or its relocated original inside the gates (per thread).
+TEST(PatchRecord, RestoredFunctionOfACumulativePatch) {
+  Seed s = load("one-patch-0.rec");
+  Bytes ok = with_json(s.record, [](auto& j) {
+    j["cumulative"] = true;
+    auto& f = j["functions"][0];
+    f["restores"] = true;
+    f["redirect"] = f["original"];
+    f["replacement"] = 0;
+    f["replacement_size"] = 0;
+  });
+  PatchRecord r = parse_record(ok, s.region, s.maps);
+  ASSERT_EQ(r.functions.size(), 1u);
+  EXPECT_TRUE(r.functions[0].restores);
+  EXPECT_EQ(r.functions[0].redirect, r.functions[0].original);
+}
+
 TEST(PatchRecord, RestoredFunctionOutsideACumulativeTransition) {
   Seed s = load("one-patch-0.rec");
   expect_refused(s, [](auto& j) {
