@@ -615,10 +615,16 @@ class Transition {
   void finish(Universe goal) {
     write_live(goal == Universe::New ? plan_.to_new : plan_.to_old, false);
     guard_traps(false);
-    if (goal == Universe::New)
-      options_.set_state(RecordState::Active);
-    else
+    if (goal == Universe::Old) {
       drain(busy_for(Universe::Old));
+      return;
+    }
+    // Every thread is new: so is any thread the table does not list. A
+    // thread still in a gate (sent there by a trap on the last writes) goes
+    // on to the new code even once a later transition of this area (a
+    // revert) clears the table.
+    area_.set_goal(Universe::New);
+    options_.set_state(RecordState::Active);
   }
 
   // Reverses: every thread goes back where it came from with the same stack

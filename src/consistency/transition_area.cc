@@ -65,6 +65,11 @@ void TransitionArea::initialize(const std::vector<uint64_t>& threads, Universe u
     table[i] = {tp, static_cast<uint8_t>(universe), static_cast<uint8_t>(goal), {}};
     ++used_;
   }
+  // The goal first: a thread still in a gate of an earlier transition of
+  // this area (an apply's last entry writes send trapped threads there)
+  // finds no entry once the table is cleared, and goes by the goal.
+  uint8_t g = static_cast<uint8_t>(goal);
+  memory_.write({layout_.goal_byte()}, {&g, 1});
   graft_transition_header h{};
   std::memcpy(h.magic, GRAFT_TRANSITION_MAGIC, 8);
   h.version = GRAFT_TRANSITION_VERSION;

@@ -217,7 +217,12 @@ class ApplyJob {
     std::set<uint64_t> done;
     for (const auto& f : record_.functions) done.insert(f.address);
     for (const auto* r : replaced_) {
+      // Its region goes: no thread may be in its code, nor in its gates (a
+      // thread that entered one just before its own transition ended, and
+      // has not run since, is still there).
       plan_.busy.push_back({r->code(), "the code of patch " + r->label()});
+      if (r->has_gates())
+        plan_.busy.push_back({{r->transition.gates, r->transition.gates_size}, "the gates of patch " + r->label()});
       for (const auto& f : r->functions) {
         if (!done.insert(f.address).second) continue;
         const PatchRecord* owner = nullptr;

@@ -106,17 +106,19 @@ TransitionPlan reverse_transition_plan(const ProcessMemory& memory, const std::v
 void settle_replace(const ProcessMemory& memory, PatchRecord& rec) {
   std::vector<FunctionRecord> own;
   for (auto& f : rec.functions) {
-    if (f.restores) continue;
-    if (!rec.per_thread()) {  // no gates, no old paths
-      own.push_back(f);
-      continue;
+    if (rec.per_thread()) {
+      // Every old path runs the original from now on, those of the
+      // functions put back too: the gates stay (a thread that entered one
+      // before the last entry writes may still be inside, and a later
+      // transition of this area, the revert, sends it by its table), and
+      // the code the old paths led to is about to go.
+      Bytes code = memory.read({f.site}, std::min<uint64_t>(f.address + f.size - f.site, 64));
+      std::copy(f.original.begin(), f.original.end(), code.begin());
+      auto rebased = arch::relocate_displaced(code, f.site, f.old_path, name_of(f));
+      memory.write({f.old_path}, rebased.old_path);
+      f.displaced = rebased.length;
     }
-    Bytes code = memory.read({f.site}, std::min<uint64_t>(f.address + f.size - f.site, 64));
-    std::copy(f.original.begin(), f.original.end(), code.begin());
-    auto rebased = arch::relocate_displaced(code, f.site, f.old_path, name_of(f));
-    memory.write({f.old_path}, rebased.old_path);
-    f.displaced = rebased.length;
-    own.push_back(f);
+    if (!f.restores) own.push_back(f);
   }
   rec.functions = std::move(own);
   memory.write({rec.region_start}, encode_record(rec));
