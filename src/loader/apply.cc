@@ -690,7 +690,7 @@ class ApplyJob {
   bool region_in_use_ = false;  // a stuck transition: the region must stay
   // For each function of the record (the patch's, then those put back):
   std::vector<Bytes> current_;    // the running bytes from its site to its end
-  std::vector<Bytes> originals_;  // the same with the original bytes at the site (first 5)
+  std::vector<Bytes> originals_;  // the same with the original bytes back at the site
   std::vector<std::string> names_;
   std::vector<uint64_t> slot_;    // offset of its slot in the gate pages
   std::vector<BusyRange> restored_code_;  // the functions put back: new code of the transition

@@ -39,11 +39,12 @@ void revert_per_thread(Tracer& tracer, const ProcessMemory& memory, const std::v
 
 // A cumulative patch's switch is over (under a per-thread model: every
 // thread runs the new code, none is in an old path): the functions it put
-// back to their original leave its record, and the old paths of its own
-// functions are rebased on the original code, what a per-thread revert gives
-// their entries back once the patches it replaced are gone. The record is
-// rewritten in one write. Done by the apply, or by recovery if the apply's
-// graft died first.
+// back to their original leave its record, and every old path of its gates
+// is rebased on the original code (what a per-thread revert gives the
+// entries back once the patches it replaced are gone; and, for a function
+// put back, where a thread still at its gate must go, whatever the revert's
+// table says of it). The record is rewritten in one write. Done by the
+// apply, or by recovery if the apply's graft died first.
 void settle_replace(const ProcessMemory& memory, PatchRecord& rec);
 
 // Whether `rec' is a cumulative patch whose switch completed but whose
