@@ -155,7 +155,7 @@ class ApplyJob {
       throw;
     }
     // Switched. What remains cannot undo the apply: it is reported.
-    for (const auto* r : replaced_) {
+    for (const auto* r : keep_replaced_ ? std::vector<const PatchRecord*>{} : replaced_) {
       // No thread is in the replaced patch's code and no jump leads there.
       try {
         remove_region(tracer, memory_, maps_, r->region_start, r->region_size);
@@ -413,6 +413,7 @@ class ApplyJob {
     record_.graft_pid = getpid();
     record_.seq = records_.empty() ? 1 : records_.back().seq + 1;
     record_.cumulative = patch_.cumulative;
+    record_.settled = replaced_.empty();
     for (const auto& c : patch_.callbacks) record_.callbacks.push_back({c.kind, c.function, UINT64_MAX});
     // Size the record with the widest addresses it could hold.
     PatchRecord widest = record_;
@@ -585,6 +586,9 @@ class ApplyJob {
       }
       Bytes code;
       auto displaced = place_gate(i, out, slot_[i], arch::kMaxGateSize, [&](uint64_t gate, uint64_t old_path) {
+        // settle_replace() will relocate the original there: checked now,
+        // before anything is written (RIP-relative reach from the gates).
+        if (!replaced_.empty()) arch::relocate_displaced(originals_[i], fr.site, old_path, name);
         code = arch::gate_code({gate, area_.table(), area_.capacity, area_.goal_byte(), fr.replacement, old_path});
         return code;
       });
@@ -654,7 +658,12 @@ class ApplyJob {
     try {
       graft::settle_replace(memory_, record_);
     } catch (const Error& e) {
-      result_.notes.push_back(fmt::format("could not settle the record ({}); the next graft will", e.what()));
+      // Old paths may still lead into the replaced patches: they stay
+      // mapped (marked for removal) until a graft settles the record.
+      result_.notes.push_back(fmt::format("could not settle the record ({}); the replaced patches stay "
+                                          "mapped until the next graft settles it",
+                                          e.what()));
+      keep_replaced_ = true;
     }
   }
 
@@ -682,6 +691,7 @@ class ApplyJob {
   LoadedObject target_;
   std::vector<PatchRecord> records_;
   std::vector<const PatchRecord*> replaced_;  // by a cumulative patch
+  bool keep_replaced_ = false;                  // the record could not be settled: they stay mapped
   RuntimeBinding runtime_;
   PatchRecord record_;
   RegionLayout layout_;

@@ -67,6 +67,7 @@ json to_json(const PatchRecord& r) {
           {"name", r.name},
           {"callbacks", cbs},
           {"cumulative", r.cumulative},
+          {"settled", r.settled},
           {"sha256", r.sha256},
           {"target_path", r.target_path},
           {"build_id", r.build_id},
@@ -241,6 +242,11 @@ PatchRecord from_json(const json& j, const Mapping& region, const Header& h,
   if (j.contains("cumulative")) {
     if (!j.at("cumulative").is_boolean()) fail("field `cumulative' is not a boolean");
     r.cumulative = j.at("cumulative").get<bool>();
+  }
+  if (j.contains("settled")) {
+    if (!j.at("settled").is_boolean()) fail("field `settled' is not a boolean");
+    r.settled = j.at("settled").get<bool>();
+    if (!r.settled && !r.cumulative) fail("field `settled' false in a patch that is not cumulative");
   }
 
   const json& fns = array(j, "functions");

@@ -97,6 +97,11 @@ struct PatchRecord {
   std::vector<FunctionRecord> functions;
   std::vector<CallbackRecord> callbacks;  // run at revert (pre/post_unpatch)
   bool cumulative = false;
+  // A cumulative patch whose switch is over but whose record still lists
+  // the functions it put back and old paths into the replaced patches
+  // (settle_replace(), loader/per_thread.h): false from its apply until
+  // then.
+  bool settled = true;
   int64_t applied_at = 0;  // unix time
   pid_t graft_pid = 0;
   std::string model = "stop";  // consistency model it was applied with

@@ -104,9 +104,20 @@ TransitionPlan reverse_transition_plan(const ProcessMemory& memory, const std::v
 }
 
 void settle_replace(const ProcessMemory& memory, PatchRecord& rec) {
+  pid_t pid = memory.pid();
+  const TransitionRecord& t = rec.transition;
+  AddressRange gates{t.gates, t.gates_size};
+  auto area = TransitionAreaLayout::of(t.area, t.capacity, t.report_capacity);
   std::vector<FunctionRecord> own;
   for (auto& f : rec.functions) {
     if (rec.per_thread()) {
+      // The record comes from the target: write only over a gate graft
+      // wrote, and inside the gates.
+      Bytes gate = arch::gate_code({f.gate, area.table(), area.capacity, area.goal_byte(), f.replacement,
+                                    f.old_path});
+      if (memory.read({f.gate}, gate.size()) != gate)
+        fail("process {}: the gate of `{}' in patch {} is not the code graft wrote there", pid, name_of(f),
+             rec.label());
       // Every old path runs the original from now on, those of the
       // functions put back too: the gates stay (a thread that entered one
       // before the last entry writes may still be inside, and a later
@@ -115,20 +126,26 @@ void settle_replace(const ProcessMemory& memory, PatchRecord& rec) {
       Bytes code = memory.read({f.site}, std::min<uint64_t>(f.address + f.size - f.site, 64));
       std::copy(f.original.begin(), f.original.end(), code.begin());
       auto rebased = arch::relocate_displaced(code, f.site, f.old_path, name_of(f));
+      if (!gates.contains(f.old_path) || rebased.old_path.size() > gates.start + gates.size - f.old_path)
+        fail("process {}: the old path of `{}' in patch {} lies outside its gates", pid, name_of(f), rec.label());
       memory.write({f.old_path}, rebased.old_path);
       f.displaced = rebased.length;
     }
     if (!f.restores) own.push_back(f);
   }
   rec.functions = std::move(own);
-  memory.write({rec.region_start}, encode_record(rec));
+  rec.settled = true;
+  // Within the record's own pages: before the transition area or the gates
+  // (per thread), before the code (stop model).
+  uint64_t room = (rec.per_thread() ? std::min(t.area, t.gates) : rec.image_base) - rec.region_start;
+  Bytes encoded = encode_record(rec);
+  if (encoded.size() > room)
+    fail("process {}: the settled record of patch {} would not fit its pages", pid, rec.label());
+  memory.write({rec.region_start}, encoded);
   fault_point("record-settled");
 }
 
-bool unsettled(const PatchRecord& rec) {
-  return rec.state == RecordState::Active &&
-         std::any_of(rec.functions.begin(), rec.functions.end(), [](const FunctionRecord& f) { return f.restores; });
-}
+bool unsettled(const PatchRecord& rec) { return rec.state == RecordState::Active && !rec.settled; }
 
 void record_transition(const TransitionResult& t, OperationResult& result) {
   result.threads = t.threads;

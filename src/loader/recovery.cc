@@ -102,19 +102,20 @@ RecoveryResult recover_here(pid_t pid, const OperationOptions& options) {
     std::set<std::string> replaced;  // ids of patches a settled cumulative patch replaced
     for (auto it = scan.records.rbegin(); it != scan.records.rend(); ++it) {
       PatchRecord& rec = *it;  // its state is updated below, for the records after it
-      if (replaced.count(rec.id) && rec.state == RecordState::Active) {
-        // Killed between marking the cumulative patch applied and this one
-        // replaced: marked now, removed below.
-        write_record_state(memory, rec, RecordState::Reverting);
-        rec.state = RecordState::Reverting;
-      } else if (!interrupted(rec, memory)) {
-        continue;
-      }
+      // A patch a settled cumulative patch replaced (marked above) is removed.
+      if (!replaced.count(rec.id) && !interrupted(rec, memory)) continue;
       if (unsettled(rec)) {
         // Its switch completed: every earlier patch of its target is
-        // replaced, whatever state its graft had time to write.
-        for (const auto& r : scan.records)
-          if (r.build_id == rec.build_id && r.seq < rec.seq) replaced.insert(r.id);
+        // replaced, whatever state its graft had time to write. Marked
+        // before the record is settled (after it, nothing would say so).
+        for (auto& r : scan.records)
+          if (r.build_id == rec.build_id && r.seq < rec.seq) {
+            replaced.insert(r.id);
+            if (r.state == RecordState::Active) {
+              write_record_state(memory, r, RecordState::Reverting);
+              r.state = RecordState::Reverting;
+            }
+          }
         settle_replace(memory, rec);
         result.actions.push_back(fmt::format("settled the record of cumulative patch {} (its graft died "
                                              "right after the switch)",

@@ -121,6 +121,10 @@ void unload_patch(Tracer& tracer, const ProcessMemory& memory, const std::vector
     // Put back to its original by a cumulative transition: nothing to undo
     // unless a replaced patch is still there to lead to.
     if (f.restores && now == old) continue;
+    // Its entry holds the original: no thread may be between the
+    // instructions the jump written back will cover.
+    if (f.restores && now == f.redirect)
+      plan.busy.push_back({{f.site + 1, arch::kRedirectSize - 1}, "the entry of `" + f.symbol + "'"});
     if ((rec.switch_gates() || rec.per_thread()) && !to_gate) {
       to_gates.push_back({f.symbol, {f.site}, now, f.gate_redirect});
       to_old.push_back({f.symbol, {f.site}, f.gate_redirect, old});

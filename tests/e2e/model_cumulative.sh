@@ -41,7 +41,15 @@ static int level_c(void) { return 3; }
 GRAFT_REPLACE(level, level_c);
 GRAFT_CUMULATIVE;
 C
-for p in a b c; do build_patch "$T/$p.c" "$T/transition" "$T/$p.graft"; done
+cat >"$T/d.c" <<'C'
+#include <graft/patch.h>
+static int work_d(int x) { return 3 * x + 2; }
+static int level_d(void) { return 4; }
+GRAFT_REPLACE(work, work_d);
+GRAFT_REPLACE(level, level_d);
+GRAFT_CUMULATIVE;
+C
+for p in a b c d; do build_patch "$T/$p.c" "$T/transition" "$T/$p.graft"; done
 
 start_target t "$T/transition"
 pid=${TPID[t]}
@@ -143,6 +151,25 @@ for point in replaced record-settled; do
   expect_epoch t old
   assert_untouched "$pid"
 done
+# d replaces every function a and b patched (nothing put back): its record
+# must still be settled (old paths rebased) if graft dies after the switch.
+log "graft killed right after the switch of a patch that puts nothing back"
+stack_ab
+rc=0
+GRAFT_FAULT=replaced "$GRAFT" apply "$T/d.graft" --pid "$pid" --model hybrid --timeout 30 >"$T/kill.out" 2>&1 || rc=$?
+[[ $rc -eq 137 ]] || fail "graft was not killed at replaced (exit $rc): $(cat "$T/kill.out")"
+graft_ok recover --pid "$pid"
+grep -q "settled the record of cumulative patch d" "$T/graft.out" || fail "recover did not settle d's record"
+grep -q "completed the interrupted revert of patch a" "$T/graft.out" || fail "recover did not remove a"
+[[ $(listed "$pid") == d ]] || fail "graft list should show d alone: $(listed "$pid")"
+expect t level 4
+expect_epoch t new
+graft_ok revert d --pid "$pid" --json
+[[ $(json_get 'j["results"][0]["model"]' <"$T/graft.out") == hybrid ]] || fail "d was not reverted per thread"
+expect t level 0
+expect_epoch t old
+assert_untouched "$pid"
+
 log "stop model: graft killed between two entry writes of the switch"
 stack_ab
 rc=0
