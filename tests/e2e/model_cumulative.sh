@@ -9,9 +9,10 @@
 # --force is refused. c is then reverted per thread. graft killed during
 # the transition leaves every call good and `graft recover' rolls it back;
 # killed after the switch, recover settles c's record and completes the
-# removal of a and b, and c still reverts per thread. The same kills under
-# the stop model. Last, the lazy model on a target whose threads all block
-# in the kernel.
+# removal of a and b, and c still reverts per thread; the same for d, which
+# replaces every function a and b patched (nothing put back). The same
+# kills under the stop model. Last, the lazy model on a target whose
+# threads all block in the kernel.
 source "$(dirname "$0")/common.sh"
 
 build_transition_target
