@@ -155,7 +155,7 @@ class ApplyJob {
       throw;
     }
     // Switched. What remains cannot undo the apply: it is reported.
-    for (const auto* r : keep_replaced_ ? std::vector<const PatchRecord*>{} : replaced_) {
+    for (const auto* r : replaced_) {
       // No thread is in the replaced patch's code and no jump leads there.
       try {
         remove_region(tracer, memory_, maps_, r->region_start, r->region_size);
@@ -659,11 +659,12 @@ class ApplyJob {
       graft::settle_replace(memory_, record_);
     } catch (const Error& e) {
       // Old paths may still lead into the replaced patches: they stay
-      // mapped (marked for removal) until a graft settles the record.
+      // mapped (marked for removal, no longer this apply's to unmap) until
+      // a graft settles the record.
       result_.notes.push_back(fmt::format("could not settle the record ({}); the replaced patches stay "
                                           "mapped until the next graft settles it",
                                           e.what()));
-      keep_replaced_ = true;
+      replaced_.clear();
     }
   }
 
@@ -691,7 +692,6 @@ class ApplyJob {
   LoadedObject target_;
   std::vector<PatchRecord> records_;
   std::vector<const PatchRecord*> replaced_;  // by a cumulative patch
-  bool keep_replaced_ = false;                  // the record could not be settled: they stay mapped
   RuntimeBinding runtime_;
   PatchRecord record_;
   RegionLayout layout_;

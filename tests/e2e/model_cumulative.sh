@@ -82,6 +82,25 @@ check_replaced() {
   [[ $(ask t "bytes work") == "$original" ]] || fail "work() is not its original code again"
 }
 
+# killed_apply POINT PATCH MODEL: graft applies PATCH and kills itself at
+# fault point POINT.
+killed_apply() {
+  local rc=0
+  GRAFT_FAULT=$1 "$GRAFT" apply "$T/$2.graft" --pid "$pid" --model "$3" --timeout 30 >"$T/kill.out" 2>&1 || rc=$?
+  [[ $rc -eq 137 ]] || fail "graft was not killed at $1 (exit $rc): $(cat "$T/kill.out")"
+}
+# reverted_per_thread NAME: NAME goes back per thread (no fall-back to the
+# stop model), and the target is as before any patch.
+reverted_per_thread() {
+  graft_ok revert "$1" --pid "$pid" --json
+  [[ $(json_get 'j["results"][0]["model"]' <"$T/graft.out") == hybrid ]] || fail "$1 was not reverted per thread"
+  [[ $(json_get '"|".join(j["results"][0]["notes"])' <"$T/graft.out") != *"stop model"* ]] ||
+    fail "the revert of $1 fell back to the stop model"
+  expect t level 0
+  expect_epoch t old
+  assert_untouched "$pid"
+}
+
 stack_ab
 log "a thread inside a's work(): the cumulative transition cannot complete"
 expect t hold holding
@@ -106,19 +125,11 @@ assert_no_wx "$pid"
 check_replaced
 log "c replaced a and b in one per-thread transition"
 
-graft_ok revert c --pid "$pid" --json
-[[ $(json_get 'j["results"][0]["model"]' <"$T/graft.out") == hybrid ]] || fail "c was not reverted per thread"
-[[ $(json_get '"|".join(j["results"][0]["notes"])' <"$T/graft.out") != *"stop model"* ]] ||
-  fail "the revert fell back to the stop model"
-expect t level 0
-expect_epoch t old
-assert_untouched "$pid"
+reverted_per_thread c
 
 log "graft killed while the entries go to the new code: every call stays good"
 stack_ab
-rc=0
-GRAFT_FAULT=entry-int3:2 "$GRAFT" apply "$T/c.graft" --pid "$pid" --model hybrid --timeout 30 >"$T/kill.out" 2>&1 || rc=$?
-[[ $rc -eq 137 ]] || fail "graft was not killed at the second entry-int3 (exit $rc): $(cat "$T/kill.out")"
+killed_apply entry-int3:2 c hybrid
 s=$(epoch_stats t)
 log "calls with nobody tracing the target: $s"
 [[ $s == *" bad=0" ]] || fail "calls returned garbage: $s"
@@ -134,9 +145,7 @@ expect_epoch t new
 for point in replaced record-settled; do
   log "graft killed at $point"
   [[ $(listed "$pid") == "" ]] && stack_ab
-  rc=0
-  GRAFT_FAULT=$point "$GRAFT" apply "$T/c.graft" --pid "$pid" --model hybrid --timeout 30 >"$T/kill.out" 2>&1 || rc=$?
-  [[ $rc -eq 137 ]] || fail "graft was not killed at $point (exit $rc): $(cat "$T/kill.out")"
+  killed_apply $point c hybrid
   expect t level 3
   expect_epoch t old
   graft_ok recover --pid "$pid"
@@ -146,36 +155,24 @@ for point in replaced record-settled; do
   grep -q "completed the interrupted revert of patch a" "$T/graft.out" || fail "recover did not remove a"
   grep -q "completed the interrupted revert of patch b" "$T/graft.out" || fail "recover did not remove b"
   check_replaced
-  graft_ok revert c --pid "$pid" --json
-  [[ $(json_get 'j["results"][0]["model"]' <"$T/graft.out") == hybrid ]] || fail "c was not reverted per thread"
-  expect t level 0
-  expect_epoch t old
-  assert_untouched "$pid"
+  reverted_per_thread c
 done
 # d replaces every function a and b patched (nothing put back): its record
 # must still be settled (old paths rebased) if graft dies after the switch.
 log "graft killed right after the switch of a patch that puts nothing back"
 stack_ab
-rc=0
-GRAFT_FAULT=replaced "$GRAFT" apply "$T/d.graft" --pid "$pid" --model hybrid --timeout 30 >"$T/kill.out" 2>&1 || rc=$?
-[[ $rc -eq 137 ]] || fail "graft was not killed at replaced (exit $rc): $(cat "$T/kill.out")"
+killed_apply replaced d hybrid
 graft_ok recover --pid "$pid"
 grep -q "settled the record of cumulative patch d" "$T/graft.out" || fail "recover did not settle d's record"
 grep -q "completed the interrupted revert of patch a" "$T/graft.out" || fail "recover did not remove a"
 [[ $(listed "$pid") == d ]] || fail "graft list should show d alone: $(listed "$pid")"
 expect t level 4
 expect_epoch t new
-graft_ok revert d --pid "$pid" --json
-[[ $(json_get 'j["results"][0]["model"]' <"$T/graft.out") == hybrid ]] || fail "d was not reverted per thread"
-expect t level 0
-expect_epoch t old
-assert_untouched "$pid"
+reverted_per_thread d
 
 log "stop model: graft killed between two entry writes of the switch"
 stack_ab
-rc=0
-GRAFT_FAULT=entry-written:1 "$GRAFT" apply "$T/c.graft" --pid "$pid" --model stop --timeout 30 >"$T/kill.out" 2>&1 || rc=$?
-[[ $rc -eq 137 ]] || fail "graft was not killed at entry-written:1 (exit $rc): $(cat "$T/kill.out")"
+killed_apply entry-written:1 c stop
 expect t level 3
 expect_epoch t new  # half applied: level() is c's, work() still a's
 graft_ok recover --pid "$pid"
@@ -185,9 +182,7 @@ expect t level 2
 expect_epoch t new
 
 log "stop model: graft killed between marking c applied and a and b replaced"
-rc=0
-GRAFT_FAULT=marked-applied "$GRAFT" apply "$T/c.graft" --pid "$pid" --model stop --timeout 30 >"$T/kill.out" 2>&1 || rc=$?
-[[ $rc -eq 137 ]] || fail "graft was not killed at marked-applied (exit $rc): $(cat "$T/kill.out")"
+killed_apply marked-applied c stop
 graft_ok recover --pid "$pid"
 grep -q "settled the record of cumulative patch c" "$T/graft.out" || fail "recover did not settle c's record"
 grep -q "completed the interrupted revert of patch a" "$T/graft.out" || fail "recover did not remove a"
