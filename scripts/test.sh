@@ -16,9 +16,10 @@ export GRAFT_BUILD_DIR=$BUILD_DIR
 "$ROOT/scripts/install-deps.sh"
 
 # And what only the end-to-end tests use: strace (a process already traced),
-# setpriv (run graft as nobody), and compilers and binutils for the targets.
+# setpriv (run graft as nobody), compilers and binutils for the targets, and
+# libc6-dbg (a stripped library patched through its separate debug file).
 # Installed if missing.
-TEST_PACKAGES=(strace util-linux binutils gcc g++ python3)
+TEST_PACKAGES=(strace util-linux binutils gcc g++ python3 libc6-dbg)
 missing=()
 for p in "${TEST_PACKAGES[@]}"; do
   [[ $(dpkg-query -W -f='${Status}' "$p" 2>/dev/null) == "install ok installed" ]] || missing+=("$p")
