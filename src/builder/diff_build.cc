@@ -100,6 +100,27 @@ DiffBuildResult build_patch_from_diff(const DiffBuildOptions& o) {
     }
     o.progress(fmt::format("compared {} recompiled objects with the original build's", units.size()));
 
+    // A function whose only change is a __LINE__ moved by lines added or
+    // removed above it keeps its original code: replacing it would change
+    // nothing but a line number in a message, at the cost of a busy
+    // function's transition.
+    std::vector<std::string> line_only;
+    for (auto& u : units) {
+      if (!u->original) continue;
+      for (size_t p : std::vector<size_t>(u->diff->changed_functions())) {
+        auto changes = u->diff->immediate_only_change(p);
+        if (!changes) continue;
+        const Piece& q = u->original->pieces()[*u->diff->original_of(p)];
+        auto moves = moved_line_numbers(u->patched->pieces()[p].name, *changes, *u->patched_dwarf, touched);
+        if (!moves) continue;
+        u->diff->leave_out(p);
+        std::string name = demangle(q.name);
+        line_only.push_back(name.empty() ? q.name : name);
+        result.notes.push_back(fmt::format("left out `{}' ({}): only __LINE__ values moved ({})",
+                                           line_only.back(), u->source, *moves));
+      }
+    }
+
     // A source compiled into several objects (a PIC and a non-PIC one, two
     // programs): the target's code is the object whose originals match it.
     std::map<std::string, std::vector<Unit*>> by_source;
@@ -144,6 +165,13 @@ DiffBuildResult build_patch_from_diff(const DiffBuildOptions& o) {
       std::string all;
       for (const auto& r : refusals) all += (all.empty() ? "" : "; ") + r;
       fail("cannot build a live patch from {}: {}", o.diff, all);
+    }
+    if (chosen.empty() && !line_only.empty()) {
+      std::string names;
+      for (const auto& n : line_only) names += (names.empty() ? "`" : "', `") + n;
+      fail("{}: changes only __LINE__ values in {} function(s) ({}'), by moving lines; nothing "
+           "to patch",
+           o.diff, line_only.size(), names);
     }
     if (chosen.empty())
       fail("{}: changes no function's code in the objects of {} ({} objects recompiled); nothing "
