@@ -7,6 +7,7 @@
 #include <memory>
 #include <set>
 
+#include "builder/inactive_lines.h"
 #include "builder/patch_builder.h"
 #include "builder/target_symbols.h"
 #include "builder/work_tree.h"
@@ -173,10 +174,28 @@ DiffBuildResult build_patch_from_diff(const DiffBuildOptions& o) {
            "to patch",
            o.diff, line_only.size(), names);
     }
-    if (chosen.empty())
+    if (chosen.empty()) {
+      // Changed lines the build does not compile explain it best.
+      std::string dropped;
+      std::set<std::string> seen;
+      for (auto& u : units)
+        for (const auto& f : touched) {
+          if (u->source != f.path || !seen.insert(f.path).second) continue;
+          InactiveLines in = inactive_changed_lines(u->objects.record, f);
+          if (in.lines.empty()) continue;
+          dropped += fmt::format("{}{} line{} {}{}", dropped.empty() ? "" : "; ", f.path,
+                                 in.lines.size() > 1 ? "s" : "", in.lines.front(),
+                                 in.lines.size() > 1 ? fmt::format("-{}", in.lines.back()) : "");
+          if (!in.conditional.empty()) dropped += " inside " + in.conditional;
+        }
+      if (!dropped.empty())
+        fail("{}: changes no function's code in the objects of {}: its changed lines are not "
+             "compiled in this configuration ({}); nothing to patch",
+             o.diff, o.target, dropped);
       fail("{}: changes no function's code in the objects of {} ({} objects recompiled); nothing "
            "to patch",
            o.diff, o.target, units.size());
+    }
 
     PatchAssembler assembler(all_diffs);
     std::map<const UnitDiff*, const Unit*> unit_of;

@@ -5,7 +5,9 @@
 # its code (said in the output); where() returns the number of its own line,
 # and the fix changes that number on the same line: a real change, replaced
 # even though the new value is where the diff moves its old one. A diff
-# that only moves lines is refused as such. The patch applies and reverts.
+# that only moves lines is refused as such, and one whose changed lines are
+# inside an #ifdef the build leaves out is refused naming the conditional.
+# The patch applies and reverts.
 # ctest-timeout: 300
 source "$(dirname "$0")/common.sh"
 
@@ -55,3 +57,12 @@ graft build --from-diff "$T/moved.patch" --source "$tree" --target "$tree/lines"
 grep -q "changes only __LINE__ values in 1 function(s) (\`checked')" "$T/graft.err" ||
   fail "the refusal does not say that only __LINE__ values changed"
 [[ ! -e $T/moved.graft ]] || fail "a patch file was written anyway"
+
+# A change inside `#ifdef LINES_TRACE', which this build does not define.
+make_fix "$tree" traced sed -i 's|^  return 7;$|  return 8;|' lines.c
+rc=0
+graft build --from-diff "$T/traced.patch" --source "$tree" --target "$tree/lines" -o "$T/traced.graft" || rc=$?
+[[ $rc -ne 0 ]] || fail "a change the build does not compile built a patch"
+line=$(grep -n '^#ifdef LINES_TRACE' "$tree/lines.c" | cut -d: -f1)
+grep -q "its changed lines are not compiled in this configuration (lines.c line $((line + 2)) inside \`#ifdef LINES_TRACE' (lines.c:$line))" "$T/graft.err" ||
+  fail "the refusal does not name the #ifdef"

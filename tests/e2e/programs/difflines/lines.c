@@ -41,3 +41,9 @@ int main(void) {
   serve(handle);
   return 0;
 }
+
+#ifdef LINES_TRACE
+int trace_level(void) {
+  return 7;
+}
+#endif
