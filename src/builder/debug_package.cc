@@ -1,57 +1,16 @@
 #include "builder/debug_package.h"
 
-#include <fcntl.h>
 #include <fmt/format.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-#include <array>
-#include <cerrno>
-#include <climits>
 #include <cstdlib>
-#include <optional>
 #include <string>
 #include <vector>
 
-extern char** environ;
+#include "builder/build_command.h"
 
 namespace graft {
 
 namespace {
-
-// Runs argv with stdin and stderr on /dev/null; its stdout, or nullopt if it
-// could not run or failed.
-std::optional<std::string> output_of(const std::vector<std::string>& argv) {
-  int fds[2];
-  if (pipe2(fds, O_CLOEXEC) != 0) return std::nullopt;
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&actions, fds[1], 1);
-  posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
-  std::vector<char*> args;
-  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  pid_t pid;
-  int rc = posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  close(fds[1]);
-  std::string out;
-  if (rc == 0) {
-    std::array<char, 4096> buf;
-    ssize_t n;
-    while ((n = read(fds[0], buf.data(), buf.size())) > 0 || (n < 0 && errno == EINTR))
-      if (n > 0) out.append(buf.data(), static_cast<size_t>(n));
-  }
-  close(fds[0]);
-  if (rc != 0) return std::nullopt;
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0)
-    if (errno != EINTR) return std::nullopt;
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return std::nullopt;
-  return out;
-}
 
 // The binary package that installed `path` ("libc6"), tried under the names
 // dpkg may know it by on a merged-/usr system.
@@ -64,7 +23,7 @@ std::string owning_package(const std::string& path) {
   for (size_t i = 0, n = names.size(); i < n; ++i)
     if (names[i].rfind("/usr/", 0) == 0) names.push_back(names[i].substr(4));
   for (const auto& name : names) {
-    auto out = output_of({"dpkg-query", "-S", name});
+    auto out = command_output("/", {"dpkg-query", "-S", name});
     if (!out) continue;
     // "libc6:amd64: /lib/x86_64-linux-gnu/libc.so.6"
     auto colon = out->find(':');
@@ -77,7 +36,7 @@ std::string owning_package(const std::string& path) {
 }
 
 bool archive_has(const std::string& package) {
-  auto out = output_of({"apt-cache", "show", "--no-all-versions", package});
+  auto out = command_output("/", {"apt-cache", "show", "--no-all-versions", package});
   return out && out->find("Package: " + package) != std::string::npos;
 }
 

@@ -77,10 +77,11 @@ DiffBuildResult build_patch_from_diff(const DiffBuildOptions& o) {
   TargetCode code(target, symbols);
   if (!fs::is_regular_file(o.diff)) fail("{}: no such file", o.diff);
 
-  WorkTree work(o.source, o.work_dir, o.progress);
+  WorkTree work(o.source, o.work_dir, o.clean_command, o.progress);
   DiffBuildResult result;
   bool building = true;  // a failed build leaves its work directory for the post-mortem
   try {
+    work.check_diff_applies(o.diff);
     work.build_original(o.build_command);
     auto touched = work.apply_diff(o.diff);
     work.build_patched(o.build_command, touched);

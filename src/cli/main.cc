@@ -52,6 +52,9 @@ int main(int argc, char** argv) {
   build_cmd->add_option("--source", b.source_dir, "--from-diff: the original (unpatched) source tree")
       ->check(CLI::ExistingDirectory);
   build_cmd->add_option("--build", b.build_command, "--from-diff: build command run in the tree (default: make)");
+  build_cmd->add_option("--clean", b.clean_command,
+                        "--from-diff: command that cleans the copied tree of an earlier build's "
+                        "outputs (e.g. \"make distclean\"); not needed for a pristine or git tree");
   build_cmd->add_option("--keep-work", b.keep_work, "--from-diff: keep the work directory here (empty or new)");
   build_cmd->add_flag("--json", b.json, "--from-diff: machine-readable output");
   build_cmd->add_option("--target", b.target, "Executable or shared library to patch (unstripped)")

@@ -25,7 +25,7 @@ cmp -s <(objdump -d --no-show-raw-insn "$tree/loop") <(objdump -d --no-show-raw-
 make_fix "$tree" fix sed -i 's|s += i \* input;|s += i * input + 1;|' loop.c
 start_target s "$T/near"
 expect s total 24
-graft_ok build --from-diff "$T/fix.patch" --source "$tree" --target "$T/near" -o "$T/fix.graft"
+graft_ok build --from-diff "$T/fix.patch" --clean "make clean" --source "$tree" --target "$T/near" -o "$T/fix.graft"
 no_ipa_ra_warning
 apply_ok "$T/fix.graft" "${TPID[s]}"
 expect s total 28
@@ -37,7 +37,7 @@ assert_untouched "${TPID[s]}"
 sed 's/s += i \* input;/s += i + input;/' "$tree/loop.c" >"$T/other.c"
 "$CC" -g -O2 -I"$tree/programs" -Wl,--build-id "$T/other.c" -o "$T/other"
 rc=0
-graft build --from-diff "$T/fix.patch" --source "$tree" --target "$T/other" -o "$T/other.graft" || rc=$?
+graft build --from-diff "$T/fix.patch" --clean "make clean" --source "$tree" --target "$T/other" -o "$T/other.graft" || rc=$?
 [[ $rc -ne 0 ]] || fail "a target built from other code was accepted"
 grep -q "was not built from .* function \`total' differs" "$T/graft.err" ||
   fail "the refusal does not name total()"

@@ -33,7 +33,7 @@ expect s fixed 6
 expect s checked 10
 expect s where 26
 
-graft_ok build --from-diff "$T/fix.patch" --source "$tree" --target "$tree/lines" -o "$T/fix.graft" --json
+graft_ok build --from-diff "$T/fix.patch" --clean "make clean" --source "$tree" --target "$tree/lines" -o "$T/fix.graft" --json
 no_ipa_ra_warning
 replaced=$(json_get 'sorted(f["symbol"] for f in j["functions"])' <"$T/graft.out")
 [[ $replaced == '["fixed", "where"]' ]] || fail "replaced $replaced, expected fixed and where"
@@ -52,7 +52,7 @@ assert_untouched "${TPID[s]}"
 # Only lines moved (a comment added above checked()): nothing to patch.
 make_fix "$tree" moved sed -i 's|^volatile int input = 5;|/* the input */\nvolatile int input = 5;|' lines.c
 rc=0
-graft build --from-diff "$T/moved.patch" --source "$tree" --target "$tree/lines" -o "$T/moved.graft" || rc=$?
+graft build --from-diff "$T/moved.patch" --clean "make clean" --source "$tree" --target "$tree/lines" -o "$T/moved.graft" || rc=$?
 [[ $rc -ne 0 ]] || fail "a diff that only moves lines built a patch"
 grep -q "changes only __LINE__ values in 1 function(s) (\`checked')" "$T/graft.err" ||
   fail "the refusal does not say that only __LINE__ values changed"
@@ -61,7 +61,7 @@ grep -q "changes only __LINE__ values in 1 function(s) (\`checked')" "$T/graft.e
 # A change inside `#ifdef LINES_TRACE', which this build does not define.
 make_fix "$tree" traced sed -i 's|^  return 7;$|  return 8;|' lines.c
 rc=0
-graft build --from-diff "$T/traced.patch" --source "$tree" --target "$tree/lines" -o "$T/traced.graft" || rc=$?
+graft build --from-diff "$T/traced.patch" --clean "make clean" --source "$tree" --target "$tree/lines" -o "$T/traced.graft" || rc=$?
 [[ $rc -ne 0 ]] || fail "a change the build does not compile built a patch"
 line=$(grep -n '^#ifdef LINES_TRACE' "$tree/lines.c" | cut -d: -f1)
 grep -q "its changed lines are not compiled in this configuration (lines.c line $((line + 2)) inside \`#ifdef LINES_TRACE' (lines.c:$line))" "$T/graft.err" ||
