@@ -39,7 +39,8 @@ download() {
 }
 have_deb() { compgen -G "$GRAFT_KERNEL_CACHE/debs/${1}_*.deb" >/dev/null; }
 
-for p in "linux-image-$release-unsigned" "linux-headers-$release" "linux-headers-$flavour_common"; do
+for p in "linux-image-$release-unsigned" "linux-image-$release-dbg" "linux-headers-$release" \
+         "linux-headers-$flavour_common"; do
   if ! compgen -G "$GRAFT_KERNEL_CACHE/debs/${p}_${version}_*.deb" >/dev/null; then
     echo "fetch: downloading $p=$version" >&2
     download "$p=$version" || kernel_die "cannot download $p=$version (see $log)"
@@ -66,6 +67,14 @@ for deb in "$GRAFT_KERNEL_CACHE"/debs/linux-image-"$release"-unsigned_"$version"
            "$(ls -1 "$GRAFT_KERNEL_CACHE"/debs/busybox-static_*.deb | sort -V | tail -n1)"; do
   dpkg-deb -x "$deb" "$tmp"
 done
+# /boot/System.map of the image package is a placeholder; the real one (the
+# addresses graft builds and checks patches against) is in the -dbg package,
+# the only file taken from it.
+map=./usr/lib/debug/boot/System.map-$release
+dpkg-deb --fsys-tarfile "$GRAFT_KERNEL_CACHE"/debs/linux-image-"$release"-dbg_"$version"_*.deb |
+  tar -x -C "$tmp" "$map" || kernel_die "no $map in linux-image-$release-dbg"
+mv "$tmp/$map" "$tmp/boot/System.map-$release"
+rm -rf "$tmp/usr/lib/debug"
 # The flavour's Makefile includes the common one by its absolute /usr/src
 # path; point it at the unpacked copy instead.
 headers=$tmp/usr/src/linux-headers-$release

@@ -1,0 +1,227 @@
+#include "cli/kernel_commands.h"
+
+#include <chrono>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <thread>
+
+#include "common/error.h"
+#include "kernel/kernel_build.h"
+#include "kernel/kernel_transition.h"
+#include "kernel/livepatch_module.h"
+#include "kernel/livepatch_sysfs.h"
+#include "kernel/manifest.h"
+#include "kernel/run_pre_check.h"
+
+namespace graft::cli {
+
+using nlohmann::json;
+using namespace graft::kernel;
+
+namespace {
+
+json pending_json(const std::vector<PendingTask>& tasks) {
+  json out = json::array();
+  for (const auto& t : tasks)
+    out.push_back({{"pid", t.pid}, {"tid", t.tid}, {"comm", t.comm}, {"patch_state", t.patch_state}, {"stack", t.stack}});
+  return out;
+}
+
+void print_pending(const char* what, const std::vector<PendingTask>& tasks) {
+  std::fprintf(stderr, "%s: %zu task(s) not yet switched:\n", what, tasks.size());
+  for (const auto& t : tasks) {
+    std::fprintf(stderr, "  pid %d tid %d (%s)\n", t.pid, t.tid, t.comm.c_str());
+    for (const auto& frame : t.stack) std::fprintf(stderr, "      %s\n", frame.c_str());
+  }
+}
+
+// Prints the transition's events (text mode) and returns its result.
+TransitionResult transition(const LivepatchSysfs& sysfs, const std::string& name, bool patching,
+                            const KernelTransitionArgs& a) {
+  TransitionOptions o{a.timeout_s, a.report_after_s, a.force};
+  const char* verb = patching ? "patching" : "unpatching";
+  return follow_transition(sysfs, name, patching, o, [&](const TransitionEvent& e) {
+    if (a.json) return;
+    switch (e.kind) {
+      case TransitionEvent::Kind::Progress:
+        std::fprintf(stderr, "%s %s: %.1f s, %zu task(s) pending\n", name.c_str(), verb, e.elapsed_s, e.pending.size());
+        break;
+      case TransitionEvent::Kind::Pending:
+        print_pending(fmt::format("{} {} after {:.1f} s", name, verb, e.elapsed_s).c_str(), e.pending);
+        break;
+      case TransitionEvent::Kind::Forcing:
+        std::fprintf(stderr,
+                     "graft: warning: forcing the transition of %s: %zu task(s) are switched without "
+                     "checking their stacks, which may run old and new code together; the module of a "
+                     "forced patch can never be unloaded\n",
+                     name.c_str(), e.pending.size());
+        break;
+      case TransitionEvent::Kind::Reversing:
+        print_pending(fmt::format("{} timed out after {:.1f} s; reversing the transition", name, e.elapsed_s).c_str(),
+                      e.pending);
+        break;
+    }
+  });
+}
+
+json transition_json(const TransitionResult& r) {
+  return {{"outcome", outcome_name(r.outcome)}, {"seconds", r.seconds}, {"pending_at_report", pending_json(r.pending_at_report)}};
+}
+
+}  // namespace
+
+int kernel_build(const KernelBuildArgs& a) {
+  if (a.release.empty()) throw Error("build --kernel needs --kernel-release RELEASE (uname -r of the target)");
+  if (a.source.empty()) throw Error("build --kernel needs --from-source FILE.c");
+  if (a.output.empty()) throw Error("build --kernel needs -o NAME.ko");
+  auto t0 = std::chrono::steady_clock::now();
+  KernelBuildOptions o{a.source, a.output, a.name, a.release, {}, a.replace, a.keep_work};
+  KernelBuildResult r = build_kernel_patch(o, [&](const std::string& line) {
+    if (!a.json) std::fprintf(stderr, "graft: %s\n", line.c_str());
+  });
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (a.json) {
+    json fns = json::array();
+    for (const auto& f : r.manifest.functions)
+      fns.push_back({{"name", f.name}, {"sympos", f.sympos}, {"address", f.address}, {"size", f.size}});
+    json j = {{"module", r.module_path}, {"name", r.manifest.name}, {"release", r.manifest.release},
+              {"replace", r.manifest.replace}, {"functions", fns}, {"livepatch_symbols", r.manifest.livepatch_symbols},
+              {"livepatch_relocations", r.conversion.relocations_moved}, {"seconds", seconds}};
+    std::printf("%s\n", j.dump(2).c_str());
+  } else {
+    std::printf("built %s: livepatch %s for %s, %zu function(s), %zu livepatch symbol(s)%s (%.1f s)\n",
+                r.module_path.c_str(), r.manifest.name.c_str(), r.manifest.release.c_str(),
+                r.manifest.functions.size(), r.manifest.livepatch_symbols.size(),
+                r.manifest.replace ? ", cumulative" : "", seconds);
+  }
+  return 0;
+}
+
+int kernel_apply(const std::string& module, const KernelTransitionArgs& a) {
+  KernelPatchManifest m = read_module_manifest(module);
+  LivepatchSysfs sysfs;
+  if (!sysfs.available()) throw Error("this kernel has no livepatch support (/sys/kernel/livepatch is missing)");
+  if (sysfs.read(m.name)) throw Error(fmt::format("patch {} is already applied (graft revert --kernel {})", m.name, m.name));
+  RunPreReport pre = run_pre_check(m, RunningKernel::current());
+  if (!a.json)
+    for (const auto& f : pre.functions)
+      std::fprintf(stderr,
+                   "run-pre check: %s at %#lx matches the image (%zu bytes compared, %zu rewritten at boot, "
+                   "%zu relocated addresses)\n",
+                   f.name.c_str(), (unsigned long)f.address, f.bytes_compared, f.bytes_masked, f.relocated_fields);
+  auto before = sysfs.names();
+  load_module(module, m.name);
+  if (!a.json) std::fprintf(stderr, "loaded %s; patching\n", m.name.c_str());
+  TransitionResult r = transition(sysfs, m.name, true, a);
+  std::vector<std::string> replaced, kept_loaded;
+  if (r.outcome == TransitionOutcome::Completed || r.outcome == TransitionOutcome::Forced) {
+    if (m.replace) {
+      // Atomic replace frees the patches it replaced; their modules stay
+      // loaded until removed.
+      std::set<std::string> now;
+      for (auto& n : sysfs.names()) now.insert(n);
+      for (auto& n : before)
+        if (!now.count(n)) {
+          replaced.push_back(n);
+          std::string why;
+          if (!unload_module(n, &why)) kept_loaded.push_back(n + ": " + why);
+        }
+    }
+  } else {
+    std::string why;
+    if (r.outcome == TransitionOutcome::Reversed && !unload_module(m.name, &why))
+      kept_loaded.push_back(m.name + ": " + why);
+  }
+  if (a.json) {
+    json fns = json::array();
+    for (const auto& f : pre.functions)
+      fns.push_back({{"name", f.name}, {"address", f.address}, {"bytes_compared", f.bytes_compared}});
+    json j = {{"name", m.name}, {"release", m.release}, {"kaslr_offset", pre.kaslr_offset}, {"functions", fns},
+              {"transition", transition_json(r)}, {"replaced", replaced}, {"not_unloaded", kept_loaded}};
+    std::printf("%s\n", j.dump(2).c_str());
+  }
+  for (auto& k : kept_loaded) std::fprintf(stderr, "graft: warning: module not unloaded: %s\n", k.c_str());
+  switch (r.outcome) {
+    case TransitionOutcome::Completed:
+    case TransitionOutcome::Forced:
+      if (!a.json) {
+        std::printf("applied %s to kernel %s: %zu function(s), transition %s in %.2f s\n", m.name.c_str(),
+                    m.release.c_str(), m.functions.size(), outcome_name(r.outcome), r.seconds);
+        for (auto& n : replaced) std::printf("replaced %s\n", n.c_str());
+      }
+      return 0;
+    case TransitionOutcome::Reversed:
+      if (!a.json)
+        std::printf("not applied: %s did not complete its transition within %.0f s and was reversed\n",
+                    m.name.c_str(), a.timeout_s);
+      return kExitTransitionReversed;
+    case TransitionOutcome::ReverseIncomplete:
+      throw Error(fmt::format("patch {}: the transition and its reversal both timed out; it is still in "
+                              "transition (see /sys/kernel/livepatch/{})",
+                              m.name, m.name));
+  }
+  return 2;
+}
+
+int kernel_revert(const std::string& name, const KernelTransitionArgs& a) {
+  if (!valid_livepatch_name(name)) throw Error(fmt::format("'{}' is not a livepatch name", name));
+  LivepatchSysfs sysfs;
+  auto s = sysfs.read(name);
+  if (!s) throw Error(fmt::format("no kernel patch {} is applied (graft list --kernel)", name));
+  if (s->in_transition)
+    throw Error(fmt::format("patch {} is in transition; wait for it to end", name));
+  TransitionResult r;
+  if (s->enabled) {
+    sysfs.set_enabled(name, false);
+    if (!a.json) std::fprintf(stderr, "disabling %s; unpatching\n", name.c_str());
+    r = transition(sysfs, name, false, a);
+  }
+  std::string why;
+  bool unloaded = false;
+  if (r.outcome == TransitionOutcome::Completed || r.outcome == TransitionOutcome::Forced) {
+    // The patch is freed asynchronously after its transition: retry briefly.
+    for (int i = 0; i < 100 && !(unloaded = unload_module(name, &why)); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  if (a.json) {
+    json j = {{"name", name}, {"transition", transition_json(r)}, {"unloaded", unloaded}};
+    if (!unloaded) j["not_unloaded"] = why;
+    std::printf("%s\n", j.dump(2).c_str());
+  }
+  if (r.outcome == TransitionOutcome::Reversed) {
+    if (!a.json) std::printf("not reverted: %s stays applied (the unpatching transition was reversed)\n", name.c_str());
+    return kExitTransitionReversed;
+  }
+  if (r.outcome == TransitionOutcome::ReverseIncomplete)
+    throw Error(fmt::format("patch {}: unpatching and its reversal both timed out", name));
+  if (!a.json) {
+    std::printf("reverted %s in %.2f s\n", name.c_str(), r.seconds);
+    if (!unloaded) std::fprintf(stderr, "graft: warning: module %s not unloaded: %s\n", name.c_str(), why.c_str());
+  }
+  return 0;
+}
+
+int kernel_list(bool json_out) {
+  LivepatchSysfs sysfs;
+  if (!sysfs.available()) throw Error("this kernel has no livepatch support (/sys/kernel/livepatch is missing)");
+  json out = json::array();
+  for (const auto& n : sysfs.names()) {
+    auto s = sysfs.read(n);
+    if (!s) continue;
+    json fns = json::array();
+    std::string text;
+    for (const auto& f : s->functions) {
+      fns.push_back({{"object", f.object}, {"function", f.name}, {"sympos", f.sympos}});
+      text += (text.empty() ? "" : " ") + f.object + ":" + f.name;
+    }
+    out.push_back({{"name", s->name}, {"enabled", s->enabled}, {"transition", s->in_transition}, {"functions", fns}});
+    if (!json_out)
+      std::printf("%s %s%s %s\n", s->name.c_str(), s->enabled ? "enabled" : "disabled",
+                  s->in_transition ? " (in transition)" : "", text.c_str());
+  }
+  if (json_out) std::printf("%s\n", out.dump(2).c_str());
+  return 0;
+}
+
+}  // namespace graft::cli
