@@ -42,7 +42,7 @@ TransitionResult transition(const LivepatchSysfs& sysfs, const std::string& name
   TransitionOptions o{a.timeout_s, a.report_after_s, a.force};
   const char* verb = patching ? "patching" : "unpatching";
   return follow_transition(sysfs, name, patching, o, [&](const TransitionEvent& e) {
-    if (a.json) return;
+    if (a.json && e.kind != TransitionEvent::Kind::Forcing) return;
     switch (e.kind) {
       case TransitionEvent::Kind::Progress:
         std::fprintf(stderr, "%s %s: %.1f s, %zu task(s) pending\n", name.c_str(), verb, e.elapsed_s, e.pending.size());
@@ -63,6 +63,16 @@ TransitionResult transition(const LivepatchSysfs& sysfs, const std::string& name
         break;
     }
   });
+}
+
+// A disabled patch is freed asynchronously after its transition; its
+// module cannot go before that. Retries for up to 5 s.
+bool unload_module_when_free(const std::string& name, std::string* why) {
+  for (int i = 0; i < 100; ++i) {
+    if (unload_module(name, why)) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return false;
 }
 
 json transition_json(const TransitionResult& r) {
@@ -117,20 +127,19 @@ int kernel_apply(const std::string& module, const KernelTransitionArgs& a) {
   std::vector<std::string> replaced, kept_loaded;
   if (r.outcome == TransitionOutcome::Completed || r.outcome == TransitionOutcome::Forced) {
     if (m.replace) {
-      // Atomic replace frees the patches it replaced; their modules stay
-      // loaded until removed.
-      std::set<std::string> now;
-      for (auto& n : sysfs.names()) now.insert(n);
-      for (auto& n : before)
-        if (!now.count(n)) {
-          replaced.push_back(n);
-          std::string why;
-          if (!unload_module(n, &why)) kept_loaded.push_back(n + ": " + why);
-        }
+      // Atomic replace disables the patches it replaced and frees them
+      // asynchronously; their modules stay loaded until removed.
+      for (auto& n : before) {
+        auto s = sysfs.read(n);
+        if (s && s->enabled) continue;
+        replaced.push_back(n);
+        std::string why;
+        if (!unload_module_when_free(n, &why)) kept_loaded.push_back(n + ": " + why);
+      }
     }
   } else {
     std::string why;
-    if (r.outcome == TransitionOutcome::Reversed && !unload_module(m.name, &why))
+    if (r.outcome == TransitionOutcome::Reversed && !unload_module_when_free(m.name, &why))
       kept_loaded.push_back(m.name + ": " + why);
   }
   if (a.json) {
@@ -179,11 +188,8 @@ int kernel_revert(const std::string& name, const KernelTransitionArgs& a) {
   }
   std::string why;
   bool unloaded = false;
-  if (r.outcome == TransitionOutcome::Completed || r.outcome == TransitionOutcome::Forced) {
-    // The patch is freed asynchronously after its transition: retry briefly.
-    for (int i = 0; i < 100 && !(unloaded = unload_module(name, &why)); ++i)
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
+  if (r.outcome == TransitionOutcome::Completed || r.outcome == TransitionOutcome::Forced)
+    unloaded = unload_module_when_free(name, &why);
   if (a.json) {
     json j = {{"name", name}, {"transition", transition_json(r)}, {"unloaded", unloaded}};
     if (!unloaded) j["not_unloaded"] = why;
