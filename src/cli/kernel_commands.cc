@@ -6,13 +6,18 @@
 #include <set>
 #include <thread>
 
+#include "cli/commands.h"
 #include "common/error.h"
+#include "common/file.h"
+#include "common/hash.h"
 #include "kernel/kernel_build.h"
 #include "kernel/kernel_transition.h"
 #include "kernel/livepatch_module.h"
 #include "kernel/livepatch_sysfs.h"
 #include "kernel/manifest.h"
 #include "kernel/run_pre_check.h"
+#include "security/audit_log.h"
+#include "security/policy.h"
 
 namespace graft::cli {
 
@@ -108,8 +113,51 @@ int kernel_build(const KernelBuildArgs& a) {
   return 0;
 }
 
+namespace {
+
+int apply_module(const std::string& module, const KernelPatchManifest& m, const KernelTransitionArgs& a,
+                 std::string* outcome);
+
+}  // namespace
+
+// Kernel patches go to the same audit log as process patches (pid 0: the
+// kernel). graft signatures cover graft patch files only: a policy that
+// requires signatures refuses every kernel module.
 int kernel_apply(const std::string& module, const KernelTransitionArgs& a) {
-  KernelPatchManifest m = read_module_manifest(module);
+  Policy policy = load_policy(a.policy);
+  AuditLog audit(policy);
+  AuditEvent e;
+  e.action = "apply";
+  e.patch_file = module;
+  try {
+    e.patch_sha256 = sha256_hex(read_file(module, size_t(64) << 20));
+    KernelPatchManifest m = read_module_manifest(module);
+    e.patch_name = "kernel:" + m.name;
+    if (policy.require_signature) {
+      e.result = "refused";
+      e.reason = "the policy requires signed patches; graft cannot sign kernel modules yet";
+      audit.record(e);
+      std::fprintf(stderr, "graft: refused by policy %s: %s\n", policy.source.c_str(), e.reason.c_str());
+      return kExitRefused;
+    }
+    std::string outcome;
+    int rc = apply_module(module, m, a, &outcome);
+    e.result = rc == 0 ? "ok" : "failed";
+    e.reason = "transition " + outcome;
+    audit.record(e);
+    return rc;
+  } catch (const std::exception& ex) {
+    e.result = "failed";
+    e.reason = ex.what();
+    audit.record(e);
+    throw;
+  }
+}
+
+namespace {
+
+int apply_module(const std::string& module, const KernelPatchManifest& m, const KernelTransitionArgs& a,
+                 std::string* outcome) {
   LivepatchSysfs sysfs;
   if (!sysfs.available()) throw Error("this kernel has no livepatch support (/sys/kernel/livepatch is missing)");
   if (sysfs.read(m.name)) throw Error(fmt::format("patch {} is already applied (graft revert --kernel {})", m.name, m.name));
@@ -151,6 +199,7 @@ int kernel_apply(const std::string& module, const KernelTransitionArgs& a) {
     std::printf("%s\n", j.dump(2).c_str());
   }
   for (auto& k : kept_loaded) std::fprintf(stderr, "graft: warning: module not unloaded: %s\n", k.c_str());
+  *outcome = outcome_name(r.outcome);
   switch (r.outcome) {
     case TransitionOutcome::Completed:
     case TransitionOutcome::Forced:
@@ -173,7 +222,34 @@ int kernel_apply(const std::string& module, const KernelTransitionArgs& a) {
   return 2;
 }
 
+int revert_patch(const std::string& name, const KernelTransitionArgs& a, std::string* outcome);
+
+}  // namespace
+
 int kernel_revert(const std::string& name, const KernelTransitionArgs& a) {
+  Policy policy = load_policy(a.policy);
+  AuditLog audit(policy);
+  AuditEvent e;
+  e.action = "revert";
+  e.patch_name = "kernel:" + name;
+  try {
+    std::string outcome;
+    int rc = revert_patch(name, a, &outcome);
+    e.result = rc == 0 ? "ok" : "failed";
+    e.reason = "transition " + outcome;
+    audit.record(e);
+    return rc;
+  } catch (const std::exception& ex) {
+    e.result = "failed";
+    e.reason = ex.what();
+    audit.record(e);
+    throw;
+  }
+}
+
+namespace {
+
+int revert_patch(const std::string& name, const KernelTransitionArgs& a, std::string* outcome) {
   if (!valid_livepatch_name(name)) throw Error(fmt::format("'{}' is not a livepatch name", name));
   LivepatchSysfs sysfs;
   auto s = sysfs.read(name);
@@ -195,6 +271,7 @@ int kernel_revert(const std::string& name, const KernelTransitionArgs& a) {
     if (!unloaded) j["not_unloaded"] = why;
     std::printf("%s\n", j.dump(2).c_str());
   }
+  *outcome = outcome_name(r.outcome);
   if (r.outcome == TransitionOutcome::Reversed) {
     if (!a.json) std::printf("not reverted: %s stays applied (the unpatching transition was reversed)\n", name.c_str());
     return kExitTransitionReversed;
@@ -207,6 +284,8 @@ int kernel_revert(const std::string& name, const KernelTransitionArgs& a) {
   }
   return 0;
 }
+
+}  // namespace
 
 int kernel_list(bool json_out) {
   LivepatchSysfs sysfs;

@@ -20,6 +20,7 @@ struct KernelTransitionArgs {
   double report_after_s = 2;
   bool force = false;
   bool json = false;
+  std::string policy;  // --policy FILE ("": $GRAFT_POLICY or /etc/graft/policy)
 };
 
 // Exit status when a transition timed out and was reversed.

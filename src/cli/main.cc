@@ -169,7 +169,7 @@ int main(int argc, char** argv) {
     // A kernel transition has no 10 s default: livepatch waits for every task.
     auto kernel_args = [](const TargetArgs& t, const CLI::App* cmd) {
       return KernelTransitionArgs{cmd->get_option("--timeout")->count() ? t.timeout_s : 60, t.report_after_s,
-                                  t.force, t.json};
+                                  t.force, t.json, t.policy};
     };
     if (*build_cmd && build_kernel)
       return kernel_build({b.source, b.output, b.name, kernel_release, b.keep_work, b.replace, b.json});

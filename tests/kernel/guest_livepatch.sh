@@ -9,6 +9,18 @@ orig=$(cat /proc/cmdline)
 has_module() { grep -q "^$1 " /proc/modules; }
 now() { cut -d' ' -f1 /proc/uptime; }
 
+mkdir -p /var/log/graft
+
+step "a policy that requires signatures refuses kernel modules"
+graft keygen -o /tmp/ops >/dev/null || fail "keygen"
+echo '{"require_signature": true, "trusted_keys": ["/tmp/ops.pub"]}' >/tmp/policy
+chmod 644 /tmp/policy
+status=0
+graft apply --kernel cmdline_v1.ko --policy /tmp/policy >out 2>&1 || status=$?
+cat out
+[ $status = 3 ] || fail "policy refusal should exit 3, not $status"
+has_module cmdline_v1 && fail "module loaded despite the policy"
+
 step "run-pre check refuses a module built for other code"
 if graft apply --kernel tampered.ko >out 2>&1; then fail "tampered.ko was applied"; fi
 cat out
@@ -81,4 +93,10 @@ grep -q "warning: forcing the transition of nsleep" err || fail "no warning for 
 grep -q '"outcome": "forced"' out || fail "outcome not forced"
 kill $sleeper
 graft list --kernel | grep -q "^nsleep enabled" || fail "nsleep not enabled after force"
+step "audit log"
+cat /var/log/graft/audit.log | head -3
+grep -q '"action":"apply".*"patch":"kernel:cmdline_v1".*"result":"ok"' /var/log/graft/audit.log ||
+  fail "no audit record of cmdline_v1"
+grep -q '"refused"' /var/log/graft/audit.log || fail "no audit record of the refusal"
+grep -q '"revert"' /var/log/graft/audit.log || fail "no audit record of a revert"
 echo "all kernel checks passed"
