@@ -57,6 +57,7 @@ TransitionResult follow_transition(const LivepatchSysfs& sysfs, const std::strin
       reported = true;
       r.pending_at_report = sysfs.pending_tasks(target);
       on_event({TransitionEvent::Kind::Pending, t, r.pending_at_report});
+      next_progress = t + 1;
     } else if (t >= next_progress) {
       next_progress = t + 1;
       on_event({TransitionEvent::Kind::Progress, t, sysfs.pending_tasks(target)});

@@ -27,6 +27,12 @@ cat out
 grep -q "run-pre check: cmdline_proc_show differs from the code the patch was built for" out || fail "no run-pre reason"
 has_module cmdline_v1 && fail "tampered module loaded"
 
+step "run-pre check accepts absolute addresses moved by KASLR"
+graft apply --kernel quota_warning.ko 2>err || { cat err; fail "apply quota_warning"; }
+cat err
+grep -q "quota_send_warning at .* 3 relocated addresses" err || fail "the relocated addresses were not checked"
+graft revert --kernel quota_warning || fail "revert quota_warning"
+
 step "apply cmdline_v1"
 graft apply --kernel cmdline_v1.ko || fail "apply cmdline_v1"
 [ "$(cat /proc/cmdline)" = "graft-v1 $orig" ] || fail "v1 not visible: $(cat /proc/cmdline)"
