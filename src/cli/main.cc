@@ -171,8 +171,14 @@ int main(int argc, char** argv) {
       return KernelTransitionArgs{cmd->get_option("--timeout")->count() ? t.timeout_s : 60, t.report_after_s,
                                   t.force, t.json, t.policy};
     };
-    if (*build_cmd && build_kernel)
+    if (*build_cmd && build_kernel) {
+      if (!b.diff.empty() || !b.target.empty())
+        throw graft::Error("build --kernel takes --from-source and --kernel-release (--from-diff is not "
+                           "supported for the kernel yet; --target is for processes)");
       return kernel_build({b.source, b.output, b.name, kernel_release, b.keep_work, b.replace, b.json});
+    }
+    if ((apply_kernel && (at.pid || at.all)) || (revert_kernel && (rt.pid || rt.all)))
+      throw graft::Error("--kernel patches the running kernel: no --pid or --all");
     if (*apply_cmd && apply_kernel) return kernel_apply(apply_file, kernel_args(at, apply_cmd));
     if (*revert_cmd && revert_kernel) return kernel_revert(which, kernel_args(rt, revert_cmd));
     if (*list_cmd && list_kernel) return kernel_list(list_json);
