@@ -32,12 +32,6 @@ int main(int argc, char** argv) {
   }
   // Invoked as graft-cc / graft-c++ by a build that graft runs (--from-diff).
   if (int rc = graft::maybe_run_compiler_wrapper(argc, argv); rc >= 0) return rc;
-  // Operations on live processes run at real-time priority from the start
-  // (see realtime_priority.h); building a patch does not.
-  std::optional<graft::RealtimePriority> priority;
-  if (argc > 1 && (std::string(argv[1]) == "apply" || std::string(argv[1]) == "revert" ||
-                   std::string(argv[1]) == "recover"))
-    priority.emplace();
   CLI::App app{"graft: live patching for running Linux processes"};
   app.set_version_flag("--version", GRAFT_VERSION);
   app.require_subcommand(1);
@@ -155,6 +149,12 @@ int main(int argc, char** argv) {
     return app.exit(e) == 0 ? 0 : 2;
   }
 
+  // The stop model's operations run at real-time priority from the start
+  // (see realtime_priority.h); the per-thread models must not (they would
+  // take a core from the target's threads), nor does building a patch.
+  std::optional<graft::RealtimePriority> priority;
+  if ((*apply_cmd && model == "stop") || (*revert_cmd && revert_model == "stop") || *recover_cmd)
+    priority.emplace();
   try {
     if (*build_cmd) {
       if (b.diff.empty() == b.source.empty())

@@ -104,7 +104,9 @@ OperationResult revert_here(const std::string& which, pid_t pid, const Operation
     if (plan) {
       // A revert that turns back leaves the patch applied: post_patch
       // undoes what pre_unpatch did, as in the kernel.
-      revert_per_thread(tracer, memory, maps, rec, *plan, options, result, post_unpatch,
+      OperationOptions per_thread = options;
+      per_thread.model = result.model;  // the record's model if none was asked
+      revert_per_thread(tracer, memory, maps, rec, *plan, per_thread, result, post_unpatch,
                         [&] { callback(Callback::Kind::PostPatch, " (the patch stays applied)"); });
     } else {
       SwitchResult s;
