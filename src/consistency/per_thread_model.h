@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "common/error.h"
+#include "consistency/model.h"
 #include "consistency/switch_plan.h"
 #include "consistency/transition_area.h"
 #include "loader/patch_record.h"
@@ -39,8 +40,6 @@
 #include "process/tracer.h"
 
 namespace graft {
-
-enum class PerThreadKind { Lazy, Hybrid };
 
 struct TransitionPlan {
   std::vector<SiteWrite> to_gates;  // what is at each site now -> jmp gate
@@ -74,10 +73,12 @@ struct TransitionPlan {
 };
 
 struct TransitionOptions {
-  PerThreadKind kind = PerThreadKind::Hybrid;
+  Model kind = Model::hybrid;  // hybrid or lazy
   bool force = false;
   double timeout_s = 10;
   double report_after_s = 2;
+  // Progress lines for the operator (threads moved, threads pending).
+  std::function<void(const std::string&)> progress;
   std::string label;  // "pid 42" in progress lines
   // Called with the record state at each step (Applying, Active, Unapplying).
   std::function<void(RecordState)> set_state;

@@ -16,10 +16,13 @@
 #include "common/clock.h"
 #include "common/error.h"
 #include "common/fault_point.h"
+#include "common/interrupt.h"
 #include "common/realtime_priority.h"
 #include "consistency/per_thread_model.h"
 #include "consistency/stop_model.h"
 #include "loader/callbacks.h"
+#include "loader/footprint.h"
+#include "process/proc_status.h"
 #include "loader/per_thread.h"
 #include "loader/quiescent_runtime.h"
 #include "loader/ifunc.h"
@@ -62,8 +65,8 @@ class ApplyJob {
     refuse_if_in_transition(records_, pid_, memory_);
     if (patch_.cumulative) choose_replaced();
 
-    per_thread_ = options_.model != "stop";
-    record_.model = options_.model;
+    record_.model = options_.model.value_or(kDefaultModel);
+    per_thread_ = per_thread(record_.model);
     if (per_thread_ && patch_.cumulative && options_.force)
       fail("process {}: --force cannot switch a cumulative patch: a thread moved unchecked could still "
            "be running the code of a patch it replaces, which is unmapped when the transition ends",
@@ -88,6 +91,7 @@ class ApplyJob {
       Bytes gates;
       if (per_thread_) gates = plan_gates();
       if (switch_gates_) gates = plan_switch_gates();
+      throw_if_interrupted("before the patch region was created");
       create_region(tracer, memory_, maps_, layout_, patch_.id());
       fault_point("region-created");
       tracer.resume_all();
@@ -643,9 +647,10 @@ class ApplyJob {
     record_transition(t, result_);
     if (!t.completed) {
       result_.rolled_back = true;
-      fail("{}; rolled back: every thread runs the old code again", t.reason);
+      fail(interrupt_signal() ? ErrorCode::interrupted : ErrorCode::busy,
+           "{}; rolled back: every thread runs the old code again", t.reason);
     }
-    warn_forced(pid_, t.forced, "new");
+    warn_forced(options_, pid_, t.forced, "new");
     if (!replaced_.empty()) settle_replace();
   }
 
@@ -722,28 +727,41 @@ OperationResult apply_patch(const Patch& patch, pid_t pid, const OperationOption
   result.pid = pid;
   result.patch_id = patch.id();
   result.patch_name = patch.name;
-  result.model = options.model;
+  result.model = options.model.value_or(kDefaultModel);
   result.patch_sha256 = patch.sha256;
   auto start = Clock::now();
+  std::optional<Footprint> before;
+  try {
+    check_process_changeable(pid);
+    before = read_footprint(pid);
+  } catch (const Error& e) {
+    result.error = e.what();
+    result.error_code = e.code();
+    result.total_ms = ms_since(start);
+    return result;
+  }
   // Real-time priority shortens a global stop; the per-thread models have
   // none, and graft holding a core at SCHED_FIFO would delay the target's
   // threads instead.
   try {
     run_tracing_thread([&] {
       std::optional<RealtimePriority> priority;
-      if (options.model == "stop") priority.emplace();
+      if (!per_thread(result.model)) priority.emplace();
       try {
         ProcessLock lock(pid, options.timeout_s);
         ApplyJob(patch, pid, options, result).run();
         result.ok = true;
       } catch (const TransitionStuck& e) {
         result.error = e.what();
+        result.error_code = e.code();
         result.left_in_transition = true;
       }
     });
   } catch (const std::exception& e) {
     result.error = e.what();
+    result.error_code = error_code_of(e);
   }
+  if (!result.ok && !result.left_in_transition) verify_unchanged(pid, before, result.unchanged, result.left);
   result.total_ms = ms_since(start);
   return result;
 }

@@ -61,6 +61,6 @@ TransitionOptions transition_options(const OperationOptions& options, const Proc
 
 // The warning of --force, as the kernel gives it, if threads were moved
 // unchecked (to the `code' code: "new" or "old").
-void warn_forced(pid_t pid, size_t forced, const char* code);
+void warn_forced(const OperationOptions& options, pid_t pid, size_t forced, const char* code);
 
 }  // namespace graft

@@ -9,6 +9,7 @@
 #include "common/realtime_priority.h"
 #include "common/file.h"
 #include "loader/callbacks.h"
+#include "loader/footprint.h"
 #include "loader/loaded_objects.h"
 #include "loader/operations.h"
 #include "loader/per_thread.h"
@@ -28,7 +29,7 @@ const PatchRecord& find_record(const std::vector<PatchRecord>& records, const st
   std::vector<const PatchRecord*> found;
   for (const auto& r : records)
     if (r.matches(which)) found.push_back(&r);
-  if (found.empty()) fail("process {} has no patch `{}' applied", pid, which);
+  if (found.empty()) fail(ErrorCode::not_found, "process {} has no patch `{}' applied", pid, which);
   if (found.size() > 1) fail("process {}: `{}' names several patches; give the patch id", pid, which);
   return *found[0];
 }
@@ -75,16 +76,16 @@ OperationResult revert_here(const std::string& which, pid_t pid, const Operation
     result.patch_sha256 = rec.sha256;
 
     // As asked, else the model the patch was applied with.
-    bool asked = !options.model.empty();
-    result.model = asked ? options.model : rec.model;
+    bool asked = options.model.has_value();
+    result.model = options.model.value_or(rec.model);
     std::optional<TransitionPlan> plan;  // outlives the tracer, whose breakpoint handler reads it
-    if (result.model != "stop") {
+    if (per_thread(result.model)) {
       try {
         plan = reverse_transition_plan(memory, maps, scan.records, rec);
       } catch (const Error& e) {
         if (asked) throw;
         result.notes.push_back(fmt::format("reverted with the stop model: {}", e.what()));
-        result.model = "stop";
+        result.model = Model::stop;
       }
     }
     if (!plan) priority.emplace();
@@ -126,9 +127,11 @@ OperationResult revert_here(const std::string& which, pid_t pid, const Operation
     result.ok = true;
   } catch (const TransitionStuck& e) {
     result.error = e.what();
+    result.error_code = e.code();
     result.left_in_transition = true;
   } catch (const std::exception& e) {
     result.error = e.what();
+    result.error_code = error_code_of(e);
   }
   result.total_ms = ms_since(start);
   return result;
@@ -139,11 +142,16 @@ OperationResult revert_here(const std::string& which, pid_t pid, const Operation
 OperationResult revert_patch(const std::string& which, pid_t pid, const OperationOptions& options) {
   OperationResult result;
   result.pid = pid;
+  std::optional<Footprint> before;
   try {
+    check_process_changeable(pid);
+    before = read_footprint(pid);
     run_tracing_thread([&] { result = revert_here(which, pid, options); });
   } catch (const std::exception& e) {
     result.error = e.what();
+    result.error_code = error_code_of(e);
   }
+  if (!result.ok && !result.left_in_transition) verify_unchanged(pid, before, result.unchanged, result.left);
   return result;
 }
 

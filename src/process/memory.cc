@@ -7,13 +7,25 @@
 #include <cerrno>
 
 #include "common/error.h"
+#include "process/proc_status.h"
 
 namespace graft {
 
 ProcessMemory::ProcessMemory(pid_t pid) : pid_(pid) {
   fd_ = open(fmt::format("/proc/{}/mem", pid).c_str(), O_RDWR | O_CLOEXEC);
-  if (fd_ < 0 && errno == ENOENT) fail("process {} does not exist", pid);
-  if (fd_ < 0) fail("process {}: cannot open its memory: {}", pid, errno_text(errno));
+  int err = errno;
+  if (fd_ < 0 && err == ENOENT) fail(ErrorCode::no_such_process, "process {} does not exist", pid);
+  if (fd_ < 0 && (err == EACCES || err == EPERM))
+    fail(ErrorCode::permission_denied,
+         "process {}: permission denied opening its memory (graft runs as uid {}: it needs root, or "
+         "the process's own uid and ptrace allowed by /proc/sys/kernel/yama/ptrace_scope)",
+         pid, geteuid());
+  if (fd_ < 0 && err == ESRCH) {
+    // /proc/PID exists but has no memory: a kernel thread or a zombie.
+    check_process_changeable(pid);
+    fail(ErrorCode::no_such_process, "process {} has exited", pid);
+  }
+  if (fd_ < 0) fail("process {}: cannot open its memory: {}", pid, errno_text(err));
 }
 
 ProcessMemory::~ProcessMemory() {

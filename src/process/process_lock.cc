@@ -12,6 +12,7 @@
 
 #include "common/clock.h"
 #include "common/error.h"
+#include "common/interrupt.h"
 
 namespace graft {
 
@@ -58,10 +59,15 @@ ProcessLock::ProcessLock(pid_t pid, double timeout_s) {
       close(fd_);
       fail("{}: {}", path, errno_text(err));
     }
+    if (int sig = interrupt_signal()) {
+      close(fd_);
+      fail(ErrorCode::interrupted, "interrupted by {} while waiting for the lock of process {}",
+           signal_name(sig), pid);
+    }
     if (ms_since(start) > timeout_s * 1000) {
       std::string who = holder(fd_);
       close(fd_);
-      fail("process {} is being changed by {} (lock {}); gave up after {:.0f} s", pid, who, path,
+      fail(ErrorCode::locked, "process {} is being changed by {} (lock {}); gave up after {:.0f} s", pid, who, path,
            timeout_s);
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
