@@ -8,7 +8,8 @@
 #include <set>
 
 #include "builder/patch_builder.h"
-#include "builder/target_symbols.h"
+#include "linker/object_linker.h"
+#include "linker/target_symbols.h"
 #include "builder/work_tree.h"
 #include "common/error.h"
 #include "differ/change_reasons.h"

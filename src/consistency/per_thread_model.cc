@@ -85,7 +85,7 @@ class Transition {
     adopt_new_threads();
     // A revert is marked before anything changes: a graft that dies from
     // here on leaves a revert that the next one completes (recovery.h).
-    if (to == Universe::Old) options_.set_state(RecordState::Unapplying);
+    if (to == Universe::Old) options_.set_state(TransitionPhase::unapplying);
     auto start = Clock::now();
     try {
       guard_traps(true);
@@ -103,11 +103,11 @@ class Transition {
         throw;
       }
     } catch (const Error&) {
-      if (to == Universe::Old && process_alive(tracer_.pid())) options_.set_state(RecordState::Active);
+      if (to == Universe::Old && process_alive(tracer_.pid())) options_.set_state(TransitionPhase::applied);
       throw;
     }
     gates_live_ = true;
-    if (to == Universe::New) options_.set_state(RecordState::Applying);
+    if (to == Universe::New) options_.set_state(TransitionPhase::applying);
     arm_quiescent(true);
     try {
       std::string why = move_all(to, busy_for(to), options_.kind, options_.force);
@@ -632,7 +632,7 @@ class Transition {
     // on to the new code even once a later transition of this area (a
     // revert) clears the table.
     area_.set_goal(Universe::New);
-    options_.set_state(RecordState::Active);
+    options_.set_state(TransitionPhase::applied);
   }
 
   // Reverses: every thread goes back where it came from with the same stack
@@ -640,7 +640,7 @@ class Transition {
   // are as before the transition.
   void turn_around() {
     Universe back = from_;
-    if (back == Universe::Old) options_.set_state(RecordState::Unapplying);
+    if (back == Universe::Old) options_.set_state(TransitionPhase::unapplying);
     // Threads in no entry are in the goal universe: they get an entry saying
     // so before the goal flips.
     area_.refresh();

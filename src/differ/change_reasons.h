@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "builder/unified_diff.h"
+#include "differ/unified_diff.h"
 #include "differ/dwarf_facts.h"
 
 namespace graft {

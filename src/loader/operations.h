@@ -15,6 +15,7 @@
 #include "consistency/model.h"
 #include "loader/patch_record.h"
 #include "patch/patch.h"
+#include "process/process_list.h"
 
 namespace graft {
 
@@ -84,8 +85,6 @@ ProcessPatches list_patches(pid_t pid);
 
 // Every process (but graft) that maps an object with this build-id.
 std::vector<pid_t> processes_mapping(const std::string& build_id);
-// Every process but graft itself, by pid.
-std::vector<pid_t> all_processes();
 // Every process that holds a graft region.
 std::vector<pid_t> processes_with_patches();
 // Repairs first, if an interrupted graft left something in the process;

@@ -57,7 +57,7 @@ TransitionPlan reverse_transition_plan(const ProcessMemory& memory, const std::v
     const FunctionRecord* below = newest_redirect(records, f.address, &rec);
     Bytes old = below ? below->redirect : f.original;
     // Put back to its original by a cumulative transition whose graft died
-    // before it settled the record (apply.cc, settle_replace).
+    // before it settled the record (apply_patch.cc, settle_replace).
     if (f.restores) {
       if (now == old) continue;
       fail("process {}: patch {} put `{}' back to its original code over a patch still listed; revert "
@@ -149,6 +149,15 @@ void settle_replace(const ProcessMemory& memory, PatchRecord& rec) {
 
 bool unsettled(const PatchRecord& rec) { return rec.state == RecordState::Active && !rec.settled; }
 
+RecordState record_state(TransitionPhase phase) {
+  switch (phase) {
+    case TransitionPhase::applying: return RecordState::Applying;
+    case TransitionPhase::unapplying: return RecordState::Unapplying;
+    case TransitionPhase::applied: return RecordState::Active;
+  }
+  return RecordState::Active;
+}
+
 void record_transition(const TransitionResult& t, OperationResult& result) {
   result.threads = t.threads;
   result.transition_ms = t.transition_ms;
@@ -170,7 +179,7 @@ TransitionOptions transition_options(const OperationOptions& options, const Proc
   o.report_after_s = options.report_after_s;
   o.label = fmt::format("pid {}", memory.pid());
   o.progress = options.progress;
-  o.set_state = [&memory, &rec](RecordState s) { write_record_state(memory, rec, s); };
+  o.set_state = [&memory, &rec](TransitionPhase p) { write_record_state(memory, rec, record_state(p)); };
   return o;
 }
 

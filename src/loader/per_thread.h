@@ -51,6 +51,9 @@ void settle_replace(const ProcessMemory& memory, PatchRecord& rec);
 // record settle_replace() has not settled yet.
 bool unsettled(const PatchRecord& rec);
 
+// The record state of a transition's phase.
+RecordState record_state(TransitionPhase phase);
+
 // The transition's figures in an operation's result.
 void record_transition(const TransitionResult& t, OperationResult& result);
 

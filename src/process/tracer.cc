@@ -22,6 +22,7 @@
 #include "common/fault_point.h"
 #include "common/file.h"
 #include "process/proc_status.h"
+#include "common/unique_resource.h"
 #include "process/tracing_thread.h"
 
 namespace graft {
@@ -74,14 +75,13 @@ bool alarm_interrupts_waits() {
 
 std::vector<pid_t> list_threads(pid_t pid) {
   std::vector<pid_t> out;
-  DIR* d = opendir(fmt::format("/proc/{}/task", pid).c_str());
+  UniqueDir d(opendir(fmt::format("/proc/{}/task", pid).c_str()));
   if (!d) return out;
-  while (dirent* e = readdir(d)) {
+  while (dirent* e = readdir(d.get())) {
     char* end;
     long tid = std::strtol(e->d_name, &end, 10);
     if (*end == 0 && tid > 0) out.push_back(static_cast<pid_t>(tid));
   }
-  closedir(d);
   return out;
 }
 

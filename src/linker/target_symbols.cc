@@ -1,4 +1,4 @@
-#include "builder/target_symbols.h"
+#include "linker/target_symbols.h"
 
 #include <elf.h>
 

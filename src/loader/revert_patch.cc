@@ -1,9 +1,5 @@
-// graft revert and graft list.
-#include <dirent.h>
-#include <unistd.h>
-
-#include <algorithm>
-
+// graft revert: drives the removal of one patch from a process (under a
+// per-thread transition, the stop model, or the apply in progress).
 #include "common/clock.h"
 #include "common/error.h"
 #include "common/realtime_priority.h"
@@ -14,8 +10,8 @@
 #include "loader/operations.h"
 #include "loader/per_thread.h"
 #include "loader/recovery.h"
-#include "loader/transition_revert.h"
-#include "loader/unload.h"
+#include "loader/revert_during_transition.h"
+#include "loader/revert_under_stop.h"
 #include "process/proc_status.h"
 #include "process/process_lock.h"
 #include "process/tracing_thread.h"
@@ -153,85 +149,6 @@ OperationResult revert_patch(const std::string& which, pid_t pid, const Operatio
   }
   if (!result.ok && !result.left_in_transition) verify_unchanged(pid, before, result.unchanged, result.left);
   return result;
-}
-
-std::vector<pid_t> all_processes() {
-  std::vector<pid_t> out;
-  DIR* d = opendir("/proc");
-  if (!d) return out;
-  while (dirent* e = readdir(d)) {
-    char* end;
-    long pid = std::strtol(e->d_name, &end, 10);
-    if (*end == 0 && pid > 0 && pid != getpid()) out.push_back(static_cast<pid_t>(pid));
-  }
-  closedir(d);
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
-
-ProcessPatches list_patches(pid_t pid) {
-  ProcessPatches out;
-  out.pid = pid;
-  try {
-    out.command = read_text_file(fmt::format("/proc/{}/comm", pid));
-    if (!out.command.empty() && out.command.back() == '\n') out.command.pop_back();
-  } catch (const Error&) {
-  }
-  auto maps = read_maps(pid);
-  ProcessMemory memory(pid);
-  auto scan = read_records(pid, maps, memory);
-  out.patches = std::move(scan.records);
-  out.runtime = std::move(scan.runtime);
-  out.problems = std::move(scan.problems);
-  for (const auto& r : out.patches)
-    if (r.in_transition()) out.transitions[r.id] = read_transition_status(memory, r);
-  for (const auto& r : out.patches) {
-    size_t n = 0;
-    for (const auto& f : r.functions) {
-      Bytes now(f.redirect.size());
-      if (!f.restores && memory.try_read({f.site}, now.data(), now.size()) && now == f.redirect) ++n;
-    }
-    out.redirected.push_back(n);
-  }
-  out.traced = tracer_pid(pid, pid) > 0;
-  return out;
-}
-
-void recover_before(pid_t pid, const OperationOptions& options, OperationResult& result) {
-  if (!needs_recovery(pid)) return;
-  RecoveryResult r = recover_process(pid, options);
-  if (!r.ok) fail("{}; it holds what an interrupted graft left, and repairing it failed", r.error);
-  result.recovered = std::move(r.actions);
-}
-
-std::vector<pid_t> processes_mapping(const std::string& build_id) {
-  std::vector<pid_t> out;
-  BuildIdCache cache;
-  for (pid_t pid : all_processes()) {
-    try {
-      if (maps_build_id(pid, read_maps(pid), build_id, cache)) out.push_back(pid);
-    } catch (const Error&) {
-      // Exited, or a kernel thread.
-    }
-  }
-  return out;
-}
-
-std::vector<pid_t> processes_with_patches() {
-  std::vector<pid_t> out;
-  const std::string prefix = std::string("/memfd:") + kRegionNamePrefix;
-  for (pid_t pid : all_processes()) {
-    try {
-      for (const auto& m : read_maps(pid))
-        if (m.path.rfind(prefix, 0) == 0) {
-          out.push_back(pid);
-          break;
-        }
-    } catch (const Error&) {
-    }
-  }
-  return out;
 }
 
 }  // namespace graft
