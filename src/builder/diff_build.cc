@@ -9,7 +9,8 @@
 
 #include "builder/inactive_lines.h"
 #include "builder/patch_builder.h"
-#include "builder/target_symbols.h"
+#include "linker/object_linker.h"
+#include "linker/target_symbols.h"
 #include "builder/work_tree.h"
 #include "common/error.h"
 #include "differ/change_reasons.h"

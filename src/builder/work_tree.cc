@@ -9,6 +9,7 @@
 
 #include "builder/build_command.h"
 #include "builder/compiler.h"
+#include "common/command_output.h"
 #include "common/error.h"
 #include "common/file.h"
 

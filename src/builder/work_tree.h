@@ -20,7 +20,7 @@
 #include <vector>
 
 #include "builder/compile_log.h"
-#include "builder/unified_diff.h"
+#include "differ/unified_diff.h"
 
 namespace graft {
 

@@ -15,6 +15,7 @@
 #include "loader/recovery.h"
 #include "loader/runtime_binding.h"
 #include "patch/patch.h"
+#include "process/proc_status.h"
 #include "process/process_lock.h"
 #include "security/audit_log.h"
 #include "security/policy.h"
@@ -52,7 +53,7 @@ json result_json(const OperationResult& r) {
           {"pause_ms", r.pause_ms},
           {"max_pause_ms", r.max_pause_ms},
           {"retries", r.retries},
-          {"model", r.model},
+          {"model", model_name(r.model)},
           {"transition_ms", r.transition_ms},
           {"stalls", r.stalls},
           {"stall_max_us", r.stall_max_us},
@@ -64,12 +65,17 @@ json result_json(const OperationResult& r) {
           {"left_in_transition", r.left_in_transition},
           {"recovered", r.recovered},
           {"notes", r.notes},
-          {"error", r.ok ? json(nullptr) : json(r.error)}};
+          {"error", r.ok ? json(nullptr) : json(r.error)},
+          {"error_code", r.ok ? json(nullptr) : json(error_code_name(r.error_code))},
+          // A failure: whether graft verified the process holds what it
+          // held before (null: it could not tell), and what it left if not.
+          {"unchanged", r.ok || !r.unchanged ? json(nullptr) : json(*r.unchanged)},
+          {"left", r.left.empty() ? json(nullptr) : json(r.left)}};
 }
 
 void print_result(const OperationResult& r, const char* verb) {
   for (const auto& a : r.recovered) fmt::print("pid {}: repaired first: {}\n", r.pid, a);
-  if (r.ok && r.model != "stop")
+  if (r.ok && per_thread(r.model))
     fmt::print("pid {}: {} {} (id {}) in {:.1f} ms, model {}: no global pause; {} threads, "
                "transition {:.1f} ms, {} single-thread stops (longest {:.0f} us, p99 {:.0f} us)\n",
                r.pid, verb, printable(r.patch_name), r.patch_id, r.total_ms, r.model, r.threads,
@@ -78,10 +84,13 @@ void print_result(const OperationResult& r, const char* verb) {
     fmt::print("pid {}: {} {} (id {}) in {:.1f} ms, global pause {:.2f} ms, {} threads, {} "
                "retries\n",
                r.pid, verb, printable(r.patch_name), r.patch_id, r.total_ms, r.pause_ms, r.threads, r.retries);
-  else if (r.left_in_transition)
+  else if (r.left_in_transition || !r.unchanged)
     fmt::print("pid {}: FAILED: {}\n", r.pid, printable(r.error));
-  else
+  else if (*r.unchanged)
     fmt::print("pid {}: FAILED: {}; process left unchanged\n", r.pid, printable(r.error));
+  else
+    fmt::print("pid {}: FAILED: {}; left in the process: {}; `graft recover --pid {}' repairs it\n", r.pid,
+               printable(r.error), printable(r.left), r.pid);
   if (r.ok)
     for (const auto& n : r.notes) fmt::print("pid {}: note: {}\n", r.pid, n);
   std::fflush(stdout);
@@ -99,7 +108,7 @@ int report(const char* command, const std::vector<OperationResult>& results,
   } else if (results.empty()) {
     fmt::print("no process to {}\n", command);
   }
-  return all_ok && !results.empty() ? 0 : 1;
+  return all_ok && !results.empty() ? 0 : kExitFailed;
 }
 
 // Runs `operation` on each process in turn, printing a line per process as
@@ -111,6 +120,11 @@ std::vector<OperationResult> for_each_process(const std::vector<pid_t>& pids, co
   options.timeout_s = t.timeout_s;
   options.force = t.force;
   options.report_after_s = t.report_after_s;
+  options.model = t.model;
+  options.progress = [](const std::string& line) {
+    fmt::print(stderr, "graft: {}\n", line);
+    std::fflush(stderr);
+  };
   std::vector<OperationResult> results;
   for (pid_t pid : pids) {
     results.push_back(operation(pid, options));
@@ -132,6 +146,32 @@ int build(const BuildArgs& args) {
   Bytes file = serialize_patch(patch);
   write_file(args.output, file);
   Patch written = parse_patch(file, args.output);
+  if (args.json) {
+    json fns = json::array();
+    for (const auto& f : patch.functions)
+      fns.push_back({{"symbol", f.symbol}, {"demangled", f.demangled}, {"file", f.file},
+                     {"size", f.size}, {"replacement", f.replacement}});
+    json cbs = json::array();
+    for (const auto& c : patch.callbacks)
+      cbs.push_back({{"kind", callback_kind_name(c.kind)}, {"function", c.function}});
+    json libs = json::array();
+    for (const auto& e : patch.externals)
+      if (e.where == ExternalSymbol::Where::Library) libs.push_back(e.name);
+    fmt::print("{}\n", json{{"command", "build"},
+                            {"ok", true},
+                            {"output", args.output},
+                            {"name", written.name},
+                            {"id", written.id()},
+                            {"target", args.target},
+                            {"build_id", patch.target.build_id},
+                            {"cumulative", patch.cumulative},
+                            {"functions", fns},
+                            {"callbacks", cbs},
+                            {"library_references", libs},
+                            {"warnings", patch.warnings}}
+                           .dump());
+    return 0;
+  }
   fmt::print("built {} (id {}) for {} (build-id {}):\n", args.output, written.id(), args.target,
              patch.target.build_id.substr(0, 16));
   for (const auto& f : patch.functions)
@@ -164,9 +204,11 @@ json signature_json(const Patch& p, const Policy& policy) {
   return {{"signer", k.name}, {"key_id", k.id()}, {"valid", signature_valid(p)}, {"trusted", trusted}};
 }
 
-int info(const std::string& path, bool as_json, const std::string& policy_file) {
+int info(const InfoArgs& args) {
+  const std::string& path = args.patch_file;
+  bool as_json = args.json;
   Patch p = load_patch_file(path);
-  Policy policy = load_policy(policy_file);
+  Policy policy = load_policy(args.policy);
   json sig = signature_json(p, policy);
   auto verdict = refusal(policy, p);
   if (as_json) {
@@ -248,7 +290,7 @@ AuditEvent event_of(const char* action, const OperationResult& r) {
   return e;
 }
 
-int apply(const std::string& patch_file, const TargetArgs& t, const std::string& model) {
+int apply(const std::string& patch_file, const TargetArgs& t) {
   Policy policy = load_policy(t.policy);
   AuditLog audit(policy);
   AuditEvent refused;
@@ -267,7 +309,7 @@ int apply(const std::string& patch_file, const TargetArgs& t, const std::string&
     }
     refused.reason = e.what();
     audit.record(refused);
-    throw;
+    throw Error(e.what(), ErrorCode::bad_input);
   }
   refused.patch_name = patch.name;
   refused.patch_id = patch.id();
@@ -278,7 +320,9 @@ int apply(const std::string& patch_file, const TargetArgs& t, const std::string&
     audit.record(refused);
     if (t.json)
       fmt::print("{}\n", json{{"command", "apply"}, {"patch", patch.name}, {"patch_id", patch.id()},
-                              {"refused", *why}, {"results", json::array()}}
+                              {"ok", false}, {"refused", *why}, {"error", *why},
+                              {"error_code", error_code_name(ErrorCode::refused_by_policy)},
+                              {"results", json::array()}}
                              .dump());
     else
       fmt::print(stderr, "graft: refused by policy: {}\n", *why);
@@ -286,7 +330,6 @@ int apply(const std::string& patch_file, const TargetArgs& t, const std::string&
   }
   std::vector<pid_t> pids = t.all ? processes_mapping(patch.target.build_id) : std::vector<pid_t>{t.pid};
   auto results = for_each_process(pids, t, "applied", [&](pid_t pid, OperationOptions o) {
-    o.model = model;
     OperationResult r = apply_patch(patch, pid, o);
     AuditEvent e = event_of("apply", r);
     e.patch_file = patch_file;
@@ -297,7 +340,7 @@ int apply(const std::string& patch_file, const TargetArgs& t, const std::string&
   return report("apply", results, t.json, patch.name, patch.id());
 }
 
-int revert(const std::string& which, const TargetArgs& t, const std::string& model) {
+int revert(const std::string& which, const TargetArgs& t) {
   Policy policy = load_policy(t.policy);
   AuditLog audit(policy);
   std::vector<pid_t> pids;
@@ -324,7 +367,6 @@ int revert(const std::string& which, const TargetArgs& t, const std::string& mod
     pids.push_back(t.pid);
   }
   auto results = for_each_process(pids, t, "reverted", [&](pid_t pid, OperationOptions o) {
-    o.model = model;
     OperationResult r = revert_patch(which, pid, o);
     AuditEvent e = event_of("revert", r);
     if (e.patch_name.empty()) e.patch_name = which;
@@ -335,27 +377,49 @@ int revert(const std::string& which, const TargetArgs& t, const std::string& mod
   return report("revert", results, t.json, results.empty() ? which : results.front().patch_name, id);
 }
 
-int keygen(const std::string& prefix, const std::string& name) {
-  std::string n = name.empty() ? std::filesystem::path(prefix).filename().string() : name;
+int keygen(const KeygenArgs& args) {
+  const std::string& prefix = args.prefix;
+  std::string n = args.name.empty() ? std::filesystem::path(prefix).filename().string() : args.name;
   PublicKey k = generate_key_pair(prefix, n);
+  if (args.json) {
+    fmt::print("{}\n", json{{"command", "keygen"}, {"ok", true}, {"secret_key", prefix + ".key"},
+                            {"public_key", prefix + ".pub"}, {"signer", k.name}, {"key_id", k.id()}}
+                           .dump());
+    return 0;
+  }
   fmt::print("wrote {}.key (secret: keep it private) and {}.pub for signer {} (key {})\n", prefix,
              prefix, k.name, k.id());
   return 0;
 }
 
-int sign(const std::string& patch_file, const std::string& key_file, const std::string& output) {
-  SecretKey key = load_secret_key(key_file);
+int sign(const SignArgs& args) {
+  const std::string& patch_file = args.patch_file;
+  const std::string& output = args.output;
+  SecretKey key = load_secret_key(args.key_file);
   Bytes file = read_file(patch_file, size_t(1) << 30);
   Bytes signed_file = sign_patch_file(file, patch_file, key);
   std::string out = output.empty() ? patch_file : output;
   write_file(out, signed_file);
   Patch p = parse_patch(signed_file, out);
   if (!signature_valid(p)) fail("{}: the new signature does not verify", out);
+  if (args.json) {
+    fmt::print("{}\n", json{{"command", "sign"}, {"ok", true}, {"output", out}, {"id", p.id()},
+                            {"signer", signer_of(p)}}
+                           .dump());
+    return 0;
+  }
   fmt::print("signed {} (id {}) as {}\n", out, p.id(), signer_of(p));
   return 0;
 }
 
-int list(int pid, bool as_json) {
+// The exit status says whether the processes asked about are sound: with
+// --pid, 1 if that process cannot be read or holds a record graft cannot
+// read; without, 0 once the list is printed (a process that exits, or that
+// the caller may not read, is left out; problems are printed as warnings),
+// so that it never depends on unrelated processes.
+int list(const ListArgs& args) {
+  pid_t pid = args.pid;
+  bool as_json = args.json;
   std::vector<pid_t> pids = pid ? std::vector<pid_t>{pid} : processes_with_patches();
   json procs = json::array();
   bool problems = false;
@@ -364,10 +428,16 @@ int list(int pid, bool as_json) {
     try {
       pp = list_patches(p);
     } catch (const Error& e) {
-      if (pid) throw;
-      continue;  // exited while we looked
+      if (!pid) continue;  // exited while we looked, or not ours to read
+      if (as_json)
+        fmt::print("{}\n", json{{"command", "list"}, {"ok", false}, {"pid", p}, {"error", e.what()},
+                                {"error_code", error_code_name(e.code())}, {"processes", json::array()}}
+                               .dump());
+      else
+        fmt::print("pid {}: FAILED: {}\n", p, printable(e.what()));
+      return kExitFailed;
     }
-    problems |= !pp.problems.empty();
+    problems |= pid && !pp.problems.empty();
     if (as_json) {
       json patches = json::array();
       for (const auto& r : pp.patches) {
@@ -393,7 +463,7 @@ int list(int pid, bool as_json) {
                         {"pending", pending}};
         }
         size_t i = patches.size();
-        patches.push_back({{"id", r.id}, {"name", r.name}, {"seq", r.seq}, {"model", r.model},
+        patches.push_back({{"id", r.id}, {"name", r.name}, {"seq", r.seq}, {"model", model_name(r.model)},
                            {"transition", transition},
                            {"state", state_name(r.state)}, {"redirected", pp.redirected[i]},
                            {"interrupted", r.state != RecordState::Active && !pp.traced},
@@ -443,9 +513,9 @@ int list(int pid, bool as_json) {
     }
     for (const auto& problem : pp.problems) fmt::print("pid {}: WARNING: {}\n", p, printable(problem));
   }
-  if (as_json) fmt::print("{}\n", json{{"processes", procs}}.dump());
+  if (as_json) fmt::print("{}\n", json{{"command", "list"}, {"ok", !problems}, {"processes", procs}}.dump());
   else if (pids.empty()) fmt::print("no process has graft patches\n");
-  return problems ? 1 : 0;
+  return problems ? kExitFailed : 0;
 }
 
 int recover(const TargetArgs& t) {
@@ -458,13 +528,16 @@ int recover(const TargetArgs& t) {
   bool all_ok = true;
   for (pid_t pid : pids) {
     RecoveryResult r;
+    ErrorCode code = ErrorCode::failed;
     try {
+      check_process_changeable(pid);
       // apply and revert recover under this lock too.
       ProcessLock lock(pid, options.timeout_s);
       r = recover_process(pid, options);
     } catch (const Error& e) {
       r.ok = false;
       r.error = e.what();
+      code = e.code();
     }
     AuditEvent e;
     e.action = "recover";
@@ -475,7 +548,8 @@ int recover(const TargetArgs& t) {
     all_ok &= r.ok;
     if (t.json) {
       out.push_back({{"pid", pid}, {"ok", r.ok}, {"actions", r.actions},
-                     {"error", r.ok ? json(nullptr) : json(r.error)}});
+                     {"error", r.ok ? json(nullptr) : json(r.error)},
+                     {"error_code", r.ok ? json(nullptr) : json(error_code_name(code))}});
       continue;
     }
     if (!r.ok)
@@ -488,7 +562,19 @@ int recover(const TargetArgs& t) {
     fmt::print("{}\n", json{{"command", "recover"}, {"results", out}}.dump());
   else if (pids.empty())
     fmt::print("no process needs repair\n");
-  return all_ok ? 0 : 1;
+  return all_ok ? 0 : kExitFailed;
+}
+
+void print_error(const std::string& command, bool as_json, const std::string& message,
+                 std::string_view error_code) {
+  if (as_json) {
+    fmt::print("{}\n", json{{"command", command}, {"ok", false}, {"error", message},
+                            {"error_code", error_code}, {"results", json::array()}}
+                           .dump());
+    std::fflush(stdout);
+  } else {
+    fmt::print(stderr, "graft: error: {}\n", message);
+  }
 }
 
 }  // namespace graft::cli

@@ -9,6 +9,7 @@
 #include <cstdio>
 
 #include "arch/x86_64/gate.h"
+#include "common/interrupt.h"
 #include "common/clock.h"
 #include "common/error.h"
 #include "common/fault_point.h"
@@ -84,7 +85,7 @@ class Transition {
     adopt_new_threads();
     // A revert is marked before anything changes: a graft that dies from
     // here on leaves a revert that the next one completes (recovery.h).
-    if (to == Universe::Old) options_.set_state(RecordState::Unapplying);
+    if (to == Universe::Old) options_.set_state(TransitionPhase::unapplying);
     auto start = Clock::now();
     try {
       guard_traps(true);
@@ -102,11 +103,11 @@ class Transition {
         throw;
       }
     } catch (const Error&) {
-      if (to == Universe::Old && process_alive(tracer_.pid())) options_.set_state(RecordState::Active);
+      if (to == Universe::Old && process_alive(tracer_.pid())) options_.set_state(TransitionPhase::applied);
       throw;
     }
     gates_live_ = true;
-    if (to == Universe::New) options_.set_state(RecordState::Applying);
+    if (to == Universe::New) options_.set_state(TransitionPhase::applying);
     arm_quiescent(true);
     try {
       std::string why = move_all(to, busy_for(to), options_.kind, options_.force);
@@ -392,7 +393,7 @@ class Transition {
 
   // Moves every thread to `goal`; returns "" when all are there, or why not
   // (timeout, revert request).
-  std::string move_all(Universe goal, const std::vector<BusyRange>& busy, PerThreadKind kind, bool force) {
+  std::string move_all(Universe goal, const std::vector<BusyRange>& busy, Model kind, bool force) {
     StackCheck check(tracer_.pid(), memory_, busy);
     std::vector<uint64_t> sites;
     for (const auto& e : plan_.entries) sites.push_back(e.site);
@@ -422,17 +423,24 @@ class Transition {
       double elapsed = ms_since(start) / 1000;
       if (pending.empty()) return "";
       if (elapsed > 0.2 && (moved != last_moved || elapsed - last_progress >= 1)) {
-        std::fprintf(stderr, "graft: %s: %s: %zu/%zu threads moved\n", options_.label.c_str(),
-                     goal == Universe::New ? "applying" : "reverting", moved, total);
+        if (options_.progress)
+          options_.progress(fmt::format("{}: {}: {}/{} threads moved", options_.label,
+                                        goal == Universe::New ? "applying" : "reverting", moved, total));
         last_progress = elapsed;
         last_moved = moved;
       }
       if (!reported && elapsed >= options_.report_after_s) {
         reported = true;
         for (const auto& p : pending)
-          std::fprintf(stderr, "graft: %s: after %.1f s, thread %d is still pending: %s\n",
-                       options_.label.c_str(), elapsed, p.tid, p.holding.c_str());
+          if (options_.progress)
+            options_.progress(fmt::format("{}: after {:.1f} s, thread {} is still pending: {}", options_.label,
+                                          elapsed, p.tid, p.holding));
       }
+      // Interrupted, the forward move stops here and turns back (the move
+      // back is not interruptible: it restores what was there).
+      if (int sig = interrupt_signal(); sig && goal != from_)
+        return fmt::format("interrupted by {} with {} of {} threads still pending", signal_name(sig),
+                           pending.size(), total);
       if (elapsed > options_.timeout_s)
         return fmt::format("{} of {} threads still pending after {:.1f} s; first: thread {}: {}",
                            pending.size(), total, elapsed, pending[0].tid, pending[0].holding);
@@ -446,7 +454,7 @@ class Transition {
   struct Pass {
     Universe goal;
     StackCheck& check;
-    PerThreadKind kind;
+    Model kind;
     std::vector<TransitionArea::Pending>& pending;
     size_t total = 0, moved = 0;
   };
@@ -481,11 +489,11 @@ class Transition {
       // takes the threads that wait in the kernel (their stop costs them
       // nothing: they were not running); a running thread is stopped only
       // once it has had kPoliteMs to block.
-      if (p.kind == PerThreadKind::Hybrid && !blocked && ms_since(move_start_) < kPoliteMs) {
+      if (p.kind == Model::hybrid && !blocked && ms_since(move_start_) < kPoliteMs) {
         p.pending.push_back({tid, "running (stopped to be checked if it does not block soon)"});
         continue;
       }
-      if (p.kind == PerThreadKind::Lazy && (!blocked || blocked->nr < 0)) {
+      if (p.kind == Model::lazy && (!blocked || blocked->nr < 0)) {
         p.pending.push_back({tid, "running (lazy: moves when blocked in a system call, or in graft_quiescent())"});
         continue;
       }
@@ -549,7 +557,7 @@ class Transition {
       }
     }
     std::optional<std::string> why;
-    if (p.kind == PerThreadKind::Lazy) {
+    if (p.kind == Model::lazy) {
       uint8_t before[2] = {0, 0};
       memory_.try_read({arch::pc(regs) - 2}, before, 2);
       if (!arch::in_system_call(regs, before)) why = "left its system call before graft looked";
@@ -558,7 +566,7 @@ class Transition {
     // back to the entry it came through: busy callers of a small function
     // are in its gate most of the time.
     std::optional<arch::Registers> rewound;
-    if (!why && p.kind == PerThreadKind::Hybrid) rewound = before_gate(regs, p.goal);
+    if (!why && p.kind == Model::hybrid) rewound = before_gate(regs, p.goal);
     if (!why) {
       p.check.forget_memory();
       why = p.check.check(tid, rewound ? *rewound : regs);
@@ -624,7 +632,7 @@ class Transition {
     // on to the new code even once a later transition of this area (a
     // revert) clears the table.
     area_.set_goal(Universe::New);
-    options_.set_state(RecordState::Active);
+    options_.set_state(TransitionPhase::applied);
   }
 
   // Reverses: every thread goes back where it came from with the same stack
@@ -632,7 +640,7 @@ class Transition {
   // are as before the transition.
   void turn_around() {
     Universe back = from_;
-    if (back == Universe::Old) options_.set_state(RecordState::Unapplying);
+    if (back == Universe::Old) options_.set_state(TransitionPhase::unapplying);
     // Threads in no entry are in the goal universe: they get an entry saying
     // so before the goal flips.
     area_.refresh();
@@ -641,7 +649,7 @@ class Transition {
         if (tracer_.is_traced(tid) && t.tp && !area_.contains(t.tp)) area_.insert(t.tp, target_, back);
     area_.set_goal(back);
     target_ = back;
-    std::string why = move_all(back, busy_for(back), PerThreadKind::Hybrid, false);
+    std::string why = move_all(back, busy_for(back), Model::hybrid, false);
     if (!why.empty())
       throw TransitionStuck(fmt::format("{}, and turning back failed too: {}; the transition is left "
                                         "in progress (every thread runs the code of its universe)",

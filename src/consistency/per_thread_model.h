@@ -31,16 +31,20 @@
 #include <vector>
 
 #include "common/error.h"
+#include "consistency/model.h"
 #include "consistency/switch_plan.h"
 #include "consistency/transition_area.h"
-#include "loader/patch_record.h"
+#include "common/address_range.h"
+#include "common/hash.h"
 #include "process/maps.h"
 #include "process/memory.h"
 #include "process/tracer.h"
 
 namespace graft {
 
-enum class PerThreadKind { Lazy, Hybrid };
+// Where a transition stands: threads moving to the new code, moving back to
+// the old, or none moving (every thread in one universe, the patch applied).
+enum class TransitionPhase { applying, unapplying, applied };
 
 struct TransitionPlan {
   std::vector<SiteWrite> to_gates;  // what is at each site now -> jmp gate
@@ -74,13 +78,15 @@ struct TransitionPlan {
 };
 
 struct TransitionOptions {
-  PerThreadKind kind = PerThreadKind::Hybrid;
+  Model kind = Model::hybrid;  // hybrid or lazy
   bool force = false;
   double timeout_s = 10;
   double report_after_s = 2;
+  // Progress lines for the operator (threads moved, threads pending).
+  std::function<void(const std::string&)> progress;
   std::string label;  // "pid 42" in progress lines
-  // Called with the record state at each step (Applying, Active, Unapplying).
-  std::function<void(RecordState)> set_state;
+  // Called at each step, for the record the loader keeps in the process.
+  std::function<void(TransitionPhase)> set_state;
 };
 
 struct TransitionResult {

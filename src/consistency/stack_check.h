@@ -15,7 +15,8 @@
 #include <vector>
 
 #include "arch/x86_64/registers.h"
-#include "patch/patch.h"
+#include "common/address_range.h"
+#include "common/hash.h"
 #include "consistency/unwind_tables.h"
 #include "process/memory.h"
 

@@ -3,6 +3,7 @@
 #include <set>
 #include <thread>
 
+#include "common/interrupt.h"
 #include "common/clock.h"
 #include "common/error.h"
 #include "common/fault_point.h"
@@ -136,8 +137,12 @@ void run_stop_model(Tracer& tracer, const ProcessMemory& memory, const SwitchPla
     }
     tracer.resume_all();
     result.max_pause_ms = std::max(result.max_pause_ms, ms_since(stop_start));
+    if (int sig = interrupt_signal())
+      fail(ErrorCode::interrupted, "interrupted by {} before the switch ({} retries; last: {})",
+           signal_name(sig), result.retries, *busy);
     if (ms_since(start) > options.timeout_s * 1000)
-      fail("{} (gave up after {:.1f} s and {} retries)", *busy, options.timeout_s, result.retries);
+      fail(ErrorCode::busy, "{} (gave up after {:.1f} s and {} retries)", *busy, options.timeout_s,
+           result.retries);
     ++result.retries;
     // Waiting for the next try, graft still handles the threads' events: a
     // thread of a traced process stops for every signal it is sent until

@@ -5,7 +5,8 @@
 
 #include "common/error.h"
 #include "common/file.h"
-#include "patch/patch.h"
+#include "common/address_range.h"
+#include "common/hash.h"
 
 namespace graft {
 

@@ -6,7 +6,9 @@
 
 #include <cstring>
 
-#include "patch/patch.h"
+#include "common/address_range.h"
+#include "common/hash.h"
+#include "common/unique_resource.h"
 
 namespace graft {
 
@@ -54,7 +56,8 @@ std::optional<uint64_t> eh_frame_hdr_address(std::span<const uint8_t> first_page
   if (elf_version(EV_CURRENT) == EV_NONE) return std::nullopt;
   // libelf reads from a copy: it may keep pointers into the buffer.
   Bytes page(first_page.begin(), first_page.end());
-  Elf* elf = elf_memory(reinterpret_cast<char*>(page.data()), page.size());
+  UniqueHandle<Elf, elf_end> owner(elf_memory(reinterpret_cast<char*>(page.data()), page.size()));
+  Elf* elf = owner.get();
   if (!elf) return std::nullopt;
   GElf_Ehdr eh;
   size_t nphdr = 0;
@@ -74,7 +77,6 @@ std::optional<uint64_t> eh_frame_hdr_address(std::span<const uint8_t> first_page
     }
   }
   uint16_t type = gelf_getehdr(elf, &eh) ? eh.e_type : 0;
-  elf_end(elf);
   if (!have_hdr || first_load == UINT64_MAX) return std::nullopt;
   uint64_t bias = type == ET_EXEC ? 0 : base - first_load;
   return bias + eh_frame_vaddr;

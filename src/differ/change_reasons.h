@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "arch/x86_64/immediates.h"
-#include "builder/unified_diff.h"
+#include "differ/unified_diff.h"
 #include "differ/dwarf_facts.h"
 
 namespace graft {

@@ -1,4 +1,5 @@
 #include "differ/dwarf_facts.h"
+#include "common/unique_resource.h"
 
 #include <dwarf.h>
 #include <elfutils/libdw.h>
@@ -70,14 +71,14 @@ DwarfFacts::DwarfFacts(const std::string& path) {
       .section_address = dwfl_offline_section_address,
       .debuginfo_path = nullptr,
   };
-  Dwfl* dwfl = dwfl_begin(&callbacks);
+  UniqueHandle<Dwfl, dwfl_end> owner(dwfl_begin(&callbacks));
+  Dwfl* dwfl = owner.get();
   if (!dwfl) return;
   Dwfl_Module* mod = dwfl_report_offline(dwfl, "", path.c_str(), -1);
   dwfl_report_end(dwfl, nullptr, nullptr);
   Dwarf_Addr bias = 0;
   Dwarf* dw = mod ? dwfl_module_getdwarf(mod, &bias) : nullptr;
   if (!dw) {
-    dwfl_end(dwfl);
     return;
   }
   struct Range {
@@ -161,7 +162,6 @@ DwarfFacts::DwarfFacts(const std::string& path) {
     const char* name = dwfl_module_getsym_info(mod, i, &sym, &addr, nullptr, nullptr, nullptr);
     if (name && GELF_ST_TYPE(sym.st_info) == STT_FUNC && sym.st_shndx != SHN_UNDEF) symbol_address_[name] = addr;
   }
-  dwfl_end(dwfl);
 }
 
 const DwarfFacts::Concrete* DwarfFacts::concrete(const std::string& symbol) const {

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "builder/relocatable_object.h"
+#include "linker/relocatable_object.h"
 
 namespace graft {
 

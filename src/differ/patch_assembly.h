@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "builder/relocatable_object.h"
+#include "linker/relocatable_object.h"
 #include "differ/unit_diff.h"
 
 namespace graft {

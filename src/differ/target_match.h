@@ -16,7 +16,7 @@
 #include <map>
 #include <string>
 
-#include "builder/target_symbols.h"
+#include "linker/target_symbols.h"
 #include "differ/object_view.h"
 
 namespace graft {

@@ -52,18 +52,13 @@ std::optional<std::string> build_id_of(Elf* elf) {
 ElfFile::ElfFile(const std::string& path, std::string display)
     : path_(path), name_(display.empty() ? path : std::move(display)) {
   init_libelf();
-  fd_ = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd_ < 0) fail("{}: {}", name_, errno_text(errno));
-  elf_ = elf_begin(fd_, ELF_C_READ_MMAP, nullptr);
-  if (!elf_ || elf_kind(elf_) != ELF_K_ELF) {
-    if (elf_) elf_end(elf_);
-    close(fd_);
-    fail("{}: not an ELF file", name_);
-  }
+  fd_.reset(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd_) fail("{}: {}", name_, errno_text(errno));
+  elf_owner_.reset(elf_begin(fd_.get(), ELF_C_READ_MMAP, nullptr));
+  elf_ = elf_owner_.get();
+  if (!elf_ || elf_kind(elf_) != ELF_K_ELF) fail("{}: not an ELF file", name_);
   GElf_Ehdr eh;
   if (!gelf_getehdr(elf_, &eh) || gelf_getclass(elf_) != ELFCLASS64 || eh.e_machine != EM_X86_64) {
-    elf_end(elf_);
-    close(fd_);
     fail("{}: not a 64-bit x86-64 ELF file", name_);
   }
   type_ = eh.e_type;
@@ -154,10 +149,7 @@ void ElfFile::load_symbols() const {
   }
 }
 
-ElfFile::~ElfFile() {
-  if (elf_) elf_end(elf_);
-  if (fd_ >= 0) close(fd_);
-}
+ElfFile::~ElfFile() = default;
 
 std::optional<std::string> ElfFile::build_id() const { return build_id_of(elf_); }
 
@@ -301,7 +293,7 @@ Bytes ElfFile::read_vaddr(uint64_t vaddr, size_t size) const {
     if (vaddr < seg.vaddr || vaddr - seg.vaddr > seg.filesz || size > seg.filesz - (vaddr - seg.vaddr))
       continue;
     Bytes out(size);
-    ssize_t got = pread(fd_, out.data(), size, static_cast<off_t>(seg.offset + (vaddr - seg.vaddr)));
+    ssize_t got = pread(fd_.get(), out.data(), size, static_cast<off_t>(seg.offset + (vaddr - seg.vaddr)));
     if (got != static_cast<ssize_t>(size)) fail("{}: truncated at address {:#x}", name_, vaddr);
     return out;
   }
@@ -310,13 +302,11 @@ Bytes ElfFile::read_vaddr(uint64_t vaddr, size_t size) const {
 
 std::optional<std::string> read_build_id(const std::string& path) {
   init_libelf();
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return std::nullopt;
-  Elf* elf = elf_begin(fd, ELF_C_READ_MMAP, nullptr);
+  UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return std::nullopt;
+  UniqueHandle<Elf, elf_end> elf(elf_begin(fd.get(), ELF_C_READ_MMAP, nullptr));
   std::optional<std::string> id;
-  if (elf && elf_kind(elf) == ELF_K_ELF) id = build_id_of(elf);
-  if (elf) elf_end(elf);
-  close(fd);
+  if (elf && elf_kind(elf.get()) == ELF_K_ELF) id = build_id_of(elf.get());
   return id;
 }
 

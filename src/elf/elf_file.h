@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "common/hash.h"
+#include "common/unique_resource.h"
 
 namespace graft {
 
@@ -96,8 +97,9 @@ class ElfFile {
 
   std::string path_;
   std::string name_;
-  int fd_ = -1;
-  Elf* elf_ = nullptr;
+  UniqueFd fd_;  // before elf_: closed after it
+  UniqueHandle<Elf, elf_end> elf_owner_;
+  Elf* elf_ = nullptr;  // elf_owner_'s
   uint16_t type_ = 0;
   std::vector<ElfSection> sections_;
   void load_symbols() const;

@@ -5,12 +5,17 @@
 #pragma once
 #include <sys/types.h>
 
+#include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "common/error.h"
+#include "consistency/model.h"
 #include "loader/patch_record.h"
 #include "patch/patch.h"
+#include "process/process_list.h"
 
 namespace graft {
 
@@ -18,17 +23,25 @@ struct OperationOptions {
   // Also how long to wait for another graft working on the same process
   // (ProcessLock) before refusing.
   double timeout_s = 10;
-  // stop, lazy or hybrid; for a revert, "" is the model the patch was
-  // applied with.
-  std::string model = "stop";
+  // For a revert, nullopt is the model the patch was applied with; for an
+  // apply, kDefaultModel.
+  std::optional<Model> model;
   bool force = false;  // per-thread models: move threads without checks
   double report_after_s = 2;   // per-thread models: report pending threads after this
+  // Progress lines and warnings for the operator, while the operation runs.
+  std::function<void(const std::string&)> progress;
 };
 
 struct OperationResult {
   pid_t pid = 0;
   bool ok = false;
   std::string error;
+  ErrorCode error_code = ErrorCode::failed;
+  // A failure other than left_in_transition: whether the process was
+  // verified to hold what it held before (nullopt: it could not be read
+  // again, e.g. it exited); if not, `left' says what graft left there.
+  std::optional<bool> unchanged;
+  std::string left;
   std::string patch_id, patch_name;
   std::string patch_sha256;  // for the audit log
   double total_ms = 0;
@@ -37,7 +50,7 @@ struct OperationResult {
   int retries = 0;
   size_t threads = 0;
   // Per-thread models:
-  std::string model = "stop";
+  Model model = Model::stop;
   double transition_ms = 0;  // first gate write to last entry write
   size_t stalls = 0;         // single-thread stops
   double stall_max_us = 0, stall_p99_us = 0;
@@ -72,8 +85,6 @@ ProcessPatches list_patches(pid_t pid);
 
 // Every process (but graft) that maps an object with this build-id.
 std::vector<pid_t> processes_mapping(const std::string& build_id);
-// Every process but graft itself, by pid.
-std::vector<pid_t> all_processes();
 // Every process that holds a graft region.
 std::vector<pid_t> processes_with_patches();
 // Repairs first, if an interrupted graft left something in the process;

@@ -76,7 +76,7 @@ json to_json(const PatchRecord& r) {
           {"code_size", r.code_size},
           {"applied_at", r.applied_at},
           {"graft_pid", r.graft_pid},
-          {"model", r.model},
+          {"model", model_name(r.model)},
           {"transition",
            {{"area", r.transition.area},
             {"area_size", r.transition.area_size},
@@ -189,8 +189,12 @@ PatchRecord from_json(const json& j, const Mapping& region, const Header& h,
     return m.exec && m.path == region.path && m.inode == region.inode;
   };
 
-  r.model = j.contains("model") ? str(j, "model") : std::string("stop");
-  if (r.model != "stop" && r.model != "lazy" && r.model != "hybrid") fail("unknown model `{}'", r.model);
+  if (j.contains("model")) {
+    std::string name = str(j, "model");
+    auto model = parse_model(name);
+    if (!model) fail("unknown model `{}'", name);
+    r.model = *model;
+  }
   auto inside = [&](uint64_t start, uint64_t size) {
     return start >= region.start && size <= r.region_size && start - region.start <= r.region_size - size;
   };
@@ -214,7 +218,7 @@ PatchRecord from_json(const json& j, const Mapping& region, const Header& h,
   if (r.switch_gates()) {
     // The stop model's switch gates: no transition area, a flag inside them.
     const auto& t = r.transition;
-    if (r.per_thread() || r.model != "stop" || !inside(t.gates, t.gates_size) ||
+    if (r.per_thread() || r.model != Model::stop || !inside(t.gates, t.gates_size) ||
         !inside_mapping(maps, t.gates, t.gates_size, in_region_code) ||
         !AddressRange{t.gates, t.gates_size}.contains(t.switch_flag))
       fail("switch gates lie outside the region");
@@ -235,7 +239,7 @@ PatchRecord from_json(const json& j, const Mapping& region, const Header& h,
          !AddressRange{t.gates, t.gates_size}.contains(t.trap_handler) ||
          t.trap_handler + arch::trap_handler_size(t.trap_sites) > t.gates + t.gates_size))
       fail("trap handler lies outside the gates");
-  } else if (r.model != "stop") {
+  } else if (r.model != Model::stop) {
     fail("model {} without a transition area", r.model);
   }
 

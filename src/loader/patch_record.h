@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "consistency/model.h"
 #include "patch/patch.h"
 #include "process/maps.h"
 #include "process/memory.h"
@@ -104,7 +105,7 @@ struct PatchRecord {
   bool settled = true;
   int64_t applied_at = 0;  // unix time
   pid_t graft_pid = 0;
-  std::string model = "stop";  // consistency model it was applied with
+  Model model = Model::stop;  // consistency model it was applied with
   TransitionRecord transition;
 
   bool in_transition() const { return state == RecordState::Applying || state == RecordState::Unapplying; }

@@ -6,7 +6,9 @@
 #include "arch/x86_64/displaced.h"
 #include "arch/x86_64/gate.h"
 #include "arch/x86_64/jump.h"
+#include "common/interrupt.h"
 #include "common/error.h"
+#include "common/interrupt.h"
 #include "common/fault_point.h"
 #include "loader/quiescent_runtime.h"
 #include "loader/region.h"
@@ -55,7 +57,7 @@ TransitionPlan reverse_transition_plan(const ProcessMemory& memory, const std::v
     const FunctionRecord* below = newest_redirect(records, f.address, &rec);
     Bytes old = below ? below->redirect : f.original;
     // Put back to its original by a cumulative transition whose graft died
-    // before it settled the record (apply.cc, settle_replace).
+    // before it settled the record (apply_patch.cc, settle_replace).
     if (f.restores) {
       if (now == old) continue;
       fail("process {}: patch {} put `{}' back to its original code over a patch still listed; revert "
@@ -147,6 +149,15 @@ void settle_replace(const ProcessMemory& memory, PatchRecord& rec) {
 
 bool unsettled(const PatchRecord& rec) { return rec.state == RecordState::Active && !rec.settled; }
 
+RecordState record_state(TransitionPhase phase) {
+  switch (phase) {
+    case TransitionPhase::applying: return RecordState::Applying;
+    case TransitionPhase::unapplying: return RecordState::Unapplying;
+    case TransitionPhase::applied: return RecordState::Active;
+  }
+  return RecordState::Active;
+}
+
 void record_transition(const TransitionResult& t, OperationResult& result) {
   result.threads = t.threads;
   result.transition_ms = t.transition_ms;
@@ -161,21 +172,23 @@ void record_transition(const TransitionResult& t, OperationResult& result) {
 TransitionOptions transition_options(const OperationOptions& options, const ProcessMemory& memory,
                                      const PatchRecord& rec) {
   TransitionOptions o;
-  o.kind = options.model == "lazy" ? PerThreadKind::Lazy : PerThreadKind::Hybrid;
+  o.kind = options.model.value_or(rec.model);
+  if (!per_thread(o.kind)) fail("process {}: a per-thread transition needs --model hybrid or lazy", memory.pid());
   o.force = options.force;
   o.timeout_s = options.timeout_s;
   o.report_after_s = options.report_after_s;
   o.label = fmt::format("pid {}", memory.pid());
-  o.set_state = [&memory, &rec](RecordState s) { write_record_state(memory, rec, s); };
+  o.progress = options.progress;
+  o.set_state = [&memory, &rec](TransitionPhase p) { write_record_state(memory, rec, record_state(p)); };
   return o;
 }
 
-void warn_forced(pid_t pid, size_t forced, const char* code) {
-  if (!forced) return;
-  std::fprintf(stderr,
-               "graft: warning: pid %d: %zu thread(s) were moved to the %s code without a stack check "
-               "(--force); if one of them was inside a replaced function, the process may misbehave\n",
-               pid, forced, code);
+void warn_forced(const OperationOptions& options, pid_t pid, size_t forced, const char* code) {
+  if (!forced || !options.progress) return;
+  options.progress(fmt::format("warning: pid {}: {} thread(s) were moved to the {} code without a stack "
+                               "check (--force); if one of them was inside a replaced function, the "
+                               "process may misbehave",
+                               pid, forced, code));
 }
 
 void revert_per_thread(Tracer& tracer, const ProcessMemory& memory, const std::vector<Mapping>& maps,
@@ -195,10 +208,11 @@ void revert_per_thread(Tracer& tracer, const ProcessMemory& memory, const std::v
   if (!t.completed) {
     result.rolled_back = true;
     turned_back();
-    fail("{}; the revert turned back: every thread runs the new code again and the patch stays applied",
+    fail(interrupt_signal() ? ErrorCode::interrupted : ErrorCode::busy,
+         "{}; the revert turned back: every thread runs the new code again and the patch stays applied",
          t.reason);
   }
-  warn_forced(memory.pid(), t.forced, "old");
+  warn_forced(options, memory.pid(), t.forced, "old");
   fault_point("reverted");
   after_switch();
   // No thread is in the patch's code or its gates, and nothing leads there.

@@ -51,6 +51,9 @@ void settle_replace(const ProcessMemory& memory, PatchRecord& rec);
 // record settle_replace() has not settled yet.
 bool unsettled(const PatchRecord& rec);
 
+// The record state of a transition's phase.
+RecordState record_state(TransitionPhase phase);
+
 // The transition's figures in an operation's result.
 void record_transition(const TransitionResult& t, OperationResult& result);
 
@@ -61,6 +64,6 @@ TransitionOptions transition_options(const OperationOptions& options, const Proc
 
 // The warning of --force, as the kernel gives it, if threads were moved
 // unchecked (to the `code' code: "new" or "old").
-void warn_forced(pid_t pid, size_t forced, const char* code);
+void warn_forced(const OperationOptions& options, pid_t pid, size_t forced, const char* code);
 
 }  // namespace graft

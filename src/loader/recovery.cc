@@ -11,8 +11,8 @@
 #include "common/realtime_priority.h"
 #include "loader/per_thread.h"
 #include "loader/region.h"
-#include "loader/transition_revert.h"
-#include "loader/unload.h"
+#include "loader/revert_during_transition.h"
+#include "loader/revert_under_stop.h"
 #include "process/remote_syscalls.h"
 #include "process/tracing_thread.h"
 
@@ -166,6 +166,13 @@ RecoveryResult recover_process(pid_t pid, const OperationOptions& options) {
     result.error = e.what();
   }
   return result;
+}
+
+void recover_before(pid_t pid, const OperationOptions& options, OperationResult& result) {
+  if (!needs_recovery(pid)) return;
+  RecoveryResult r = recover_process(pid, options);
+  if (!r.ok) fail("{}; it holds what an interrupted graft left, and repairing it failed", r.error);
+  result.recovered = std::move(r.actions);
 }
 
 }  // namespace graft

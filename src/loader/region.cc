@@ -5,13 +5,14 @@
 
 #include "common/error.h"
 #include "loader/patch_record.h"
+#include "process/proc_status.h"
 #include "process/remote_syscalls.h"
 
 namespace graft {
 
 namespace {
-void check(long rc, const char* what, pid_t pid) {
-  if (rc < 0 && rc > -4096) fail("process {}: {} failed in the process: {}", pid, what, errno_text(-rc));
+void check(long rc, const char* what, pid_t pid, bool adds_exec = false) {
+  if (rc < 0 && rc > -4096) fail_remote_syscall(pid, what, static_cast<int>(-rc), adds_exec);
 }
 }  // namespace
 
@@ -37,14 +38,14 @@ void create_region(Tracer& tracer, const ProcessMemory& memory, const std::vecto
   try {
     uint64_t code = l.address + l.image_offset;
     check(sys.call(SYS_mprotect, code, page_round_up(l.image.code_size), PROT_READ | PROT_EXEC),
-          "mprotect", pid);
+          "mprotect", pid, true);
     if (l.transition_size)
       check(sys.call(SYS_mprotect, l.address + l.transition_offset, l.transition_size,
                      PROT_READ | PROT_WRITE),
             "mprotect", pid);
     if (l.gates_size)
       check(sys.call(SYS_mprotect, l.address + l.gates_offset, l.gates_size, PROT_READ | PROT_EXEC),
-            "mprotect", pid);
+            "mprotect", pid, true);
     uint64_t data_size = page_round_up(l.image.data_size + l.image.bss_size);
     if (data_size)
       check(sys.call(SYS_mprotect, code + l.image.data_offset, data_size, PROT_READ | PROT_WRITE),

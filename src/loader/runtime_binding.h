@@ -18,7 +18,7 @@
 #include <string>
 #include <vector>
 
-#include "builder/patch_builder.h"
+#include "linker/object_linker.h"
 #include "loader/loaded_objects.h"
 #include "loader/patch_record.h"
 #include "process/memory.h"

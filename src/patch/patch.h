@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "common/address_range.h"
 #include "common/hash.h"
 
 namespace graft {
@@ -28,11 +29,6 @@ struct Relocation {
   int64_t addend = 0;
   int64_t external = -1;
   uint64_t image_offset = 0;  // when external < 0
-};
-
-struct AddressRange {
-  uint64_t start = 0, size = 0;
-  bool contains(uint64_t a) const { return a >= start && a - start < size; }
 };
 
 struct FunctionReplacement {
@@ -127,8 +123,5 @@ Patch load_patch_file(const std::string& path);
 std::span<const uint8_t> unsigned_part(std::span<const uint8_t> file, const std::string& name);
 // `unsigned_file` followed by the trailer of `signature`.
 Bytes append_signature(std::span<const uint8_t> unsigned_file, const PatchSignature& signature);
-
-constexpr uint64_t kPageSize = 4096;
-inline uint64_t page_round_up(uint64_t n) { return (n + kPageSize - 1) & ~(kPageSize - 1); }
 
 }  // namespace graft

@@ -1,5 +1,7 @@
 #include "process/maps.h"
 
+#include <unistd.h>
+
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
@@ -18,8 +20,10 @@ std::vector<Mapping> read_maps(pid_t pid) {
   std::string text;
   try {
     text = read_text_file(fmt::format("/proc/{}/maps", pid));
-  } catch (const Error&) {
-    fail("process {} does not exist or cannot be read", pid);
+  } catch (const Error& e) {
+    if (access(fmt::format("/proc/{}", pid).c_str(), F_OK) != 0)
+      fail(ErrorCode::no_such_process, "process {} does not exist", pid);
+    fail(ErrorCode::permission_denied, "process {}: cannot read its mappings: {}", pid, e.what());
   }
   return parse_maps(text, pid);
 }

@@ -7,11 +7,13 @@
 #include <cstring>
 
 #include "common/hash.h"
+#include "common/unique_resource.h"
+#include "process/memory_reader.h"
 #include "process/remote_address.h"
 
 namespace graft {
 
-class ProcessMemory {
+class ProcessMemory : public MemoryReader {
  public:
   explicit ProcessMemory(pid_t pid);
   pid_t pid() const { return pid_; }
@@ -19,7 +21,7 @@ class ProcessMemory {
   ProcessMemory(const ProcessMemory&) = delete;
   ProcessMemory& operator=(const ProcessMemory&) = delete;
 
-  Bytes read(RemoteAddress at, size_t size) const;  // throws if unreadable
+  Bytes read(RemoteAddress at, size_t size) const override;  // throws if unreadable
   bool try_read(RemoteAddress at, void* out, size_t size) const;
   void write(RemoteAddress at, std::span<const uint8_t> data) const;
   template <typename T>
@@ -32,7 +34,7 @@ class ProcessMemory {
 
  private:
   pid_t pid_;
-  int fd_ = -1;
+  UniqueFd fd_;
 };
 
 }  // namespace graft

@@ -12,6 +12,7 @@
 
 #include "common/clock.h"
 #include "common/error.h"
+#include "common/interrupt.h"
 
 namespace graft {
 
@@ -49,26 +50,28 @@ std::string ProcessLock::directory() {
 
 ProcessLock::ProcessLock(pid_t pid, double timeout_s) {
   std::string path = fmt::format("{}/{}.lock", directory(), pid);
-  fd_ = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
-  if (fd_ < 0) fail("{}: {}", path, errno_text(errno));
+  fd_.reset(open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644));
+  if (!fd_) fail("{}: {}", path, errno_text(errno));
   auto start = Clock::now();
-  while (flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+  while (flock(fd_.get(), LOCK_EX | LOCK_NB) != 0) {
     if (errno != EWOULDBLOCK && errno != EINTR) {
       int err = errno;
-      close(fd_);
       fail("{}: {}", path, errno_text(err));
     }
+    if (int sig = interrupt_signal()) {
+      fail(ErrorCode::interrupted, "interrupted by {} while waiting for the lock of process {}",
+           signal_name(sig), pid);
+    }
     if (ms_since(start) > timeout_s * 1000) {
-      std::string who = holder(fd_);
-      close(fd_);
-      fail("process {} is being changed by {} (lock {}); gave up after {:.0f} s", pid, who, path,
+      std::string who = holder(fd_.get());
+      fail(ErrorCode::locked, "process {} is being changed by {} (lock {}); gave up after {:.0f} s", pid, who, path,
            timeout_s);
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   // For the message of a graft that waits on us.
   std::string me = std::to_string(getpid()) + "\n";
-  if (ftruncate(fd_, 0) == 0 && pwrite(fd_, me.data(), me.size(), 0) < 0) {
+  if (ftruncate(fd_.get(), 0) == 0 && pwrite(fd_.get(), me.data(), me.size(), 0) < 0) {
     // Only the message suffers.
   }
 }
@@ -76,11 +79,8 @@ ProcessLock::ProcessLock(pid_t pid, double timeout_s) {
 ProcessLock::~ProcessLock() {
   // The file stays (unlinking a lock file races with a graft that opened
   // it), emptied: a later holder that is not graft is not named as us.
-  if (fd_ >= 0) {
-    if (ftruncate(fd_, 0) != 0) {
-      // Only a later message suffers.
-    }
-    close(fd_);
+  if (fd_ && ftruncate(fd_.get(), 0) != 0) {
+    // Only a later message suffers.
   }
 }
 

@@ -9,6 +9,8 @@
 
 #include <string>
 
+#include "common/unique_resource.h"
+
 namespace graft {
 
 class ProcessLock {
@@ -22,7 +24,7 @@ class ProcessLock {
   static std::string directory();
 
  private:
-  int fd_ = -1;
+  UniqueFd fd_;
 };
 
 }  // namespace graft

@@ -22,6 +22,7 @@
 #include "common/fault_point.h"
 #include "common/file.h"
 #include "process/proc_status.h"
+#include "common/unique_resource.h"
 #include "process/tracing_thread.h"
 
 namespace graft {
@@ -74,14 +75,13 @@ bool alarm_interrupts_waits() {
 
 std::vector<pid_t> list_threads(pid_t pid) {
   std::vector<pid_t> out;
-  DIR* d = opendir(fmt::format("/proc/{}/task", pid).c_str());
+  UniqueDir d(opendir(fmt::format("/proc/{}/task", pid).c_str()));
   if (!d) return out;
-  while (dirent* e = readdir(d)) {
+  while (dirent* e = readdir(d.get())) {
     char* end;
     long tid = std::strtol(e->d_name, &end, 10);
     if (*end == 0 && tid > 0) out.push_back(static_cast<pid_t>(tid));
   }
-  closedir(d);
   return out;
 }
 
@@ -103,7 +103,7 @@ Tracer::Tracer(pid_t pid, bool trace_clones)
     : pid_(pid), trace_clones_(trace_clones), exit_detaches_(exit_detaches_here()) {
   if (pid <= 0) fail("invalid process id {}", pid);
   if (pid == getpid()) fail("process {} is graft itself", pid);
-  if (kill(pid, 0) != 0 && errno == ESRCH) fail("process {} does not exist", pid);
+  if (kill(pid, 0) != 0 && errno == ESRCH) fail(ErrorCode::no_such_process, "process {} does not exist", pid);
   // Seize until the thread list is stable: threads may be created meanwhile.
   try {
     for (;;) {
@@ -116,7 +116,7 @@ Tracer::Tracer(pid_t pid, bool trace_clones)
     detach();  // the destructor does not run for a failed constructor
     throw;
   }
-  if (threads_.empty()) fail("process {} does not exist", pid);
+  if (threads_.empty()) fail(ErrorCode::no_such_process, "process {} does not exist", pid);
 }
 
 Tracer::~Tracer() {
@@ -232,6 +232,12 @@ pid_t Tracer::next_event(int* status, Clock::time_point until, const std::set<pi
 }
 
 void Tracer::fail_not_stopped(pid_t tid) const {
+  auto s = read_process_status(pid_);
+  if (s && s->state == 'T')
+    fail(ErrorCode::process_stopped,
+         "process {} ({}) was stopped by job control (SIGSTOP or SIGTSTP) while graft worked on it: "
+         "thread {} did not stop for graft within {} s",
+         pid_, s->name, tid, kStopDeadline.count());
   fail("process {}: thread {} did not stop within {} s (uninterruptible sleep?)", pid_, tid,
        kStopDeadline.count());
 }

@@ -1,6 +1,6 @@
 #include <gtest/gtest.h>
 
-#include "builder/unified_diff.h"
+#include "differ/unified_diff.h"
 #include "differ/correlation.h"
 #include "differ/dwarf_facts.h"
 

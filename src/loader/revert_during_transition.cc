@@ -1,4 +1,4 @@
-#include "loader/transition_revert.h"
+#include "loader/revert_during_transition.h"
 
 #include <cstddef>
 #include <thread>

@@ -1,4 +1,4 @@
-#include "builder/eh_frame_index.h"
+#include "linker/eh_frame_index.h"
 
 #include <elf.h>
 #include <elfutils/libdw.h>

@@ -1,4 +1,4 @@
-#include "builder/register_contract.h"
+#include "linker/register_contract.h"
 
 #include <elf.h>
 

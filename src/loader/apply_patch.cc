@@ -16,10 +16,14 @@
 #include "common/clock.h"
 #include "common/error.h"
 #include "common/fault_point.h"
+#include "common/interrupt.h"
 #include "common/realtime_priority.h"
 #include "consistency/per_thread_model.h"
 #include "consistency/stop_model.h"
+#include "loader/apply_plan.h"
 #include "loader/callbacks.h"
+#include "loader/footprint.h"
+#include "process/proc_status.h"
 #include "loader/per_thread.h"
 #include "loader/quiescent_runtime.h"
 #include "loader/ifunc.h"
@@ -31,17 +35,11 @@
 #include "process/tracing_thread.h"
 #include "loader/runtime_binding.h"
 #include "loader/symbol_resolver.h"
-#include "loader/transition_revert.h"
+#include "loader/revert_during_transition.h"
 
 namespace graft {
 
 namespace {
-
-template <typename Function>  // FunctionReplacement or FunctionRecord
-std::string display_name(const Function& f) {
-  std::string n = f.demangled.empty() ? f.symbol : f.demangled;
-  return f.file.empty() ? n : n + " (" + f.file + ")";
-}
 
 class ApplyJob {
  public:
@@ -62,8 +60,8 @@ class ApplyJob {
     refuse_if_in_transition(records_, pid_, memory_);
     if (patch_.cumulative) choose_replaced();
 
-    per_thread_ = options_.model != "stop";
-    record_.model = options_.model;
+    record_.model = options_.model.value_or(kDefaultModel);
+    per_thread_ = per_thread(record_.model);
     if (per_thread_ && patch_.cumulative && options_.force)
       fail("process {}: --force cannot switch a cumulative patch: a thread moved unchecked could still "
            "be running the code of a patch it replaces, which is unmapped when the transition ends",
@@ -88,6 +86,7 @@ class ApplyJob {
       Bytes gates;
       if (per_thread_) gates = plan_gates();
       if (switch_gates_) gates = plan_switch_gates();
+      throw_if_interrupted("before the patch region was created");
       create_region(tracer, memory_, maps_, layout_, patch_.id());
       fault_point("region-created");
       tracer.resume_all();
@@ -267,16 +266,11 @@ class ApplyJob {
   // instructions relocated into the gate pages, then the rest of the
   // original.
   void restore_per_thread(const FunctionRecord& f, const Bytes& original) {
-    std::string name = display_name(f);
-    Bytes whole = memory_.read({f.address}, f.size);
-    uint64_t site_off = f.site - f.address;
-    current_.push_back(Bytes(whole.begin() + site_off, whole.end()));
-    std::copy(original.begin(), original.end(), whole.begin() + site_off);
-    Bytes original_code(whole.begin() + site_off, whole.end());
-    check_displaceable(current_.back(), whole, f.address, f.site, f.cold_parts, name);
-    check_displaceable(original_code, whole, f.address, f.site, f.cold_parts, name);
-    originals_.push_back(std::move(original_code));
-    names_.push_back(name);
+    PlannedFunction p = plan_restored_function(f, original, memory_);
+    std::string name = p.name;
+    check_displaceable(p.current, p.whole, f.address, f.site, f.cold_parts, name);
+    check_displaceable(p.original_code, p.whole, f.address, f.site, f.cold_parts, name);
+    planned_.push_back(std::move(p));
     record_.functions.push_back(restored_record(f, original));
     restored_code_.push_back({{f.address, f.size}, "function `" + name + "' (put back to its original)"});
     for (const auto& c : f.cold_parts)
@@ -323,41 +317,23 @@ class ApplyJob {
 
   void plan_functions() {
     for (const auto& f : patch_.functions) {
-      std::string name = display_name(f);
-      uint64_t addr = target_.bias + f.address;
-      Bytes running = memory_.read({addr}, f.size);
-      uint64_t site_off = arch::patch_site_offset(running);
-      if (f.size < site_off + arch::kRedirectSize)
-        fail("process {}: function `{}' is {} bytes, too short for the jump", pid_, name, f.size);
-      current_.push_back(Bytes(running.begin() + site_off, running.end()));
-      names_.push_back(name);
-      uint64_t site = addr + site_off;
-      std::vector<AddressRange> cold;
-      for (const auto& c : f.cold_parts) cold.push_back({target_.bias + c.start, c.size});
-      Bytes now(running.begin() + site_off, running.begin() + site_off + arch::kRedirectSize);
-      Bytes original = now;
-      const PatchRecord* owner = nullptr;
-      const FunctionRecord* top = newest_redirect(records_, addr, nullptr, &owner);
-      if (top) {
-        if (now != top->redirect)
-          fail("process {}: the entry of `{}' no longer holds the redirection of patch {}", pid_,
-               name, owner->label());
-        original = top->original;
-        std::copy(original.begin(), original.end(), running.begin() + site_off);
-      }
-      originals_.push_back(Bytes(running.begin() + site_off, running.end()));
-      if (sha256_hex(running) != f.sha256)
-        fail("process {}: function `{}' differs from the one the patch was built for (another "
-             "build of {}, or modified by another tool)",
-             pid_, name, target_.path);
+      planned_.push_back(plan_function(f, target_.bias, memory_, records_, pid_, target_.path));
+      const PlannedFunction& p = planned_.back();
+      const std::string& name = p.name;
+      uint64_t addr = p.address, site = p.site;
+      const std::vector<AddressRange>& cold = p.cold;
+      const Bytes& now = p.entry;
+      const Bytes& original = p.original;
+      const PatchRecord* owner = p.stacked_on;
+      const FunctionRecord* top = p.below;
       if (per_thread_) {
-        check_displaceable(current_.back(), running, addr, site, cold, name);
+        check_displaceable(p.current, p.whole, addr, site, cold, name);
         // A cumulative patch's old paths are rebased on the original code
         // once the patches it replaces are gone (settle_replace).
-        if (top && patch_.cumulative) check_displaceable(originals_.back(), running, addr, site, cold, name);
+        if (top && patch_.cumulative) check_displaceable(p.original_code, p.whole, addr, site, cold, name);
       } else if (switch_gates_) {
         try {
-          check_displaceable(current_.back(), running, addr, site, cold, name);
+          check_displaceable(p.current, p.whole, addr, site, cold, name);
         } catch (const Error& e) {
           // Then the entries switch one by one, as for a single function.
           switch_gates_ = false;
@@ -442,9 +418,9 @@ class ApplyJob {
       layout_.transition_offset = layout_.image_offset;
       layout_.transition_size = area_.size;
       layout_.gates_offset = layout_.transition_offset + area_.size;
-      for (const auto& f : record_.functions) {
-        slot_.push_back(slots);
-        slots += f.restores ? kRestoreSlot : kGateSlot;
+      for (size_t i = 0; i < record_.functions.size(); ++i) {
+        planned_[i].slot = slots;
+        slots += record_.functions[i].restores ? kRestoreSlot : kGateSlot;
       }
       // The gates, then the SIGTRAP handler that stands in for graft if it
       // dies with an int3 in running code.
@@ -525,9 +501,9 @@ class ApplyJob {
   template <typename MakeCode>
   arch::DisplacedCode place_gate(size_t i, Bytes& out, uint64_t slot, size_t code_room, MakeCode make_code) {
     auto& fr = record_.functions[i];
-    const std::string& name = names_[i];
+    const std::string& name = planned_[i].name;
     uint64_t gate = record_.transition.gates + slot, old_path = gate + code_room;
-    auto displaced = arch::relocate_displaced(current_[i], fr.site, old_path, name);
+    auto displaced = arch::relocate_displaced(planned_[i].current, fr.site, old_path, name);
     Bytes code = make_code(gate, old_path);
     std::copy(code.begin(), code.end(), out.begin() + slot);
     std::copy(displaced.old_path.begin(), displaced.old_path.end(), out.begin() + slot + code_room);
@@ -576,24 +552,25 @@ class ApplyJob {
     uint64_t gates = record_.transition.gates;
     for (size_t i = 0; i < record_.functions.size(); ++i) {
       auto& fr = record_.functions[i];
-      const std::string& name = names_[i];
+      const PlannedFunction& p = planned_[i];
+      const std::string& name = p.name;
       if (fr.restores) {
-        uint64_t at = gates + slot_[i] + kGateSlot;
-        auto restored = arch::relocate_displaced(originals_[i], fr.site, at, name);
-        std::copy(restored.old_path.begin(), restored.old_path.end(), out.begin() + slot_[i] + kGateSlot);
+        uint64_t at = gates + p.slot + kGateSlot;
+        auto restored = arch::relocate_displaced(p.original_code, fr.site, at, name);
+        std::copy(restored.old_path.begin(), restored.old_path.end(), out.begin() + p.slot + kGateSlot);
         fr.replacement = at;
         fr.replacement_size = restored.old_path.size();
       }
       Bytes code;
-      auto displaced = place_gate(i, out, slot_[i], arch::kMaxGateSize, [&](uint64_t gate, uint64_t old_path) {
+      auto displaced = place_gate(i, out, p.slot, arch::kMaxGateSize, [&](uint64_t gate, uint64_t old_path) {
         // settle_replace() will relocate the original there: checked now,
         // before anything is written (RIP-relative reach from the gates).
-        if (!replaced_.empty()) arch::relocate_displaced(originals_[i], fr.site, old_path, name);
+        if (!replaced_.empty()) arch::relocate_displaced(p.original_code, fr.site, old_path, name);
         code = arch::gate_code({gate, area_.table(), area_.capacity, area_.goal_byte(), fr.replacement, old_path});
         return code;
       });
       transition_.entries.push_back({fr.site, fr.gate, fr.old_path, fr.replacement, code});
-      Bytes now(current_[i].begin(), current_[i].begin() + arch::kRedirectSize);
+      Bytes now(p.current.begin(), p.current.begin() + arch::kRedirectSize);
       transition_.to_gates.push_back({name, {fr.site}, now, fr.gate_redirect});
       transition_.to_new.push_back({name, {fr.site}, fr.gate_redirect, fr.redirect});
       transition_.to_old.push_back({name, {fr.site}, fr.gate_redirect, now});
@@ -626,9 +603,9 @@ class ApplyJob {
     // marked applied, as in switch_stop_model (killed in between, recovery
     // marks them: see recovery.cc).
     if (!replaced_.empty())
-      o.set_state = [this, mark = o.set_state](RecordState s) {
-        mark(s);
-        if (s != RecordState::Active) return;
+      o.set_state = [this, mark = o.set_state](TransitionPhase p) {
+        mark(p);
+        if (p != TransitionPhase::applied) return;
         fault_point("marked-applied");
         for (const auto* r : replaced_) write_record_state(memory_, *r, RecordState::Reverting);
         fault_point("replaced");
@@ -643,9 +620,10 @@ class ApplyJob {
     record_transition(t, result_);
     if (!t.completed) {
       result_.rolled_back = true;
-      fail("{}; rolled back: every thread runs the old code again", t.reason);
+      fail(interrupt_signal() ? ErrorCode::interrupted : ErrorCode::busy,
+           "{}; rolled back: every thread runs the old code again", t.reason);
     }
-    warn_forced(pid_, t.forced, "new");
+    warn_forced(options_, pid_, t.forced, "new");
     if (!replaced_.empty()) settle_replace();
   }
 
@@ -699,10 +677,7 @@ class ApplyJob {
   bool per_thread_ = false;
   bool region_in_use_ = false;  // a stuck transition: the region must stay
   // For each function of the record (the patch's, then those put back):
-  std::vector<Bytes> current_;    // the running bytes from its site to its end
-  std::vector<Bytes> originals_;  // the same with the original bytes back at the site
-  std::vector<std::string> names_;
-  std::vector<uint64_t> slot_;    // offset of its slot in the gate pages
+  std::vector<PlannedFunction> planned_;
   std::vector<BusyRange> restored_code_;  // the functions put back: new code of the transition
   TransitionAreaLayout area_;
   TransitionPlan transition_;
@@ -722,28 +697,41 @@ OperationResult apply_patch(const Patch& patch, pid_t pid, const OperationOption
   result.pid = pid;
   result.patch_id = patch.id();
   result.patch_name = patch.name;
-  result.model = options.model;
+  result.model = options.model.value_or(kDefaultModel);
   result.patch_sha256 = patch.sha256;
   auto start = Clock::now();
+  std::optional<Footprint> before;
+  try {
+    check_process_changeable(pid);
+    before = read_footprint(pid);
+  } catch (const Error& e) {
+    result.error = e.what();
+    result.error_code = e.code();
+    result.total_ms = ms_since(start);
+    return result;
+  }
   // Real-time priority shortens a global stop; the per-thread models have
   // none, and graft holding a core at SCHED_FIFO would delay the target's
   // threads instead.
   try {
     run_tracing_thread([&] {
       std::optional<RealtimePriority> priority;
-      if (options.model == "stop") priority.emplace();
+      if (!per_thread(result.model)) priority.emplace();
       try {
         ProcessLock lock(pid, options.timeout_s);
         ApplyJob(patch, pid, options, result).run();
         result.ok = true;
       } catch (const TransitionStuck& e) {
         result.error = e.what();
+        result.error_code = e.code();
         result.left_in_transition = true;
       }
     });
   } catch (const std::exception& e) {
     result.error = e.what();
+    result.error_code = error_code_of(e);
   }
+  if (!result.ok && !result.left_in_transition) verify_unchanged(pid, before, result.unchanged, result.left);
   result.total_ms = ms_since(start);
   return result;
 }

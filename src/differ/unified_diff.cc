@@ -1,4 +1,4 @@
-#include "builder/unified_diff.h"
+#include "differ/unified_diff.h"
 
 #include <cstdio>
 #include <sstream>

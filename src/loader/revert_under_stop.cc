@@ -1,4 +1,4 @@
-#include "loader/unload.h"
+#include "loader/revert_under_stop.h"
 
 #include <algorithm>
 

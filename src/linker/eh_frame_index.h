@@ -10,7 +10,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "builder/relocatable_object.h"
+#include "linker/relocatable_object.h"
 
 namespace graft {
 

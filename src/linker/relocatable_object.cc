@@ -1,4 +1,4 @@
-#include "builder/relocatable_object.h"
+#include "linker/relocatable_object.h"
 
 #include <elf.h>
 

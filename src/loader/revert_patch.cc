@@ -1,20 +1,17 @@
-// graft revert and graft list.
-#include <dirent.h>
-#include <unistd.h>
-
-#include <algorithm>
-
+// graft revert: drives the removal of one patch from a process (under a
+// per-thread transition, the stop model, or the apply in progress).
 #include "common/clock.h"
 #include "common/error.h"
 #include "common/realtime_priority.h"
 #include "common/file.h"
 #include "loader/callbacks.h"
+#include "loader/footprint.h"
 #include "loader/loaded_objects.h"
 #include "loader/operations.h"
 #include "loader/per_thread.h"
 #include "loader/recovery.h"
-#include "loader/transition_revert.h"
-#include "loader/unload.h"
+#include "loader/revert_during_transition.h"
+#include "loader/revert_under_stop.h"
 #include "process/proc_status.h"
 #include "process/process_lock.h"
 #include "process/tracing_thread.h"
@@ -28,7 +25,7 @@ const PatchRecord& find_record(const std::vector<PatchRecord>& records, const st
   std::vector<const PatchRecord*> found;
   for (const auto& r : records)
     if (r.matches(which)) found.push_back(&r);
-  if (found.empty()) fail("process {} has no patch `{}' applied", pid, which);
+  if (found.empty()) fail(ErrorCode::not_found, "process {} has no patch `{}' applied", pid, which);
   if (found.size() > 1) fail("process {}: `{}' names several patches; give the patch id", pid, which);
   return *found[0];
 }
@@ -75,16 +72,16 @@ OperationResult revert_here(const std::string& which, pid_t pid, const Operation
     result.patch_sha256 = rec.sha256;
 
     // As asked, else the model the patch was applied with.
-    bool asked = !options.model.empty();
-    result.model = asked ? options.model : rec.model;
+    bool asked = options.model.has_value();
+    result.model = options.model.value_or(rec.model);
     std::optional<TransitionPlan> plan;  // outlives the tracer, whose breakpoint handler reads it
-    if (result.model != "stop") {
+    if (per_thread(result.model)) {
       try {
         plan = reverse_transition_plan(memory, maps, scan.records, rec);
       } catch (const Error& e) {
         if (asked) throw;
         result.notes.push_back(fmt::format("reverted with the stop model: {}", e.what()));
-        result.model = "stop";
+        result.model = Model::stop;
       }
     }
     if (!plan) priority.emplace();
@@ -104,7 +101,9 @@ OperationResult revert_here(const std::string& which, pid_t pid, const Operation
     if (plan) {
       // A revert that turns back leaves the patch applied: post_patch
       // undoes what pre_unpatch did, as in the kernel.
-      revert_per_thread(tracer, memory, maps, rec, *plan, options, result, post_unpatch,
+      OperationOptions per_thread = options;
+      per_thread.model = result.model;  // the record's model if none was asked
+      revert_per_thread(tracer, memory, maps, rec, *plan, per_thread, result, post_unpatch,
                         [&] { callback(Callback::Kind::PostPatch, " (the patch stays applied)"); });
     } else {
       SwitchResult s;
@@ -124,9 +123,11 @@ OperationResult revert_here(const std::string& which, pid_t pid, const Operation
     result.ok = true;
   } catch (const TransitionStuck& e) {
     result.error = e.what();
+    result.error_code = e.code();
     result.left_in_transition = true;
   } catch (const std::exception& e) {
     result.error = e.what();
+    result.error_code = error_code_of(e);
   }
   result.total_ms = ms_since(start);
   return result;
@@ -137,91 +138,17 @@ OperationResult revert_here(const std::string& which, pid_t pid, const Operation
 OperationResult revert_patch(const std::string& which, pid_t pid, const OperationOptions& options) {
   OperationResult result;
   result.pid = pid;
+  std::optional<Footprint> before;
   try {
+    check_process_changeable(pid);
+    before = read_footprint(pid);
     run_tracing_thread([&] { result = revert_here(which, pid, options); });
   } catch (const std::exception& e) {
     result.error = e.what();
+    result.error_code = error_code_of(e);
   }
+  if (!result.ok && !result.left_in_transition) verify_unchanged(pid, before, result.unchanged, result.left);
   return result;
-}
-
-std::vector<pid_t> all_processes() {
-  std::vector<pid_t> out;
-  DIR* d = opendir("/proc");
-  if (!d) return out;
-  while (dirent* e = readdir(d)) {
-    char* end;
-    long pid = std::strtol(e->d_name, &end, 10);
-    if (*end == 0 && pid > 0 && pid != getpid()) out.push_back(static_cast<pid_t>(pid));
-  }
-  closedir(d);
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
-
-ProcessPatches list_patches(pid_t pid) {
-  ProcessPatches out;
-  out.pid = pid;
-  try {
-    out.command = read_text_file(fmt::format("/proc/{}/comm", pid));
-    if (!out.command.empty() && out.command.back() == '\n') out.command.pop_back();
-  } catch (const Error&) {
-  }
-  auto maps = read_maps(pid);
-  ProcessMemory memory(pid);
-  auto scan = read_records(pid, maps, memory);
-  out.patches = std::move(scan.records);
-  out.runtime = std::move(scan.runtime);
-  out.problems = std::move(scan.problems);
-  for (const auto& r : out.patches)
-    if (r.in_transition()) out.transitions[r.id] = read_transition_status(memory, r);
-  for (const auto& r : out.patches) {
-    size_t n = 0;
-    for (const auto& f : r.functions) {
-      Bytes now(f.redirect.size());
-      if (!f.restores && memory.try_read({f.site}, now.data(), now.size()) && now == f.redirect) ++n;
-    }
-    out.redirected.push_back(n);
-  }
-  out.traced = tracer_pid(pid, pid) > 0;
-  return out;
-}
-
-void recover_before(pid_t pid, const OperationOptions& options, OperationResult& result) {
-  if (!needs_recovery(pid)) return;
-  RecoveryResult r = recover_process(pid, options);
-  if (!r.ok) fail("{}; it holds what an interrupted graft left, and repairing it failed", r.error);
-  result.recovered = std::move(r.actions);
-}
-
-std::vector<pid_t> processes_mapping(const std::string& build_id) {
-  std::vector<pid_t> out;
-  BuildIdCache cache;
-  for (pid_t pid : all_processes()) {
-    try {
-      if (maps_build_id(pid, read_maps(pid), build_id, cache)) out.push_back(pid);
-    } catch (const Error&) {
-      // Exited, or a kernel thread.
-    }
-  }
-  return out;
-}
-
-std::vector<pid_t> processes_with_patches() {
-  std::vector<pid_t> out;
-  const std::string prefix = std::string("/memfd:") + kRegionNamePrefix;
-  for (pid_t pid : all_processes()) {
-    try {
-      for (const auto& m : read_maps(pid))
-        if (m.path.rfind(prefix, 0) == 0) {
-          out.push_back(pid);
-          break;
-        }
-    } catch (const Error&) {
-    }
-  }
-  return out;
 }
 
 }  // namespace graft

@@ -1,4 +1,4 @@
-#include "builder/debug_package.h"
+#include "elf/debug_package.h"
 
 #include <fmt/format.h>
 
@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "builder/build_command.h"
+#include "common/command_output.h"
 
 namespace graft {
 

@@ -1,8 +1,8 @@
-#include "builder/target_symbols.h"
+#include "linker/target_symbols.h"
 
 #include <elf.h>
 
-#include "builder/debug_package.h"
+#include "elf/debug_package.h"
 #include "common/error.h"
 #include "elf/separate_debug.h"
 

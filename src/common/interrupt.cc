@@ -1,0 +1,53 @@
+#include "common/interrupt.h"
+
+#include <pthread.h>
+#include <signal.h>
+
+#include <atomic>
+#include <cstring>
+#include <thread>
+
+#include "common/error.h"
+
+namespace graft {
+
+namespace {
+std::atomic<int> requested{0};
+}  // namespace
+
+void watch_interrupts() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  // Blocked here, inherited by every thread graft starts: only the waiter
+  // below sees them, so no system call of graft's is interrupted.
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  std::thread([set] {
+    // Every other signal stays away from this thread: the tracer's SIGALRM
+    // must interrupt the tracing thread's waits, not land here.
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, nullptr);
+    for (;;) {
+      int sig = 0;
+      if (sigwait(&set, &sig) == 0) {
+        int none = 0;
+        requested.compare_exchange_strong(none, sig);
+      }
+    }
+  }).detach();
+}
+
+int interrupt_signal() { return requested.load(std::memory_order_relaxed); }
+
+void throw_if_interrupted(const std::string& when) {
+  if (int sig = interrupt_signal()) fail(ErrorCode::interrupted, "interrupted by {} {}", signal_name(sig), when);
+}
+
+std::string signal_name(int sig) {
+  const char* abbrev = sigabbrev_np(sig);
+  return abbrev ? std::string("SIG") + abbrev : fmt::format("signal {}", sig);
+}
+
+}  // namespace graft
