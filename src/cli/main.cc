@@ -9,6 +9,7 @@
 
 #include "builder/compile_log.h"
 #include "cli/commands.h"
+#include "cli/ops_commands.h"
 #include "common/error.h"
 #include "common/realtime_priority.h"
 
@@ -149,6 +150,9 @@ int main(int argc, char** argv) {
       ->check(CLI::PositiveNumber);
   recover_cmd->add_flag("--json", ct.json, "Machine-readable output");
 
+  OpsCommands ops;
+  add_ops_subcommands(app, ops);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -178,6 +182,7 @@ int main(int argc, char** argv) {
       return revert(which, rt, revert_model);
     }
     if (*list_cmd) return list(list_pid, list_json);
+    if (auto rc = run_ops_subcommand(ops)) return *rc;
     if (*recover_cmd) {
       if (!ct.pid && !ct.all) throw graft::Error("recover needs --pid PID or --all");
       return recover(ct);
