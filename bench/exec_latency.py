@@ -57,22 +57,26 @@ def main():
                 if time.time() > deadline or daemon.poll() is not None:
                     sys.exit("the daemon did not start:\n" + open(f"{t}/daemon.log").read())
                 time.sleep(0.05)
-            exec_ms, old_ms, timeouts = [], [], 0
+            exec_ms, old_ms, timeouts, lost = [], [], 0, []
             for _ in range(a.runs):
                 launched = time.monotonic_ns()
-                out = subprocess.run([f"{t}/newproc", str(launched)], capture_output=True, text=True, env=env).stdout
+                proc = subprocess.Popen([f"{t}/newproc", str(launched)], stdout=subprocess.PIPE, text=True, env=env)
+                out = proc.communicate()[0]
                 if out.startswith("patched"):
                     _, e, m = out.split()
                     exec_ms.append(int(e) / 1e6)
                     old_ms.append(int(m) / 1e6)
                 else:
                     timeouts += 1
+                    lost.append(out.split()[-1] if out.strip() else "?")
                 time.sleep(a.gap)
         finally:
             daemon.terminate()
             daemon.wait(10)
             lines = open(f"{t}/daemon.log").read().splitlines()
-            odd = [l for l in lines if "applied fix" not in l]
+            odd = [l for l in lines if "applied fix" not in l or any(f"pid {p} " in l or f" {p}" in l for p in lost)]
+            if lost:
+                odd.append(f"never patched: pids {', '.join(lost)}")
             if timeouts or a.verbose:
                 print("daemon log (besides its applies):\n  " + "\n  ".join(odd))
         res = {"runs": a.runs, "watch": "poll" if a.poll else "connector", "model": a.model,

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 
 int vulnerable(void);
 
@@ -28,6 +29,6 @@ int main(int argc, char **argv) {
     }
     nanosleep(&nap, NULL);
   }
-  printf("timeout\n");
+  printf("timeout %d\n", (int)getpid());
   return 1;
 }

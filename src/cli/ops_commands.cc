@@ -200,6 +200,7 @@ int sync(const OpsArgs& a) {
         case SyncOutcome::AlreadyApplied: fmt::print("{}: {} already applied\n", who, what); break;
         case SyncOutcome::Failed:
         case SyncOutcome::Skipped:
+        case SyncOutcome::NotReady:
           fmt::print("{}: FAILED to apply {}: {}\n", who, what, printable(act.result.error));
           break;
       }

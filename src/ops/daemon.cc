@@ -174,8 +174,11 @@ class Daemon {
   }
 
   void record(const SyncAction& a, bool final_attempt, std::optional<Clock::time_point> seen) {
-    if (a.outcome == SyncOutcome::AlreadyApplied || a.outcome == SyncOutcome::Skipped) return;
-    if (a.outcome == SyncOutcome::Failed && !final_attempt) return;  // looked at again soon
+    // A target still being mapped is looked at again (recheck, rescan).
+    if (a.outcome == SyncOutcome::AlreadyApplied || a.outcome == SyncOutcome::Skipped ||
+        a.outcome == SyncOutcome::NotReady)
+      return;
+    if (a.outcome != SyncOutcome::Applied && !final_attempt) return;  // looked at again soon
     AuditEvent e;
     e.action = "apply";
     e.result = a.result.ok ? "ok" : "failed";
@@ -261,9 +264,9 @@ class Daemon {
     {
       RealtimePriority priority;
       converge_process(
-          state_, p, o_.operation,
+          state_, p, cache_, o_.operation,
           [&](const SyncAction& a) {
-            failed |= a.outcome == SyncOutcome::Failed;
+            failed |= a.outcome == SyncOutcome::Failed || a.outcome == SyncOutcome::NotReady;
             changed |= a.outcome == SyncOutcome::Applied || (last && a.outcome == SyncOutcome::Failed);
             record(a, last, seen);
           },

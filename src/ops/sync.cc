@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include "ops/target_readiness.h"
+
 namespace graft::ops {
 
 std::string outcome_name(SyncOutcome o) {
@@ -10,6 +12,7 @@ std::string outcome_name(SyncOutcome o) {
     case SyncOutcome::AlreadyApplied: return "already-applied";
     case SyncOutcome::Failed: return "failed";
     case SyncOutcome::Skipped: return "skipped";
+    case SyncOutcome::NotReady: return "not-ready";
   }
   return "?";
 }
@@ -32,8 +35,8 @@ bool carries_patch(pid_t pid, const std::string& sha256) {
 }
 
 std::vector<SyncAction> converge_process(const DesiredState& state, const TargetProcess& process,
-                                         const OperationOptions& options, const SyncCallback& done,
-                                         const SkipPredicate& skip) {
+                                         BuildIdCache& cache, const OperationOptions& options,
+                                         const SyncCallback& done, const SkipPredicate& skip) {
   std::vector<SyncAction> out;
   std::vector<PatchRecord> records;
   std::string unreadable;
@@ -69,11 +72,14 @@ std::vector<SyncAction> converge_process(const DesiredState& state, const Target
         a.result.error = unreadable;
       } else if (!blocked.empty()) {
         a.result.error = fmt::format("not tried: {}, stacked before it, failed", blocked);
+      } else if (auto why = target_not_ready(process.pid, d.patch, cache); !why.empty()) {
+        a.outcome = SyncOutcome::NotReady;
+        a.result.error = why;
       } else {
         a.result = apply_patch(d.patch, process.pid, options);
         a.outcome = a.result.ok ? SyncOutcome::Applied : SyncOutcome::Failed;
       }
-      if ((a.outcome == SyncOutcome::Failed || a.outcome == SyncOutcome::Skipped) && blocked.empty())
+      if (a.outcome != SyncOutcome::Applied && a.outcome != SyncOutcome::AlreadyApplied && blocked.empty())
         blocked = fmt::format("{} ({})", d.stored.name, d.stored.id);
       done(a);
       out.push_back(std::move(a));
@@ -93,7 +99,7 @@ SyncReport sync_all(const DesiredState& state, BuildIdCache& cache, const Operat
   ProcessScan scan = scan_processes(state.build_ids(), cache);
   report.uninspectable = scan.uninspectable;
   for (const auto& p : scan.processes)
-    for (auto& a : converge_process(state, p, options, done, skip)) report.actions.push_back(std::move(a));
+    for (auto& a : converge_process(state, p, cache, options, done, skip)) report.actions.push_back(std::move(a));
   return report;
 }
 

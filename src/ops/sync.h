@@ -12,9 +12,10 @@
 
 namespace graft::ops {
 
-// Skipped: not tried, because SyncOptions::skip said so (the daemon does not
-// retry a patch that failed in a process).
-enum class SyncOutcome { Applied, AlreadyApplied, Failed, Skipped };
+// Skipped: not tried, because the skip predicate said so (the daemon does
+// not retry a patch that failed in a process). NotReady: not tried, the
+// target is still being mapped (see target_readiness.h).
+enum class SyncOutcome { Applied, AlreadyApplied, Failed, Skipped, NotReady };
 std::string outcome_name(SyncOutcome o);
 
 struct SyncAction {
@@ -42,6 +43,7 @@ struct SyncReport {
   // blind_spots()) no process was hidden from a non-root caller.
   bool ok() const {
     return count(SyncOutcome::Failed) == 0 && count(SyncOutcome::Skipped) == 0 &&
+           count(SyncOutcome::NotReady) == 0 &&
            !blind_spots(uninspectable) && problems.empty();
   }
 };
@@ -53,8 +55,8 @@ using SyncCallback = std::function<void(const SyncAction&)>;
 // same target (they are reported failed, not tried).
 using SkipPredicate = std::function<bool(const TargetProcess&, const StoredPatch&)>;
 std::vector<SyncAction> converge_process(const DesiredState& state, const TargetProcess& process,
-                                         const OperationOptions& options, const SyncCallback& done,
-                                         const SkipPredicate& skip = nullptr);
+                                         BuildIdCache& cache, const OperationOptions& options,
+                                         const SyncCallback& done, const SkipPredicate& skip = nullptr);
 
 SyncReport sync_all(const DesiredState& state, BuildIdCache& cache, const OperationOptions& options,
                     const SyncCallback& done, const SkipPredicate& skip = nullptr);
