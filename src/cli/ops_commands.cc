@@ -10,7 +10,6 @@
 #include "cli/commands.h"
 #include "common/error.h"
 #include "common/file.h"
-#include "common/realtime_priority.h"
 #include "ops/daemon.h"
 #include "ops/desired_state.h"
 #include "ops/host_config.h"
@@ -180,33 +179,29 @@ int sync(const OpsArgs& a) {
   options.timeout_s = a.timeout_s;
   options.model = a.model;
   BuildIdCache cache;
-  SyncReport report;
-  {
-    RealtimePriority priority;  // as apply: see realtime_priority.h
-    report = sync_all(state, cache, options, [&](const SyncAction& act) {
-      if (act.outcome != SyncOutcome::AlreadyApplied) audit.record(sync_event(act));
-      if (act.outcome == SyncOutcome::Failed)
-        host.failures[{act.pid, act.start_time, act.patch.id}] = act.result.error;
-      else
-        host.failures.erase({act.pid, act.start_time, act.patch.id});
-      if (a.json) return;
-      std::string who = fmt::format("pid {} ({})", act.pid, printable(act.command));
-      std::string what = fmt::format("{} (id {})", printable(act.patch.name), act.patch.id);
-      for (const auto& rec : act.result.recovered) fmt::print("{}: repaired first: {}\n", who, rec);
-      switch (act.outcome) {
-        case SyncOutcome::Applied:
-          fmt::print("{}: applied {} in {:.1f} ms\n", who, what, act.result.total_ms);
-          break;
-        case SyncOutcome::AlreadyApplied: fmt::print("{}: {} already applied\n", who, what); break;
-        case SyncOutcome::Failed:
-        case SyncOutcome::Skipped:
-        case SyncOutcome::NotReady:
-          fmt::print("{}: FAILED to apply {}: {}\n", who, what, printable(act.result.error));
-          break;
-      }
-      std::fflush(stdout);
-    });
-  }
+  SyncReport report = sync_all(state, cache, options, [&](const SyncAction& act) {
+    if (act.outcome != SyncOutcome::AlreadyApplied) audit.record(sync_event(act));
+    if (act.outcome == SyncOutcome::Failed)
+      host.failures[{act.pid, act.start_time, act.patch.id}] = act.result.error;
+    else
+      host.failures.erase({act.pid, act.start_time, act.patch.id});
+    if (a.json) return;
+    std::string who = fmt::format("pid {} ({})", act.pid, printable(act.command));
+    std::string what = fmt::format("{} (id {})", printable(act.patch.name), act.patch.id);
+    for (const auto& rec : act.result.recovered) fmt::print("{}: repaired first: {}\n", who, rec);
+    switch (act.outcome) {
+      case SyncOutcome::Applied:
+        fmt::print("{}: applied {} in {:.1f} ms\n", who, what, act.result.total_ms);
+        break;
+      case SyncOutcome::AlreadyApplied: fmt::print("{}: {} already applied\n", who, what); break;
+      case SyncOutcome::Failed:
+      case SyncOutcome::Skipped:
+      case SyncOutcome::NotReady:
+        fmt::print("{}: FAILED to apply {}: {}\n", who, what, printable(act.result.error));
+        break;
+    }
+    std::fflush(stdout);
+  });
   host.last_sync = SyncRecord{std::time(nullptr), report.ok(), report.count(SyncOutcome::Applied),
                               report.count(SyncOutcome::AlreadyApplied),
                               report.count(SyncOutcome::Failed), "sync"};

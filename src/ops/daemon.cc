@@ -14,7 +14,6 @@
 
 #include "common/error.h"
 #include "common/file.h"
-#include "common/realtime_priority.h"
 #include "ops/desired_state.h"
 #include "ops/exec_watch.h"
 #include "ops/host_config.h"
@@ -213,13 +212,9 @@ class Daemon {
   }
 
   void full_sync(const char* why) {
-    SyncReport report;
-    {
-      RealtimePriority priority;
-      report = sync_all(state_, cache_, o_.operation,
-                        [&](const SyncAction& a) { record(a, true, std::nullopt); },
-                        [&](const TargetProcess& p, const StoredPatch& s) { return failed_before(p, s); });
-    }
+    SyncReport report = sync_all(
+        state_, cache_, o_.operation, [&](const SyncAction& a) { record(a, true, std::nullopt); },
+        [&](const TargetProcess& p, const StoredPatch& s) { return failed_before(p, s); });
     host_.last_sync = SyncRecord{std::time(nullptr), report.ok(), report.count(SyncOutcome::Applied),
                                  report.count(SyncOutcome::AlreadyApplied),
                                  report.count(SyncOutcome::Failed) + report.count(SyncOutcome::Skipped),
@@ -261,17 +256,14 @@ class Daemon {
     }
     if (what != Inspection::Maps) return;
     bool failed = false, changed = false;
-    {
-      RealtimePriority priority;
-      converge_process(
-          state_, p, cache_, o_.operation,
-          [&](const SyncAction& a) {
-            failed |= a.outcome == SyncOutcome::Failed || a.outcome == SyncOutcome::NotReady;
-            changed |= a.outcome == SyncOutcome::Applied || (last && a.outcome == SyncOutcome::Failed);
-            record(a, last, seen);
-          },
-          [&](const TargetProcess& tp, const StoredPatch& s) { return failed_before(tp, s); });
-    }
+    converge_process(
+        state_, p, cache_, o_.operation,
+        [&](const SyncAction& a) {
+          failed |= a.outcome == SyncOutcome::Failed || a.outcome == SyncOutcome::NotReady;
+          changed |= a.outcome == SyncOutcome::Applied || (last && a.outcome == SyncOutcome::Failed);
+          record(a, last, seen);
+        },
+        [&](const TargetProcess& tp, const StoredPatch& s) { return failed_before(tp, s); });
     // Early in a process's life an apply can fail because a library the
     // patch refers to is not mapped yet: try again a little later. Also a
     // library target may be mapped before the other targets.

@@ -20,8 +20,6 @@ std::set<std::string> DesiredState::build_ids() const {
   return out;
 }
 
-namespace {
-
 void index_applicable(DesiredState& state) {
   // From the last applicable cumulative patch of each target on.
   std::map<std::string, size_t> last_cumulative;
@@ -42,8 +40,6 @@ void index_applicable(DesiredState& state) {
     state.by_build_id[d.stored.build_id].push_back(i);
   }
 }
-
-}  // namespace
 
 DesiredState load_desired_state(const PatchStore& store, const Policy& policy,
                                 const std::vector<std::string>& tags) {

@@ -35,6 +35,10 @@ struct DesiredState {
 // host).
 DesiredState load_desired_state(const PatchStore& store, const Policy& policy,
                                 const std::vector<std::string>& tags);
+// Marks the patches stored before a later cumulative patch of the same
+// target superseded, and fills `by_build_id` with the applicable ones.
+void index_applicable(DesiredState& state);
+
 // A patch file given by hand (`graft status FILE`), as if it were the only
 // stored patch.
 DesiredState desired_state_of_file(const std::string& file, const Policy& policy);

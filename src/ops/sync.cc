@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include "common/realtime_priority.h"
 #include "ops/target_readiness.h"
 
 namespace graft::ops {
@@ -76,6 +77,7 @@ std::vector<SyncAction> converge_process(const DesiredState& state, const Target
         a.outcome = SyncOutcome::NotReady;
         a.result.error = why;
       } else {
+        RealtimePriority priority;  // as graft apply: see realtime_priority.h
         a.result = apply_patch(d.patch, process.pid, options);
         a.outcome = a.result.ok ? SyncOutcome::Applied : SyncOutcome::Failed;
       }

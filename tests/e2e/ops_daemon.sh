@@ -46,6 +46,8 @@ start_daemon() {
   bg_track $DAEMON
   wait_until 10 grep -q "sync (start)" "$T/daemon.log" || { cat "$T/daemon.log"; fail "the daemon did not start"; }
 }
+# On failure, the daemon's log says what it did.
+trap 'rc=$?; [[ $rc -eq 0 || ! -f $T/daemon.log ]] || sed "s/^/    daemon| /" "$T/daemon.log" >&2; (exit $rc); cleanup' EXIT
 stop_daemon() {
   kill -TERM "$DAEMON"
   wait_bounded "$DAEMON" 10 || fail "the daemon exited with $? on SIGTERM"
@@ -59,10 +61,12 @@ answers early 300 || fail "the process running before the daemon was not patched
 grep -q "new processes from the kernel's process-event connector" "$T/daemon.log" ||
   fail "the daemon does not use the proc connector: $(head -3 "$T/daemon.log")"
 
-# Started after the daemon: patched within a second of its exec.
+# Started after the daemon: patched as it starts (bench/exec_latency.py
+# measures how fast; the bound here leaves room for an apply that waits out
+# graft's 5 s stop deadline, see docs/operations.md, Limits).
 for p in late1 late2; do
   start_target $p "$T/libmain"
-  wait_until 2 answers $p 300 || fail "$p, started after the daemon, was not patched within 2 s"
+  wait_until 8 answers $p 300 || fail "$p, started after the daemon, was not patched within 8 s"
   log "$p patched by the daemon"
 done
 
@@ -77,7 +81,7 @@ bg_track "$traced_pid"
 wait_until 10 grep -q "pid $traced_pid (libmain): cannot apply" "$T/daemon.log" ||
   fail "the daemon did not log the traced process"
 start_target late3 "$T/libmain"
-wait_until 2 answers late3 300 || fail "a process started after the traced one was not patched"
+wait_until 8 answers late3 300 || fail "a process started after the traced one was not patched"
 sleep 2.5  # two rescans
 n=$(grep -c "pid $traced_pid (libmain): cannot apply" "$T/daemon.log")
 [[ $n -eq 1 ]] || fail "the traced process was logged $n times, expected once"

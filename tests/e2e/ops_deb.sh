@@ -24,7 +24,7 @@ fi
 [[ ! -e /usr/bin/graft ]] || fail "/usr/bin/graft exists and belongs to no graft package"
 
 purge_pkg() {
-  if dpkg-query -W -f='${Status}' graft 2>/dev/null | grep -q "installed"; then
+  if dpkg-query -W graft >/dev/null 2>&1; then
     "${APT[@]}" purge graft >"$T/purge.log" 2>&1 || true
   fi
 }
