@@ -1,6 +1,7 @@
 #include "ops/daemon.h"
 
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/inotify.h>
 #include <sys/signalfd.h>
@@ -14,6 +15,7 @@
 
 #include "common/error.h"
 #include "common/file.h"
+#include "common/realtime_priority.h"
 #include "ops/desired_state.h"
 #include "ops/exec_watch.h"
 #include "ops/host_config.h"
@@ -40,6 +42,27 @@ void say(fmt::format_string<Args...> format, Args&&... args) {
   std::fflush(stderr);
 }
 
+// Drops a real-time policy for a scope (the rescan's walk over /proc).
+class NormalPriority {
+ public:
+  NormalPriority() {
+    policy_ = sched_getscheduler(0);
+    sched_getparam(0, &param_);
+    sched_param normal{};
+    lowered_ = (policy_ & ~SCHED_RESET_ON_FORK) == SCHED_FIFO && sched_setscheduler(0, SCHED_OTHER, &normal) == 0;
+  }
+  ~NormalPriority() {
+    if (lowered_) sched_setscheduler(0, policy_, &param_);
+  }
+  NormalPriority(const NormalPriority&) = delete;
+  NormalPriority& operator=(const NormalPriority&) = delete;
+
+ private:
+  int policy_;
+  sched_param param_{};
+  bool lowered_ = false;
+};
+
 // When a new process that maps no target yet is looked at again: a library
 // target is mapped by the dynamic loader, or later by dlopen (the rescan).
 constexpr int kRecheckMs[] = {1, 2, 5, 10, 20, 50, 100, 250, 500, 1000};
@@ -51,6 +74,11 @@ class Daemon {
       : o_(o), policy_(load_policy(o.policy)), audit_(policy_), store_(o.store), host_(o.store) {}
 
   int run() {
+    // New processes are patched before they have run long: the daemon
+    // reacts at real-time priority (SCHED_FIFO 1, as graft apply runs),
+    // where it is allowed to. Its work is bounded (one process per event);
+    // the periodic rescan drops back to the normal policy.
+    RealtimePriority priority;
     sigset_t mask;
     sigemptyset(&mask);
     for (int s : {SIGHUP, SIGTERM, SIGINT}) sigaddset(&mask, s);
@@ -212,6 +240,7 @@ class Daemon {
   }
 
   void full_sync(const char* why) {
+    NormalPriority normal;  // applies raise it again (converge_process)
     SyncReport report = sync_all(
         state_, cache_, o_.operation, [&](const SyncAction& a) { record(a, true, std::nullopt); },
         [&](const TargetProcess& p, const StoredPatch& s) { return failed_before(p, s); });
