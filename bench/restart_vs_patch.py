@@ -113,7 +113,7 @@ def prepare_patch(args, env, work, binary):
     if "--from-diff" in helps.stdout + helps.stderr:
         fix = "0009-CVE-2023-46852.patch"
         run([args.graft, "build", "--from-diff", os.path.join(env["FIXES_DIR"], fix),
-             "--source", env["TREE"], "--target", binary, "--build", env["BUILD"], "-o", out])
+             "--clean", "make clean", "--source", env["TREE"], "--target", binary, "--build", env["BUILD"], "-o", out])
         return out, f"{fix} (graft build --from-diff)"
     src = os.path.join(ROOT, "tests", "e2e", "corpus", "memcached-CVE-2023-46853.c")
     run([args.graft, "build", "--from-source", src, "--target", binary, "-o", out, "--",

@@ -7,6 +7,7 @@
 #include <memory>
 #include <set>
 
+#include "builder/inactive_lines.h"
 #include "builder/patch_builder.h"
 #include "builder/target_symbols.h"
 #include "builder/work_tree.h"
@@ -76,10 +77,11 @@ DiffBuildResult build_patch_from_diff(const DiffBuildOptions& o) {
   TargetCode code(target, symbols);
   if (!fs::is_regular_file(o.diff)) fail("{}: no such file", o.diff);
 
-  WorkTree work(o.source, o.work_dir, o.progress);
+  WorkTree work(o.source, o.work_dir, o.clean_command, o.progress);
   DiffBuildResult result;
   bool building = true;  // a failed build leaves its work directory for the post-mortem
   try {
+    work.check_diff_applies(o.diff);
     work.build_original(o.build_command);
     auto touched = work.apply_diff(o.diff);
     work.build_patched(o.build_command, touched);
@@ -99,6 +101,27 @@ DiffBuildResult build_patch_from_diff(const DiffBuildOptions& o) {
       units.push_back(std::move(u));
     }
     o.progress(fmt::format("compared {} recompiled objects with the original build's", units.size()));
+
+    // A function whose only change is a __LINE__ moved by lines added or
+    // removed above it keeps its original code: replacing it would change
+    // nothing but a line number in a message, at the cost of a busy
+    // function's transition.
+    std::vector<std::string> line_only;
+    for (auto& u : units) {
+      if (!u->original) continue;
+      for (size_t p : std::vector<size_t>(u->diff->changed_functions())) {
+        auto changes = u->diff->immediate_only_change(p);
+        if (!changes) continue;
+        const Piece& q = u->original->pieces()[*u->diff->original_of(p)];
+        auto moves = moved_line_numbers(u->patched->pieces()[p].name, *changes, *u->patched_dwarf, touched);
+        if (!moves) continue;
+        u->diff->leave_out(p);
+        std::string name = demangle(q.name);
+        line_only.push_back(name.empty() ? q.name : name);
+        result.notes.push_back(fmt::format("left out `{}' ({}): only __LINE__ values moved ({})",
+                                           line_only.back(), u->source, *moves));
+      }
+    }
 
     // A source compiled into several objects (a PIC and a non-PIC one, two
     // programs): the target's code is the object whose originals match it.
@@ -145,10 +168,35 @@ DiffBuildResult build_patch_from_diff(const DiffBuildOptions& o) {
       for (const auto& r : refusals) all += (all.empty() ? "" : "; ") + r;
       fail("cannot build a live patch from {}: {}", o.diff, all);
     }
-    if (chosen.empty())
+    if (chosen.empty() && !line_only.empty()) {
+      std::string names;
+      for (const auto& n : line_only) names += (names.empty() ? "`" : "', `") + n;
+      fail("{}: changes only __LINE__ values in {} function(s) ({}'), by moving lines; nothing "
+           "to patch",
+           o.diff, line_only.size(), names);
+    }
+    if (chosen.empty()) {
+      // Changed lines the build does not compile explain it best.
+      std::string dropped;
+      std::set<std::string> seen;
+      for (auto& u : units)
+        for (const auto& f : touched) {
+          if (u->source != f.path || !seen.insert(f.path).second) continue;
+          InactiveLines in = inactive_changed_lines(u->objects.record, f);
+          if (in.lines.empty()) continue;
+          dropped += fmt::format("{}{} line{} {}{}", dropped.empty() ? "" : "; ", f.path,
+                                 in.lines.size() > 1 ? "s" : "", in.lines.front(),
+                                 in.lines.size() > 1 ? fmt::format("-{}", in.lines.back()) : "");
+          if (!in.conditional.empty()) dropped += " inside " + in.conditional;
+        }
+      if (!dropped.empty())
+        fail("{}: changes no function's code in the objects of {}: its changed lines are not "
+             "compiled in this configuration ({}); nothing to patch",
+             o.diff, o.target, dropped);
       fail("{}: changes no function's code in the objects of {} ({} objects recompiled); nothing "
            "to patch",
            o.diff, o.target, units.size());
+    }
 
     PatchAssembler assembler(all_diffs);
     std::map<const UnitDiff*, const Unit*> unit_of;

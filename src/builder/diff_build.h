@@ -17,6 +17,7 @@ struct DiffBuildOptions {
   std::string source;  // the original tree
   std::string target;  // the running executable or library, built from it
   std::string build_command = "make";
+  std::string clean_command;  // run in the copy first; "" for a pristine or git tree
   std::string work_dir;  // kept when given
   std::string name;      // patch name
   std::function<void(const std::string&)> progress = [](const std::string&) {};

@@ -2,7 +2,9 @@
 
 #include <elf.h>
 
+#include "builder/debug_package.h"
 #include "common/error.h"
+#include "elf/separate_debug.h"
 
 namespace graft {
 
@@ -29,8 +31,8 @@ bool same_source_file(const std::string& symbol_file, const std::string& wanted)
 
 TargetSymbols::TargetSymbols(const ElfFile& target) : elf_(target) {
   if (!target.has_symtab())
-    fail("{}: has no symbol table (.symtab); build the patch against an unstripped build of it",
-         target.name());
+    fail("{}: is stripped (no .symtab) and no separate debug file matches it (looked for {}); {}",
+         target.name(), debug_file_places(target.path()), debug_package_advice(target.path()));
   const auto& syms = target.symbols();
   for (size_t i = 0; i < syms.size(); ++i)
     if (is_definition(syms[i])) by_name_[syms[i].name].push_back(i);

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <set>
@@ -24,7 +25,7 @@ std::string self_path() {
 }
 }  // namespace
 
-WorkTree::WorkTree(const std::string& source, const std::string& work,
+WorkTree::WorkTree(const std::string& source, const std::string& work, const std::string& clean,
                    std::function<void(const std::string&)> progress)
     : progress_(std::move(progress)) {
   if (!fs::is_directory(source)) fail("{}: not a directory", source);
@@ -52,20 +53,75 @@ WorkTree::WorkTree(const std::string& source, const std::string& work,
   for (const char* link : {"graft-cc", "graft-c++", "cc", "gcc", "c++", "g++"})
     fs::create_symlink(self, root_ + "/bin/" + link);
 
-  progress_("copying " + source + " to " + tree_);
-  if (run_command({"cp", "-a", fs::path(source).string() + "/.", tree_}) != 0)
-    fail("cannot copy {} to {}", source, tree_);
-  // Objects of an earlier build would keep make from compiling through the wrapper.
-  size_t removed = 0;
+  bool from_git = clean.empty() && copy_git_files(source);
+  if (!from_git) {
+    progress_("copying " + source + " to " + tree_);
+    if (run_command({"cp", "-a", fs::path(source).string() + "/.", tree_}) != 0)
+      fail("cannot copy {} to {}", source, tree_);
+  }
+  if (!clean.empty()) {
+    progress_("cleaning the copy: " + clean);
+    std::string log = root_ + "/clean.log";
+    int rc = run_in_directory(tree_, {"sh", "-c", clean}, {}, log);
+    if (rc != 0)
+      fail("the clean command `{}' failed in {} (exit {}); last lines of {}:{}", clean, tree_, rc,
+           log, tail_of_file(log, 15));
+  }
+  // Objects of an earlier build would keep the build from compiling through
+  // the wrapper, and the original objects would not be graft's to compare.
+  auto outputs = build_outputs();
+  if (!outputs.empty()) {
+    std::string example = outputs.front();
+    bool debian = fs::exists(fs::path(source) / "debian/rules");
+    fail("{} holds the outputs of an earlier build ({} files, e.g. {}){}; graft builds the "
+         "pristine tree the target was built from: name the command that cleans it (--clean "
+         "\"{}\"), or give a git work tree (graft copies only the files git does not ignore), or "
+         "unpack the source again",
+         source, outputs.size(), example, clean.empty() ? "" : " even after --clean",
+         debian ? "debian/rules clean" : "make distclean");
+  }
+}
+
+// The files git would keep of a work tree: tracked ones as they are in it
+// (local edits included) and untracked ones it does not ignore.
+bool WorkTree::copy_git_files(const std::string& source) {
+  if (!command_output(source, {"git", "rev-parse", "--is-inside-work-tree"})) return false;
+  auto listed = command_output(source, {"git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"});
+  if (!listed) return false;
+  const std::string& names = *listed;
+  size_t copied = 0;
+  for (size_t start = 0; start < names.size();) {
+    size_t end = names.find('\0', start);
+    if (end == std::string::npos) end = names.size();
+    std::string rel = names.substr(start, end - start);
+    start = end + 1;
+    if (rel.empty()) continue;
+    fs::path from = fs::path(source) / rel, to = fs::path(tree_) / rel;
+    if (!fs::exists(fs::symlink_status(from))) continue;  // deleted, not yet committed
+    fs::create_directories(to.parent_path());
+    fs::copy(from, to, fs::copy_options::copy_symlinks | fs::copy_options::overwrite_existing);
+    ++copied;
+  }
+  progress_(fmt::format("copied the {} files git keeps of {} to {} (ignored build outputs left "
+                        "out)",
+                        copied, source, tree_));
+  return true;
+}
+
+std::vector<std::string> WorkTree::build_outputs() const {
+  std::vector<std::string> out;
   for (auto it = fs::recursive_directory_iterator(tree_); it != fs::recursive_directory_iterator(); ++it) {
+    if (it->is_directory() && it->path().filename() == ".git") {
+      it.disable_recursion_pending();
+      continue;
+    }
     if (!it->is_regular_file() || it->is_symlink()) continue;
     std::string ext = it->path().extension().string();
-    if (ext == ".o" || ext == ".lo") {
-      fs::remove(it->path());
-      ++removed;
-    }
+    if (ext == ".o" || ext == ".lo" || ext == ".obj")
+      out.push_back(fs::path(it->path()).lexically_relative(tree_).string());
   }
-  if (removed) progress_(fmt::format("removed {} objects of an earlier build from the copy", removed));
+  std::sort(out.begin(), out.end());
+  return out;
 }
 
 WorkTree::~WorkTree() {
@@ -109,23 +165,38 @@ void WorkTree::build_original(const std::string& command) {
          command, tree_);
 }
 
+// The -pN with which the diff applies to the copy (patch --dry-run), or -1.
+int WorkTree::patch_strip(const std::string& diff) const {
+  std::string log = root_ + "/patch.log";
+  for (int strip : {1, 0, 2, 3})
+    if (run_in_directory(tree_, {"patch", "-p" + std::to_string(strip), "--dry-run", "--batch",
+                                 "--forward", "-i", diff},
+                         {}, log) == 0)
+      return strip;
+  return -1;
+}
+
+void WorkTree::check_diff_applies(const std::string& diff_file) const {
+  if (patch_strip(fs::absolute(diff_file).string()) < 0)
+    fail("{}: does not apply to {} with patch -p1, -p0, -p2 or -p3 (nothing was built):{}",
+         diff_file, tree_, tail_of_file(root_ + "/patch.log", 10));
+}
+
 std::vector<DiffFile> WorkTree::apply_diff(const std::string& diff_file) {
   std::string diff = fs::absolute(diff_file).string();
   std::string text = read_text_file(diff);
   std::string log = root_ + "/patch.log";
-  for (int strip : {1, 0, 2, 3}) {
-    std::string p = "-p" + std::to_string(strip);
-    if (run_in_directory(tree_, {"patch", p, "--dry-run", "--batch", "--forward", "-i", diff}, {}, log) != 0)
-      continue;
-    if (run_in_directory(tree_, {"patch", p, "--batch", "--forward", "-i", diff}, {}, log) != 0)
-      fail("{}: patch {} failed in {}:{}", diff_file, p, tree_, tail_of_file(log, 10));
-    progress_(fmt::format("applied {} with patch {}", diff_file, p));
-    auto files = parse_unified_diff(text, strip);
-    if (files.empty()) fail("{}: the diff names no file", diff_file);
-    return files;
-  }
-  fail("{}: does not apply to {} with patch -p1, -p0, -p2 or -p3:{}", diff_file, tree_,
-       tail_of_file(log, 10));
+  int strip = patch_strip(diff);
+  if (strip < 0)
+    fail("{}: does not apply to {} with patch -p1, -p0, -p2 or -p3:{}", diff_file, tree_,
+         tail_of_file(log, 10));
+  std::string p = "-p" + std::to_string(strip);
+  if (run_in_directory(tree_, {"patch", p, "--batch", "--forward", "-i", diff}, {}, log) != 0)
+    fail("{}: patch {} failed in {}:{}", diff_file, p, tree_, tail_of_file(log, 10));
+  progress_(fmt::format("applied {} with patch {}", diff_file, p));
+  auto files = parse_unified_diff(text, strip);
+  if (files.empty()) fail("{}: the diff names no file", diff_file);
+  return files;
 }
 
 std::vector<std::string> WorkTree::dependencies(const CompileRecord& r) const {

@@ -8,8 +8,11 @@
 //                    that name the compiler themselves): links to graft
 //   WORK/*.log       compile records and the output of each step
 //
-// Objects are removed from the copy before the first build, so that a
-// tree that was already built is compiled again through the wrapper.
+// The copy must be the pristine tree the target was built from: the files
+// of a git work tree (tracked and untracked, not the ignored build
+// outputs), or a copy cleaned by the operator's --clean command. Deleting
+// build outputs by guess cannot be made reliable (a stamp file survives the
+// objects it stands for), so a copy that still holds them is refused.
 #pragma once
 #include <functional>
 #include <map>
@@ -29,7 +32,8 @@ struct UnitObjects {
 class WorkTree {
  public:
   // `work` may be empty: a temporary directory, removed at destruction.
-  WorkTree(const std::string& source, const std::string& work,
+  // `clean`, if not empty, is run in the copy (sh -c) before anything else.
+  WorkTree(const std::string& source, const std::string& work, const std::string& clean,
            std::function<void(const std::string&)> progress);
   ~WorkTree();
   WorkTree(const WorkTree&) = delete;
@@ -38,6 +42,8 @@ class WorkTree {
   const std::string& root() const { return root_; }
   const std::string& tree() const { return tree_; }
 
+  // Refuses, before anything is built, a diff that does not apply.
+  void check_diff_applies(const std::string& diff_file) const;
   void build_original(const std::string& command);
   // Applies the diff (patch -p1, else the first -pN that applies) and
   // returns what it touches.
@@ -52,6 +58,9 @@ class WorkTree {
   void keep() { keep_ = true; }
 
  private:
+  bool copy_git_files(const std::string& source);
+  std::vector<std::string> build_outputs() const;
+  int patch_strip(const std::string& diff) const;
   void run_build(const std::string& command, const std::string& log_name, const std::string& records);
   std::map<std::string, std::string> build_environment(const std::string& records) const;
   std::vector<std::string> dependencies(const CompileRecord& r) const;

@@ -18,6 +18,7 @@ int build_from_diff(const BuildArgs& args) {
   o.source = args.source_dir;
   o.target = args.target;
   o.build_command = args.build_command;
+  o.clean_command = args.clean_command;
   o.work_dir = args.keep_work;
   std::string output = args.output.empty()
                            ? std::filesystem::path(args.diff).stem().string() + ".graft"

@@ -9,6 +9,7 @@
 
 #include "builder/compile_log.h"
 #include "cli/commands.h"
+#include "cli/kernel_commands.h"
 #include "cli/ops_commands.h"
 #include "common/error.h"
 #include "common/realtime_priority.h"
@@ -53,11 +54,17 @@ int main(int argc, char** argv) {
   build_cmd->add_option("--source", b.source_dir, "--from-diff: the original (unpatched) source tree")
       ->check(CLI::ExistingDirectory);
   build_cmd->add_option("--build", b.build_command, "--from-diff: build command run in the tree (default: make)");
+  build_cmd->add_option("--clean", b.clean_command,
+                        "--from-diff: command that cleans the copied tree of an earlier build's "
+                        "outputs (e.g. \"make distclean\"); not needed for a pristine or git tree");
   build_cmd->add_option("--keep-work", b.keep_work, "--from-diff: keep the work directory here (empty or new)");
   build_cmd->add_flag("--json", b.json, "--from-diff: machine-readable output");
   build_cmd->add_option("--target", b.target, "Executable or shared library to patch (unstripped)")
-      ->required()
       ->check(CLI::ExistingFile);
+  bool build_kernel = false;
+  std::string kernel_release;
+  build_cmd->add_flag("--kernel", build_kernel, "Build a livepatch module (.ko) for the Linux kernel (docs/kernel.md)");
+  build_cmd->add_option("--kernel-release", kernel_release, "--kernel: the target kernel's release (uname -r)");
   build_cmd->add_option("-o,--output", b.output, "Patch file to write (NAME.graft)");
   build_cmd->add_option("--name", b.name, "Patch name (default: the output file's base name)");
   build_cmd->add_flag("--replace", b.replace,
@@ -108,6 +115,8 @@ int main(int argc, char** argv) {
       ->check(CLI::PositiveNumber);
   apply_cmd->add_flag("--json", at.json, "Machine-readable output");
   apply_cmd->add_option("--policy", at.policy, "Policy file (default: $GRAFT_POLICY or /etc/graft/policy)");
+  bool apply_kernel = false;
+  apply_cmd->add_flag("--kernel", apply_kernel, "Load a livepatch module (.ko) into the running kernel");
 
   std::string which;
   TargetArgs rt;
@@ -132,6 +141,8 @@ int main(int argc, char** argv) {
   revert_cmd->add_option("--timeout", rt.timeout_s, "Seconds to wait for threads to leave patch code")
       ->check(CLI::PositiveNumber);
   revert_cmd->add_flag("--json", rt.json, "Machine-readable output");
+  bool revert_kernel = false;
+  revert_cmd->add_flag("--kernel", revert_kernel, "Revert the kernel livepatch NAME");
   revert_cmd->add_option("--policy", rt.policy, "Policy file, for its audit log (default: $GRAFT_POLICY or /etc/graft/policy)");
 
   int list_pid = 0;
@@ -139,6 +150,8 @@ int main(int argc, char** argv) {
   auto* list_cmd = app.add_subcommand("list", "List the patches applied in processes");
   list_cmd->add_option("--pid", list_pid, "Only this process");
   list_cmd->add_flag("--json", list_json, "Machine-readable output");
+  bool list_kernel = false;
+  list_cmd->add_flag("--kernel", list_kernel, "List the kernel's livepatches");
 
   TargetArgs ct;
   auto* recover_cmd = app.add_subcommand(
@@ -160,7 +173,24 @@ int main(int argc, char** argv) {
   }
 
   try {
+    // A kernel transition has no 10 s default: livepatch waits for every task.
+    auto kernel_args = [](const TargetArgs& t, const CLI::App* cmd) {
+      return KernelTransitionArgs{cmd->get_option("--timeout")->count() ? t.timeout_s : 60, t.report_after_s,
+                                  t.force, t.json, t.policy};
+    };
+    if (*build_cmd && build_kernel) {
+      if (!b.diff.empty() || !b.target.empty())
+        throw graft::Error("build --kernel takes --from-source and --kernel-release (--from-diff is not "
+                           "supported for the kernel yet; --target is for processes)");
+      return kernel_build({b.source, b.output, b.name, kernel_release, b.keep_work, b.replace, b.json});
+    }
+    if ((apply_kernel && (at.pid || at.all)) || (revert_kernel && (rt.pid || rt.all)))
+      throw graft::Error("--kernel patches the running kernel: no --pid or --all");
+    if (*apply_cmd && apply_kernel) return kernel_apply(apply_file, kernel_args(at, apply_cmd));
+    if (*revert_cmd && revert_kernel) return kernel_revert(which, kernel_args(rt, revert_cmd));
+    if (*list_cmd && list_kernel) return kernel_list(list_json);
     if (*build_cmd) {
+      if (b.target.empty()) throw graft::Error("build needs --target FILE (or --kernel)");
       if (b.diff.empty() == b.source.empty())
         throw graft::Error("build needs --from-source FILE or --from-diff FIX.patch");
       if (!b.diff.empty() && b.source_dir.empty())

@@ -88,4 +88,33 @@ ChangeReason reason_for(const std::string& symbol, const DwarfFacts& facts, cons
                      "a __LINE__ moved by lines added above it, a callee's interface, a type)"};
 }
 
+std::optional<std::string> moved_line_numbers(const std::string& symbol,
+                                              const std::vector<arch::ImmediateChange>& changes,
+                                              const DwarfFacts& facts,
+                                              const std::vector<DiffFile>& diff) {
+  if (changes.empty() || facts.empty()) return std::nullopt;
+  if (reason_for(symbol, facts, diff).reason != "changed") return std::nullopt;
+  const DeclaredFunction* self = facts.declaration_of(symbol);
+  if (!self) return std::nullopt;
+  const DiffFile* file = diff_file(diff, self->file);
+  if (!file) return std::nullopt;
+  // The spans a __LINE__ of this code can come from, in the diff's file.
+  std::vector<std::pair<int, int>> spans = {span(*self, facts)};
+  for (const auto& in : facts.inlined_into(symbol))
+    if (diff_file(diff, in.file) == file && in.line > 0) spans.push_back(span(in, facts));
+  std::string moves;
+  for (const auto& c : changes) {
+    if (c.before <= 0 || c.before > INT_MAX || c.after <= 0 || c.after > INT_MAX) return std::nullopt;
+    int after = static_cast<int>(c.after);
+    auto moved_to = file->new_line_of(static_cast<int>(c.before));
+    if (!moved_to || *moved_to != after) return std::nullopt;
+    bool inside = false;
+    for (auto [begin, end] : spans) inside = inside || (after >= begin && after < end);
+    if (!inside) return std::nullopt;
+    std::string move = fmt::format("{} -> {}", c.before, c.after);
+    if (moves.find(move) == std::string::npos) moves += (moves.empty() ? "" : ", ") + move;
+  }
+  return moves;
+}
+
 }  // namespace graft

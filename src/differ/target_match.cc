@@ -37,10 +37,26 @@ std::string TargetCode::mismatch(const ObjectView& original, size_t piece) const
   Bytes built = original.bytes(p);
   auto relocs = original.relocations_in(p);
   size_t i = 0, j = 0;  // offsets in built and running
+  // Instruction starts, by offset, on each side; and the branches inside the
+  // function, each as (target in built, target in running, where).
+  std::map<size_t, size_t> built_index, running_index;
+  struct InnerBranch {
+    uint64_t built_target, running_target;
+    size_t at;
+  };
+  std::vector<InnerBranch> inner;
   while (i < built.size() && j < running.size()) {
     auto a = arch::decode_instruction({built.data() + i, built.size() - i}, i);
     auto b = arch::decode_instruction({running.data() + j, running.size() - j}, fn->value + j);
     if (!a || !b) return fmt::format("function `{}' cannot be decoded at +{:#x}", p.name, j);
+    // Alignment before a label depends on the length of what precedes it.
+    if (a->padding || b->padding) {
+      if (a->padding) i += a->length;
+      if (b->padding) j += b->length;
+      continue;
+    }
+    built_index.emplace(i, built_index.size());
+    running_index.emplace(j, running_index.size());
     const ElfRela* rel = nullptr;
     for (const auto& r : relocs)
       if (r.offset >= i && r.offset < i + a->length) rel = &r;
@@ -69,6 +85,12 @@ std::string TargetCode::mismatch(const ObjectView& original, size_t piece) const
                arch::is_gotpcrel_relaxation(rel->type, {built.data() + i, a->length},
                                             {running.data() + j, b->length}, rel->offset - i)) {
       // The linker bound a GOT load to a local symbol directly.
+    } else if (!rel && branch && a->target && b->flow == a->flow && b->target &&
+               a->operation == b->operation) {
+      // A branch inside the function: the assembler encodes it short or
+      // near depending on what it knows of the distance (`jmp rel8' or
+      // `jmp rel32'); it must reach the same instruction.
+      inner.push_back({*a->target, *b->target - fn->value, j});
     } else {
       if (a->length != b->length) return fmt::format("function `{}' differs at +{:#x}", p.name, j);
       for (size_t k = 0; k < a->length; ++k) {
@@ -81,6 +103,12 @@ std::string TargetCode::mismatch(const ObjectView& original, size_t piece) const
     }
     i += a->length;
     j += b->length;
+  }
+  for (const auto& b : inner) {
+    auto x = built_index.find(b.built_target), y = running_index.find(b.running_target);
+    if (x == built_index.end() || y == running_index.end() || x->second != y->second)
+      return fmt::format("function `{}' differs at +{:#x} (a branch to another instruction)",
+                         p.name, b.at);
   }
   // Trailing padding is not part of either.
   if ((i < built.size()) != (j < running.size()) && fn->size != p.size &&

@@ -8,7 +8,10 @@
 // shifts everything after it. So both are decoded in step: an instruction
 // without relocation must be identical; one with a relocation must be the
 // same bytes outside the relocated field, except a direct branch, which
-// must go to the same symbol and offset whatever its encoding.
+// must go to the same symbol and offset whatever its encoding. A branch
+// inside the function (no relocation) may be short in one and near in the
+// other too: it must reach the same instruction, counted from the start,
+// and the alignment no-ops that follow differ in length: they are skipped.
 #pragma once
 #include <map>
 #include <string>

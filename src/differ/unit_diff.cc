@@ -100,16 +100,52 @@ std::string UnitDiff::describe(const ObjectView& v, const Place& pl, bool patche
   return fmt::format("anon:{}:{}{:+}", stable_name(sec.name), sha256_hex(d).substr(0, 16), pl.offset);
 }
 
-std::string UnitDiff::normalized(const ObjectView& v, size_t piece, bool patched_side) const {
+Bytes UnitDiff::masked_bytes(const ObjectView& v, size_t piece) {
   const Piece& p = v.pieces()[piece];
   Bytes b = v.bytes(p);
-  std::string relocs;
   for (const auto& r : v.relocations_in(p)) {
     size_t w = arch::object_field_width(r.type);
     for (size_t k = 0; k < w && r.offset + k < b.size(); ++k) b[r.offset + k] = 0;
-    relocs += fmt::format("\n{:#x} {} {}", r.offset, r.type, describe(v, v.place_of(r), patched_side));
   }
-  return to_hex(b) + relocs;
+  return b;
+}
+
+std::string UnitDiff::relocation_places(const ObjectView& v, size_t piece, bool patched_side) const {
+  std::string relocs;
+  for (const auto& r : v.relocations_in(v.pieces()[piece]))
+    relocs += fmt::format("\n{:#x} {} {}", r.offset, r.type, describe(v, v.place_of(r), patched_side));
+  return relocs;
+}
+
+std::string UnitDiff::normalized(const ObjectView& v, size_t piece, bool patched_side) const {
+  return to_hex(masked_bytes(v, piece)) + relocation_places(v, piece, patched_side);
+}
+
+std::optional<std::vector<arch::ImmediateChange>> UnitDiff::immediate_only_change(size_t p) const {
+  auto o = original_of(p);
+  if (!original_ || !o) return std::nullopt;
+  std::vector<std::pair<size_t, size_t>> pairs = {{p, *o}};
+  auto pc = cold_pieces(patched_, p), oc = cold_pieces(*original_, *o);
+  if (pc.size() != oc.size()) return std::nullopt;
+  for (size_t k = 0; k < pc.size(); ++k) {
+    auto co = original_of(pc[k]);
+    if (!co) return std::nullopt;
+    pairs.emplace_back(pc[k], *co);
+  }
+  std::vector<arch::ImmediateChange> all;
+  for (auto [mine, theirs] : pairs) {
+    if (relocation_places(patched_, mine, true) != relocation_places(*original_, theirs, false))
+      return std::nullopt;
+    auto changes = arch::immediate_changes(masked_bytes(*original_, theirs), masked_bytes(patched_, mine));
+    if (!changes) return std::nullopt;
+    all.insert(all.end(), changes->begin(), changes->end());
+  }
+  return all;
+}
+
+void UnitDiff::leave_out(size_t p) {
+  changed_set_.erase(p);
+  std::erase(changed_, p);
 }
 
 std::vector<size_t> UnitDiff::cold_pieces(const ObjectView& v, size_t function) const {

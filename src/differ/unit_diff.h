@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "arch/x86_64/immediates.h"
 #include "differ/object_view.h"
 
 namespace graft {
@@ -30,11 +31,22 @@ class UnitDiff {
   // Correlated functions (not cold pieces) whose code differs.
   const std::vector<size_t>& changed_functions() const { return changed_; }
   bool changed(size_t patched_piece) const { return changed_set_.count(patched_piece) > 0; }
+  // The immediates that differ in a changed function and its cold parts,
+  // when nothing else does (the same relocations, to the same places);
+  // nullopt otherwise.
+  std::optional<std::vector<arch::ImmediateChange>> immediate_only_change(size_t patched_piece) const;
+  // Takes a changed function out of the changed ones: its original code
+  // stays, and references to it from the patch lead to the target's copy.
+  void leave_out(size_t patched_piece);
   // What cannot be done by replacing functions; each a full sentence.
   const std::vector<std::string>& refusals() const { return refusals_; }
 
   // The normalised form compared for a piece (exposed for tests).
   std::string normalized(const ObjectView& view, size_t piece, bool patched_side) const;
+  // Its two parts: the bytes with relocated fields zeroed, and where each
+  // relocation points.
+  static Bytes masked_bytes(const ObjectView& view, size_t piece);
+  std::string relocation_places(const ObjectView& view, size_t piece, bool patched_side) const;
 
  private:
   std::string describe(const ObjectView& view, const Place& place, bool patched_side) const;

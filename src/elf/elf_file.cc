@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "common/error.h"
+#include "elf/separate_debug.h"
 
 namespace graft {
 
@@ -86,11 +87,70 @@ ElfFile::ElfFile(const std::string& path, std::string display)
     s.entsize = sh.sh_entsize;
     sections_.push_back(std::move(s));
   }
-  for (const auto& s : sections_) {
+}
+
+const std::vector<ElfSymbol>& ElfFile::symbols() const {
+  std::call_once(symbols_loaded_, [this] { load_symbols(); });
+  return symtab_;
+}
+
+const std::string& ElfFile::symbols_file() const {
+  symbols();
+  return symbols_file_;
+}
+
+void ElfFile::load_symbols() const {
+  for (const auto& s : sections_)
     if (s.type == SHT_SYMTAB) {
       symtab_ = read_symbols(s);
-      has_symtab_ = true;
+      symbols_file_ = path_;
+      return;
     }
+  if (type_ == ET_REL) return;
+  auto debug = find_separate_debug_file(path_);
+  if (!debug) return;
+  ElfFile separate(*debug);
+  // strip and objcopy --only-keep-debug keep the allocated sections at the
+  // same index and address in both files; the rest (debug sections, the
+  // tables) differ. A symbol's section is mapped by name and address, and a
+  // debug file whose allocated sections do not line up was split from
+  // another build.
+  std::map<uint16_t, uint16_t> to_ours;
+  for (const auto& mine : sections_) {
+    if (!(mine.flags & SHF_ALLOC)) continue;
+    const auto& theirs = separate.sections();
+    bool found = false;
+    for (const auto& t : theirs)
+      if (t.name == mine.name && t.addr == mine.addr && t.size == mine.size) {
+        to_ours[static_cast<uint16_t>(t.index)] = static_cast<uint16_t>(mine.index);
+        found = true;
+        break;
+      }
+    if (!found)
+      fail("{}: its debug file {} has no section {} at {:#x}; it was split from another build",
+           name_, *debug, mine.name, mine.addr);
+  }
+  for (const auto& table : separate.sections()) {
+    if (table.type != SHT_SYMTAB) continue;
+    auto symbols = separate.read_symbols(table);
+    for (auto& sym : symbols) {
+      if (sym.shndx == SHN_UNDEF || sym.shndx >= SHN_LORESERVE) continue;
+      if (auto it = to_ours.find(sym.shndx); it != to_ours.end()) {
+        sym.shndx = it->second;
+      } else if (sym.shndx <= separate.sections().size() &&
+                 (separate.sections()[sym.shndx - 1].flags & SHF_ALLOC)) {
+        fail("{}: symbol `{}' of its debug file {} lies in section {}, which the file does "
+             "not have",
+             name_, sym.name, *debug, separate.sections()[sym.shndx - 1].name);
+      } else {
+        // In a section that is not loaded (.gnu.warning.*, debug
+        // sections): nothing a patch can refer to.
+        sym.shndx = SHN_UNDEF;
+      }
+    }
+    symtab_ = std::move(symbols);
+    symbols_file_ = *debug;
+    return;
   }
 }
 

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -76,9 +77,13 @@ class ElfFile {
   Bytes section_data(size_t index) const;  // empty for SHT_NOBITS
   std::vector<ElfRela> relocations(const ElfSection& rela_section) const;
 
-  // .symtab (index-aligned with the file, entry 0 included); empty if stripped.
-  const std::vector<ElfSymbol>& symbols() const { return symtab_; }
-  bool has_symtab() const { return has_symtab_; }
+  // .symtab (index-aligned with the file, entry 0 included), read when
+  // first asked for: the file's own or, for a stripped file, that of its
+  // separate debug file (separate_debug.h); empty if neither has one.
+  const std::vector<ElfSymbol>& symbols() const;
+  bool has_symtab() const { return !symbols().empty(); }
+  // The file the symbols came from: path(), its debug file, or "".
+  const std::string& symbols_file() const;
   std::vector<ElfSymbol> dynamic_symbols() const;
 
   // Bytes at a link-time virtual address, as stored in the file.
@@ -95,8 +100,11 @@ class ElfFile {
   Elf* elf_ = nullptr;
   uint16_t type_ = 0;
   std::vector<ElfSection> sections_;
-  std::vector<ElfSymbol> symtab_;
-  bool has_symtab_ = false;
+  void load_symbols() const;
+
+  mutable std::once_flag symbols_loaded_;
+  mutable std::vector<ElfSymbol> symtab_;
+  mutable std::string symbols_file_;
 };
 
 // Fast path for scanning many files: only the build-id note.

@@ -88,7 +88,7 @@ expect bare "sortlist 1:2:3:4:5:6:7:8/16" "status 0 nsort 0"
 want_pids=$(for p in "${PROBES[@]}" bare; do echo "${TPID[$p]}"; done | sort -n | paste -sd, | sed 's/,/, /g; s/^/[/; s/$/]/')
 applied=()
 for fix in "${FIXES[@]}"; do
-  graft build --from-diff "$FIXES_DIR/$fix" --source "$TREE" --target "$LIB" --build "$BUILD" \
+  graft build --from-diff "$FIXES_DIR/$fix" --clean "make clean" --source "$TREE" --target "$LIB" --build "$BUILD" \
     -o "$T/$fix.graft" || fail "--from-diff failed for $fix"
   # The IFUNCs the fix calls: none imported by `bare'; where libcares does
   # not import one either, graft must run its resolver in the processes.

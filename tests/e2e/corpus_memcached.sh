@@ -115,7 +115,7 @@ log "load: $(tail -n1 "$T/load-proxy.err")"
 
 # ---------------------------------------------------------------- the fixes, from their diffs
 build_from_diff() {  # FIX OUTPUT: graft build --from-diff
-  graft build --from-diff "$FIXES_DIR/$1" --source "$TREE" --target "$T/memcached" \
+  graft build --from-diff "$FIXES_DIR/$1" --clean "make clean" --source "$TREE" --target "$T/memcached" \
     --build "$BUILD" -o "$2"
 }
 apply_both() {  # PATCH

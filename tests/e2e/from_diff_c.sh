@@ -35,7 +35,7 @@ expect s audit -1
 expect s "level 1" -3
 expect s "level 0" 5
 
-graft_ok build --from-diff "$T/fix.patch" --source "$T/shop" --target "$T/shop/shop" \
+graft_ok build --from-diff "$T/fix.patch" --clean "make clean" --source "$T/shop" --target "$T/shop/shop" \
   -o "$T/fix.graft" --json
 no_ipa_ra_warning
 json=$(cat "$T/graft.out")

@@ -27,7 +27,7 @@ expect g "perimeter 3 4" 14
 expect g "apply 10" 33
 expect g next 5
 
-graft_ok build --from-diff "$T/cxx.patch" --source "$T/geo" --target "$T/geo/geo" -o "$T/cxx.graft" --json
+graft_ok build --from-diff "$T/cxx.patch" --clean "make clean" --source "$T/geo" --target "$T/geo/geo" -o "$T/cxx.graft" --json
 no_ipa_ra_warning
 json=$(cat "$T/graft.out")
 got=$(json_get '"\n".join(sorted(f["demangled"] + " | " + f["file"] + " | " + f["reason"] for f in j["functions"]))' <<<"$json")

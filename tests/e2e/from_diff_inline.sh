@@ -18,7 +18,7 @@ expect s "tax 999" 1198
 expect s "value 3" 7
 expect s "price 1000" 810
 
-graft_ok build --from-diff "$T/round.patch" --source "$T/shop" --target "$T/shop/shop" -o "$T/round.graft"
+graft_ok build --from-diff "$T/round.patch" --clean "make clean" --source "$T/shop" --target "$T/shop/shop" -o "$T/round.graft"
 no_ipa_ra_warning
 grep -q "recompiling price.c" "$T/graft.err" || fail "graft did not recompile price.c itself"
 grep -q "replaces price_with_tax: inlined change (inlines \`scale' (shop.h:" "$T/graft.out" ||

@@ -28,7 +28,7 @@ for t in a b; do
   expect $t name calc
 done
 
-graft_ok build --from-diff "$T/fix.patch" --source "$T/lib" --target "$T/lib/libcalc.so" \
+graft_ok build --from-diff "$T/fix.patch" --clean "make clean" --source "$T/lib" --target "$T/lib/libcalc.so" \
   --build "make TAG=$tag libcalc.so" -o "$T/fix.graft"
 no_ipa_ra_warning
 grep -q "replaces calc: changed directly" "$T/graft.out" || fail "calc is not replaced"

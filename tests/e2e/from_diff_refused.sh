@@ -14,7 +14,7 @@ make -C "$T/shop" -s CC="$CC" || fail "the shop does not build"
 # one error line (after its progress lines), left in $GRAFT_ERROR.
 build_fails() {
   local rc=0
-  graft build --from-diff "$2" --source "$T/shop" --target "$1" -o "${2%.patch}.graft" || rc=$?
+  graft build --from-diff "$2" --clean "make clean" --source "$T/shop" --target "$1" -o "${2%.patch}.graft" || rc=$?
   [[ $rc -eq 2 ]] || fail "graft build of $2 exited with $rc, expected 2"
   [[ $(grep -c '^graft: error:' "$T/graft.err") -eq 1 ]] || fail "graft build of $2 printed no single error line"
   GRAFT_ERROR=$(grep '^graft: error:' "$T/graft.err")
@@ -58,6 +58,6 @@ make -C "$T/shop-O1" -s -B CC="$CC" CFLAGS="-g -O1" || fail "the -O1 shop does n
 build_fails "$T/shop-O1/shop" "$T/fix.patch"
 [[ $GRAFT_ERROR == *"was not built from"*"price_after_discount"* ]] || fail "the -O1 target is not refused: $GRAFT_ERROR"
 # ...while the right one builds.
-graft_ok build --from-diff "$T/fix.patch" --source "$T/shop" --target "$T/shop/shop" -o "$T/fix.graft"
+graft_ok build --from-diff "$T/fix.patch" --clean "make clean" --source "$T/shop" --target "$T/shop/shop" -o "$T/fix.graft"
 grep -q "replaces price_after_discount: changed directly" "$T/graft.out" ||
   fail "price_after_discount is not replaced"

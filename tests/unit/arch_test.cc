@@ -1,6 +1,7 @@
 #include <elf.h>
 #include <gtest/gtest.h>
 
+#include "arch/x86_64/immediates.h"
 #include "arch/x86_64/jump.h"
 #include "arch/x86_64/registers.h"
 #include "arch/x86_64/relocation.h"
@@ -8,6 +9,27 @@
 
 namespace graft {
 namespace {
+
+TEST(Immediates, OnlyImmediatesMayDiffer) {
+  // mov $412,%edx; call rel32 0; ret  against  mov $415,%edx; call rel32 0; ret
+  const uint8_t a[] = {0xba, 0x9c, 0x01, 0x00, 0x00, 0xe8, 0, 0, 0, 0, 0xc3};
+  const uint8_t b[] = {0xba, 0x9f, 0x01, 0x00, 0x00, 0xe8, 0, 0, 0, 0, 0xc3};
+  auto c = arch::immediate_changes(a, b);
+  ASSERT_TRUE(c);
+  ASSERT_EQ(c->size(), 1u);
+  EXPECT_EQ((*c)[0].offset, 0u);
+  EXPECT_EQ((*c)[0].before, 412);
+  EXPECT_EQ((*c)[0].after, 415);
+  EXPECT_TRUE(arch::immediate_changes(a, a)->empty());
+  // Another register (mov $412,%ecx): not an immediate change.
+  const uint8_t d[] = {0xb9, 0x9c, 0x01, 0x00, 0x00, 0xe8, 0, 0, 0, 0, 0xc3};
+  EXPECT_FALSE(arch::immediate_changes(a, d));
+  // Another branch target (call rel32 4): a layout change.
+  const uint8_t e[] = {0xba, 0x9c, 0x01, 0x00, 0x00, 0xe8, 4, 0, 0, 0, 0xc3};
+  EXPECT_FALSE(arch::immediate_changes(a, e));
+  // Another length.
+  EXPECT_FALSE(arch::immediate_changes(std::span(a, 10), std::span(b, 11)));
+}
 
 TEST(Jump, Rel32Encoding) {
   auto b = arch::redirect_bytes(0x1000, 0x2000);

@@ -97,6 +97,36 @@ TEST(UnifiedDiff, ChangedLinesOfTheNewVersion) {
   EXPECT_EQ(parse_unified_diff(text, 0)[0].path, "b/src/x.c");
 }
 
+TEST(UnifiedDiff, NewLineOfOldLine) {
+  const char* text =
+      "--- a/x.c\n"
+      "+++ b/x.c\n"
+      "@@ -10,3 +10,5 @@\n"
+      " ten\n"
+      "+new1\n"
+      "+new2\n"
+      " eleven\n"
+      "-twelve\n"
+      "+twelve!\n"
+      "@@ -40,2 +41,0 @@\n"
+      "-forty\n"
+      "-fortyone\n"
+      "@@ -50,0 +51,1 @@\n"
+      "+after fifty\n";
+  auto files = parse_unified_diff(text, 1);
+  ASSERT_EQ(files.size(), 1u);
+  const DiffFile& f = files[0];
+  EXPECT_EQ(f.new_line_of(9), 9);          // before every hunk
+  EXPECT_EQ(f.new_line_of(10), 10);        // context
+  EXPECT_EQ(f.new_line_of(11), 13);        // context after two added lines
+  EXPECT_EQ(f.new_line_of(12), std::nullopt);  // changed
+  EXPECT_EQ(f.new_line_of(20), 22);        // between hunks
+  EXPECT_EQ(f.new_line_of(40), std::nullopt);  // removed
+  EXPECT_EQ(f.new_line_of(42), 42);        // after two removed lines
+  EXPECT_EQ(f.new_line_of(50), 50);        // the line an insertion follows
+  EXPECT_EQ(f.new_line_of(51), 52);
+}
+
 TEST(Layout, Differences) {
   TypeLayout a{"struct", "item", 8, {{"id", {0, 4}}, {"count", {4, 4}}}};
   TypeLayout b{"struct", "item", 16, {{"id", {0, 4}}, {"price", {8, 8}}, {"count", {4, 4}}}};

@@ -83,6 +83,8 @@ std::optional<Instruction> decode_instruction(std::span<const uint8_t> code, uin
   Instruction out;
   out.address = address;
   out.length = ins.length;
+  out.operation = ins.mnemonic;
+  out.padding = ins.mnemonic == ZYDIS_MNEMONIC_NOP;
   bool zeroing = zeroing_idiom(ins, ops);
   for (int i = 0; i < ins.operand_count; ++i) {
     const ZydisDecodedOperand& op = ops[i];

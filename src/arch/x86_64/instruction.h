@@ -26,6 +26,10 @@ struct Instruction {
   enum class Flow { Next, Call, Jump, ConditionalJump, Return, IndirectCall, IndirectJump, Stop };
   uint64_t address = 0;
   uint8_t length = 0;
+  // What the instruction does, whatever its encoding (a Zydis mnemonic):
+  // `jne rel8' and `jne rel32' have the same operation.
+  uint32_t operation = 0;
+  bool padding = false;  // a no-op (nop, nopw, nopl): alignment the assembler adds
   Flow flow = Flow::Next;
   std::optional<uint64_t> target;  // direct branch target
   RegisterSet reads = 0;

@@ -1,0 +1,312 @@
+#include "cli/kernel_commands.h"
+
+#include <chrono>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <thread>
+
+#include "cli/commands.h"
+#include "common/error.h"
+#include "common/file.h"
+#include "common/hash.h"
+#include "kernel/kernel_build.h"
+#include "kernel/kernel_transition.h"
+#include "kernel/livepatch_module.h"
+#include "kernel/livepatch_sysfs.h"
+#include "kernel/manifest.h"
+#include "kernel/run_pre_check.h"
+#include "security/audit_log.h"
+#include "security/policy.h"
+
+namespace graft::cli {
+
+using nlohmann::json;
+using namespace graft::kernel;
+
+namespace {
+
+json pending_json(const std::vector<PendingTask>& tasks) {
+  json out = json::array();
+  for (const auto& t : tasks)
+    out.push_back({{"pid", t.pid}, {"tid", t.tid}, {"comm", t.comm}, {"patch_state", t.patch_state}, {"stack", t.stack}});
+  return out;
+}
+
+void print_pending(const char* what, const std::vector<PendingTask>& tasks) {
+  std::fprintf(stderr, "%s: %zu task(s) not yet switched:\n", what, tasks.size());
+  for (const auto& t : tasks) {
+    std::fprintf(stderr, "  pid %d tid %d (%s)\n", t.pid, t.tid, t.comm.c_str());
+    for (const auto& frame : t.stack) std::fprintf(stderr, "      %s\n", frame.c_str());
+  }
+}
+
+// Prints the transition's events (text mode) and returns its result.
+TransitionResult transition(const LivepatchSysfs& sysfs, const std::string& name, bool patching,
+                            const KernelTransitionArgs& a) {
+  TransitionOptions o{a.timeout_s, a.report_after_s, a.force};
+  const char* verb = patching ? "patching" : "unpatching";
+  return follow_transition(sysfs, name, patching, o, [&](const TransitionEvent& e) {
+    if (a.json && e.kind != TransitionEvent::Kind::Forcing) return;
+    switch (e.kind) {
+      case TransitionEvent::Kind::Progress:
+        std::fprintf(stderr, "%s %s: %.1f s, %zu task(s) pending\n", name.c_str(), verb, e.elapsed_s, e.pending.size());
+        break;
+      case TransitionEvent::Kind::Pending:
+        print_pending(fmt::format("{} {} after {:.1f} s", name, verb, e.elapsed_s).c_str(), e.pending);
+        break;
+      case TransitionEvent::Kind::Forcing:
+        std::fprintf(stderr,
+                     "graft: warning: forcing the transition of %s: %zu task(s) are switched without "
+                     "checking their stacks, which may run old and new code together; the module of a "
+                     "forced patch can never be unloaded\n",
+                     name.c_str(), e.pending.size());
+        break;
+      case TransitionEvent::Kind::Reversing:
+        print_pending(fmt::format("{} timed out after {:.1f} s; reversing the transition", name, e.elapsed_s).c_str(),
+                      e.pending);
+        break;
+    }
+  });
+}
+
+// A disabled patch is freed asynchronously after its transition; its
+// module cannot go before that. Retries for up to 5 s.
+bool unload_module_when_free(const std::string& name, std::string* why) {
+  for (int i = 0; i < 100; ++i) {
+    if (unload_module(name, why)) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return false;
+}
+
+json transition_json(const TransitionResult& r) {
+  return {{"outcome", outcome_name(r.outcome)}, {"seconds", r.seconds}, {"pending_at_report", pending_json(r.pending_at_report)}};
+}
+
+}  // namespace
+
+int kernel_build(const KernelBuildArgs& a) {
+  if (a.release.empty()) throw Error("build --kernel needs --kernel-release RELEASE (uname -r of the target)");
+  if (a.source.empty()) throw Error("build --kernel needs --from-source FILE.c");
+  if (a.output.empty()) throw Error("build --kernel needs -o NAME.ko");
+  auto t0 = std::chrono::steady_clock::now();
+  KernelBuildOptions o{a.source, a.output, a.name, a.release, {}, a.replace, a.keep_work};
+  KernelBuildResult r = build_kernel_patch(o, [&](const std::string& line) {
+    if (!a.json) std::fprintf(stderr, "graft: %s\n", line.c_str());
+  });
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (a.json) {
+    json fns = json::array();
+    for (const auto& f : r.manifest.functions)
+      fns.push_back({{"name", f.name}, {"sympos", f.sympos}, {"address", f.address}, {"size", f.size}});
+    json j = {{"module", r.module_path}, {"name", r.manifest.name}, {"release", r.manifest.release},
+              {"replace", r.manifest.replace}, {"functions", fns}, {"livepatch_symbols", r.manifest.livepatch_symbols},
+              {"livepatch_relocations", r.conversion.relocations_moved}, {"seconds", seconds}};
+    std::printf("%s\n", j.dump(2).c_str());
+  } else {
+    std::printf("built %s: livepatch %s for %s, %zu function(s), %zu livepatch symbol(s)%s (%.1f s)\n",
+                r.module_path.c_str(), r.manifest.name.c_str(), r.manifest.release.c_str(),
+                r.manifest.functions.size(), r.manifest.livepatch_symbols.size(),
+                r.manifest.replace ? ", cumulative" : "", seconds);
+  }
+  return 0;
+}
+
+namespace {
+
+int apply_module(const std::string& module, const KernelPatchManifest& m, const KernelTransitionArgs& a,
+                 std::string* outcome);
+
+}  // namespace
+
+// Kernel patches go to the same audit log as process patches (pid 0: the
+// kernel). graft signatures cover graft patch files only: a policy that
+// requires signatures refuses every kernel module.
+int kernel_apply(const std::string& module, const KernelTransitionArgs& a) {
+  Policy policy = load_policy(a.policy);
+  AuditLog audit(policy);
+  AuditEvent e;
+  e.action = "apply";
+  e.patch_file = module;
+  try {
+    e.patch_sha256 = sha256_hex(read_file(module, size_t(64) << 20));
+    KernelPatchManifest m = read_module_manifest(module);
+    e.patch_name = "kernel:" + m.name;
+    if (policy.require_signature) {
+      e.result = "refused";
+      e.reason = "the policy requires signed patches; graft cannot sign kernel modules yet";
+      audit.record(e);
+      std::fprintf(stderr, "graft: refused by policy %s: %s\n", policy.source.c_str(), e.reason.c_str());
+      return kExitRefused;
+    }
+    std::string outcome;
+    int rc = apply_module(module, m, a, &outcome);
+    e.result = rc == 0 ? "ok" : "failed";
+    e.reason = "transition " + outcome;
+    audit.record(e);
+    return rc;
+  } catch (const std::exception& ex) {
+    e.result = "failed";
+    e.reason = ex.what();
+    audit.record(e);
+    throw;
+  }
+}
+
+namespace {
+
+int apply_module(const std::string& module, const KernelPatchManifest& m, const KernelTransitionArgs& a,
+                 std::string* outcome) {
+  LivepatchSysfs sysfs;
+  if (!sysfs.available()) throw Error("this kernel has no livepatch support (/sys/kernel/livepatch is missing)");
+  if (sysfs.read(m.name)) throw Error(fmt::format("patch {} is already applied (graft revert --kernel {})", m.name, m.name));
+  RunPreReport pre = run_pre_check(m, RunningKernel::current());
+  if (!a.json)
+    for (const auto& f : pre.functions)
+      std::fprintf(stderr,
+                   "run-pre check: %s at %#lx matches the image (%zu bytes compared, %zu rewritten at boot, "
+                   "%zu relocated addresses)\n",
+                   f.name.c_str(), (unsigned long)f.address, f.bytes_compared, f.bytes_masked, f.relocated_fields);
+  auto before = sysfs.names();
+  load_module(module, m.name);
+  if (!a.json) std::fprintf(stderr, "loaded %s; patching\n", m.name.c_str());
+  TransitionResult r = transition(sysfs, m.name, true, a);
+  std::vector<std::string> replaced, kept_loaded;
+  if (r.outcome == TransitionOutcome::Completed || r.outcome == TransitionOutcome::Forced) {
+    if (m.replace) {
+      // Atomic replace disables the patches it replaced and frees them
+      // asynchronously; their modules stay loaded until removed.
+      for (auto& n : before) {
+        auto s = sysfs.read(n);
+        if (s && s->enabled) continue;
+        replaced.push_back(n);
+        std::string why;
+        if (!unload_module_when_free(n, &why)) kept_loaded.push_back(n + ": " + why);
+      }
+    }
+  } else {
+    std::string why;
+    if (r.outcome == TransitionOutcome::Reversed && !unload_module_when_free(m.name, &why))
+      kept_loaded.push_back(m.name + ": " + why);
+  }
+  if (a.json) {
+    json fns = json::array();
+    for (const auto& f : pre.functions)
+      fns.push_back({{"name", f.name}, {"address", f.address}, {"bytes_compared", f.bytes_compared}});
+    json j = {{"name", m.name}, {"release", m.release}, {"kaslr_offset", pre.kaslr_offset}, {"functions", fns},
+              {"transition", transition_json(r)}, {"replaced", replaced}, {"not_unloaded", kept_loaded}};
+    std::printf("%s\n", j.dump(2).c_str());
+  }
+  for (auto& k : kept_loaded) std::fprintf(stderr, "graft: warning: module not unloaded: %s\n", k.c_str());
+  *outcome = outcome_name(r.outcome);
+  switch (r.outcome) {
+    case TransitionOutcome::Completed:
+    case TransitionOutcome::Forced:
+      if (!a.json) {
+        std::printf("applied %s to kernel %s: %zu function(s), transition %s in %.2f s\n", m.name.c_str(),
+                    m.release.c_str(), m.functions.size(), outcome_name(r.outcome), r.seconds);
+        for (auto& n : replaced) std::printf("replaced %s\n", n.c_str());
+      }
+      return 0;
+    case TransitionOutcome::Reversed:
+      if (!a.json)
+        std::printf("not applied: %s did not complete its transition within %.0f s and was reversed\n",
+                    m.name.c_str(), a.timeout_s);
+      return kExitTransitionReversed;
+    case TransitionOutcome::ReverseIncomplete:
+      throw Error(fmt::format("patch {}: the transition and its reversal both timed out; it is still in "
+                              "transition (see /sys/kernel/livepatch/{})",
+                              m.name, m.name));
+  }
+  return 2;
+}
+
+int revert_patch(const std::string& name, const KernelTransitionArgs& a, std::string* outcome);
+
+}  // namespace
+
+int kernel_revert(const std::string& name, const KernelTransitionArgs& a) {
+  Policy policy = load_policy(a.policy);
+  AuditLog audit(policy);
+  AuditEvent e;
+  e.action = "revert";
+  e.patch_name = "kernel:" + name;
+  try {
+    std::string outcome;
+    int rc = revert_patch(name, a, &outcome);
+    e.result = rc == 0 ? "ok" : "failed";
+    e.reason = "transition " + outcome;
+    audit.record(e);
+    return rc;
+  } catch (const std::exception& ex) {
+    e.result = "failed";
+    e.reason = ex.what();
+    audit.record(e);
+    throw;
+  }
+}
+
+namespace {
+
+int revert_patch(const std::string& name, const KernelTransitionArgs& a, std::string* outcome) {
+  if (!valid_livepatch_name(name)) throw Error(fmt::format("'{}' is not a livepatch name", name));
+  LivepatchSysfs sysfs;
+  auto s = sysfs.read(name);
+  if (!s) throw Error(fmt::format("no kernel patch {} is applied (graft list --kernel)", name));
+  if (s->in_transition)
+    throw Error(fmt::format("patch {} is in transition; wait for it to end", name));
+  TransitionResult r;
+  if (s->enabled) {
+    sysfs.set_enabled(name, false);
+    if (!a.json) std::fprintf(stderr, "disabling %s; unpatching\n", name.c_str());
+    r = transition(sysfs, name, false, a);
+  }
+  std::string why;
+  bool unloaded = false;
+  if (r.outcome == TransitionOutcome::Completed || r.outcome == TransitionOutcome::Forced)
+    unloaded = unload_module_when_free(name, &why);
+  if (a.json) {
+    json j = {{"name", name}, {"transition", transition_json(r)}, {"unloaded", unloaded}};
+    if (!unloaded) j["not_unloaded"] = why;
+    std::printf("%s\n", j.dump(2).c_str());
+  }
+  *outcome = outcome_name(r.outcome);
+  if (r.outcome == TransitionOutcome::Reversed) {
+    if (!a.json) std::printf("not reverted: %s stays applied (the unpatching transition was reversed)\n", name.c_str());
+    return kExitTransitionReversed;
+  }
+  if (r.outcome == TransitionOutcome::ReverseIncomplete)
+    throw Error(fmt::format("patch {}: unpatching and its reversal both timed out", name));
+  if (!a.json) {
+    std::printf("reverted %s in %.2f s\n", name.c_str(), r.seconds);
+    if (!unloaded) std::fprintf(stderr, "graft: warning: module %s not unloaded: %s\n", name.c_str(), why.c_str());
+  }
+  return 0;
+}
+
+}  // namespace
+
+int kernel_list(bool json_out) {
+  LivepatchSysfs sysfs;
+  if (!sysfs.available()) throw Error("this kernel has no livepatch support (/sys/kernel/livepatch is missing)");
+  json out = json::array();
+  for (const auto& n : sysfs.names()) {
+    auto s = sysfs.read(n);
+    if (!s) continue;
+    json fns = json::array();
+    std::string text;
+    for (const auto& f : s->functions) {
+      fns.push_back({{"object", f.object}, {"function", f.name}, {"sympos", f.sympos}});
+      text += (text.empty() ? "" : " ") + f.object + ":" + f.name;
+    }
+    out.push_back({{"name", s->name}, {"enabled", s->enabled}, {"transition", s->in_transition}, {"functions", fns}});
+    if (!json_out)
+      std::printf("%s %s%s %s\n", s->name.c_str(), s->enabled ? "enabled" : "disabled",
+                  s->in_transition ? " (in transition)" : "", text.c_str());
+  }
+  if (json_out) std::printf("%s\n", out.dump(2).c_str());
+  return 0;
+}
+
+}  // namespace graft::cli

@@ -1,0 +1,41 @@
+// Turns the module Kbuild linked into a livepatch module in the sense of
+// the kernel's Documentation/livepatch/module-elf-format.rst.
+//
+// The module loader resolves only exported symbols. A patch that uses a
+// static function or a non-exported variable of vmlinux leaves an undefined
+// symbol the loader would refuse. For each such symbol NAME this pass
+//  - renames it .klp.sym.vmlinux.NAME,POS and marks it SHN_LIVEPATCH (the
+//    loader skips it; livepatch looks NAME up in kallsyms, POS picking among
+//    duplicates, 0 for a unique name), keeping its index in .symtab;
+//  - moves every relocation against it out of .rela.SECTION into a new
+//    section .klp.rela.vmlinux.SECTION flagged SHF_RELA_LIVEPATCH | SHF_ALLOC,
+//    which livepatch applies when it enables the patch.
+// Relocations against it from sections the kernel processes at load time
+// (jump labels, static calls, alternatives, exception tables) cannot wait
+// for livepatch: the pass refuses them.
+#pragma once
+#include <map>
+#include <string>
+#include <vector>
+
+namespace graft::kernel {
+
+struct KlpConversion {
+  std::vector<std::string> livepatch_symbols;  // the .klp.sym.* names
+  size_t relocations_moved = 0;
+};
+
+// The symbols the module leaves undefined.
+std::vector<std::string> undefined_symbols(const std::string& module_path);
+
+// The livepatch name of vmlinux's symbol NAME at kallsyms position POS.
+std::string livepatch_symbol_name(const std::string& name, unsigned pos);
+
+// Converts the undefined symbols named in `positions` (name -> kallsyms
+// position) and their relocations; adds `manifest` as the non-allocated
+// section `manifest_section` (manifest.h).
+KlpConversion convert_to_livepatch_module(const std::string& module_path,
+                                          const std::map<std::string, unsigned>& positions,
+                                          const std::string& manifest_section, const std::string& manifest);
+
+}  // namespace graft::kernel

@@ -1,0 +1,81 @@
+#include "kernel/livepatch_module.h"
+
+#include <fcntl.h>
+#include <sys/klog.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+
+#include "common/error.h"
+#include "common/file.h"
+#include "kernel/livepatch_sysfs.h"
+
+namespace graft::kernel {
+
+namespace {
+
+// The last kernel log lines that mention `name` or livepatch.
+std::string kernel_log_about(const std::string& name) {
+  int size = klogctl(10 /* SYSLOG_ACTION_SIZE_BUFFER */, nullptr, 0);
+  if (size <= 0) return "";
+  std::string buf(size_t(size), '\0');
+  int n = klogctl(3 /* SYSLOG_ACTION_READ_ALL */, buf.data(), size);
+  if (n <= 0) return "";
+  buf.resize(size_t(n));
+  std::vector<std::string> lines;
+  size_t i = 0;
+  while (i < buf.size()) {
+    size_t e = buf.find('\n', i);
+    if (e == std::string::npos) e = buf.size();
+    std::string line = buf.substr(i, e - i);
+    if (line.find(name) != std::string::npos || line.find("livepatch") != std::string::npos) lines.push_back(line);
+    i = e + 1;
+  }
+  std::string out;
+  for (size_t k = lines.size() > 6 ? lines.size() - 6 : 0; k < lines.size(); ++k) out += "\n  kernel: " + lines[k];
+  return out;
+}
+
+}  // namespace
+
+void load_module(const std::string& path, const std::string& name) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) fail("cannot open {}: {}", path, errno_text(errno));
+  long rc = syscall(SYS_finit_module, fd, "", 0);
+  int err = errno;
+  close(fd);
+  if (rc == 0) return;
+  std::string hint;
+  if (err == EEXIST) hint = " (a module of that name is loaded: revert it first, or build the patch under another name)";
+  if (err == EPERM) hint = " (needs CAP_SYS_MODULE; module loading may be disabled)";
+  fail("cannot load {} as module {}: {}{}{}", path, name, errno_text(err), hint, kernel_log_about(name));
+}
+
+bool unload_module(const std::string& name, std::string* why) {
+  if (!valid_livepatch_name(name)) fail("'{}' is not a module name", name);
+  if (syscall(SYS_delete_module, name.c_str(), O_NONBLOCK) == 0) return true;
+  if (why) *why = errno_text(errno);
+  return false;
+}
+
+std::vector<std::string> loaded_livepatch_modules() {
+  std::vector<std::string> out;
+  std::string text = read_text_file("/proc/modules", 1 << 22);
+  size_t i = 0;
+  while (i < text.size()) {
+    size_t e = text.find('\n', i);
+    if (e == std::string::npos) e = text.size();
+    std::string line = text.substr(i, e - i);
+    i = e + 1;
+    std::string name = line.substr(0, line.find(' '));
+    if (!valid_livepatch_name(name)) continue;
+    // Taint flags close the line, e.g. "(OEK)": K marks a livepatch module.
+    size_t open_paren = line.rfind('(');
+    if (open_paren != std::string::npos && line.back() == ')' &&
+        line.find('K', open_paren) != std::string::npos)
+      out.push_back(name);
+  }
+  return out;
+}
+
+}  // namespace graft::kernel
