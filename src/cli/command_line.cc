@@ -16,6 +16,7 @@
 
 #include "cli/commands.h"
 #include "cli/kernel_commands.h"
+#include "cli/ops_commands.h"
 #include "cli/options.h"
 #include "common/error.h"
 #include "common/interrupt.h"
@@ -232,6 +233,17 @@ Command add_recover(CLI::App& app) {
   return c;
 }
 
+// store, sync, status and daemon (ops_commands.h): one set of arguments
+// for the four, one Command each for the names and --json.
+std::vector<Command> add_ops(CLI::App& app) {
+  auto ops = std::make_shared<OpsCommands>();
+  add_ops_subcommands(app, *ops);
+  std::vector<Command> out;
+  for (CLI::App* cmd : {ops->store_add->get_parent(), ops->sync, ops->status, ops->daemon})
+    out.push_back({cmd, [ops] { return run_ops_subcommand(*ops).value_or(kExitUsage); }, &ops->args.json});
+  return out;
+}
+
 // Edit distance, for "did you mean".
 size_t distance(const std::string& a, const std::string& b) {
   std::vector<size_t> row(b.size() + 1);
@@ -264,6 +276,7 @@ int run_command_line(int argc, char** argv) {
   app.require_subcommand(1);
   std::vector<Command> commands = {add_build(app), add_info(app),   add_keygen(app), add_sign(app),
                                    add_apply(app), add_revert(app), add_list(app),   add_recover(app)};
+  for (auto& c : add_ops(app)) commands.push_back(std::move(c));
 
   std::string name = argc > 1 ? argv[1] : "";
   bool json = asks_json(argc, argv);

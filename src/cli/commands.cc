@@ -14,6 +14,7 @@
 #include "loader/operations.h"
 #include "loader/recovery.h"
 #include "loader/runtime_binding.h"
+#include "ops/sync.h"
 #include "patch/patch.h"
 #include "process/proc_status.h"
 #include "process/process_lock.h"
@@ -43,9 +44,16 @@ std::string function_name(const std::string& symbol, const std::string& demangle
   return file.empty() ? n : fmt::format("{} ({})", n, printable(file));
 }
 
+// `apply --all` leaves a process that carries the patch as it is, and says so.
+constexpr const char* kAlreadyApplied = "already applied: the process carries this patch; nothing done";
+bool already_applied(const OperationResult& r) {
+  return r.ok && r.notes.size() == 1 && r.notes.front() == kAlreadyApplied;
+}
+
 json result_json(const OperationResult& r) {
   return {{"pid", r.pid},
           {"ok", r.ok},
+          {"already_applied", already_applied(r)},
           {"patch_id", r.patch_id},
           {"patch", r.patch_name},
           {"threads", r.threads},
@@ -75,6 +83,11 @@ json result_json(const OperationResult& r) {
 
 void print_result(const OperationResult& r, const char* verb) {
   for (const auto& a : r.recovered) fmt::print("pid {}: repaired first: {}\n", r.pid, a);
+  if (already_applied(r)) {
+    fmt::print("pid {}: {} (id {}) already applied; nothing done\n", r.pid, printable(r.patch_name), r.patch_id);
+    std::fflush(stdout);
+    return;
+  }
   if (r.ok && per_thread(r.model))
     fmt::print("pid {}: {} {} (id {}) in {:.1f} ms, model {}: no global pause; {} threads, "
                "transition {:.1f} ms, {} single-thread stops (longest {:.0f} us, p99 {:.0f} us)\n",
@@ -330,6 +343,16 @@ int apply(const std::string& patch_file, const TargetArgs& t) {
   }
   std::vector<pid_t> pids = t.all ? processes_mapping(patch.target.build_id) : std::vector<pid_t>{t.pid};
   auto results = for_each_process(pids, t, "applied", [&](pid_t pid, OperationOptions o) {
+    if (t.all && ops::carries_patch(pid, patch.sha256)) {
+      OperationResult r;
+      r.pid = pid;
+      r.ok = true;
+      r.patch_id = patch.id();
+      r.patch_name = patch.name;
+      r.model = *t.model;
+      r.notes.push_back(kAlreadyApplied);
+      return r;
+    }
     OperationResult r = apply_patch(patch, pid, o);
     AuditEvent e = event_of("apply", r);
     e.patch_file = patch_file;

@@ -1,0 +1,67 @@
+// graft sync: every process that maps a stored patch's target gets every
+// applicable patch of that target it does not carry yet, in stacking order.
+// Idempotent: a patch a process already carries counts as success.
+#pragma once
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "loader/operations.h"
+#include "ops/desired_state.h"
+#include "ops/process_scan.h"
+
+namespace graft::ops {
+
+// Skipped: not tried, because the skip predicate said so (the daemon does
+// not retry a patch that failed in a process). NotReady: not tried, the
+// target is still being mapped (see target_readiness.h).
+enum class SyncOutcome { Applied, AlreadyApplied, Failed, Skipped, NotReady };
+std::string outcome_name(SyncOutcome o);
+
+struct SyncAction {
+  pid_t pid = 0;
+  uint64_t start_time = 0;
+  std::string command;
+  StoredPatch patch;
+  SyncOutcome outcome = SyncOutcome::Failed;
+  OperationResult result;  // of the apply (error set for a failure)
+};
+
+// Whether processes hidden from this caller make a result unknowable: as
+// non-root, yes; root is refused only where no graft could go either (the
+// init of an enclosing container, for one), which is counted and shown but
+// not held against the host.
+bool blind_spots(size_t uninspectable);
+
+struct SyncReport {
+  std::vector<SyncAction> actions;
+  size_t uninspectable = 0;
+  std::vector<std::string> problems;  // store files, refused patches
+  size_t count(SyncOutcome o) const;
+  // Every applicable process carries every applicable patch, every stored
+  // patch could be read and is allowed by the policy, and (see
+  // blind_spots()) no process was hidden from a non-root caller.
+  bool ok() const {
+    return count(SyncOutcome::Failed) == 0 && count(SyncOutcome::Skipped) == 0 &&
+           count(SyncOutcome::NotReady) == 0 &&
+           !blind_spots(uninspectable) && problems.empty();
+  }
+};
+
+using SyncCallback = std::function<void(const SyncAction&)>;
+
+// The patches of `state` that `process` should carry and does not, applied
+// in order; an apply that fails stops the patches stacked after it on the
+// same target (they are reported failed, not tried).
+using SkipPredicate = std::function<bool(const TargetProcess&, const StoredPatch&)>;
+std::vector<SyncAction> converge_process(const DesiredState& state, const TargetProcess& process,
+                                         BuildIdCache& cache, const OperationOptions& options,
+                                         const SyncCallback& done, const SkipPredicate& skip = nullptr);
+
+SyncReport sync_all(const DesiredState& state, BuildIdCache& cache, const OperationOptions& options,
+                    const SyncCallback& done, const SkipPredicate& skip = nullptr);
+
+// Whether `pid` carries this patch already (applied, not in transition).
+bool carries_patch(pid_t pid, const std::string& sha256);
+
+}  // namespace graft::ops
