@@ -1,12 +1,20 @@
 #!/usr/bin/env bash
-# docs/graft.1 documents every option each subcommand's --help shows, and
-# nothing more, with the default --help shows.
+# docs/graft.1 has a section for every subcommand `graft --help` lists and
+# documents every option each one's --help shows (its own subcommands'
+# too: store add, ...), and nothing more, with the default --help shows.
 source "$(dirname "$0")/common.sh"
 
 man=$REPO_ROOT/docs/graft.1
-for cmd in build info keygen sign apply list revert recover; do
+subcommands() { sed -n '/^Subcommands:/,$p' | awk 'NR > 1 && /^  [a-z]/ { print $1 }'; }
+commands=$("$GRAFT" --help | subcommands)
+[[ $(wc -w <<<"$commands") -ge 12 ]] || fail "graft --help lists too few subcommands: $commands"
+for cmd in $commands; do
   "$GRAFT" "$cmd" --help >"$T/$cmd.help" || fail "graft $cmd --help failed"
+  for sub in $("$GRAFT" "$cmd" --help | subcommands); do
+    "$GRAFT" "$cmd" "$sub" --help >>"$T/$cmd.help" || fail "graft $cmd $sub --help failed"
+  done
 done
+echo "$commands" >"$T/commands"
 "$PYTHON" - "$man" "$T" <<'PY' || fail "docs/graft.1 and --help disagree (above)"
 import re, sys
 man, tmp = sys.argv[1], sys.argv[2]
@@ -17,13 +25,15 @@ for m in re.finditer(r"^\.SS (.+?)\n(.*?)(?=^\.S[SH] )", text, re.S | re.M):
     name = m.group(1).split()[0]
     sections[name] = sections.get(name, "") + m.group(2)
 bad = []
-for cmd in ["build", "info", "keygen", "sign", "apply", "list", "revert", "recover"]:
+for cmd in open(f"{tmp}/commands").read().split():
     doc = sections.get(cmd)
     if doc is None:
         bad.append(f"{cmd}: no .SS section")
         continue
     # Options documented: the .B/.BI line after each .TP.
-    documented = set(re.findall(r"^\.TP\n\.BI? .*?(--[a-z-]+)", doc, re.M))
+    # (every option named on the entry's first line: ".BR --store , --config").
+    documented = {o for head in re.findall(r"^\.TP\n\.B[IR]? ([^\n]*)", doc, re.M)
+                  for o in re.findall(r"--[a-z][a-z-]*", head)}
     helped, defaults = set(), {}
     for line in open(f"{tmp}/{cmd}.help"):
         m = re.match(r"\s+(?:-\w,)?(--[a-z-]+)(?:\s+\S+?(?:=(\S+))?)?(?:\s|$)", line)
