@@ -72,20 +72,6 @@ json stored_json(const StoredPatch& s) {
 
 std::string tag_text(const std::string& tag) { return tag.empty() ? "-" : printable(tag); }
 
-AuditEvent sync_event(const SyncAction& a) {
-  AuditEvent e;
-  e.action = "apply";
-  e.result = a.result.ok ? "ok" : "failed";
-  e.pid = a.pid;
-  e.patch_file = a.patch.file;
-  e.patch_name = a.patch.name;
-  e.patch_id = a.patch.id;
-  e.patch_sha256 = a.patch.sha256;
-  e.signer = a.patch.signer;
-  e.reason = a.result.error;
-  return e;
-}
-
 }  // namespace
 
 int store_add(const OpsArgs& a) {
@@ -180,7 +166,7 @@ int sync(const OpsArgs& a) {
   options.model = a.model.value_or(r.config.model);
   BuildIdCache cache;
   SyncReport report = sync_all(state, cache, options, [&](const SyncAction& act) {
-    if (act.outcome != SyncOutcome::AlreadyApplied) audit.record(sync_event(act));
+    if (act.outcome != SyncOutcome::AlreadyApplied) audit.record(audit_event_of(act));
     if (act.outcome == SyncOutcome::Failed)
       host.failures[{act.pid, act.start_time, act.patch.id}] = act.result.error;
     else

@@ -206,17 +206,7 @@ class Daemon {
         a.outcome == SyncOutcome::NotReady)
       return;
     if (a.outcome != SyncOutcome::Applied && !final_attempt) return;  // looked at again soon
-    AuditEvent e;
-    e.action = "apply";
-    e.result = a.result.ok ? "ok" : "failed";
-    e.pid = a.pid;
-    e.patch_file = a.patch.file;
-    e.patch_name = a.patch.name;
-    e.patch_id = a.patch.id;
-    e.patch_sha256 = a.patch.sha256;
-    e.signer = a.patch.signer;
-    e.reason = a.result.error;
-    audit_.record(e);
+    audit_.record(audit_event_of(a));
     for (const auto& r : a.result.recovered) say("pid {} ({}): repaired first: {}", a.pid, a.command, r);
     if (a.outcome == SyncOutcome::Applied) {
       host_.failures.erase({a.pid, a.start_time, a.patch.id});

@@ -105,4 +105,18 @@ SyncReport sync_all(const DesiredState& state, BuildIdCache& cache, const Operat
   return report;
 }
 
+AuditEvent audit_event_of(const SyncAction& a) {
+  AuditEvent e;
+  e.action = "apply";
+  e.result = a.result.ok ? "ok" : "failed";
+  e.pid = a.pid;
+  e.patch_file = a.patch.file;
+  e.patch_name = a.patch.name;
+  e.patch_id = a.patch.id;
+  e.patch_sha256 = a.patch.sha256;
+  e.signer = a.patch.signer;
+  e.reason = a.result.error;
+  return e;
+}
+
 }  // namespace graft::ops

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "loader/operations.h"
+#include "security/audit_log.h"
 #include "ops/desired_state.h"
 #include "ops/process_scan.h"
 
@@ -63,5 +64,8 @@ SyncReport sync_all(const DesiredState& state, BuildIdCache& cache, const Operat
 
 // Whether `pid` carries this patch already (applied, not in transition).
 bool carries_patch(pid_t pid, const std::string& sha256);
+
+// The audit log's record of one apply that sync or the daemon made.
+AuditEvent audit_event_of(const SyncAction& action);
 
 }  // namespace graft::ops
