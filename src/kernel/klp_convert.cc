@@ -8,6 +8,7 @@
 #include <deque>
 #include <map>
 #include <set>
+#include <string_view>
 
 #include "common/error.h"
 #include "elf/elf_file.h"
@@ -18,6 +19,9 @@ namespace {
 
 constexpr uint16_t kShnLivepatch = 0xff20;
 constexpr uint64_t kShfRelaLivepatch = 0x00100000;
+constexpr std::string_view kVmlinuxPrefix = ".klp.sym.vmlinux.";
+
+bool starts_with(std::string_view s, std::string_view prefix) { return s.substr(0, prefix.size()) == prefix; }
 
 // Owns the file descriptor and libelf handle, and every buffer handed to
 // libelf, which must outlive elf_update().
@@ -83,8 +87,10 @@ struct ModuleFile {
   }
 };
 
-// Sections whose relocations the kernel applies and reads at module load,
-// before livepatch could resolve a livepatch symbol.
+// Sections the kernel reads while it loads the module. The loader applies
+// .klp.rela.vmlinux.* relocations before it processes them (Linux 5.8 and
+// later), so vmlinux symbols are resolved in time; a symbol of another
+// module is resolved only when that module loads, too late for these.
 bool processed_at_load(const std::string& name) {
   static const std::set<std::string> names = {
       "__jump_table", ".static_call_sites", ".altinstructions", ".altinstr_replacement",
@@ -104,7 +110,7 @@ std::vector<std::string> undefined_symbols(const std::string& module_path) {
 }
 
 std::string livepatch_symbol_name(const std::string& name, unsigned pos) {
-  return fmt::format(".klp.sym.vmlinux.{},{}", name, pos);
+  return fmt::format("{}{},{}", kVmlinuxPrefix, name, pos);
 }
 
 KlpConversion convert_to_livepatch_module(const std::string& module_path,
@@ -177,14 +183,13 @@ KlpConversion convert_to_livepatch_module(const std::string& module_path,
         continue;
       }
       if (!(target_sh.sh_flags & SHF_ALLOC)) continue;  // debug info: the loader ignores it
-      if (processed_at_load(target_name)) {
-        GElf_Sym sym;
-        gelf_getsym(syms, int(s), &sym);
-        fail("{}: section {} refers to the non-exported symbol {}: the kernel reads {} when it "
-             "loads the module, before livepatch can resolve the symbol (a jump label, static "
-             "call or alternative on a vmlinux-internal key is not supported)",
-             module_path, target_name, elf_strptr(m.elf, symtab_header.sh_link, sym.st_name), target_name);
-      }
+      GElf_Sym sym;
+      if (!gelf_getsym(syms, int(s), &sym)) fail("{}: bad symbol {}", module_path, s);
+      const char* klp_name = elf_strptr(m.elf, symtab_header.sh_link, sym.st_name);
+      if (processed_at_load(target_name) && (!klp_name || !starts_with(klp_name, kVmlinuxPrefix)))
+        fail("{}: section {} refers to the module symbol {}: the kernel reads {} when it loads the "
+             "patch, before livepatch can resolve a symbol of another module",
+             module_path, target_name, klp_name ? klp_name : "?", target_name);
       klp += bytes;
       ++result.relocations_moved;
     }
