@@ -148,6 +148,7 @@ TEST_F(Sysfs, ReadsPatchesAndPendingTasks) {
   write("proc/12/task/12/comm", "sleep\n");
   write("proc/12/task/12/stack", "[<0>] common_nsleep+0x3f/0x50\n[<0>] do_syscall_64+0x55/0x80\n");
   write("proc/13/task/13/patch_state", "1\n");
+  write("proc/14/task/14/patch_state", "-1\n");  // not in a transition: not pending
   write("proc/self/task/1/patch_state", "0\n");  // not a pid: ignored
   LivepatchSysfs s((dir / "sys").string(), (dir / "proc").string());
   ASSERT_TRUE(s.available());
