@@ -208,7 +208,10 @@ KlpConversion convert_to_livepatch_module(const std::string& module_path,
     sh.sh_info = uint32_t(mv.target);
     sh.sh_addralign = 8;
     sh.sh_entsize = sizeof(Elf64_Rela);
-    m.new_section(shstrtab, ".klp.rela.vmlinux" + mv.target_name, sh, std::move(mv.relas), ELF_T_RELA);
+    // .klp.rela.OBJECT.SECTION: livepatch reads OBJECT up to the next '.',
+    // so a section without a leading dot (__tracepoints) needs one.
+    std::string dot = starts_with(mv.target_name, ".") ? "" : ".";
+    m.new_section(shstrtab, ".klp.rela.vmlinux" + dot + mv.target_name, sh, std::move(mv.relas), ELF_T_RELA);
   }
   GElf_Shdr msh{};
   msh.sh_type = SHT_PROGBITS;
