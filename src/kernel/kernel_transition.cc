@@ -82,8 +82,9 @@ TransitionResult follow_transition(const LivepatchSysfs& sysfs, const std::strin
       sysfs.set_enabled(name, !patching);
     }
   } catch (const Error&) {
-    // livepatch refuses (EINVAL) once the transition is over: it ended
-    // between the check and the write. Report what sysfs says.
+    // Refused (force: EINVAL once no transition runs) or the patch is
+    // gone: the transition ended between the check and the write. Report
+    // what sysfs says.
     if (ended()) return r;
     throw;
   }

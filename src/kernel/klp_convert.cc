@@ -133,7 +133,7 @@ KlpConversion convert_to_livepatch_module(const std::string& module_path,
   size_t count = syms->d_size / sizeof(Elf64_Sym);
 
   KlpConversion result;
-  std::set<size_t> livepatch_symbols;
+  std::map<size_t, std::string> livepatch_symbols;  // symbol index -> .klp.sym name
   for (size_t i = 1; i < count; ++i) {
     GElf_Sym sym;
     if (!gelf_getsym(syms, int(i), &sym)) fail("{}: bad symbol {}", module_path, i);
@@ -148,7 +148,7 @@ KlpConversion convert_to_livepatch_module(const std::string& module_path,
     sym.st_shndx = kShnLivepatch;
     sym.st_info = GELF_ST_INFO(STB_GLOBAL, GELF_ST_TYPE(sym.st_info));
     if (!gelf_update_sym(syms, int(i), &sym)) fail("{}: cannot rewrite symbol {}", module_path, name);
-    livepatch_symbols.insert(i);
+    livepatch_symbols.emplace(i, klp_name);
     result.livepatch_symbols.push_back(klp_name);
   }
   elf_flagdata(syms, ELF_C_SET, ELF_F_DIRTY);
@@ -178,18 +178,16 @@ KlpConversion convert_to_livepatch_module(const std::string& module_path,
       size_t s = GELF_R_SYM(r.r_info);
       Elf64_Rela raw{r.r_offset, r.r_info, r.r_addend};
       std::string bytes(reinterpret_cast<const char*>(&raw), sizeof raw);
-      if (!livepatch_symbols.count(s)) {
+      auto klp_sym = livepatch_symbols.find(s);
+      if (klp_sym == livepatch_symbols.end()) {
         kept += bytes;
         continue;
       }
       if (!(target_sh.sh_flags & SHF_ALLOC)) continue;  // debug info: the loader ignores it
-      GElf_Sym sym;
-      if (!gelf_getsym(syms, int(s), &sym)) fail("{}: bad symbol {}", module_path, s);
-      const char* klp_name = elf_strptr(m.elf, symtab_header.sh_link, sym.st_name);
-      if (processed_at_load(target_name) && (!klp_name || !starts_with(klp_name, kVmlinuxPrefix)))
+      if (processed_at_load(target_name) && !starts_with(klp_sym->second, kVmlinuxPrefix))
         fail("{}: section {} refers to the module symbol {}: the kernel reads {} when it loads the "
              "patch, before livepatch can resolve a symbol of another module",
-             module_path, target_name, klp_name ? klp_name : "?", target_name);
+             module_path, target_name, klp_sym->second, target_name);
       klp += bytes;
       ++result.relocations_moved;
     }
