@@ -1,5 +1,6 @@
 #include "cli/kernel_commands.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <nlohmann/json.hpp>
@@ -71,13 +72,14 @@ TransitionResult transition(const LivepatchSysfs& sysfs, const std::string& name
 }
 
 // A disabled patch is freed asynchronously after its transition; its
-// module cannot go before that. Retries for up to 5 s.
-bool unload_module_when_free(const std::string& name, std::string* why) {
-  for (int i = 0; i < 100; ++i) {
+// module cannot go before that. Retries for --timeout, at least 5 s.
+bool unload_module_when_free(const std::string& name, const KernelTransitionArgs& a, std::string* why) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(std::max(5.0, a.timeout_s));
+  for (;;) {
     if (unload_module(name, why)) return true;
+    if (std::chrono::steady_clock::now() >= deadline) return false;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  return false;
 }
 
 json transition_json(const TransitionResult& r) {
@@ -182,12 +184,12 @@ int apply_module(const std::string& module, const KernelPatchManifest& m, const 
         if (s && s->enabled) continue;
         replaced.push_back(n);
         std::string why;
-        if (!unload_module_when_free(n, &why)) kept_loaded.push_back(n + ": " + why);
+        if (!unload_module_when_free(n, a, &why)) kept_loaded.push_back(n + ": " + why);
       }
     }
   } else {
     std::string why;
-    if (r.outcome == TransitionOutcome::Reversed && !unload_module_when_free(m.name, &why))
+    if (r.outcome == TransitionOutcome::Reversed && !unload_module_when_free(m.name, a, &why))
       kept_loaded.push_back(m.name + ": " + why);
   }
   if (a.json) {
@@ -265,7 +267,7 @@ int revert_patch(const std::string& name, const KernelTransitionArgs& a, std::st
   std::string why;
   bool unloaded = false;
   if (r.outcome == TransitionOutcome::Completed || r.outcome == TransitionOutcome::Forced)
-    unloaded = unload_module_when_free(name, &why);
+    unloaded = unload_module_when_free(name, a, &why);
   if (a.json) {
     json j = {{"name", name}, {"transition", transition_json(r)}, {"unloaded", unloaded}};
     if (!unloaded) j["not_unloaded"] = why;

@@ -45,13 +45,16 @@ TransitionResult follow_transition(const LivepatchSysfs& sysfs, const std::strin
   bool reported = false;
   double next_progress = 1;
   int target = patching ? 1 : 0;
-  for (;;) {
+  // True once the transition has ended the way it was asked to.
+  auto ended = [&] {
     bool enabled = false;
-    if (settled(sysfs, name, &enabled)) {
-      if (enabled != patching) fail("patch {}: the transition ended with the patch {}", name, enabled ? "enabled" : "disabled");
-      r.seconds = since(start);
-      return r;
-    }
+    if (!settled(sysfs, name, &enabled)) return false;
+    if (enabled != patching) fail("patch {}: the transition ended with the patch {}", name, enabled ? "enabled" : "disabled");
+    r.seconds = since(start);
+    return true;
+  };
+  for (;;) {
+    if (ended()) return r;
     double t = since(start);
     if (!reported && t >= o.report_after_s) {
       reported = true;
@@ -66,17 +69,26 @@ TransitionResult follow_transition(const LivepatchSysfs& sysfs, const std::strin
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   auto pending = sysfs.pending_tasks(target);
-  if (o.force) {
-    on_event({TransitionEvent::Kind::Forcing, since(start), pending});
-    sysfs.force(name);
-    r.outcome = TransitionOutcome::Forced;
-  } else {
-    // Writing the opposite state while in transition makes livepatch
-    // reverse it: tasks already switched go back.
-    on_event({TransitionEvent::Kind::Reversing, since(start), pending});
-    sysfs.set_enabled(name, !patching);
-    r.outcome = TransitionOutcome::Reversed;
+  // The last tasks may have switched since the last poll: a finished
+  // transition must be neither reversed nor forced.
+  if (ended()) return r;
+  on_event({o.force ? TransitionEvent::Kind::Forcing : TransitionEvent::Kind::Reversing, since(start), pending});
+  try {
+    if (o.force) {
+      sysfs.force(name);
+    } else {
+      // Writing the opposite state while in transition makes livepatch
+      // reverse it: tasks already switched go back.
+      sysfs.set_enabled(name, !patching);
+    }
+  } catch (const Error&) {
+    // Refused (force: EINVAL once no transition runs) or the patch is
+    // gone: the transition ended between the check and the write. Report
+    // what sysfs says.
+    if (ended()) return r;
+    throw;
   }
+  r.outcome = o.force ? TransitionOutcome::Forced : TransitionOutcome::Reversed;
   auto second = Clock::now();
   for (;;) {
     bool enabled = false;

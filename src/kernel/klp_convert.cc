@@ -8,6 +8,7 @@
 #include <deque>
 #include <map>
 #include <set>
+#include <string_view>
 
 #include "common/error.h"
 #include "elf/elf_file.h"
@@ -18,6 +19,9 @@ namespace {
 
 constexpr uint16_t kShnLivepatch = 0xff20;
 constexpr uint64_t kShfRelaLivepatch = 0x00100000;
+constexpr std::string_view kVmlinuxPrefix = ".klp.sym.vmlinux.";
+
+bool starts_with(std::string_view s, std::string_view prefix) { return s.substr(0, prefix.size()) == prefix; }
 
 // Owns the file descriptor and libelf handle, and every buffer handed to
 // libelf, which must outlive elf_update().
@@ -83,8 +87,10 @@ struct ModuleFile {
   }
 };
 
-// Sections whose relocations the kernel applies and reads at module load,
-// before livepatch could resolve a livepatch symbol.
+// Sections the kernel reads while it loads the module. The loader applies
+// .klp.rela.vmlinux.* relocations before it processes them (Linux 5.8 and
+// later), so vmlinux symbols are resolved in time; a symbol of another
+// module is resolved only when that module loads, too late for these.
 bool processed_at_load(const std::string& name) {
   static const std::set<std::string> names = {
       "__jump_table", ".static_call_sites", ".altinstructions", ".altinstr_replacement",
@@ -104,7 +110,7 @@ std::vector<std::string> undefined_symbols(const std::string& module_path) {
 }
 
 std::string livepatch_symbol_name(const std::string& name, unsigned pos) {
-  return fmt::format(".klp.sym.vmlinux.{},{}", name, pos);
+  return fmt::format("{}{},{}", kVmlinuxPrefix, name, pos);
 }
 
 KlpConversion convert_to_livepatch_module(const std::string& module_path,
@@ -127,7 +133,7 @@ KlpConversion convert_to_livepatch_module(const std::string& module_path,
   size_t count = syms->d_size / sizeof(Elf64_Sym);
 
   KlpConversion result;
-  std::set<size_t> livepatch_symbols;
+  std::map<size_t, std::string> livepatch_symbols;  // symbol index -> .klp.sym name
   for (size_t i = 1; i < count; ++i) {
     GElf_Sym sym;
     if (!gelf_getsym(syms, int(i), &sym)) fail("{}: bad symbol {}", module_path, i);
@@ -142,7 +148,7 @@ KlpConversion convert_to_livepatch_module(const std::string& module_path,
     sym.st_shndx = kShnLivepatch;
     sym.st_info = GELF_ST_INFO(STB_GLOBAL, GELF_ST_TYPE(sym.st_info));
     if (!gelf_update_sym(syms, int(i), &sym)) fail("{}: cannot rewrite symbol {}", module_path, name);
-    livepatch_symbols.insert(i);
+    livepatch_symbols.emplace(i, klp_name);
     result.livepatch_symbols.push_back(klp_name);
   }
   elf_flagdata(syms, ELF_C_SET, ELF_F_DIRTY);
@@ -172,19 +178,16 @@ KlpConversion convert_to_livepatch_module(const std::string& module_path,
       size_t s = GELF_R_SYM(r.r_info);
       Elf64_Rela raw{r.r_offset, r.r_info, r.r_addend};
       std::string bytes(reinterpret_cast<const char*>(&raw), sizeof raw);
-      if (!livepatch_symbols.count(s)) {
+      auto klp_sym = livepatch_symbols.find(s);
+      if (klp_sym == livepatch_symbols.end()) {
         kept += bytes;
         continue;
       }
       if (!(target_sh.sh_flags & SHF_ALLOC)) continue;  // debug info: the loader ignores it
-      if (processed_at_load(target_name)) {
-        GElf_Sym sym;
-        gelf_getsym(syms, int(s), &sym);
-        fail("{}: section {} refers to the non-exported symbol {}: the kernel reads {} when it "
-             "loads the module, before livepatch can resolve the symbol (a jump label, static "
-             "call or alternative on a vmlinux-internal key is not supported)",
-             module_path, target_name, elf_strptr(m.elf, symtab_header.sh_link, sym.st_name), target_name);
-      }
+      if (processed_at_load(target_name) && !starts_with(klp_sym->second, kVmlinuxPrefix))
+        fail("{}: section {} refers to the module symbol {}: the kernel reads {} when it loads the "
+             "patch, before livepatch can resolve a symbol of another module",
+             module_path, target_name, klp_sym->second, target_name);
       klp += bytes;
       ++result.relocations_moved;
     }
@@ -203,7 +206,10 @@ KlpConversion convert_to_livepatch_module(const std::string& module_path,
     sh.sh_info = uint32_t(mv.target);
     sh.sh_addralign = 8;
     sh.sh_entsize = sizeof(Elf64_Rela);
-    m.new_section(shstrtab, ".klp.rela.vmlinux" + mv.target_name, sh, std::move(mv.relas), ELF_T_RELA);
+    // .klp.rela.OBJECT.SECTION: livepatch reads OBJECT up to the next '.',
+    // so a section without a leading dot (__tracepoints) needs one.
+    std::string dot = starts_with(mv.target_name, ".") ? "" : ".";
+    m.new_section(shstrtab, ".klp.rela.vmlinux" + dot + mv.target_name, sh, std::move(mv.relas), ELF_T_RELA);
   }
   GElf_Shdr msh{};
   msh.sh_type = SHT_PROGBITS;

@@ -9,10 +9,12 @@
 //    duplicates, 0 for a unique name), keeping its index in .symtab;
 //  - moves every relocation against it out of .rela.SECTION into a new
 //    section .klp.rela.vmlinux.SECTION flagged SHF_RELA_LIVEPATCH | SHF_ALLOC,
-//    which livepatch applies when it enables the patch.
-// Relocations against it from sections the kernel processes at load time
-// (jump labels, static calls, alternatives, exception tables) cannot wait
-// for livepatch: the pass refuses them.
+//    which the module loader applies itself, through livepatch, before it
+//    processes jump labels, static calls, alternatives or exception tables
+//    (Linux 5.8 and later); so relocations from those sections convert too.
+// A symbol of another module would be resolved only when that module
+// loads, too late for those sections: the pass refuses such references
+// (graft resolves vmlinux symbols only).
 #pragma once
 #include <map>
 #include <string>

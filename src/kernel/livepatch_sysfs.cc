@@ -127,7 +127,7 @@ std::vector<PendingTask> LivepatchSysfs::pending_tasks(int target) const {
       if (!state.empty() && state.back() == '\n') state.pop_back();
       auto v = number(state);
       if (!v || *v < -1 || *v > 1) fail("{}/patch_state: unexpected '{}'", base, state);
-      if (*v == target) continue;
+      if (*v == target || *v == -1) continue;  // switched, or no transition (a new task)
       PendingTask task;
       task.pid = *pid;
       task.tid = *tid;

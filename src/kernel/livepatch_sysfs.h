@@ -38,7 +38,7 @@ class LivepatchSysfs {
   void set_enabled(const std::string& name, bool enabled) const;
   void force(const std::string& name) const;
   // Tasks whose patch_state is not `target` (1 while patching, 0 while
-  // unpatching).
+  // unpatching); -1 (no transition) does not count.
   std::vector<PendingTask> pending_tasks(int target) const;
 
  private:

@@ -8,6 +8,25 @@ step() { echo "=== $*"; }
 orig=$(cat /proc/cmdline)
 has_module() { grep -q "^$1 " /proc/modules; }
 now() { cut -d' ' -f1 /proc/uptime; }
+# Starts `sleep $1` and waits until it sleeps in common_nsleep; sets
+# $sleeper. It holds a transition until it ends or livepatch's fake signal
+# (after 15 s) moves it out of common_nsleep.
+start_sleeper() {
+  sleep "$1" &
+  sleeper=$!
+  i=0
+  while [ $i -lt 200 ]; do
+    grep -q 'common_nsleep+0x' /proc/$sleeper/stack 2>/dev/null && return 0
+    sleep 0.1
+    i=$((i + 1))
+  done
+  cat /proc/$sleeper/stack
+  fail "the sleeper never slept in common_nsleep"
+}
+stop_sleeper() {
+  kill $sleeper 2>/dev/null
+  wait $sleeper 2>/dev/null
+}
 
 mkdir -p /var/log/graft
 
@@ -32,6 +51,10 @@ graft apply --kernel quota_warning.ko 2>err || { cat err; fail "apply quota_warn
 cat err
 grep -q "quota_send_warning at .* 3 relocated addresses" err || fail "the relocated addresses were not checked"
 graft revert --kernel quota_warning || fail "revert quota_warning"
+graft apply --kernel quota_warning.ko --json >out 2>err || { cat out err; fail "apply quota_warning --json"; }
+cat out
+grep -Eq '"kaslr_offset": -?[1-9][0-9]*,?$' out || fail "the KASLR offset is zero: the step checked no relocation"
+graft revert --kernel quota_warning || fail "revert quota_warning (json)"
 
 step "apply cmdline_v1"
 graft apply --kernel cmdline_v1.ko || fail "apply cmdline_v1"
@@ -62,28 +85,25 @@ graft revert --kernel cmdline_v3 || fail "revert cmdline_v3"
 [ -z "$(graft list --kernel)" ] || fail "patches left"
 
 step "a task sleeping in common_nsleep holds the transition"
-sleep 8 &
-sleeper=$!
-sleep 1
+start_sleeper 30
 t0=$(now)
 graft apply --kernel nsleep.ko --report-after 1 --timeout 120 >out 2>err || { cat out err; fail "apply nsleep"; }
 t1=$(now)
 cat err out
 grep -q "pid $sleeper tid $sleeper (sleep)" err || fail "the sleeping task was not reported pending"
-grep -q "common_nsleep" err || fail "its stack does not show common_nsleep"
+# graft prints each /proc/PID/stack frame indented, e.g. "      [<0>] common_nsleep+0x3d/0x50"
+grep -Eq '^ +(\[<[0-9a-f]+>\] )?common_nsleep\+0x' err || fail "its stack does not show common_nsleep"
 grep -q "transition completed" out || fail "transition did not complete"
 echo "transition held for $(echo "$t1 - $t0" | bc 2>/dev/null || echo "$t0..$t1") s"
-wait $sleeper
-sleep 0.2
+stop_sleeper
+sleep 0.2  # runs the new common_nsleep
 dmesg | grep -q "graft-nsleep: pre_patch" || fail "pre_patch callback did not run"
 dmesg | grep -q "graft-nsleep: patched common_nsleep runs" || fail "the new common_nsleep did not run"
 graft revert --kernel nsleep || fail "revert nsleep"
 dmesg | grep -q "graft-nsleep: post_unpatch" || fail "post_unpatch callback did not run"
 
 step "--timeout reverses a held transition"
-sleep 60 &
-sleeper=$!
-sleep 1
+start_sleeper 60
 status=0
 graft apply --kernel nsleep.ko --report-after 1 --timeout 3 >out 2>err || status=$?
 cat err out
@@ -91,13 +111,15 @@ cat err out
 grep -q "reversing the transition" err || fail "no reversal reported"
 [ -z "$(graft list --kernel)" ] || fail "the reversed patch is still listed"
 has_module nsleep && fail "the reversed module is still loaded"
+stop_sleeper
 
 step "--force completes a held transition"
+start_sleeper 60
 graft apply --kernel nsleep.ko --report-after 1 --timeout 2 --force --json >out 2>err || { cat out err; fail "forced apply"; }
 cat err out
 grep -q "warning: forcing the transition of nsleep" err || fail "no warning for --force"
 grep -q '"outcome": "forced"' out || fail "outcome not forced"
-kill $sleeper
+stop_sleeper
 graft list --kernel | grep -q "^nsleep enabled" || fail "nsleep not enabled after force"
 step "audit log"
 cat /var/log/graft/audit.log | head -3

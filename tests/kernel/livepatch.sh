@@ -34,7 +34,7 @@ PY
 
 start=$SECONDS
 status=0
-"$REPO_ROOT/scripts/kernel/run-guest.sh" --quiet --log "$WORK/console.log" --graft "$GRAFT" --timeout 600 \
+"$REPO_ROOT/scripts/kernel/run-guest.sh" --quiet --log "$WORK/console.log" --graft "$GRAFT" --timeout 1200 \
   --file "$WORK/cmdline_v1.ko" --file "$WORK/cmdline_v2.ko" --file "$WORK/cmdline_v3.ko" \
   --file "$WORK/nsleep.ko" --file "$WORK/quota_warning.ko" --file "$WORK/tampered.ko" \
   "$KTEST_DIR/guest_livepatch.sh" || status=$?

@@ -1,15 +1,19 @@
 // What graft reads about kernels from outside: System.map and
 // /proc/kallsyms, Module.symvers, the manifest inside a module, and the
-// livepatch sysfs and /proc files (on fake trees).
+// livepatch sysfs and /proc files (on fake trees); and the livepatch
+// module conversion of an assembled object.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
 #include "common/error.h"
+#include "elf/elf_file.h"
 #include "kernel/kernel_build.h"
 #include "kernel/kernel_symbols.h"
+#include "kernel/klp_convert.h"
 #include "kernel/livepatch_sysfs.h"
 #include "kernel/manifest.h"
 
@@ -148,6 +152,7 @@ TEST_F(Sysfs, ReadsPatchesAndPendingTasks) {
   write("proc/12/task/12/comm", "sleep\n");
   write("proc/12/task/12/stack", "[<0>] common_nsleep+0x3f/0x50\n[<0>] do_syscall_64+0x55/0x80\n");
   write("proc/13/task/13/patch_state", "1\n");
+  write("proc/14/task/14/patch_state", "-1\n");  // not in a transition: not pending
   write("proc/self/task/1/patch_state", "0\n");  // not a pid: ignored
   LivepatchSysfs s((dir / "sys").string(), (dir / "proc").string());
   ASSERT_TRUE(s.available());
@@ -187,5 +192,30 @@ TEST_F(Sysfs, RefusesValuesTheKernelNeverWrites) {
   EXPECT_THROW(s.names(), Error);
 }
 
+using KlpConvert = TempDir;
+TEST_F(KlpConvert, ConvertsLoadTimeSectionsAndDotsSectionNames) {
+  // References to non-exported vmlinux symbols from .text, a jump label
+  // entry and a section whose name has no leading dot.
+  write("m.s",
+        ".text\n.globl f\nf: call hidden_fn\n ret\n"
+        ".section __jump_table,\"aw\"\n.quad hidden_key\n"
+        ".section __tracepoints_ptrs,\"a\"\n.quad hidden_var\n");
+  std::string obj = (dir / "m.o").string();
+  std::string cmd = "as --64 -o " + obj + " " + (dir / "m.s").string();
+  if (std::system(cmd.c_str()) != 0) GTEST_SKIP() << "no x86-64 assembler";
+  auto r = convert_to_livepatch_module(obj, {{"hidden_fn", 0}, {"hidden_key", 0}, {"hidden_var", 0}},
+                                       ".graft.kernel", "{}");
+  EXPECT_EQ(r.relocations_moved, 3u);
+  ElfFile elf(obj);
+  for (const char* name : {".klp.rela.vmlinux.text", ".klp.rela.vmlinux.__jump_table",
+                           ".klp.rela.vmlinux.__tracepoints_ptrs"}) {
+    const ElfSection* sec = elf.section(name);
+    ASSERT_NE(sec, nullptr) << name;
+    EXPECT_EQ(elf.relocations(*sec).size(), 1u) << name;
+  }
+  EXPECT_EQ(elf.section(".klp.rela.vmlinux__tracepoints_ptrs"), nullptr);
+}
+
 }  // namespace
+
 }  // namespace graft::kernel
