@@ -106,6 +106,17 @@ std::optional<std::string> StackCheck::busy_at(uint64_t pc) const {
 }
 
 std::optional<std::string> StackCheck::check(pid_t tid, const arch::Registers& regs) {
+  bool unknown_pc = false;
+  auto result = walk(tid, regs, unknown_pc);
+  if (!unknown_pc || !tables_may_be_stale_) return result;
+  tables_ = std::make_unique<UnwindTables>(pid_, memory_);
+  unw_flush_cache(space_, 0, 0);
+  tables_may_be_stale_ = false;
+  return walk(tid, regs, unknown_pc);
+}
+
+std::optional<std::string> StackCheck::walk(pid_t tid, const arch::Registers& regs, bool& unknown_pc) {
+  unknown_pc = false;
   WalkContext ctx{&memory_, &regs, tables_.get(), &pages_};
   current = &ctx;
   struct Reset {
@@ -130,10 +141,12 @@ std::optional<std::string> StackCheck::check(pid_t tid, const arch::Registers& r
       return fmt::format("thread {} is inside {} (frame #{}, pc {:#x})", tid, *what, depth, pc);
     unw_proc_info_t info;
     int step = unw_get_proc_info(&cursor, &info) < 0 ? -UNW_ENOINFO : unw_step(&cursor);
-    if (ctx.guessed)
+    if (ctx.guessed) {
+      unknown_pc = true;
       return fmt::format("thread {}: no unwind information for pc {:#x} (frame #{}); its stack "
                          "cannot be checked reliably",
                          tid, ctx.guessed_pc, depth);
+    }
     if (step == 0) return std::nullopt;  // reached the outermost frame
     if (step < 0)
       return fmt::format("thread {}: stack walk failed at pc {:#x} (frame #{}, libunwind error {})",

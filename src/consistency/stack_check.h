@@ -43,11 +43,18 @@ class StackCheck {
   void allow_at_entries(std::vector<uint64_t> entries) { entries_ = std::move(entries); }
   // Whether `pc` lies in code no thread may be in at the switch.
   bool in_busy_code(uint64_t pc) const { return busy_at(pc).has_value(); }
-  // Call whenever threads have run since the last check.
-  void forget_memory() { pages_.clear(); }
+  // Call whenever threads have run since the last check. They may also
+  // have mapped code since (the dynamic loader of a process that has just
+  // started, dlopen): a pc no table covers then reloads the tables.
+  void forget_memory() {
+    pages_.clear();
+    tables_may_be_stale_ = true;
+  }
 
  private:
   std::optional<std::string> busy_at(uint64_t pc) const;
+  // One walk; `unknown_pc' is set when it met a pc no unwind table covers.
+  std::optional<std::string> walk(pid_t tid, const arch::Registers& regs, bool& unknown_pc);
 
   pid_t pid_;
   const ProcessMemory& memory_;
@@ -55,6 +62,7 @@ class StackCheck {
   std::vector<uint64_t> entries_;
   unw_addr_space_t space_ = nullptr;
   std::unique_ptr<UnwindTables> tables_;
+  bool tables_may_be_stale_ = false;
   // Target memory read during one global stop; forget_memory() drops it.
   std::unordered_map<uint64_t, Bytes> pages_;
 };

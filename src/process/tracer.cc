@@ -238,8 +238,17 @@ void Tracer::fail_not_stopped(pid_t tid) const {
          "process {} ({}) was stopped by job control (SIGSTOP or SIGTSTP) while graft worked on it: "
          "thread {} did not stop for graft within {} s",
          pid_, s->name, tid, kStopDeadline.count());
-  fail("process {}: thread {} did not stop within {} s (uninterruptible sleep?)", pid_, tid,
-       kStopDeadline.count());
+  // What the thread was doing, for the operator (and for graft's own bugs).
+  std::string state = "gone", wchan;
+  try {
+    std::string stat = read_text_file(fmt::format("/proc/{}/task/{}/stat", pid_, tid));
+    auto paren = stat.rfind(')');
+    if (paren != std::string::npos && paren + 2 < stat.size()) state = std::string(1, stat[paren + 2]);
+    wchan = read_text_file(fmt::format("/proc/{}/task/{}/wchan", pid_, tid));
+  } catch (const Error&) {
+  }
+  fail("process {}: thread {} did not stop within {} s (state {}{}{})", pid_, tid, kStopDeadline.count(), state,
+       wchan.empty() || wchan == "0" ? "" : ", waiting in ", wchan == "0" ? "" : wchan);
 }
 
 void Tracer::stop_each(const std::vector<pid_t>& tids, const std::function<void(pid_t)>& visit) {

@@ -62,8 +62,7 @@ grep -q "new processes from the kernel's process-event connector" "$T/daemon.log
   fail "the daemon does not use the proc connector: $(head -3 "$T/daemon.log")"
 
 # Started after the daemon: patched as it starts (bench/exec_latency.py
-# measures how fast; the bound here leaves room for an apply that waits out
-# graft's 5 s stop deadline, see docs/operations.md, Limits).
+# measures how fast; the bound here is for a heavily loaded machine).
 for p in late1 late2; do
   start_target $p "$T/libmain"
   wait_until 8 answers $p 300 || fail "$p, started after the daemon, was not patched within 8 s"
