@@ -47,6 +47,11 @@ bool read_word(uint64_t addr, unw_word_t* val) {
 
 int access_mem(unw_addr_space_t, unw_word_t addr, unw_word_t* val, int write, void*) {
   if (write || !current) return -UNW_EINVAL;
+  uint64_t v;
+  if (current->tables->read_synthetic(addr, &v)) {
+    *val = v;
+    return 0;
+  }
   return read_word(addr, val) ? 0 : -UNW_EINVAL;
 }
 
@@ -143,9 +148,10 @@ std::optional<std::string> StackCheck::walk(pid_t tid, const arch::Registers& re
     int step = unw_get_proc_info(&cursor, &info) < 0 ? -UNW_ENOINFO : unw_step(&cursor);
     if (ctx.guessed) {
       unknown_pc = true;
-      return fmt::format("thread {}: no unwind information for pc {:#x} (frame #{}); its stack "
+      std::string file = tables_->file_at(ctx.guessed_pc);
+      return fmt::format("thread {}: no unwind information for pc {:#x} ({}, frame #{}); its stack "
                          "cannot be checked reliably",
-                         tid, ctx.guessed_pc, depth);
+                         tid, ctx.guessed_pc, file.empty() ? "anonymous code" : "in " + file, depth);
     }
     if (step == 0) return std::nullopt;  // reached the outermost frame
     if (step < 0)

@@ -8,7 +8,10 @@
 
 #include "common/address_range.h"
 #include "common/hash.h"
+#include "common/error.h"
 #include "common/unique_resource.h"
+#include "elf/eh_frame_table.h"
+#include "elf/elf_file.h"
 
 namespace graft {
 
@@ -18,6 +21,10 @@ namespace {
 constexpr uint8_t kPeUdata4 = 0x03, kPeSdata4 = 0x0b, kPePcrel = 0x10, kPeDatarel = 0x30;
 constexpr uint32_t kMaxFdes = 1u << 24;
 constexpr const char* kGraftRegion = "/memfd:graft:";
+// Indexes graft builds are served at non-canonical addresses (no process
+// can map them), 4 GiB apart, one slot per object.
+constexpr uint64_t kSyntheticBase = 0x4000'0000'0000'0000;
+constexpr uint64_t kMaxEhFrame = 64u << 20;
 }  // namespace
 
 UnwindTables::UnwindTables(pid_t pid, const ProcessMemory& memory) : memory_(memory) {
@@ -48,6 +55,8 @@ UnwindTables::UnwindTables(pid_t pid, const ProcessMemory& memory) : memory_(mem
     o.exec_start = m.start;
     o.exec_end = m.end;
     o.base = base;
+    o.path = m.path;
+    if (m.path[0] == '/') o.file = m.map_file(pid);
     objects_.push_back(o);
   }
 }
@@ -105,7 +114,7 @@ std::optional<unw_dyn_info_t> remote_table(std::span<const uint8_t, 12> h, uint6
   return info;
 }
 
-void UnwindTables::load(Object& o) {
+void UnwindTables::load(Object& o, size_t slot) {
   o.loaded = true;
   if (o.graft) {
     if (o.hdr) use_eh_frame_hdr(o, o.hdr);
@@ -113,7 +122,67 @@ void UnwindTables::load(Object& o) {
   }
   Bytes page(kPageSize);
   if (!memory_.try_read({o.base}, page.data(), page.size())) return;
-  if (auto hdr = eh_frame_hdr_address(page, o.base)) use_eh_frame_hdr(o, *hdr);
+  if (auto hdr = eh_frame_hdr_address(page, o.base))
+    use_eh_frame_hdr(o, *hdr);
+  else
+    use_eh_frame(o, slot);
+}
+
+void UnwindTables::use_eh_frame(Object& o, size_t slot) {
+  if (o.file.empty()) return;
+  try {
+    ElfFile file(o.file);
+    const ElfSection* eh = file.section(".eh_frame");
+    if (!eh || eh->type != SHT_PROGBITS || eh->size == 0 || eh->size > kMaxEhFrame) return;
+    uint64_t first_load = UINT64_MAX;
+    for (const auto& seg : file.load_segments()) first_load = std::min(first_load, seg.vaddr & ~(kPageSize - 1));
+    if (first_load == UINT64_MAX) return;
+    uint64_t bias = file.type() == ET_EXEC ? 0 : o.base - first_load;
+    uint64_t addr = eh->addr + bias;
+    // The section as the process has it, not as the file says.
+    Bytes data(eh->size);
+    if (!memory_.try_read({addr}, data.data(), data.size())) return;
+    std::vector<uint8_t> index;
+    for (const FdeEntry& e : eh_frame_table(data, addr)) {
+      // Entries are 32-bit offsets from the section (the header's layout).
+      int64_t pc = static_cast<int64_t>(e.pc - addr), fde = static_cast<int64_t>(e.fde - addr);
+      if (pc != static_cast<int32_t>(pc) || fde != static_cast<int32_t>(fde)) return;
+      int32_t row[2] = {static_cast<int32_t>(pc), static_cast<int32_t>(fde)};
+      index.insert(index.end(), reinterpret_cast<uint8_t*>(row), reinterpret_cast<uint8_t*>(row) + sizeof row);
+    }
+    if (index.empty() || index.size() / 8 > kMaxFdes) return;
+    o.index = std::move(index);
+    o.index_addr = kSyntheticBase + (static_cast<uint64_t>(slot) << 32);
+    unw_dyn_info_t info{};
+    info.format = UNW_INFO_FORMAT_REMOTE_TABLE;
+    info.start_ip = o.exec_start;
+    info.end_ip = o.exec_end;
+    info.u.rti.segbase = addr;
+    info.u.rti.table_data = o.index_addr;
+    info.u.rti.table_len = o.index.size() / sizeof(unw_word_t);
+    o.info = info;
+    o.valid = true;
+  } catch (const Error&) {
+    // Unreadable or not ELF: no unwind information, as without an index.
+  }
+}
+
+std::string UnwindTables::file_at(uint64_t ip) const {
+  for (const auto& o : objects_)
+    if (ip >= o.exec_start && ip < o.exec_end) return o.graft ? "graft's patch code" : o.path;
+  return {};
+}
+
+bool UnwindTables::read_synthetic(uint64_t addr, uint64_t* val) const {
+  if (addr < kSyntheticBase) return false;
+  for (const auto& o : objects_) {
+    if (o.index.empty() || addr < o.index_addr || addr - o.index_addr >= o.index.size()) continue;
+    uint64_t at = addr - o.index_addr;
+    *val = 0;
+    std::memcpy(val, o.index.data() + at, std::min<uint64_t>(sizeof *val, o.index.size() - at));
+    return true;
+  }
+  return false;
 }
 
 void UnwindTables::use_eh_frame_hdr(Object& o, uint64_t hdr) {
@@ -126,9 +195,10 @@ void UnwindTables::use_eh_frame_hdr(Object& o, uint64_t hdr) {
 }
 
 unw_dyn_info_t* UnwindTables::find(uint64_t ip) {
-  for (auto& o : objects_) {
+  for (size_t i = 0; i < objects_.size(); ++i) {
+    Object& o = objects_[i];
     if (ip < o.exec_start || ip >= o.exec_end) continue;
-    if (!o.loaded) load(o);
+    if (!o.loaded) load(o, i);
     return o.valid ? &o.info : nullptr;
   }
   return nullptr;

@@ -2,12 +2,17 @@
 // the binary-search table of its .eh_frame_hdr, described in the form
 // libunwind searches remotely (UNW_INFO_FORMAT_REMOTE_TABLE). Everything is
 // read from the target's memory (ELF and program headers included), once
-// per object, and validated; nothing is read from disk.
+// per object, and validated. An object without .eh_frame_hdr (a static
+// executable) is indexed by graft from its .eh_frame, found through the
+// section headers of the mapped file and read from memory; that index lives
+// in graft, at an address no user mapping can have, and is served to
+// libunwind by read_synthetic().
 #pragma once
 #include <libunwind.h>
 #include <sys/types.h>
 
 #include <map>
+#include <string>
 #include <optional>
 #include <span>
 #include <vector>
@@ -31,6 +36,10 @@ class UnwindTables {
   UnwindTables(pid_t pid, const ProcessMemory& memory);
   // nullptr if no unwind table covers `ip`.
   unw_dyn_info_t* find(uint64_t ip);
+  // The file whose code is at `ip` ("" for anonymous code).
+  std::string file_at(uint64_t ip) const;
+  // The word at `addr` if it lies in an index graft built (see above).
+  bool read_synthetic(uint64_t addr, uint64_t* val) const;
 
  private:
   struct Object {
@@ -39,10 +48,15 @@ class UnwindTables {
     bool loaded = false, valid = false;
     bool graft = false;  // code of a graft patch
     uint64_t hdr = 0;    // its unwind index
+    std::string path;    // as /proc/PID/maps names it
+    std::string file;    // /proc/PID/map_files/...: the mapped file itself
+    std::vector<uint8_t> index;  // built from .eh_frame, at `index_addr`
+    uint64_t index_addr = 0;
     unw_dyn_info_t info{};
   };
-  void load(Object& o);
+  void load(Object& o, size_t slot);
   void use_eh_frame_hdr(Object& o, uint64_t hdr);
+  void use_eh_frame(Object& o, size_t slot);
 
   const ProcessMemory& memory_;
   std::vector<Object> objects_;
