@@ -180,7 +180,9 @@ start_target() {
   TOUT[$name]=$rout
   local line=
   read -r -t 10 -u "$rout" line || fail "target $name ($*) did not start"
-  [[ $line == "ready $pid" ]] || fail "target $name: unexpected first line \`$line'"
+  # In its own PID namespace (TARGET_OWN_PID_NS=1) it knows another pid.
+  [[ $line == "ready $pid" || (-n ${TARGET_OWN_PID_NS:-} && $line == "ready "*) ]] ||
+    fail "target $name: unexpected first line \`$line'"
   log "started $name: pid $pid ($(basename "$1"))"
 }
 

@@ -67,7 +67,7 @@ check_probe() {
   printf '%s\n' "${got##* }"
 }
 
-variants=(pie glibc-static musl musl-static cet nofp-o3 lto)
+variants=(${MATRIX_VARIANTS:-pie glibc-static musl musl-static cet nofp-o3 lto})
 have_musl=1
 command -v musl-gcc >/dev/null || { have_musl=0; log "musl-gcc is missing (apt-get install musl-tools)"; }
 for v in "${variants[@]}"; do
