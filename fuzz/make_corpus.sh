@@ -30,7 +30,7 @@ C
 build_patch "$T/rich.c" "$T/basic" "$T/rich.graft"
 build_patch "$T/rich.c" "$T/basic-cet" "$T/rich-cet.graft"
 
-mkdir -p "$CORPUS"/{patch_file,patch_record,maps,unwind_table}
+mkdir -p "$CORPUS"/{patch_file,patch_record,maps,unwind_table,eh_frame}
 cp "$T/fix.graft" "$CORPUS/patch_file/fix.graft"
 cp "$T/rich.graft" "$CORPUS/patch_file/rich.graft"
 cp "$T/rich-cet.graft" "$CORPUS/patch_file/rich-cet.graft"
@@ -87,4 +87,11 @@ dump "${TPID[plain]}" stacked
 start_target cet "$T/basic-cet"
 apply_ok "$T/rich-cet.graft" "${TPID[cet]}"
 dump "${TPID[cet]}" cet
+# .eh_frame of static executables (no .eh_frame_hdr), and of a dynamic one.
+printf 'int main(void) { return 0; }\n' > "$T/static.c"
+gcc -O2 -static -o "$T/static" "$T/static.c"
+objcopy -O binary --only-section=.eh_frame "$T/static" "$CORPUS/eh_frame/glibc-static"
+objcopy -O binary --only-section=.eh_frame /usr/bin/true "$CORPUS/eh_frame/true"
+objcopy -O binary --only-section=.eh_frame /usr/bin/ls "$CORPUS/eh_frame/ls"
+
 ls -l "$CORPUS"/*

@@ -6,7 +6,7 @@
 # status 1 if any fuzzer found a crash, a leak, a timeout or a violated
 # property (the input is kept and its reproduction command printed).
 #
-#   scripts/fuzz.sh [options] [FUZZER...]     FUZZER: patch_file patch_record maps unwind_table
+#   scripts/fuzz.sh [options] [FUZZER...]     FUZZER: patch_file patch_record maps unwind_table eh_frame
 #     --seconds N      per fuzzer (default 60)
 #     --build-dir DIR  (default build-fuzz; CTest passes BUILD/fuzz)
 #     --jobs N         ninja jobs (default 2)
@@ -36,7 +36,7 @@ while [[ $# -gt 0 ]]; do
     *) FUZZERS+=("$1"); shift ;;
   esac
 done
-[[ ${#FUZZERS[@]} -gt 0 ]] || FUZZERS=(patch_file patch_record maps unwind_table)
+[[ ${#FUZZERS[@]} -gt 0 ]] || FUZZERS=(patch_file patch_record maps unwind_table eh_frame)
 [[ $BUILD_DIR = /* ]] || BUILD_DIR=$PWD/$BUILD_DIR
 REPORT=${REPORT:-$BUILD_DIR/fuzz-report.jsonl}
 
