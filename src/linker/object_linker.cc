@@ -125,6 +125,17 @@ class ObjectLinker {
       part_size_[part] = align_up(part_size_[part], s.align);
       placed_[s.index] = {part, part_size_[part]};
       part_size_[part] += s.size;
+      // The zero word that ends a list of CIEs and FDEs: libgcc's
+      // __register_frame_info reads up to it (a final link gets it from
+      // crtend.o).
+      if (eh_frame_ && s.index == eh_frame_->index) part_size_[part] += 4;
+    }
+    // Where libgcc keeps its registration of the patch's .eh_frame (its
+    // `struct object', written by the process: so in bss).
+    if (eh_frame_ && target_) {
+      part_size_[kBss] = align_up(part_size_[kBss], 16);
+      unwind_object_ = part_size_[kBss];
+      part_size_[kBss] += kUnwindObjectSize;
     }
   }
 
@@ -277,6 +288,10 @@ class ObjectLinker {
     part_base_[kData] = L.data_offset;
     part_base_[kBss] = L.data_offset + align_up(L.data_size, 64);
     L.bss_size = part_base_[kBss] + part_size_[kBss] - (L.data_offset + L.data_size);
+    if (unwind_object_) {
+      L.unwind_object = part_base_[kBss] + *unwind_object_;
+      L.eh_frame = part_base_[kRodata] + placed_.at(eh_frame_->index).offset;
+    }
     if (L.code_size == 0) fail("{}: the patch has no code", obj_.name);
     patch_.image.assign(L.file_size(), 0);
   }
@@ -445,6 +460,7 @@ class ObjectLinker {
 
   std::map<size_t, Placement> placed_;
   const ElfSection* eh_frame_ = nullptr;
+  std::optional<uint64_t> unwind_object_;  // offset in bss
   std::vector<FdeRef> fdes_;
   uint64_t part_size_[kParts] = {};
   uint64_t part_base_[kParts] = {};

@@ -31,6 +31,7 @@
 #include "loader/operations.h"
 #include "loader/placement.h"
 #include "loader/region.h"
+#include "loader/unwind_registration.h"
 #include "process/process_lock.h"
 #include "process/tracing_thread.h"
 #include "loader/runtime_binding.h"
@@ -118,6 +119,9 @@ class ApplyJob {
       if (auto thunk = call_return_thunk_address(record_))
         memory_.write({*thunk}, arch::kCallReturnThunk);
       fault_point("image-written");
+      // Before any thread can run the new code (the pre_patch callback may).
+      register_unwind_info(tracer, memory_, record_, options_.timeout_s);
+      fault_point("unwind-registered");
 
       if (auto run = run_callback(tracer, memory_, record_, Callback::Kind::PrePatch, options_.timeout_s)) {
         if (!run->ok()) fail("process {}: {}; patch not applied", pid_, run->describe(Callback::Kind::PrePatch, record_));
@@ -146,6 +150,7 @@ class ApplyJob {
           if (auto run = run_callback(tracer, memory_, record_, Callback::Kind::PostUnpatch, options_.timeout_s);
               run && !run->ok())
             result_.notes.push_back(run->describe(Callback::Kind::PostUnpatch, record_));
+        deregister_unwind_info(tracer, memory_, maps_, record_, options_.timeout_s);
         remove_region(tracer, memory_, maps_, layout_.address, layout_.size);
         tracer.resume_all();
       } catch (const Error&) {
@@ -157,6 +162,7 @@ class ApplyJob {
     for (const auto* r : replaced_) {
       // No thread is in the replaced patch's code and no jump leads there.
       try {
+        deregister_unwind_info(tracer, memory_, maps_, *r, options_.timeout_s);
         remove_region(tracer, memory_, maps_, r->region_start, r->region_size);
         result_.notes.push_back(fmt::format("replaced patch {}", r->label()));
       } catch (const Error& e) {
@@ -402,6 +408,7 @@ class ApplyJob {
         f.gate_redirect = Bytes(arch::kRedirectSize);
       }
     }
+    widest.unwind = {UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX};
     if (per_thread_ || switch_gates_) {
       widest.transition = {UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT32_MAX, UINT32_MAX, UINT64_MAX, UINT64_MAX,
                            UINT64_MAX};
@@ -468,6 +475,9 @@ class ApplyJob {
   // must run in the process (ifuncs_, settled by run_ifunc_resolvers()).
   void resolve_externals() {
     SymbolResolver resolver(objects_, target_, maps_, memory_, pid_);
+    if (patch_.layout.unwind_object)
+      plan_unwind_registration(record_, resolver, record_.image_base + patch_.layout.eh_frame,
+                               record_.image_base + patch_.layout.unwind_object);
     for (size_t i = 0; i < patch_.externals.size(); ++i) {
       const auto& e = patch_.externals[i];
       if (e.where == ExternalSymbol::Where::Target) {

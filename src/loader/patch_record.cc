@@ -87,6 +87,12 @@ json to_json(const PatchRecord& r) {
             {"trap_handler", r.transition.trap_handler},
             {"trap_sites", r.transition.trap_sites},
             {"switch_flag", r.transition.switch_flag}}},
+          {"unwind",
+           {{"eh_frame", r.unwind.eh_frame},
+            {"object", r.unwind.object},
+            {"register", r.unwind.register_fn},
+            {"deregister", r.unwind.deregister_fn},
+            {"find_fde", r.unwind.find_fde_fn}}},
           {"functions", fns}};
 }
 
@@ -214,6 +220,16 @@ PatchRecord from_json(const json& j, const Mapping& region, const Header& h,
       r.transition.trap_sites = u64(t, "trap_sites");
     }
     if (t.contains("switch_flag")) r.transition.switch_flag = u64(t, "switch_flag");
+  }
+  if (j.contains("unwind")) {
+    const json& u = j.at("unwind");
+    if (!u.is_object()) fail("field `unwind' is not an object");
+    r.unwind = {u64(u, "eh_frame"), u64(u, "object"), u64(u, "register"), u64(u, "deregister"), u64(u, "find_fde")};
+    // libgcc's functions are checked where they are called: in a file's
+    // executable mapping outside the region.
+    if (r.unwind.eh_frame &&
+        (!inside(r.unwind.eh_frame, 4) || !inside(r.unwind.object, kUnwindObjectSize) || r.unwind.object % 8))
+      fail("unwind registration outside the region");
   }
   if (r.switch_gates()) {
     // The stop model's switch gates: no transition area, a flag inside them.

@@ -89,6 +89,15 @@ struct CallbackRecord {
   uint64_t address = 0;  // runtime address, inside the patch's code
 };
 
+// libgcc's view of the patch's unwind information (loader/
+// unwind_registration.h): runtime addresses; eh_frame == 0 when the patch
+// is not registered with the process's unwinder.
+struct UnwindRecord {
+  uint64_t eh_frame = 0;   // the patch's .eh_frame, in the region
+  uint64_t object = 0;     // libgcc's `struct object' for it, in the region's bss
+  uint64_t register_fn = 0, deregister_fn = 0, find_fde_fn = 0;  // in libgcc
+};
+
 struct PatchRecord {
   uint64_t region_start = 0, region_size = 0;
   RecordState state = RecordState::Loading;
@@ -107,6 +116,7 @@ struct PatchRecord {
   pid_t graft_pid = 0;
   Model model = Model::stop;  // consistency model it was applied with
   TransitionRecord transition;
+  UnwindRecord unwind;
 
   bool in_transition() const { return state == RecordState::Applying || state == RecordState::Unapplying; }
   bool per_thread() const { return transition.area != 0; }

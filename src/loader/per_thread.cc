@@ -12,6 +12,7 @@
 #include "common/fault_point.h"
 #include "loader/quiescent_runtime.h"
 #include "loader/region.h"
+#include "loader/unwind_registration.h"
 
 namespace graft {
 
@@ -216,6 +217,7 @@ void revert_per_thread(Tracer& tracer, const ProcessMemory& memory, const std::v
   fault_point("reverted");
   after_switch();
   // No thread is in the patch's code or its gates, and nothing leads there.
+  deregister_unwind_info(tracer, memory, maps, rec, options.timeout_s);
   remove_region(tracer, memory, maps, rec.region_start, rec.region_size);
   fault_point("region-removed");
 }

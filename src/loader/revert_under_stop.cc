@@ -11,6 +11,7 @@
 #include "consistency/transition_area.h"
 #include "loader/quiescent_runtime.h"
 #include "loader/region.h"
+#include "loader/unwind_registration.h"
 #include "process/remote_syscalls.h"
 #include "runtime/transition_abi.h"
 
@@ -181,6 +182,7 @@ void unload_patch(Tracer& tracer, const ProcessMemory& memory, const std::vector
     tracer.resume_all();
   }
   // No thread is in the patch's code and nothing leads there any more.
+  deregister_unwind_info(tracer, memory, maps, rec, options.timeout_s);
   remove_region(tracer, memory, maps, rec.region_start, rec.region_size);
   fault_point("region-removed");
 }

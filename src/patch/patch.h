@@ -55,11 +55,19 @@ struct Callback {
 const char* callback_kind_name(Callback::Kind kind);  // "pre_patch", ...
 
 // Image layout: [code | rodata | data | bss], each part page-aligned.
+// libgcc's `struct object' is 7 words; room for later versions.
+constexpr uint64_t kUnwindObjectSize = 128;
+
 struct ImageLayout {
   uint64_t code_size = 0;
   uint64_t rodata_offset = 0, rodata_size = 0;
   uint64_t data_offset = 0, data_size = 0;
   uint64_t bss_size = 0;
+  // Registration of the patch's unwind information with the process's
+  // unwinder (libgcc), so that C++ exceptions pass through its functions:
+  // the image offsets of .eh_frame (ended by a zero word) and of the
+  // kUnwindObjectSize bytes of bss libgcc keeps it in. 0: none.
+  uint64_t eh_frame = 0, unwind_object = 0;
   uint64_t file_size() const { return data_offset + data_size; }  // bytes stored
   uint64_t memory_size() const;  // page-rounded size mapped in the target
 };

@@ -54,6 +54,10 @@ json to_json(const Patch& p) {
   j["layout"] = {{"code_size", l.code_size},         {"rodata_offset", l.rodata_offset},
                  {"rodata_size", l.rodata_size},     {"data_offset", l.data_offset},
                  {"data_size", l.data_size},         {"bss_size", l.bss_size}};
+  if (l.unwind_object) {
+    j["layout"]["eh_frame"] = l.eh_frame;
+    j["layout"]["unwind_object"] = l.unwind_object;
+  }
   json fns = json::array();
   for (const auto& f : p.functions) {
     json cold = json::array();
@@ -180,6 +184,16 @@ Patch from_json(const json& j, const std::string& file, uint32_t version) {
       L.data_offset < L.rodata_offset + page_round_up(L.rodata_size) ||
       L.data_offset > kMaxImage)
     fail("{}: parts overlap or are not page-aligned", lw);
+  // Optional (patches built before graft registered unwind information).
+  if (l.contains("unwind_object") || l.contains("eh_frame")) {
+    L.eh_frame = field<uint64_t>(l, "eh_frame", lw);
+    L.unwind_object = field<uint64_t>(l, "unwind_object", lw);
+    uint64_t bss = L.data_offset + L.data_size;
+    if (L.eh_frame < L.rodata_offset || L.rodata_size < 4 || L.eh_frame > L.rodata_offset + L.rodata_size - 4 ||
+        L.unwind_object % 8 || L.unwind_object < bss || L.bss_size < kUnwindObjectSize ||
+        L.unwind_object > bss + L.bss_size - kUnwindObjectSize)
+      fail("{}: .eh_frame or its unwinder registration outside the image", lw);
+  }
 
   for (const auto& f : array_field(j, "functions", file)) {
     FunctionReplacement r;

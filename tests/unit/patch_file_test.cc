@@ -135,6 +135,31 @@ TEST(PatchFile, OverlappingParts) {
   expect_refused(p, "overlap");
 }
 
+// The unwinder registration: .eh_frame in rodata, libgcc's object in bss.
+TEST(PatchFile, UnwindRegistrationInsideTheImage) {
+  Patch p = sample();
+  p.layout.bss_size = kUnwindObjectSize + 8;
+  p.layout.eh_frame = p.layout.rodata_offset;
+  p.layout.unwind_object = p.layout.data_offset + p.layout.data_size;
+  Patch back = parse_patch(serialized(p), "t.graft");
+  EXPECT_EQ(back.layout.eh_frame, p.layout.eh_frame);
+  EXPECT_EQ(back.layout.unwind_object, p.layout.unwind_object);
+
+  Patch in_data = p;
+  in_data.layout.unwind_object = p.layout.data_offset;  // would overwrite data
+  expect_refused(in_data, "unwinder registration outside the image");
+  Patch past_bss = p;
+  past_bss.layout.unwind_object += 16;
+  expect_refused(past_bss, "unwinder registration outside the image");
+  Patch in_code = p;
+  in_code.layout.eh_frame = 0;
+  expect_refused(in_code, "unwinder registration outside the image");
+  Patch misaligned = p;
+  misaligned.layout.unwind_object += 4;
+  misaligned.layout.bss_size += 8;
+  expect_refused(misaligned, "unwinder registration outside the image");
+}
+
 TEST(PatchFile, HugeSizesAreRefused) {
   Patch p = sample();
   p.layout.bss_size = uint64_t(1) << 40;

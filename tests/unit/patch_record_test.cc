@@ -181,6 +181,26 @@ TEST(PatchRecord, RecordOfAnotherRegion) {
   }, "in region");
 }
 
+// libgcc keeps pointers to the patch's .eh_frame and writes its `struct
+// object': both must be in the region, which graft unmaps after it
+// deregisters them.
+TEST(PatchRecord, UnwindRegistrationOutsideTheRegion) {
+  Seed s = load("one-patch-0.rec");
+  const uint64_t start = s.region.start;
+  auto with = [&](uint64_t eh_frame, uint64_t object) {
+    return [=](auto& j) {
+      j["unwind"] = {{"eh_frame", eh_frame}, {"object", object}, {"register", 1}, {"deregister", 2}, {"find_fde", 3}};
+    };
+  };
+  expect_refused(s, with(start - 4096, start + 64), "unwind registration outside the region");
+  expect_refused(s, [&](auto& j) {
+    uint64_t end = start + j["region_size"].template get<uint64_t>();
+    with(start + 64, end - kUnwindObjectSize + 8)(j);
+  }, "unwind registration outside the region");
+  expect_refused(s, with(start + 64, start + 68), "unwind registration outside the region");
+  expect_refused(s, [](auto& j) { j["unwind"] = 1; }, "not an object");
+}
+
 TEST(PatchRecord, TypeConfusion) {
   Seed s = load("one-patch-0.rec");
   expect_refused(s, [](auto& j) { j["functions"][0]["size"] = -1; }, "not an unsigned integer");
