@@ -162,7 +162,7 @@ Command add_apply(CLI::App& app) {
             },
             &t->json};
   c.on_processes = [kernel] { return !kernel.given(); };
-  c.realtime = [t, kernel] { return !kernel.given() && !per_thread(*t->model); };
+  c.realtime = [t, kernel] { return !kernel.given() && !per_thread(t->model.value_or(kDefaultModel)); };
   return c;
 }
 

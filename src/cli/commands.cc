@@ -349,7 +349,7 @@ int apply(const std::string& patch_file, const TargetArgs& t) {
       r.ok = true;
       r.patch_id = patch.id();
       r.patch_name = patch.name;
-      r.model = *t.model;
+      r.model = t.model.value_or(kDefaultModel);
       r.notes.push_back(kAlreadyApplied);
       return r;
     }

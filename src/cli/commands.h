@@ -27,8 +27,9 @@ struct TargetArgs {
   bool force = false;
   double report_after_s = 2;
   std::string policy;  // --policy FILE ("": $GRAFT_POLICY or /etc/graft/policy)
-  // apply: always set (kDefaultModel without --model); revert: nullopt is
-  // the model each patch was applied with.
+  // nullopt without --model: for apply, kDefaultModel, which gives way to
+  // stop where only stop can patch; for revert, the model each patch was
+  // applied with.
   std::optional<Model> model;
 };
 struct InfoArgs {

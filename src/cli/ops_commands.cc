@@ -163,7 +163,7 @@ int sync(const OpsArgs& a) {
   host.load();
   OperationOptions options;
   options.timeout_s = a.timeout_s;
-  options.model = a.model.value_or(r.config.model);
+  options.model = a.model ? a.model : r.config.model;
   BuildIdCache cache;
   SyncReport report = sync_all(state, cache, options, [&](const SyncAction& act) {
     if (act.outcome != SyncOutcome::AlreadyApplied) audit.record(audit_event_of(act));
@@ -320,7 +320,7 @@ int daemon(const OpsArgs& a) {
   o.kernel_cmdline = a.kernel_cmdline;
   o.rescan_interval_s = a.rescan_s > 0 ? a.rescan_s : r.config.rescan_interval_s;
   o.operation.timeout_s = a.timeout_s;
-  o.operation.model = a.model.value_or(r.config.model);
+  o.operation.model = a.model ? a.model : r.config.model;
   o.force_polling = a.poll;
   o.prometheus = !a.prometheus.empty() ? a.prometheus : r.config.prometheus;
   return run_daemon(o);

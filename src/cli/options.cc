@@ -55,8 +55,10 @@ void require_target(const std::string& command, const TargetArgs& t) {
 }
 
 void add_model_option(CLI::App* cmd, TargetArgs& t, const std::string& help,
-                      std::optional<Model> fixed_default) {
-  t.model = fixed_default;
+                      std::optional<Model> shown_default) {
+  // Left unset without --model: the loader then knows the default was
+  // not chosen, and may give way to the stop model where it must.
+  t.model.reset();
   auto* o = cmd->add_option_function<std::string>(
       "--model",
       [&t](const std::string& name) {
@@ -69,7 +71,7 @@ void add_model_option(CLI::App* cmd, TargetArgs& t, const std::string& help,
         return parse_model(s) ? "" : fmt::format("unknown model `{}' (stop, hybrid or lazy)", s);
       },
       "stop|hybrid|lazy"));
-  if (fixed_default) o->default_str(std::string(model_name(*fixed_default)));
+  if (shown_default) o->default_str(std::string(model_name(*shown_default)));
 }
 
 void add_per_thread_options(CLI::App* cmd, TargetArgs& t, const std::string& force_help) {

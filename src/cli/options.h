@@ -17,10 +17,10 @@ void add_process_selection(CLI::App* cmd, TargetArgs& t, const std::string& pid_
 // Throws a usage error unless --pid or --all was given.
 void require_target(const std::string& command, const TargetArgs& t);
 
-// --model stop|hybrid|lazy. `fixed_default': shown as the default in
-// --help; nullopt for revert, where the default is each patch's own model.
+// --model stop|hybrid|lazy, unset unless given. `shown_default': the
+// default --help shows; nullopt for revert, where it is each patch's model.
 void add_model_option(CLI::App* cmd, TargetArgs& t, const std::string& help,
-                      std::optional<Model> fixed_default);
+                      std::optional<Model> shown_default);
 // --force and --report-after, for the per-thread models.
 void add_per_thread_options(CLI::App* cmd, TargetArgs& t, const std::string& force_help);
 // --force needs a per-thread model (given, or `model` if none was given).

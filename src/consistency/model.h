@@ -19,7 +19,7 @@ enum class Model {
 };
 
 // What `graft apply` uses without --model.
-inline constexpr Model kDefaultModel = Model::stop;
+inline constexpr Model kDefaultModel = Model::hybrid;
 
 inline constexpr std::pair<std::string_view, Model> kModelNames[] = {
     {"stop", Model::stop}, {"hybrid", Model::hybrid}, {"lazy", Model::lazy}};

@@ -333,10 +333,17 @@ class ApplyJob {
       const PatchRecord* owner = p.stacked_on;
       const FunctionRecord* top = p.below;
       if (per_thread_) {
-        check_displaceable(p.current, p.whole, addr, site, cold, name);
-        // A cumulative patch's old paths are rebased on the original code
-        // once the patches it replaces are gone (settle_replace).
-        if (top && patch_.cumulative) check_displaceable(p.original_code, p.whole, addr, site, cold, name);
+        try {
+          check_displaceable(p.current, p.whole, addr, site, cold, name);
+          // A cumulative patch's old paths are rebased on the original code
+          // once the patches it replaces are gone (settle_replace).
+          if (top && patch_.cumulative) check_displaceable(p.original_code, p.whole, addr, site, cold, name);
+        } catch (const Error& e) {
+          // The default model gives way to the one that can patch it; a
+          // model the operator chose is refused with the reason.
+          if (options_.model) throw;
+          fall_back_to_stop(e.what());
+        }
       } else if (switch_gates_) {
         try {
           check_displaceable(p.current, p.whole, addr, site, cold, name);
@@ -370,6 +377,14 @@ class ApplyJob {
       record_.functions.push_back(std::move(fr));
       plan_.writes.push_back({name, {site}, now, {}});
     }
+  }
+
+  void fall_back_to_stop(const std::string& why) {
+    per_thread_ = false;
+    switch_gates_ = false;
+    record_.model = result_.model = Model::stop;
+    result_.notes.push_back(fmt::format("applied under the stop model, not the default {}: {}",
+                                        kDefaultModel, why));
   }
 
   // The first instructions of `code' (the bytes from the site on: what
@@ -740,6 +755,13 @@ OperationResult apply_patch(const Patch& patch, pid_t pid, const OperationOption
   } catch (const std::exception& e) {
     result.error = e.what();
     result.error_code = error_code_of(e);
+    // A write or a wait that failed because the process died says so
+    // first: that, not the failed step, is what the operator must know.
+    if (!process_alive(pid)) {
+      if (result.error.find("exited") == std::string::npos)
+        result.error = fmt::format("process {} exited during the apply ({})", pid, result.error);
+      result.error_code = ErrorCode::no_such_process;
+    }
   }
   if (!result.ok && !result.left_in_transition) verify_unchanged(pid, before, result.unchanged, result.left);
   result.total_ms = ms_since(start);

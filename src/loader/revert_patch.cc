@@ -57,7 +57,9 @@ OperationResult revert_here(const std::string& which, pid_t pid, const Operation
           result.total_ms = ms_since(start);
           return result;
         }
-        refuse_if_in_transition(scan.records, pid, memory, &rec);
+        // Another patch's transition: its graft holds the lock, which is
+        // waited for below (refusing here would fail a revert started
+        // while another graft's revert ends).
       }
     }
     ProcessLock lock(pid, options.timeout_s);

@@ -9,6 +9,7 @@
 // `graft.enable=0` on the kernel command line disables the daemon as
 // `"enable": false` does (as kpatch.enable=0 does kpatch's service).
 #pragma once
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -24,7 +25,7 @@ struct HostConfig {
   std::string store;
   std::vector<std::string> tags;
   double rescan_interval_s = 30;
-  Model model = kDefaultModel;
+  std::optional<Model> model;  // nullopt: graft apply's default
   std::string prometheus;
 };
 

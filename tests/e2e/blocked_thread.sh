@@ -3,7 +3,7 @@
 #  1. --timeout 1 while it stays inside: graft refuses, names the thread and
 #     the function, exits non-zero, and leaves the process untouched.
 #  2. A long timeout, the thread leaves after about 1 s: the apply succeeds
-#     once it is out, after retries.
+#     once it is out (stop: after retries; hybrid: after checking it again).
 source "$(dirname "$0")/common.sh"
 
 cc -pthread "$PROGRAMS/basic.c" -o "$T/basic"
@@ -42,26 +42,36 @@ assert_untouched "$pid"
 expect b release 4
 expect b probe 13
 
-# --- 2: the thread leaves after about 1 s; graft, still retrying, succeeds.
-tid=$(ask b block)
-[[ $tid -gt 0 ]] || fail "the blocker thread did not enter wait_here"
-"$GRAFT" apply "$T/fix.graft" --pid "$pid" --timeout 20 --json >"$T/apply.json" 2>"$T/apply.err" &
-graft_pid=$!
-bg_track $graft_pid
-sleep 1
-kill -0 $graft_pid 2>/dev/null || fail "graft did not wait for the thread: $(cat "$T/apply.json" "$T/apply.err")"
-log "releasing thread $tid"
-expect b release 4   # the old code, still: the switch waits for the thread
-rc=0
-wait_bounded $graft_pid 30 || rc=$?
-log "graft apply: exit $rc: $(cat "$T/apply.json" "$T/apply.err")"
-[[ $rc -eq 0 ]] || fail "graft apply failed after the thread left (exit $rc)"
-retries=$(json_get 'j["results"][0]["retries"]' <"$T/apply.json")
-[[ $retries -gt 0 ]] || fail "graft reports $retries retries; the thread was inside for 1 s"
-assert_no_wx "$pid"
-expect b probe 10000
-[[ $(ask b "bytes wait_here") != "$bytes_before" ]] || fail "wait_here was not redirected"
-graft_ok revert fix --pid "$pid"
-expect b probe 13
-[[ $(ask b "bytes wait_here") == "$bytes_before" ]] || fail "revert did not restore wait_here"
-assert_untouched "$pid"
+# --- 2: the thread leaves after about 1 s; graft, still waiting for it,
+# succeeds: the stop model by retrying, hybrid (the default) by checking
+# the thread again.
+for model in stop hybrid; do
+  log "--- $model"
+  tid=$(ask b block)
+  [[ $tid -gt 0 ]] || fail "the blocker thread did not enter wait_here"
+  "$GRAFT" apply "$T/fix.graft" --pid "$pid" --model $model --timeout 20 --json >"$T/apply.json" 2>"$T/apply.err" &
+  graft_pid=$!
+  bg_track $graft_pid
+  sleep 1
+  kill -0 $graft_pid 2>/dev/null || fail "graft did not wait for the thread: $(cat "$T/apply.json" "$T/apply.err")"
+  log "releasing thread $tid"
+  expect b release 4   # the old code, still: the switch waits for the thread
+  rc=0
+  wait_bounded $graft_pid 30 || rc=$?
+  log "graft apply: exit $rc: $(cat "$T/apply.json" "$T/apply.err")"
+  [[ $rc -eq 0 ]] || fail "graft apply failed after the thread left (exit $rc)"
+  if [[ $model == stop ]]; then
+    retries=$(json_get 'j["results"][0]["retries"]' <"$T/apply.json")
+    [[ $retries -gt 0 ]] || fail "graft reports $retries retries; the thread was inside for 1 s"
+  else
+    ms=$(json_get 'int(j["results"][0]["total_ms"])' <"$T/apply.json")
+    [[ $ms -ge 900 ]] || fail "graft reports $ms ms; the thread was inside for 1 s"
+  fi
+  assert_no_wx "$pid"
+  expect b probe 10000
+  [[ $(ask b "bytes wait_here") != "$bytes_before" ]] || fail "wait_here was not redirected"
+  graft_ok revert fix --pid "$pid"
+  expect b probe 13
+  [[ $(ask b "bytes wait_here") == "$bytes_before" ]] || fail "revert did not restore wait_here"
+  assert_untouched "$pid"
+done

@@ -45,7 +45,7 @@ for delay in 0.02 0.1 0.3 0.6; do
   start=$SECONDS
   rc=0
   wait_bounded $graft_pid 30 || rc=$?
-  out=$(cat "$T/apply.out" "$T/apply.err")
+  out=$(cat "$T/apply.out" "$T/apply.err" | without_progress)
   log "graft: exit $rc after $((SECONDS - start)) s: $out"
   [[ $rc -ne 0 ]] || fail "graft reports success on a process killed while a thread was inside"
   [[ $rc -lt 128 ]] || fail "graft crashed (exit $rc)"

@@ -38,7 +38,7 @@ for delay in 0.02 0.05 0.05 0.1 0.1 0.15 0.2 0.25 0.3 0.4 0.5 0.6; do
   start=$SECONDS
   rc=0
   wait_bounded $graft_pid 30 || rc=$?
-  out=$(cat "$T/apply.out" "$T/apply.err")
+  out=$(cat "$T/apply.out" "$T/apply.err" | without_progress)
   log "killed $delay s after graft started: graft exit $rc: $out"
   [[ $rc -lt 128 ]] || fail "graft crashed (exit $rc)"
   [[ $((SECONDS - start)) -le 5 ]] || fail "graft took $((SECONDS - start)) s to notice the exit"

@@ -30,7 +30,7 @@ usage "--pid: must be a process id (a positive integer), not \`x'" list --pid x
 usage "unknown command \`aply' (did you mean \`apply'?)" aply "$T/fix.graft" --pid 1234
 usage "unknown model \`fast'" apply "$T/fix.graft" --pid 1234 --model fast
 usage "apply needs --pid PID or --all" apply "$T/fix.graft"
-usage "--force needs --model hybrid or lazy" apply "$T/fix.graft" --pid 1234 --force
+usage "--force needs --model hybrid or lazy" apply "$T/fix.graft" --pid 1234 --force --model stop
 
 # json_error CODE STATUS ARGS...: one JSON document on stdout, ok false,
 # error_code CODE (in the document or its one result), exit STATUS.

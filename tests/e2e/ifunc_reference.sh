@@ -68,9 +68,19 @@ done
 # The program's own calls work, and under -z now its GOT is already bound.
 expect now "own xyz" "3 xyz"
 
+# ifn_length branches back into its first bytes: the per-thread models
+# cannot move its entry. Asked for, hybrid is refused with that reason;
+# by default the apply gives way to the stop model and says so.
+graft_fails 1 apply "$T/fix.graft" --pid "${TPID[none]}" --model hybrid
+[[ $GRAFT_ERROR == *"ifn_length"*"the per-thread models cannot patch it"* ]] ||
+  fail "the refusal of --model hybrid does not say why: $GRAFT_ERROR"
+assert_untouched "${TPID[none]}"
 for p in none now lazy; do
   graft_ok apply "$T/fix.graft" --pid "${TPID[$p]}" --json
   assert_no_wx "${TPID[$p]}"
+  [[ $(json_get 'j["results"][0]["model"]' <"$T/graft.out") == stop ]] || fail "$p: not applied under stop"
+  json_get 'j["results"][0]["notes"]' <"$T/graft.out" | grep -q "applied under the stop model, not the default hybrid: function .ifn_length'" ||
+    fail "$p: no note says why the stop model was used"
   for sym in strlen memcpy; do
     want=$(ask $p "addr $sym")
     note=$(json_get "([n for n in j['results'][0]['notes'] if n.startswith('\`$sym\\'')] + [''])[0]" <"$T/graft.out")

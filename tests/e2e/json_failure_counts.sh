@@ -30,7 +30,7 @@ start_target b "$T/basic"
 pid=${TPID[b]}
 tid=$(ask b block)
 [[ $tid -gt 0 ]] || fail "the blocker thread did not enter wait_here"
-graft_fails 1 apply "$T/fix.graft" --pid "$pid" --timeout 1 --json
+graft_fails 1 apply "$T/fix.graft" --pid "$pid" --model stop --timeout 1 --json
 assert_untouched "$pid"
 said=$(sed -n 's/.*gave up after [0-9.]* s and \([0-9]*\) retries.*/\1/p' <<<"$GRAFT_ERROR")
 [[ -n $said && $said -gt 0 ]] || fail "the error does not count its retries: $GRAFT_ERROR"

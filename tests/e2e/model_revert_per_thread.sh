@@ -103,7 +103,7 @@ expect_epoch t old
 assert_untouched "$pid"
 
 log "5. a stop-model patch cannot go back per thread"
-apply_ok "$T/hold.graft" "$pid"
+apply_ok "$T/hold.graft" "$pid" --model stop
 graft_fails any revert hold --pid "$pid" --model hybrid
 [[ $GRAFT_ERROR == *"no gates"* ]] || fail "the refusal does not say why"
 [[ $(list_state "$pid") == applied ]] || fail "the refused revert changed the patch"

@@ -28,7 +28,8 @@ for kind in pie nopie; do
   start_target $kind "$T/basic-$kind"
   pid=${TPID[$kind]}
   assert_no_wx "$pid"
-  apply_ok "$T/fix-$kind.graft" "$pid"
+  # The stop model: no transition area (whose page is rw- too).
+  apply_ok "$T/fix-$kind.graft" "$pid" --model stop
   regions=$(graft_regions "$pid")
   log "$kind: graft mappings:"
   sed 's/^/    /' <<<"$regions"

@@ -2,11 +2,12 @@
 # Killing graft daemon at any moment leaves no process half patched: the
 # daemon is killed (SIGKILL) at each step of the write protocol of an apply
 # it makes to a process that has just started (GRAFT_FAULT, as tests/soak
-# does for graft apply), and at random moments; the target keeps running
+# does for graft apply), under the default model and under stop (from the
+# host configuration), and at random moments; the target keeps running
 # the old or the new code, never a mix nor a crash, and a daemon started
 # again repairs what was left (the recovery graft apply runs first) and
 # patches it: one applied patch, no second region, no W+X mapping.
-# ctest-timeout: 240
+# ctest-timeout: 300
 source "$(dirname "$0")/common.sh"
 
 tag="e2e-$$-$RANDOM-$(date +%s%N)"
@@ -40,7 +41,7 @@ trial() {
   pid=${TPID[$name]}
   # The daemon sees the process at its start sync: each trial kills it
   # inside the apply it makes then (or at a random moment of it).
-  GRAFT_FAULT=$fault "$GRAFT" daemon --kernel-cmdline /dev/null >/dev/null 2>"$T/$name.daemon.log" &
+  GRAFT_FAULT=$fault "$GRAFT" daemon --kernel-cmdline /dev/null "${CONFIG[@]}" >/dev/null 2>"$T/$name.daemon.log" &
   daemon=$!
   bg_track $daemon
   if [[ -n $delay ]]; then
@@ -74,10 +75,19 @@ trial() {
 }
 
 i=0
-for point in remote-syscall:1 remote-syscall:3 region-created record-written image-written stopped \
-             entry-written:1 applied; do
+# The default model (hybrid) writes each entry in running code: int3 first.
+CONFIG=()
+for point in remote-syscall:1 remote-syscall:3 region-created record-written image-written \
+             entry-int3:1 entry-tail:1; do
   trial "p$((i++))" "$point" ""
 done
+# The stop model, from the host's configuration.
+printf '{"model": "stop"}\n' >"$T/graft.conf"
+CONFIG=(--config "$T/graft.conf")
+for point in image-written stopped entry-written:1 applied; do
+  trial "p$((i++))" "$point" ""
+done
+CONFIG=()
 for delay in 0.004 0.008 0.012 0.016 0.025; do
   trial "p$((i++))" "" "$delay"
 done
