@@ -485,6 +485,12 @@ class Transition {
         continue;
       }
       auto blocked = blocked_syscall(tracer_.pid(), tid);
+      // Its user state is frozen until its child execs or exits; a stop
+      // would wait for that.
+      if (blocked && in_vfork(tracer_.pid(), *blocked)) {
+        p.pending.push_back({tid, vfork_holder(tracer_.pid(), tid)});
+        continue;
+      }
       // As livepatch checks only tasks that are not running, hybrid first
       // takes the threads that wait in the kernel (their stop costs them
       // nothing: they were not running); a running thread is stopped only

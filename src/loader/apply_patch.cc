@@ -33,6 +33,7 @@
 #include "loader/region.h"
 #include "loader/unwind_registration.h"
 #include "process/process_lock.h"
+#include "process/thread_syscall.h"
 #include "process/tracing_thread.h"
 #include "loader/runtime_binding.h"
 #include "loader/symbol_resolver.h"
@@ -75,6 +76,8 @@ class ApplyJob {
     plan_functions();
     if (patch_.cumulative) plan_restored_functions();
 
+    // A thread in vfork() cannot be stopped until its child lets it go.
+    wait_out_vfork(pid_, options_.timeout_s);
     Tracer tracer(pid_, per_thread_);
     result_.threads = tracer.thread_count();
     bind_runtime_functions(tracer, scan.runtime);

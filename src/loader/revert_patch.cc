@@ -14,6 +14,7 @@
 #include "loader/revert_under_stop.h"
 #include "process/proc_status.h"
 #include "process/process_lock.h"
+#include "process/thread_syscall.h"
 #include "process/tracing_thread.h"
 
 namespace graft {
@@ -87,6 +88,7 @@ OperationResult revert_here(const std::string& which, pid_t pid, const Operation
       }
     }
     if (!plan) priority.emplace();
+    wait_out_vfork(pid, options.timeout_s);
     Tracer tracer(pid, plan.has_value());
     result.threads = tracer.thread_count();
     // pre_unpatch cannot veto (as in the kernel): a failure is reported and
