@@ -19,9 +19,9 @@ export GRAFT_BUILD_DIR=$BUILD_DIR
 # setpriv (run graft as nobody), compilers and binutils for the targets,
 # libc6-dbg (a stripped library patched through its separate debug file),
 # ansible-core (the collection's test, ops_ansible), dpkg-dev (CPack's
-# dependency list of the .deb, ops_deb) and musl-tools (musl-linked targets,
-# target_matrix). Installed if missing.
-TEST_PACKAGES=(strace util-linux binutils gcc g++ python3 libc6-dbg ansible-core dpkg-dev musl-tools)
+# dependency list of the .deb, ops_deb), musl-tools (musl-linked targets,
+# target_matrix) and golang-go (Go programs, go_program). Installed if missing.
+TEST_PACKAGES=(strace util-linux binutils gcc g++ python3 libc6-dbg ansible-core dpkg-dev musl-tools golang-go)
 missing=()
 for p in "${TEST_PACKAGES[@]}"; do
   [[ $(dpkg-query -W -f='${Status}' "$p" 2>/dev/null) == "install ok installed" ]] || missing+=("$p")

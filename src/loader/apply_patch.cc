@@ -28,6 +28,7 @@
 #include "loader/quiescent_runtime.h"
 #include "loader/ifunc.h"
 #include "loader/loaded_objects.h"
+#include "elf/elf_file.h"
 #include "loader/operations.h"
 #include "loader/placement.h"
 #include "loader/region.h"
@@ -49,6 +50,7 @@ class ApplyJob {
       : patch_(patch), pid_(pid), options_(options), result_(result), memory_(pid) {}
 
   void run() {
+    refuse_go_program();
     recover_before(pid_, options_, result_);
     maps_ = read_maps(pid_);
     objects_ = loaded_objects(pid_, maps_, build_ids_);
@@ -380,6 +382,25 @@ class ApplyJob {
       record_.functions.push_back(std::move(fr));
       plan_.writes.push_back({name, {site}, now, {}});
     }
+  }
+
+  // Go code has no DWARF CFI in .eh_frame (its frames are described by
+  // .gopclntab, which graft does not read): no thread running Go code
+  // could ever be checked, and a transition could neither finish nor
+  // prove its rollback clean. Refused before anything is written.
+  void refuse_go_program() {
+    std::string exe = fmt::format("/proc/{}/exe", pid_);
+    bool go = false;
+    try {
+      ElfFile elf(exe, exe);
+      go = elf.section(".gopclntab") || elf.section(".go.buildinfo");
+    } catch (const Error&) {
+      return;  // not readable as ELF: the checks that follow say what is wrong
+    }
+    if (go)
+      fail("process {} runs a Go program: graft cannot check the stacks of threads running Go code "
+           "(Go describes its frames in .gopclntab, not in DWARF CFI), so it cannot patch it safely",
+           pid_);
   }
 
   void fall_back_to_stop(const std::string& why) {

@@ -171,7 +171,9 @@ RecoveryResult recover_process(pid_t pid, const OperationOptions& options) {
 void recover_before(pid_t pid, const OperationOptions& options, OperationResult& result) {
   if (!needs_recovery(pid)) return;
   RecoveryResult r = recover_process(pid, options);
-  if (!r.ok) fail("{}; it holds what an interrupted graft left, and repairing it failed", r.error);
+  if (!r.ok)
+    fail("process {} holds what an interrupted graft left, and graft could not repair it first: {}", pid,
+         r.error);
   result.recovered = std::move(r.actions);
 }
 
