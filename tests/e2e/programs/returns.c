@@ -2,9 +2,11 @@
  * stubs (returns_*.sh, bench/returns.py).
  *
  * dwell(ms) sleeps ms milliseconds and returns 1 (the patch: 2). The
- * sleeper calls dwell(3000) and stays outside it 50 ms between calls, so a
- * transition that waits for it to be outside must be lucky; every return is
- * timestamped (CLOCK_REALTIME, right after dwell returns). dwell_jump(ms)
+ * sleeper calls dwell(3000) and stays outside it 50 ms between calls,
+ * spinning (never blocked in a system call there, so --model lazy cannot
+ * take it outside), so a transition that waits for it to be outside must be
+ * lucky; every return is timestamped (CLOCK_REALTIME, right after dwell
+ * returns). dwell_jump(ms)
  * sleeps and then longjmps out of itself to its caller's setjmp (the
  * patch: the same); the jumper spins 2 ms outside it, then sleeps 50 ms.
  * Eight idle threads wait in read() all the while.
@@ -64,7 +66,8 @@ static void *sleeper(void *arg) {
     atomic_store(&last_result, r);
     atomic_store(&last_return_ns, t);
     atomic_fetch_add(&returns, 1);
-    sleep_ms(50);
+    while (now_ns() < t + 50000000) {
+    }
   }
   return NULL;
 }
