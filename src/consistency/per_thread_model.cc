@@ -17,6 +17,7 @@
 #include "common/clock.h"
 #include "common/error.h"
 #include "common/fault_point.h"
+#include "elf/elf_file.h"
 #include "consistency/trap_guard.h"
 #include "process/proc_status.h"
 #include "process/remote_syscalls.h"
@@ -782,6 +783,21 @@ class Transition {
         if (file.rfind(lib, 0) == 0)
           return fmt::format("the process maps {}: an exception unwinding through the stub would fail", file);
     }
+    if (!static_unwinder_) {
+      // A static executable carries its unwinder (libgcc_eh) inside: no
+      // library shows in the maps then.
+      static_unwinder_ = false;
+      try {
+        ElfFile exe(fmt::format("/proc/{}/exe", tracer_.pid()));
+        for (const auto& sym : exe.symbols())
+          if (sym.defined() && sym.name == "_Unwind_RaiseException") static_unwinder_ = true;
+      } catch (const Error&) {
+        static_unwinder_ = true;  // cannot tell: assume the worst
+      }
+    }
+    if (*static_unwinder_)
+      return "the executable links an unwinder (_Unwind_RaiseException): an exception unwinding through "
+             "the stub would fail";
     std::ifstream status(fmt::format("/proc/{}/task/{}/status", tracer_.pid(), tid));
     for (std::string line; std::getline(status, line);)
       if (line.rfind("x86_Thread_features:", 0) == 0 && line.find("shstk") != std::string::npos)
@@ -869,6 +885,7 @@ class Transition {
   Clock::time_point move_start_;
   int membarrier_ = 0;  // 0 unknown, 1 registered, -1 unavailable
   bool returns_enabled_ = false;
+  mutable std::optional<bool> static_unwinder_;  // the executable defines _Unwind_RaiseException
   uint32_t next_stub_ = 0;  // stubs are not reused within a transition
   std::map<uint64_t, Rewrite> rewrites_;  // by stub
   // Stubs whose int3 trapped (the breakpoint handler, which outlives this
