@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# ctest-timeout: 240
 # graft killed (SIGKILL, fault point return-rewritten) right after it
 # pointed the return address of a sleeping thread's dwell() frame at an exit
 # stub (programs/returns.c). 1) `graft recover' right away, the thread still

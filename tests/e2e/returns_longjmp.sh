@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# ctest-timeout: 240
 # A thread longjmps out of a replaced function whose return graft pointed at
 # an exit stub (programs/returns.c: dwell_jump() sleeps 3 s, then longjmps
 # to its caller's setjmp). The thread never passes its stub; the slot it

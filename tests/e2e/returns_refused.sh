@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# ctest-timeout: 240
 # Where unwinding through an exit stub would break, graft does not rewrite
 # a return address: the thread is left to the other checks, and graft says
 # why in a note. A process that maps libstdc++ (a C++ exception could unwind
