@@ -61,6 +61,24 @@ for model in lazy hybrid; do
   tid=$(ask s sleeper)
   expect s "entered 1" 1
   sleep 0.3  # well inside dwell(), 2.7 s to go
+  if [[ $model == lazy ]]; then
+    # A transition that times out with the return rewritten puts the
+    # return address back before it rolls back and removes the region.
+    rc=0
+    graft apply "$T/fix.graft" --pid "$pid" --model lazy --timeout 0.5 --json || rc=$?
+    [[ $rc -eq 1 ]] || fail "lazy apply with --timeout 0.5 exited with $rc, expected 1 (rolled back)"
+    restored=$(json_get 'j["results"][0]["returns_restored"]' <"$T/graft.out")
+    [[ $restored -eq 1 ]] || fail "the rolled-back apply put back $restored return addresses, expected 1"
+    assert_untouched "$pid"
+    read -r _ _ n0 <<<"$(ask s last)"
+    returned() { read -r _ _ n <<<"$(ask s last)"; [[ $n -gt $n0 ]]; }
+    wait_until 10 returned || fail "the sleeper did not return from dwell() after the roll-back"
+    read -r r _ _ <<<"$(ask s last)"
+    [[ $r -eq 1 ]] || fail "the sleeper's dwell() returned $r after the roll-back, expected 1"
+    n=$(ask s "entered 0")
+    expect s "entered $((n + 1))" $((n + 1))
+    sleep 0.3
+  fi
   read -r _ _ n0 <<<"$(ask s last)"
   start=$(now_ns)
   apply_ok "$T/fix.graft" "$pid" --model "$model" --timeout 20 --json
