@@ -7,12 +7,17 @@
 #include <cmath>
 #include <set>
 #include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <memory>
 
 #include "arch/x86_64/gate.h"
+#include "arch/x86_64/return_stub.h"
 #include "common/interrupt.h"
 #include "common/clock.h"
 #include "common/error.h"
 #include "common/fault_point.h"
+#include "elf/elf_file.h"
 #include "consistency/trap_guard.h"
 #include "process/proc_status.h"
 #include "process/remote_syscalls.h"
@@ -32,6 +37,46 @@ void wait_quiescent_users(Tracer& tracer, const ProcessMemory& memory, uint64_t 
       fail("process {}: {} thread(s) still inside graft_quiescent() after {:.1f} s", memory.pid(), n, timeout_s);
     tracer.poll_events(200);  // a signalled thread waits for graft
   }
+}
+
+namespace {
+
+// Puts back the return address of one stopped thread whose slot graft
+// pointed at `stub', unless the thread has returned through it (the word
+// holds something else, or lies below the live stack after a longjmp past
+// the frame, or the thread is in the stub). True if written.
+bool restore_return(const ProcessMemory& memory, const arch::Registers& regs, uint64_t stub, uint64_t slot,
+                    uint64_t original) {
+  uint64_t pc = arch::pc(regs);
+  if (pc >= stub && pc - stub < arch::kReturnStubSize) return false;
+  uint64_t word = 0;
+  if (slot < arch::sp(regs) || !memory.try_read({slot}, &word, sizeof word) || word != stub) return false;
+  memory.write({slot}, {reinterpret_cast<const uint8_t*>(&original), sizeof original});
+  return true;
+}
+
+}  // namespace
+
+size_t restore_return_addresses(Tracer& tracer, const ProcessMemory& memory, uint64_t stubs, uint32_t count) {
+  size_t restored = 0;
+  for (uint32_t i = 0; i < count; ++i) {
+    uint64_t at = stubs + uint64_t(i) * arch::kReturnStubSize;
+    Bytes code(arch::kReturnStubSize);
+    if (!memory.try_read({at}, code.data(), code.size())) continue;
+    auto stub = arch::parse_return_stub(code, at);
+    if (!stub) continue;
+    pid_t tid = static_cast<pid_t>(stub->tid);
+    if (!tracer.is_traced(tid)) continue;  // exited: its stack is gone
+    bool was_stopped = tracer.is_stopped(tid);
+    try {
+      tracer.stop(tid);
+      if (restore_return(memory, tracer.registers(tid), at, stub->slot, stub->original)) ++restored;
+    } catch (const Error&) {
+      if (!process_alive(tracer.pid())) throw;
+    }
+    if (!was_stopped) tracer.resume(tid);
+  }
+  return restored;
 }
 
 double percentile(std::vector<double> v, double p) {
@@ -56,7 +101,10 @@ class Transition {
         plan_(plan),
         options_(options),
         result_(result),
-        area_(memory, plan.area, getpid()) {}
+        area_(memory, plan.area, getpid()) {
+    const char* knob = std::getenv("GRAFT_RETURN_STUBS");
+    returns_enabled_ = plan.return_stub_count > 0 && !(knob && std::string(knob) == "0");
+  }
 
   // Apply: old -> new. Revert (of a completed transition): new -> old.
   void run(Universe from, Universe to) {
@@ -64,10 +112,20 @@ class Transition {
     target_ = to;
     // The plan outlives this object: the tracer still needs the handler
     // when it detaches.
-    tracer_.on_breakpoint([&gates = plan_.gate_of_site](uint64_t site) -> std::optional<uint64_t> {
+    // A trap on an exit stub's int3: the thread has returned from its
+    // outermost frame in the code it leaves. It goes on in the stub, and
+    // the next pass moves it (stub_hits_).
+    tracer_.on_breakpoint([&gates = plan_.gate_of_site, stubs = plan_.return_stubs,
+                           count = plan_.return_stub_count,
+                           hits = stub_hits_](uint64_t site) -> std::optional<uint64_t> {
       auto it = gates.find(site);
-      if (it == gates.end()) return std::nullopt;
-      return it->second;
+      if (it != gates.end()) return it->second;
+      if (site >= stubs && site - stubs < uint64_t(count) * arch::kReturnStubSize &&
+          (site - stubs) % arch::kReturnStubSize == 0) {
+        hits->push_back({site, Clock::now()});
+        return site + 1;
+      }
+      return std::nullopt;
     });
     // Where a thread without an entry is (the header's goal): `to' if every
     // thread's pointer is read first and listed in `from'; `from' otherwise,
@@ -123,6 +181,10 @@ class Transition {
       throw;
     } catch (const Error& e) {
       if (!process_alive(tracer_.pid())) throw;
+      try {
+        restore_returns();
+      } catch (const Error&) {
+      }
       // An unexpected failure with gates live: the process keeps working,
       // but graft cannot say the patch is in or out.
       throw TransitionStuck(fmt::format("{}; the transition is left in progress (every thread runs "
@@ -130,6 +192,7 @@ class Transition {
                                         e.what()));
     }
     result_.transition_ms = ms_since(start);
+    if (last_return_) result_.return_to_end_ms = ms_since(*last_return_);
     result_.breakpoint_hits = tracer_.breakpoint_hits();
   }
 
@@ -466,6 +529,7 @@ class Transition {
     // the kernel (stopping it then would take its next turn on a CPU, one
     // such thread after the other).
     tracer_.poll_events(0);
+    take_stub_hits();
     std::vector<pid_t> waiting, running;  // to stop: one at a time, all together
     for (pid_t tid : tracer_.threads()) {
       auto it = threads_.find(tid);
@@ -573,9 +637,11 @@ class Transition {
     // are in its gate most of the time.
     std::optional<arch::Registers> rewound;
     if (!why && p.kind == Model::hybrid) rewound = before_gate(regs, p.goal);
+    bool walked = false;  // `why' is the stack check's
     if (!why) {
       p.check.forget_memory();
       why = p.check.check(tid, rewound ? *rewound : regs);
+      walked = true;
     }
     if (!why) {
       if (rewound) {
@@ -586,6 +652,7 @@ class Transition {
       thread.held_by.clear();
       ++p.moved;
     } else {
+      if (walked && !rewound) why = rewrite_return(tid, tp, regs, p, *why);
       p.pending.push_back({tid, *why});
       thread.held_by = *why;
       thread.cpu_ns_at_check = thread.cpu_ns_at_visit;
@@ -627,6 +694,9 @@ class Transition {
   // Going to old, no thread may be left in a gate or the patch's code then
   // (the region is about to go).
   void finish(Universe goal) {
+    // Every thread is in `goal': a rewritten return still live belongs to a
+    // thread that longjmp'd past it (dead stack) or one moved otherwise.
+    restore_returns();
     write_live(goal == Universe::New ? plan_.to_new : plan_.to_old, false);
     guard_traps(false);
     if (goal == Universe::Old) {
@@ -646,6 +716,8 @@ class Transition {
   // are as before the transition.
   void turn_around() {
     Universe back = from_;
+    // No thread may return into a stub that moves it the old way.
+    restore_returns();
     if (back == Universe::Old) options_.set_state(TransitionPhase::unapplying);
     // Threads in no entry are in the goal universe: they get an entry saying
     // so before the goal flips.
@@ -695,6 +767,115 @@ class Transition {
     }
   }
 
+  // A return graft pointed at an exit stub, until the thread passes it.
+  struct Rewrite {
+    pid_t tid = 0;
+    uint64_t tp = 0, slot = 0, original = 0;
+    Universe goal = Universe::New;
+    std::string what;  // the busy frame, for the report
+  };
+
+  // Why the return of a thread's outermost busy frame cannot lead to an exit
+  // stub in this process, "" if it can. Unwinders (C++ exceptions, thread
+  // cancellation, backtrace()) would meet the stub, which has no unwind
+  // information, and a shadow stack would refuse the return.
+  std::string returns_refusal(pid_t tid) const {
+    std::ifstream maps(fmt::format("/proc/{}/maps", tracer_.pid()));
+    for (std::string line; std::getline(maps, line);) {
+      auto slash = line.rfind('/');
+      if (slash == std::string::npos) continue;
+      std::string file = line.substr(slash + 1);
+      for (const char* lib : {"libstdc++", "libgcc_s", "libc++", "libunwind"})
+        if (file.rfind(lib, 0) == 0)
+          return fmt::format("the process maps {}: an exception unwinding through the stub would fail", file);
+    }
+    if (!static_unwinder_) {
+      // A static executable carries its unwinder (libgcc_eh) inside: no
+      // library shows in the maps then.
+      static_unwinder_ = false;
+      try {
+        ElfFile exe(fmt::format("/proc/{}/exe", tracer_.pid()));
+        for (const auto& sym : exe.symbols())
+          if (sym.defined() && sym.name == "_Unwind_RaiseException") static_unwinder_ = true;
+      } catch (const Error&) {
+        static_unwinder_ = true;  // cannot tell: assume the worst
+      }
+    }
+    if (*static_unwinder_)
+      return "the executable links an unwinder (_Unwind_RaiseException): an exception unwinding through "
+             "the stub would fail";
+    std::ifstream status(fmt::format("/proc/{}/task/{}/status", tracer_.pid(), tid));
+    for (std::string line; std::getline(status, line);)
+      if (line.rfind("x86_Thread_features:", 0) == 0 && line.find("shstk") != std::string::npos)
+        return "the thread has a shadow stack";
+    return "";
+  }
+
+  // A thread held by a busy frame: points the return address of its
+  // outermost busy frame at an exit stub that moves it the moment that
+  // frame returns. Returns the reason to report for the thread.
+  std::string rewrite_return(pid_t tid, uint64_t tp, const arch::Registers& regs, Pass& p, const std::string& why) {
+    for (const auto& [stub, r] : rewrites_)
+      if (r.tid == tid) return fmt::format("{}; moves when it returns (its return leads to an exit stub)", r.what);
+    if (!returns_enabled_ || options_.force || next_stub_ >= plan_.return_stub_count) return why;
+    auto ret = p.check.outermost_busy_return(regs);
+    if (!ret) return why;
+    if (std::string no = returns_refusal(tid); !no.empty()) {
+      if (result_.returns_refused.empty()) result_.returns_refused = no;
+      returns_enabled_ = false;
+      return why;
+    }
+    uint64_t stub = plan_.return_stubs + uint64_t(next_stub_++) * arch::kReturnStubSize;
+    uint64_t byte = area_.universe_byte(tp);
+    Bytes code = arch::return_stub_code(stub, byte, static_cast<uint8_t>(p.goal),
+                                        {ret->original, ret->slot, static_cast<uint32_t>(tid)});
+    // The stub first, then the slot: the thread (stopped) reaches it only by
+    // that return, after it is resumed (which serializes its core).
+    memory_.write({stub}, code);
+    memory_.write({ret->slot}, {reinterpret_cast<const uint8_t*>(&stub), sizeof stub});
+    rewrites_[stub] = {tid, tp, ret->slot, ret->original, p.goal, why};
+    ++result_.returns_rewritten;
+    fault_point("return-rewritten");
+    return fmt::format("{}; moves when it returns (its return leads to an exit stub)", why);
+  }
+
+  // Threads that trapped on their stub's int3 have left the code being
+  // replaced: each moves (its stub writes the same byte once it runs on).
+  void take_stub_hits() {
+    if (stub_hits_->empty()) return;
+    for (auto [stub, when] : *stub_hits_) {
+      auto it = rewrites_.find(stub);
+      if (it == rewrites_.end()) continue;  // put back meanwhile, or a stale trap
+      if (it->second.goal == target_) area_.put_universe(it->second.tp, target_);
+      threads_[it->second.tid].held_by.clear();
+      ++result_.returns_passed;
+      last_return_ = when;
+      rewrites_.erase(it);
+    }
+    stub_hits_->clear();
+  }
+
+  // Puts back every rewritten return address a thread has not returned
+  // through yet (see restore_return()).
+  void restore_returns() {
+    tracer_.poll_events(0);
+    take_stub_hits();
+    for (const auto& [stub, r] : rewrites_) {
+      if (!tracer_.is_traced(r.tid)) continue;
+      auto t0 = Clock::now();
+      auto regs = stop_thread(r.tid);
+      if (!regs) continue;
+      if (restore_return(memory_, *regs, stub, r.slot, r.original)) ++result_.returns_restored;
+      tracer_.resume(r.tid);
+      result_.stalls_us.push_back(us_since(t0));
+    }
+    rewrites_.clear();
+    // A trap of a thread that passed its stub before it was stopped
+    // concerns a return no longer tracked.
+    tracer_.poll_events(0);
+    stub_hits_->clear();
+  }
+
   Tracer& tracer_;
   const ProcessMemory& memory_;
   const TransitionPlan& plan_;
@@ -709,6 +890,15 @@ class Transition {
   std::string abort_;                // why the transition must be reversed
   Clock::time_point move_start_;
   int membarrier_ = 0;  // 0 unknown, 1 registered, -1 unavailable
+  bool returns_enabled_ = false;
+  mutable std::optional<bool> static_unwinder_;  // the executable defines _Unwind_RaiseException
+  uint32_t next_stub_ = 0;  // stubs are not reused within a transition
+  std::map<uint64_t, Rewrite> rewrites_;  // by stub
+  // Stubs whose int3 trapped (the breakpoint handler, which outlives this
+  // object, appends to it).
+  using StubHits = std::vector<std::pair<uint64_t, Clock::time_point>>;
+  std::shared_ptr<StubHits> stub_hits_ = std::make_shared<StubHits>();
+  std::optional<Clock::time_point> last_return_;  // when graft saw the last return through a stub
 };
 
 }  // namespace

@@ -75,6 +75,11 @@ struct TransitionPlan {
   uint64_t quiescent_users = 0;
   // The SIGTRAP handler in the gate pages (arch/x86_64/trap_handler.h).
   uint64_t trap_handler = 0;
+  // Exit stubs (arch/x86_64/return_stub.h), each listed in the handler:
+  // `return_stub_count' of them from `return_stubs'; 0: none (a record of
+  // a graft that predates them).
+  uint64_t return_stubs = 0;
+  uint32_t return_stub_count = 0;
 };
 
 struct TransitionOptions {
@@ -103,7 +108,23 @@ struct TransitionResult {
   size_t rewound = 0;             // threads moved after being taken back out of a gate
   long breakpoint_hits = 0;
   int passes = 0;
+  // Return addresses pointed at an exit stub; of which the thread returned
+  // through (moved by its stub), and put back (reversal, revert).
+  size_t returns_rewritten = 0, returns_passed = 0, returns_restored = 0;
+  // Why a return was not rewritten where it could have helped ("" if none was refused).
+  std::string returns_refused;
+  // From graft seeing the last return through a stub to the transition's
+  // end; < 0 if no thread returned through one.
+  double return_to_end_ms = -1;
 };
+
+// The return addresses graft pointed at exit stubs, put back on every thread
+// that has not returned through its stub yet (all threads stopped, or each
+// stopped here): a word is rewritten only if it still holds its stub's
+// address and lies in the live part of the thread's stack. Read from the
+// stubs themselves, so it works after the graft that wrote them died.
+// Returns how many were put back.
+size_t restore_return_addresses(Tracer& tracer, const ProcessMemory& memory, uint64_t stubs, uint32_t count);
 
 // Thrown when the transition can neither complete nor be undone: the gates
 // stay in use and the region must stay mapped. The process keeps working

@@ -161,4 +161,37 @@ std::optional<std::string> StackCheck::walk(pid_t tid, const arch::Registers& re
   return fmt::format("thread {}: stack deeper than {} frames", tid, kMaxFrames);
 }
 
+std::optional<StackCheck::ReturnSlot> StackCheck::outermost_busy_return(const arch::Registers& regs) {
+  WalkContext ctx{&memory_, &regs, tables_.get(), &pages_};
+  current = &ctx;
+  struct Reset {
+    ~Reset() { current = nullptr; }
+  } reset;
+  unw_cursor_t cursor;
+  if (unw_init_remote(&cursor, space_, nullptr) < 0) return std::nullopt;
+  std::optional<ReturnSlot> out;
+  bool last_busy = false;  // the frame just stepped from was busy
+  for (int depth = 0; depth < kMaxFrames; ++depth) {
+    unw_word_t ip = 0, sp = 0;
+    unw_get_reg(&cursor, UNW_REG_IP, &ip);
+    unw_get_reg(&cursor, UNW_REG_SP, &sp);
+    if (last_busy) {
+      // The caller of the busy frame just left: its sp is that frame's CFA,
+      // and the return address must be the word below it (a signal frame or
+      // unusual CFI keeps it elsewhere: not rewritten).
+      uint64_t slot = sp - 8, word = 0;
+      if (!memory_.try_read({slot}, &word, sizeof word) || word != ip) return std::nullopt;
+      out = ReturnSlot{slot, ip, depth - 1};
+    }
+    uint64_t pc = depth == 0 ? ip : ip - 1;
+    bool at_entry = depth == 0 && std::find(entries_.begin(), entries_.end(), ip) != entries_.end();
+    last_busy = !at_entry && (busy_at(pc) || (depth > 0 && busy_at(ip)));
+    unw_proc_info_t info;
+    int step = unw_get_proc_info(&cursor, &info) < 0 ? -UNW_ENOINFO : unw_step(&cursor);
+    if (ctx.guessed || step < 0) return std::nullopt;
+    if (step == 0) return last_busy ? std::nullopt : out;  // the outermost frame returns nowhere
+  }
+  return std::nullopt;
+}
+
 }  // namespace graft

@@ -41,6 +41,16 @@ class StackCheck {
   // not started that function: its first instruction dispatches it by its
   // universe (per-thread models, where entries lead to gates).
   void allow_at_entries(std::vector<uint64_t> entries) { entries_ = std::move(entries); }
+  // Where the return address of the thread's outermost frame in busy code
+  // lies: graft may point it at an exit stub (arch/x86_64/return_stub.h).
+  // nullopt unless the whole stack unwinds reliably, some frame is busy and
+  // that frame's return address is the word at its CFA - 8.
+  struct ReturnSlot {
+    uint64_t slot = 0;      // stack address of the return address
+    uint64_t original = 0;  // the return address (into code that is not busy)
+    int depth = 0;          // of the busy frame
+  };
+  std::optional<ReturnSlot> outermost_busy_return(const arch::Registers& regs);
   // Whether `pc` lies in code no thread may be in at the switch.
   bool in_busy_code(uint64_t pc) const { return busy_at(pc).has_value(); }
   // Call whenever threads have run since the last check. They may also

@@ -131,6 +131,11 @@ void TransitionArea::put_universe(uint64_t tp, Universe u) {
     insert(tp, u, goal_);
 }
 
+uint64_t TransitionArea::universe_byte(uint64_t tp) {
+  if (!slot_of(tp)) insert(tp, universe_of(tp), goal_);
+  return entry_address(*slot_of(tp)) + offsetof(graft_universe_entry, universe);
+}
+
 void TransitionArea::set_goal(Universe goal) {
   uint8_t b = static_cast<uint8_t>(goal);
   for (uint32_t i = 0; i < layout_.capacity; ++i)

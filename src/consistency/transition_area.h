@@ -56,6 +56,9 @@ class TransitionArea {
   // set_universe(), inserting an entry if the thread has none (a thread
   // without one is in the goal universe).
   void put_universe(uint64_t thread_pointer, Universe u);
+  // The address of a thread's universe byte, giving the thread an entry (in
+  // the universe it is in) if it has none: an exit stub writes it.
+  uint64_t universe_byte(uint64_t thread_pointer);
   // Reversal: every entry's goal byte, then the header's.
   void set_goal(Universe goal);
   Universe goal() const { return goal_; }

@@ -12,6 +12,7 @@
 #include "arch/x86_64/jump.h"
 #include "arch/x86_64/relocation.h"
 #include "arch/x86_64/sigreturn_frame.h"
+#include "arch/x86_64/return_stub.h"
 #include "arch/x86_64/trap_handler.h"
 #include "common/clock.h"
 #include "common/error.h"
@@ -451,6 +452,7 @@ class ApplyJob {
     if (per_thread_ || switch_gates_) {
       widest.transition = {UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT32_MAX, UINT32_MAX, UINT64_MAX, UINT64_MAX,
                            UINT64_MAX};
+      widest.transition.return_stubs = widest.transition.return_stub_count = UINT64_MAX;
       for (auto& f : widest.functions) {
         f.gate = f.old_path = f.displaced = UINT64_MAX;
         f.gate_redirect = Bytes(arch::kRedirectSize);
@@ -468,9 +470,13 @@ class ApplyJob {
         planned_[i].slot = slots;
         slots += record_.functions[i].restores ? kRestoreSlot : kGateSlot;
       }
-      // The gates, then the SIGTRAP handler that stands in for graft if it
-      // dies with an int3 in running code.
-      layout_.gates_size = page_round_up(slots + arch::trap_handler_size(record_.functions.size()));
+      // The gates, the exit stubs, then the SIGTRAP handler that stands in
+      // for graft if it dies with an int3 in running code (the entries'
+      // and the stubs').
+      stubs_ = std::min<uint32_t>(area_.capacity, kMaxReturnStubs);
+      stubs_offset_ = slots;
+      slots += uint64_t(stubs_) * arch::kReturnStubSize;
+      layout_.gates_size = page_round_up(slots + arch::trap_handler_size(record_.functions.size() + stubs_));
       layout_.image_offset = layout_.gates_offset + layout_.gates_size;
     } else if (switch_gates_) {
       layout_.gates_offset = layout_.image_offset;
@@ -486,7 +492,9 @@ class ApplyJob {
       area_.address = layout_.address + layout_.transition_offset;
       uint64_t gates = layout_.address + layout_.gates_offset;
       record_.transition = {area_.address, area_.size, gates, layout_.gates_size, area_.capacity,
-                            area_.report_capacity, gates + slots, record_.functions.size()};
+                            area_.report_capacity, gates + slots, record_.functions.size() + stubs_};
+      record_.transition.return_stubs = gates + stubs_offset_;
+      record_.transition.return_stub_count = stubs_;
     }
     if (switch_gates_) {
       uint64_t gates = layout_.address + layout_.gates_offset;
@@ -629,6 +637,13 @@ class ApplyJob {
     }
     std::vector<arch::TrapSite> traps;
     for (const auto& [site, gate] : transition_.gate_of_site) traps.push_back({site, gate});
+    // An exit stub's int3 leads on to the stub's own code (arch/x86_64/return_stub.h).
+    for (uint32_t i = 0; i < stubs_; ++i) {
+      uint64_t stub = record_.transition.return_stubs + uint64_t(i) * arch::kReturnStubSize;
+      traps.push_back({stub, stub + 1});
+    }
+    transition_.return_stubs = record_.transition.return_stubs;
+    transition_.return_stub_count = stubs_;
     Bytes handler = arch::trap_handler_block(record_.transition.trap_handler, traps);
     std::copy(handler.begin(), handler.end(), out.begin() + (record_.transition.trap_handler - gates));
     transition_.trap_handler = record_.transition.trap_handler;
@@ -731,6 +746,11 @@ class ApplyJob {
   TransitionAreaLayout area_;
   TransitionPlan transition_;
   static constexpr uint64_t kGateSlot = arch::kMaxGateSize + 128;
+  // Exit stubs: one per thread whose return graft rewrites, never reused
+  // within a transition.
+  static constexpr uint32_t kMaxReturnStubs = 256;
+  uint32_t stubs_ = 0;
+  uint64_t stubs_offset_ = 0;
   static constexpr uint64_t kRestoreSlot = kGateSlot + arch::kMaxOldPathSize;  // + the original's new code
   bool switch_gates_ = false;
   static constexpr uint64_t kSwitchFlagArea = 64;

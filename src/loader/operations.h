@@ -56,6 +56,10 @@ struct OperationResult {
   double stall_max_us = 0, stall_p99_us = 0;
   size_t forced = 0;         // threads moved without checks
   size_t rewound = 0;        // threads moved after being taken back out of a gate
+  // Return addresses pointed at an exit stub, returns through one, and
+  // return addresses put back; from the last such return to the end.
+  size_t returns_rewritten = 0, returns_passed = 0, returns_restored = 0;
+  double return_to_end_ms = -1;
   long breakpoint_hits = 0;  // threads that trapped on an entry being written
   bool rolled_back = false;  // the transition was reversed; the process is as before
   bool left_in_transition = false;  // failed, and the patch stays half-applied (see error)

@@ -10,6 +10,7 @@
 #include "runtime/transition_abi.h"
 
 #include "arch/x86_64/jump.h"
+#include "arch/x86_64/return_stub.h"
 #include "arch/x86_64/trap_handler.h"
 #include "common/error.h"
 #include "process/proc_status.h"
@@ -86,7 +87,9 @@ json to_json(const PatchRecord& r) {
             {"report_capacity", r.transition.report_capacity},
             {"trap_handler", r.transition.trap_handler},
             {"trap_sites", r.transition.trap_sites},
-            {"switch_flag", r.transition.switch_flag}}},
+            {"switch_flag", r.transition.switch_flag},
+            {"return_stubs", r.transition.return_stubs},
+            {"return_stub_count", r.transition.return_stub_count}}},
           {"unwind",
            {{"eh_frame", r.unwind.eh_frame},
             {"object", r.unwind.object},
@@ -220,6 +223,10 @@ PatchRecord from_json(const json& j, const Mapping& region, const Header& h,
       r.transition.trap_sites = u64(t, "trap_sites");
     }
     if (t.contains("switch_flag")) r.transition.switch_flag = u64(t, "switch_flag");
+    if (t.contains("return_stubs")) {
+      r.transition.return_stubs = u64(t, "return_stubs");
+      r.transition.return_stub_count = u64(t, "return_stub_count");
+    }
   }
   if (j.contains("unwind")) {
     const json& u = j.at("unwind");
@@ -255,6 +262,12 @@ PatchRecord from_json(const json& j, const Mapping& region, const Header& h,
          !AddressRange{t.gates, t.gates_size}.contains(t.trap_handler) ||
          t.trap_handler + arch::trap_handler_size(t.trap_sites) > t.gates + t.gates_size))
       fail("trap handler lies outside the gates");
+    if (t.return_stub_count != 0 &&
+        (t.return_stubs % 16 != 0 || t.return_stub_count > 65536 || t.return_stub_count > t.trap_sites ||
+         !inside(t.return_stubs, t.return_stub_count * arch::kReturnStubSize) ||
+         !AddressRange{t.gates, t.gates_size}.contains(t.return_stubs) ||
+         t.return_stubs + t.return_stub_count * arch::kReturnStubSize > t.gates + t.gates_size))
+      fail("exit stubs lie outside the gates");
   } else if (r.model != Model::stop) {
     fail("model {} without a transition area", r.model);
   }

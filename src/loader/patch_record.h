@@ -69,6 +69,9 @@ struct TransitionRecord {
   uint64_t trap_handler = 0, trap_sites = 0;
   // The stop model's activation flag (arch::switch_gate_code), 0 if none.
   uint64_t switch_flag = 0;
+  // The exit stubs (arch/x86_64/return_stub.h) in the gate pages, each also
+  // a site of the trap handler; 0 in records of a graft that predates them.
+  uint64_t return_stubs = 0, return_stub_count = 0;
 };
 
 // What the transition area says (read by `graft list`), validated.

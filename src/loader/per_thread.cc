@@ -98,6 +98,8 @@ TransitionPlan reverse_transition_plan(const ProcessMemory& memory, const std::v
   plan.new_code = {{rec.code(), "the code of patch " + rec.label()}};
   plan.gates = {{t.gates, t.gates_size}, "the gates of patch " + rec.label()};
   plan.trap_handler = t.trap_handler;
+  plan.return_stubs = t.return_stubs;
+  plan.return_stub_count = static_cast<uint32_t>(t.return_stub_count);
   plan.maps = maps;
   QuiescentRuntime rt = find_quiescent_runtime(maps, memory, rec.build_id);
   plan.quiescent_area = rt.area;
@@ -167,6 +169,13 @@ void record_transition(const TransitionResult& t, OperationResult& result) {
   result.stall_p99_us = percentile(t.stalls_us, 99);
   result.forced = t.forced;
   result.rewound = t.rewound;
+  result.returns_rewritten = t.returns_rewritten;
+  result.returns_passed = t.returns_passed;
+  result.returns_restored = t.returns_restored;
+  result.return_to_end_ms = t.return_to_end_ms;
+  if (!t.returns_refused.empty())
+    result.notes.push_back("return addresses not rewritten (threads inside replaced code wait for the "
+                           "other checks): " + t.returns_refused);
   result.breakpoint_hits = t.breakpoint_hits;
 }
 

@@ -124,7 +124,12 @@ RecoveryResult recover_here(pid_t pid, const OperationOptions& options) {
       }
       SwitchResult s;
       size_t redirected = 0;
-      unload_patch(tracer, memory, maps, scan.records, rec, options, s, &redirected);
+      size_t returns = 0;
+      unload_patch(tracer, memory, maps, scan.records, rec, options, s, &redirected, {}, &returns);
+      if (returns)
+        result.actions.push_back(fmt::format("put back the return address of {} thread(s) that still led to "
+                                             "an exit stub of patch {}",
+                                             returns, rec.label()));
       result.actions.push_back(
           rec.in_transition()
               ? fmt::format("rolled back the abandoned {} transition of patch {} (the graft driving it "

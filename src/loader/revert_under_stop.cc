@@ -6,6 +6,7 @@
 #include "arch/x86_64/registers.h"
 #include "common/error.h"
 #include "common/fault_point.h"
+#include "consistency/per_thread_model.h"
 #include "consistency/stop_model.h"
 #include "consistency/trap_guard.h"
 #include "consistency/transition_area.h"
@@ -94,13 +95,22 @@ std::vector<SiteWrite> universes_to_old(const ProcessMemory& memory, const Patch
 void unload_patch(Tracer& tracer, const ProcessMemory& memory, const std::vector<Mapping>& maps,
                   const std::vector<PatchRecord>& records, const PatchRecord& rec,
                   const OperationOptions& options, SwitchResult& s, size_t* redirected,
-                  const std::function<void()>& after_switch) {
+                  const std::function<void()>& after_switch, size_t* returns_restored) {
   if (rec.per_thread()) {
     // A transition abandoned while threads could move themselves leaves
     // graft_quiescent() armed with an area about to be unmapped.
     disarm_abandoned(tracer, find_quiescent_runtime(maps, memory, rec.build_id), memory, rec.transition.area,
                      options.timeout_s);
     complete_int3s(tracer, memory, records, rec, options);
+    // A thread whose return still leads to an exit stub in the region gets
+    // its own return address back before the region may go.
+    if (rec.transition.return_stub_count) {
+      tracer.stop_all();
+      size_t n = restore_return_addresses(tracer, memory, rec.transition.return_stubs,
+                                          static_cast<uint32_t>(rec.transition.return_stub_count));
+      if (returns_restored) *returns_restored = n;
+      tracer.resume_all();
+    }
   }
   SwitchPlan plan;
   plan.busy.push_back({rec.code(), "the code of patch " + rec.label()});

@@ -22,6 +22,6 @@ namespace graft {
 void unload_patch(Tracer& tracer, const ProcessMemory& memory, const std::vector<Mapping>& maps,
                   const std::vector<PatchRecord>& records, const PatchRecord& rec,
                   const OperationOptions& options, SwitchResult& s, size_t* redirected = nullptr,
-                  const std::function<void()>& after_switch = {});
+                  const std::function<void()>& after_switch = {}, size_t* returns_restored = nullptr);
 
 }  // namespace graft

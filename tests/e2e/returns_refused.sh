@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# ctest-timeout: 240
+# Where unwinding through an exit stub would break, graft does not rewrite
+# a return address: the thread is left to the other checks, and graft says
+# why in a note. A process that maps libstdc++ (a C++ exception could unwind
+# through the stub, which has no unwind information), and a static
+# executable, which carries its unwinder inside. The sleeper of
+# programs/returns.c never blocks outside dwell(), so lazy gives up.
+source "$(dirname "$0")/common.sh"
+
+cc -pthread -fno-ipa-ra "$PROGRAMS/returns.c" -o "$T/returns-cxx" -Wl,--no-as-needed -lstdc++
+cc -pthread -fno-ipa-ra -static "$PROGRAMS/returns.c" -o "$T/returns-static"
+cat >"$T/fix.c" <<'C'
+#include <graft/patch.h>
+static int new_dwell(int ms) { return 2 + ms * 0; }
+GRAFT_REPLACE(dwell, new_dwell);
+C
+
+for kind in cxx static; do
+  build_patch "$T/fix.c" "$T/returns-$kind" "$T/fix-$kind.graft"
+  start_target s "$T/returns-$kind"
+  pid=${TPID[s]}
+  if [[ $kind == cxx ]]; then
+    grep -q 'libstdc++' "/proc/$pid/maps" || fail "the target does not map libstdc++"
+    want=libstdc++
+  else
+    want=_Unwind_RaiseException
+  fi
+  ask s sleeper >/dev/null
+  expect s "entered 1" 1
+  rc=0
+  graft apply "$T/fix-$kind.graft" --pid "$pid" --model lazy --timeout 1 --json || rc=$?
+  [[ $rc -eq 1 ]] || fail "$kind: lazy apply exited with $rc, expected 1 (rolled back)"
+  rewritten=$(json_get 'j["results"][0]["returns_rewritten"]' <"$T/graft.out")
+  notes=$(json_get '" ".join(j["results"][0]["notes"])' <"$T/graft.out")
+  log "$kind: rewritten=$rewritten; notes: $notes"
+  [[ $rewritten -eq 0 ]] || fail "$kind: graft rewrote a return address"
+  [[ $notes == *"return addresses not rewritten"*"$want"* ]] || fail "$kind: no note naming $want: $notes"
+  assert_untouched "$pid"
+  expect s call 1
+  stop_target s
+done
+log "ok"
