@@ -142,6 +142,7 @@ Command add_apply(CLI::App& app) {
   auto* cmd = app.add_subcommand("apply", "Apply a patch to running processes");
   cmd->add_option("patch", *file, "Patch file")->required();
   add_process_selection(cmd, *t, "Process to patch", "Every process that maps the patch's target");
+  add_jobs(cmd, *t);
   add_model_option(cmd, *t,
                    "Consistency model: stop (every thread stopped at once), hybrid (per-thread, "
                    "stack-checked) or lazy (per-thread, at system calls and graft_quiescent())",
@@ -172,6 +173,7 @@ Command add_revert(CLI::App& app) {
   auto* cmd = app.add_subcommand("revert", "Revert an applied patch");
   cmd->add_option("patch-id", *which, "Patch id (or unique prefix) or name")->required();
   add_process_selection(cmd, *t, "Process", "Every process where the patch is applied");
+  add_jobs(cmd, *t);
   add_model_option(cmd, *t,
                    "Consistency model: stop, hybrid or lazy (default: the model the patch was "
                    "applied with; a per-thread patch that cannot go back per thread is then "

@@ -30,6 +30,7 @@ struct TargetArgs {
   // apply: always set (kDefaultModel without --model); revert: nullopt is
   // the model each patch was applied with.
   std::optional<Model> model;
+  unsigned jobs = 0;  // --all: processes worked on at once (0: loader/process_batch.h's default)
 };
 struct InfoArgs {
   std::string patch_file, policy;

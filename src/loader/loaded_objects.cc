@@ -16,9 +16,19 @@ bool is_file_mapping(const Mapping& m) {
 
 std::string BuildIdCache::get(const Mapping& m, pid_t pid) {
   auto key = std::make_pair(m.device, m.inode);
-  if (auto it = ids_.find(key); it != ids_.end()) return it->second;
-  auto id = read_build_id(m.map_file(pid));
-  return ids_[key] = id.value_or("");
+  {
+    std::lock_guard lock(mutex_);
+    if (auto it = ids_.find(key); it != ids_.end()) return it->second;
+  }
+  // Read unlocked: two threads may both read a file, never wait for each other.
+  auto id = read_build_id(m.map_file(pid)).value_or("");
+  std::lock_guard lock(mutex_);
+  return ids_[key] = id;
+}
+
+void BuildIdCache::clear() {
+  std::lock_guard lock(mutex_);
+  ids_.clear();
 }
 
 bool maps_build_id(pid_t pid, const std::vector<Mapping>& maps, const std::string& build_id,

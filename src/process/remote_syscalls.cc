@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <map>
+#include <mutex>
 
 #include "arch/x86_64/sigreturn_frame.h"
 #include "common/error.h"
@@ -47,10 +48,17 @@ std::optional<RemoteAddress> find_code(const ProcessMemory& memory, const std::v
 // code a file maps (the same rules as the search).
 std::optional<RemoteAddress> find_code_cached(const ProcessMemory& memory, const std::vector<Mapping>& maps,
                                               std::span<const uint8_t> bytes) {
+  // Shared by the threads that patch processes at once (one process each).
+  static std::mutex mutex;
   static std::map<std::pair<pid_t, Bytes>, uint64_t> found;
   auto key = std::make_pair(memory.pid(), Bytes(bytes.begin(), bytes.end()));
-  if (auto it = found.find(key); it != found.end()) {
-    uint64_t at = it->second;
+  std::optional<uint64_t> remembered;
+  {
+    std::lock_guard lock(mutex);
+    if (auto it = found.find(key); it != found.end()) remembered = it->second;
+  }
+  if (remembered) {
+    uint64_t at = *remembered;
     bool in_code = std::any_of(maps.begin(), maps.end(), [&](const Mapping& m) {
       return m.exec && m.start <= at && at + bytes.size() <= m.end &&
              (m.path == "[vdso]" || (m.read && m.path.rfind('/', 0) == 0 && m.path.rfind("/memfd:", 0) != 0));
@@ -59,10 +67,11 @@ std::optional<RemoteAddress> find_code_cached(const ProcessMemory& memory, const
     if (in_code && memory.try_read({at}, now.data(), now.size()) &&
         std::equal(now.begin(), now.end(), bytes.begin()))
       return RemoteAddress{at};
-    found.erase(it);
   }
   auto at = find_code(memory, maps, bytes);
+  std::lock_guard lock(mutex);
   if (at) found[key] = at->value;
+  else found.erase(key);
   return at;
 }
 
