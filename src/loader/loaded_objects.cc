@@ -4,6 +4,7 @@
 
 #include "common/error.h"
 #include "elf/elf_file.h"
+#include "elf/elf_headers.h"
 
 namespace graft {
 
@@ -63,19 +64,20 @@ std::vector<LoadedObject> loaded_objects(pid_t pid, const std::vector<Mapping>& 
   }
   for (auto& o : out) {
     if (o.build_id.empty()) continue;
-    try {
-      ElfFile elf(o.file, o.path);
-      uint64_t first_vaddr = UINT64_MAX, last_vaddr = 0;
-      for (const auto& seg : elf.load_segments()) {
-        first_vaddr = std::min(first_vaddr, seg.vaddr & ~uint64_t(0xfff));
-        last_vaddr = std::max(last_vaddr, seg.vaddr + seg.memsz);
-      }
-      if (first_vaddr == UINT64_MAX) continue;
-      o.bias = elf.type() == ET_EXEC ? 0 : o.start - first_vaddr;
-      o.end = std::max(o.end, o.bias + last_vaddr);
-    } catch (const Error&) {
+    // The program headers alone (not an ElfFile: see elf/elf_headers.h).
+    auto elf = read_elf_headers(o.file);
+    if (!elf || elf->machine != EM_X86_64) {
       o.build_id.clear();  // unreadable: never matched
+      continue;
     }
+    uint64_t first_vaddr = UINT64_MAX, last_vaddr = 0;
+    for (const auto& seg : elf->load_segments) {
+      first_vaddr = std::min(first_vaddr, seg.vaddr & ~uint64_t(0xfff));
+      last_vaddr = std::max(last_vaddr, seg.vaddr + seg.memsz);
+    }
+    if (first_vaddr == UINT64_MAX) continue;
+    o.bias = elf->type == ET_EXEC ? 0 : o.start - first_vaddr;
+    o.end = std::max(o.end, o.bias + last_vaddr);
   }
   return out;
 }

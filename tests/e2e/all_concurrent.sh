@@ -6,7 +6,7 @@
 # computes the patched result; the two failures stop nothing; each process
 # gets one whole line (or one JSON result) and one audit line. Then
 # `revert --all' puts every one back.
-# ctest-timeout: 180
+# ctest-timeout: 300
 source "$(dirname "$0")/common.sh"
 
 command -v strace >/dev/null || fail "strace is not installed (scripts/test.sh installs it)"
