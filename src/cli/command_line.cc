@@ -7,6 +7,7 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstring>
 #include <functional>
 #include <memory>
@@ -142,6 +143,7 @@ Command add_apply(CLI::App& app) {
   auto* cmd = app.add_subcommand("apply", "Apply a patch to running processes");
   cmd->add_option("patch", *file, "Patch file")->required();
   add_process_selection(cmd, *t, "Process to patch", "Every process that maps the patch's target");
+  add_jobs(cmd, *t);
   add_model_option(cmd, *t,
                    "Consistency model: stop (every thread stopped at once), hybrid (per-thread, "
                    "stack-checked) or lazy (per-thread, at system calls and graft_quiescent())",
@@ -172,6 +174,7 @@ Command add_revert(CLI::App& app) {
   auto* cmd = app.add_subcommand("revert", "Revert an applied patch");
   cmd->add_option("patch-id", *which, "Patch id (or unique prefix) or name")->required();
   add_process_selection(cmd, *t, "Process", "Every process where the patch is applied");
+  add_jobs(cmd, *t);
   add_model_option(cmd, *t,
                    "Consistency model: stop, hybrid or lazy (default: the model the patch was "
                    "applied with; a per-thread patch that cannot go back per thread is then "
@@ -274,30 +277,44 @@ int run_command_line(int argc, char** argv) {
   CLI::App app{"graft: live patching for running Linux processes"};
   app.set_version_flag("--version", GRAFT_VERSION);
   app.require_subcommand(1);
-  std::vector<Command> commands = {add_build(app), add_info(app),   add_keygen(app), add_sign(app),
-                                   add_apply(app), add_revert(app), add_list(app),   add_recover(app)};
-  for (auto& c : add_ops(app)) commands.push_back(std::move(c));
+  // Every subcommand, in --help's order; `ops' registers four at once.
+  using Registration = std::function<std::vector<Command>(CLI::App&)>;
+  auto one = [](Command (*add)(CLI::App&)) -> Registration {
+    return [add](CLI::App& a) { return std::vector<Command>{add(a)}; };
+  };
+  const std::vector<std::pair<std::vector<std::string>, Registration>> registry = {
+      {{"build"}, one(add_build)},   {{"info"}, one(add_info)},       {{"keygen"}, one(add_keygen)},
+      {{"sign"}, one(add_sign)},     {{"apply"}, one(add_apply)},     {{"revert"}, one(add_revert)},
+      {{"list"}, one(add_list)},     {{"recover"}, one(add_recover)},
+      {{"store", "sync", "status", "daemon"}, add_ops}};
 
   std::string name = argc > 1 ? argv[1] : "";
   bool json = asks_json(argc, argv);
+  // Only the invoked subcommand's options are declared (declaring them all
+  // is a good part of graft's start-up, and --all runs are timed from
+  // it); all of them for --help, --version or no subcommand.
+  std::vector<Command> commands;
+  for (const auto& [names, add] : registry)
+    if (std::find(names.begin(), names.end(), name) != names.end())
+      for (auto& c : add(app)) commands.push_back(std::move(c));
+  if (commands.empty() && (name.empty() || name[0] == '-'))
+    for (const auto& [names, add] : registry)
+      for (auto& c : add(app)) commands.push_back(std::move(c));
   // An unknown subcommand (CLI11 would say "A subcommand is required").
-  if (!name.empty() && name[0] != '-') {
-    bool known = false;
+  if (commands.empty()) {
     std::string closest;
     size_t best = SIZE_MAX;
-    std::vector<std::string> names;
-    for (const auto& c : commands) {
-      names.push_back(c.app->get_name());
-      known |= c.app->get_name() == name;
-      if (size_t d = distance(name, c.app->get_name()); d < best) best = d, closest = c.app->get_name();
-    }
-    if (!known) {
-      std::string hint = best <= 2 ? fmt::format(" (did you mean `{}'?)", closest) : "";
-      print_error(name, json,
-                  fmt::format("unknown command `{}'{}; the commands are {}", name, hint, fmt::join(names, ", ")),
-                  error_code_name(ErrorCode::usage));
-      return kExitUsage;
-    }
+    std::vector<std::string> all;
+    for (const auto& [names, add] : registry)
+      for (const auto& n : names) {
+        all.push_back(n);
+        if (size_t d = distance(name, n); d < best) best = d, closest = n;
+      }
+    std::string hint = best <= 2 ? fmt::format(" (did you mean `{}'?)", closest) : "";
+    print_error(name, json,
+                fmt::format("unknown command `{}'{}; the commands are {}", name, hint, fmt::join(all, ", ")),
+                error_code_name(ErrorCode::usage));
+    return kExitUsage;
   }
 
   try {

@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <memory>
+#include <mutex>
 #include <set>
 #include <nlohmann/json.hpp>
 
@@ -12,6 +14,7 @@
 #include "common/error.h"
 #include "common/file.h"
 #include "loader/operations.h"
+#include "loader/process_batch.h"
 #include "loader/recovery.h"
 #include "loader/runtime_binding.h"
 #include "ops/sync.h"
@@ -128,8 +131,9 @@ int report(const char* command, const std::vector<OperationResult>& results,
   return all_ok && !results.empty() ? 0 : kExitFailed;
 }
 
-// Runs `operation` on each process in turn, printing a line per process as
-// it completes (unless the output is JSON).
+// Runs `operation` on each process, --jobs of them at once, printing a line
+// per process (unless the output is JSON) in the order of `pids`, each as
+// soon as it and those before it are done.
 template <typename Operation>
 std::vector<OperationResult> for_each_process(const std::vector<pid_t>& pids, const TargetArgs& t,
                                               const char* verb, Operation operation) {
@@ -138,16 +142,19 @@ std::vector<OperationResult> for_each_process(const std::vector<pid_t>& pids, co
   options.force = t.force;
   options.report_after_s = t.report_after_s;
   options.model = t.model;
-  options.progress = [](const std::string& line) {
-    fmt::print(stderr, "graft: {}\n", line);
+  // From several threads at once: one whole line each.
+  auto progress_lock = std::make_shared<std::mutex>();
+  options.progress = [progress_lock](const std::string& line) {
+    std::string text = fmt::format("graft: {}\n", line);
+    std::lock_guard lock(*progress_lock);
+    std::fputs(text.c_str(), stderr);
     std::fflush(stderr);
   };
-  std::vector<OperationResult> results;
-  for (pid_t pid : pids) {
-    results.push_back(operation(pid, options));
-    if (!t.json) print_result(results.back(), verb);
-  }
-  return results;
+  return run_process_batch(
+      pids, t.jobs, [&](pid_t pid) { return operation(pid, options); },
+      [&](const OperationResult& r) {
+        if (!t.json) print_result(r, verb);
+      });
 }
 
 }  // namespace

@@ -31,6 +31,7 @@ struct TargetArgs {
   // stop where only stop can patch; for revert, the model each patch was
   // applied with.
   std::optional<Model> model;
+  unsigned jobs = 0;  // --all: processes worked on at once (0: loader/process_batch.h's default)
 };
 struct InfoArgs {
   std::string patch_file, policy;

@@ -187,7 +187,7 @@ int sync(const OpsArgs& a) {
         break;
     }
     std::fflush(stdout);
-  });
+  }, nullptr, a.jobs);
   host.last_sync = SyncRecord{std::time(nullptr), report.ok(), report.count(SyncOutcome::Applied),
                               report.count(SyncOutcome::AlreadyApplied),
                               report.count(SyncOutcome::Failed), "sync"};
@@ -374,6 +374,8 @@ void add_ops_subcommands(CLI::App& app, OpsCommands& ops) {
         ->check(CLI::PositiveNumber);
   }
   ops.sync->add_flag("--json", a.json, "Machine-readable output");
+  ops.sync->add_option("--jobs", a.jobs, "Processes worked on at once (default: twice the CPUs graft may use)")
+      ->check(CLI::Range(1, 1024));
   ops.status->add_flag("--json", a.json, "Machine-readable output");
   ops.daemon->add_option("--rescan", a.rescan_s, "Seconds between full rescans, for libraries loaded by dlopen (30)")
       ->check(CLI::PositiveNumber);

@@ -23,6 +23,7 @@ struct OpsArgs {
   // sync, daemon
   std::optional<Model> model;  // nullopt: the config's (stop by default)
   double timeout_s = 10;
+  unsigned jobs = 0;  // sync: processes at once (0: loader/process_batch.h's default)
   // status
   std::string prometheus;
   // daemon

@@ -50,6 +50,12 @@ void add_process_selection(CLI::App* cmd, TargetArgs& t, const std::string& pid_
   pid->excludes(all);
 }
 
+void add_jobs(CLI::App* cmd, TargetArgs& t) {
+  cmd->add_option("--jobs", t.jobs,
+                  "With --all: processes worked on at once (default: twice the CPUs graft may use)")
+      ->check(CLI::Range(1, 1024));
+}
+
 void require_target(const std::string& command, const TargetArgs& t) {
   if (!t.pid && !t.all) throw Error(command + " needs --pid PID or --all", ErrorCode::usage);
 }

@@ -14,6 +14,8 @@ namespace graft::cli {
 // --pid PID | --all, one of them required (checked by require_target()).
 void add_process_selection(CLI::App* cmd, TargetArgs& t, const std::string& pid_help,
                            const std::string& all_help);
+// --jobs N: with --all, how many processes are worked on at once.
+void add_jobs(CLI::App* cmd, TargetArgs& t);
 // Throws a usage error unless --pid or --all was given.
 void require_target(const std::string& command, const TargetArgs& t);
 

@@ -25,7 +25,8 @@ void watch_interrupts() {
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   std::thread([set] {
     // Every other signal stays away from this thread: the tracer's SIGALRM
-    // must interrupt the tracing thread's waits, not land here.
+    // is sent to the thread that waits (process/thread_alarm.h), and a
+    // process-directed signal must not land here either.
     sigset_t all;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, nullptr);

@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "common/error.h"
+#include "elf/elf_headers.h"
 #include "elf/separate_debug.h"
 
 namespace graft {
@@ -301,6 +302,7 @@ Bytes ElfFile::read_vaddr(uint64_t vaddr, size_t size) const {
 }
 
 std::optional<std::string> read_build_id(const std::string& path) {
+  if (auto headers = read_elf_headers(path)) return headers->build_id;
   init_libelf();
   UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd) return std::nullopt;

@@ -4,6 +4,7 @@
 
 #include "common/error.h"
 #include "elf/elf_file.h"
+#include "elf/elf_headers.h"
 
 namespace graft {
 
@@ -16,9 +17,19 @@ bool is_file_mapping(const Mapping& m) {
 
 std::string BuildIdCache::get(const Mapping& m, pid_t pid) {
   auto key = std::make_pair(m.device, m.inode);
-  if (auto it = ids_.find(key); it != ids_.end()) return it->second;
-  auto id = read_build_id(m.map_file(pid));
-  return ids_[key] = id.value_or("");
+  {
+    std::lock_guard lock(mutex_);
+    if (auto it = ids_.find(key); it != ids_.end()) return it->second;
+  }
+  // Read unlocked: two threads may both read a file, never wait for each other.
+  auto id = read_build_id(m.map_file(pid)).value_or("");
+  std::lock_guard lock(mutex_);
+  return ids_[key] = id;
+}
+
+void BuildIdCache::clear() {
+  std::lock_guard lock(mutex_);
+  ids_.clear();
 }
 
 bool maps_build_id(pid_t pid, const std::vector<Mapping>& maps, const std::string& build_id,
@@ -53,19 +64,20 @@ std::vector<LoadedObject> loaded_objects(pid_t pid, const std::vector<Mapping>& 
   }
   for (auto& o : out) {
     if (o.build_id.empty()) continue;
-    try {
-      ElfFile elf(o.file, o.path);
-      uint64_t first_vaddr = UINT64_MAX, last_vaddr = 0;
-      for (const auto& seg : elf.load_segments()) {
-        first_vaddr = std::min(first_vaddr, seg.vaddr & ~uint64_t(0xfff));
-        last_vaddr = std::max(last_vaddr, seg.vaddr + seg.memsz);
-      }
-      if (first_vaddr == UINT64_MAX) continue;
-      o.bias = elf.type() == ET_EXEC ? 0 : o.start - first_vaddr;
-      o.end = std::max(o.end, o.bias + last_vaddr);
-    } catch (const Error&) {
+    // The program headers alone (not an ElfFile: see elf/elf_headers.h).
+    auto elf = read_elf_headers(o.file);
+    if (!elf || elf->machine != EM_X86_64) {
       o.build_id.clear();  // unreadable: never matched
+      continue;
     }
+    uint64_t first_vaddr = UINT64_MAX, last_vaddr = 0;
+    for (const auto& seg : elf->load_segments) {
+      first_vaddr = std::min(first_vaddr, seg.vaddr & ~uint64_t(0xfff));
+      last_vaddr = std::max(last_vaddr, seg.vaddr + seg.memsz);
+    }
+    if (first_vaddr == UINT64_MAX) continue;
+    o.bias = elf->type == ET_EXEC ? 0 : o.start - first_vaddr;
+    o.end = std::max(o.end, o.bias + last_vaddr);
   }
   return out;
 }

@@ -4,6 +4,7 @@
 #include <sys/types.h>
 
 #include <map>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -22,12 +23,14 @@ struct LoadedObject {
 };
 
 // Build-ids by (device, inode), so that scanning many processes reads each
-// file once.
+// file once. Safe to share between threads (processes synced at once).
 class BuildIdCache {
  public:
   std::string get(const Mapping& m, pid_t pid);
+  void clear();
 
  private:
+  std::mutex mutex_;
   std::map<std::pair<std::string, uint64_t>, std::string> ids_;
 };
 

@@ -189,7 +189,7 @@ class Daemon {
     // A reloaded store may carry a fixed patch: try again where one failed.
     host_.failures.clear();
     logged_failures_.clear();
-    cache_ = BuildIdCache{};
+    cache_.clear();
     size_t applicable = 0;
     for (const auto& d : state_.patches) {
       if (d.standing == Standing::Applicable) ++applicable;

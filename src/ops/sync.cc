@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include "common/realtime_priority.h"
+#include "loader/process_batch.h"
 #include "ops/target_readiness.h"
 
 namespace graft::ops {
@@ -91,7 +92,7 @@ std::vector<SyncAction> converge_process(const DesiredState& state, const Target
 }
 
 SyncReport sync_all(const DesiredState& state, BuildIdCache& cache, const OperationOptions& options,
-                    const SyncCallback& done, const SkipPredicate& skip) {
+                    const SyncCallback& done, const SkipPredicate& skip, unsigned jobs) {
   SyncReport report;
   report.problems = state.problems;
   for (const auto& d : state.patches)
@@ -100,8 +101,18 @@ SyncReport sync_all(const DesiredState& state, BuildIdCache& cache, const Operat
   if (state.by_build_id.empty()) return report;
   ProcessScan scan = scan_processes(state.build_ids(), cache);
   report.uninspectable = scan.uninspectable;
-  for (const auto& p : scan.processes)
-    for (auto& a : converge_process(state, p, cache, options, done, skip)) report.actions.push_back(std::move(a));
+  std::vector<std::vector<SyncAction>> actions(scan.processes.size());
+  run_bounded(
+      scan.processes.size(), jobs,
+      [&](size_t i) {
+        actions[i] = converge_process(state, scan.processes[i], cache, options, [](const SyncAction&) {}, skip);
+      },
+      [&](size_t i) {
+        for (auto& a : actions[i]) {
+          done(a);
+          report.actions.push_back(std::move(a));
+        }
+      });
   return report;
 }
 

@@ -59,8 +59,11 @@ std::vector<SyncAction> converge_process(const DesiredState& state, const Target
                                          BuildIdCache& cache, const OperationOptions& options,
                                          const SyncCallback& done, const SkipPredicate& skip = nullptr);
 
+// `jobs` processes at once (0: loader/process_batch.h's default); `done` is
+// called for each action from one thread at a time, process by process in
+// the scan's order.
 SyncReport sync_all(const DesiredState& state, BuildIdCache& cache, const OperationOptions& options,
-                    const SyncCallback& done, const SkipPredicate& skip = nullptr);
+                    const SyncCallback& done, const SkipPredicate& skip = nullptr, unsigned jobs = 1);
 
 // Whether `pid` carries this patch already (applied, not in transition).
 bool carries_patch(pid_t pid, const std::string& sha256);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <map>
+#include <mutex>
 
 #include "arch/x86_64/sigreturn_frame.h"
 #include "common/error.h"
@@ -41,28 +42,76 @@ std::optional<RemoteAddress> find_code(const ProcessMemory& memory, const std::v
   return std::nullopt;
 }
 
-// find_code, remembered per process: the search reads up to megabytes of
-// the target, and a transition runs a system call in it for every step.
-// A remembered address is used again only if it still holds the bytes, in
-// code a file maps (the same rules as the search).
+// Code find_code may use: the vDSO, or a file's (not memfd) executable mapping.
+bool usable_code(const Mapping& m) {
+  return m.exec && (m.path == "[vdso]" || (m.read && m.path.rfind('/', 0) == 0 && m.path.rfind("/memfd:", 0) != 0));
+}
+
+// Where some process held the bytes: a file (device, inode) at an offset,
+// or the vDSO (the kernel's, the same in every process) at an offset.
+struct Place {
+  bool vdso = false;
+  std::string device;
+  uint64_t inode = 0;
+  uint64_t offset = 0;
+};
+
+std::optional<Place> place_of(const std::vector<Mapping>& maps, uint64_t at, size_t size) {
+  for (const auto& m : maps)
+    if (usable_code(m) && m.start <= at && at + size <= m.end)
+      return m.path == "[vdso]" ? Place{true, "", 0, at - m.start} : Place{false, m.device, m.inode, m.offset + at - m.start};
+  return std::nullopt;
+}
+
+std::optional<uint64_t> address_of(const std::vector<Mapping>& maps, const Place& p, size_t size) {
+  for (const auto& m : maps) {
+    if (!usable_code(m) || (m.path == "[vdso]") != p.vdso || (!p.vdso && (m.device != p.device || m.inode != p.inode)))
+      continue;
+    uint64_t base = p.vdso ? 0 : m.offset;
+    if (p.offset >= base && p.offset - base + size <= m.end - m.start) return m.start + (p.offset - base);
+  }
+  return std::nullopt;
+}
+
+bool holds(const ProcessMemory& memory, uint64_t at, std::span<const uint8_t> bytes) {
+  Bytes now(bytes.size());
+  return memory.try_read({at}, now.data(), now.size()) && std::equal(now.begin(), now.end(), bytes.begin());
+}
+
+// find_code, remembered per process, and where it was found, for the other
+// processes: the search reads up to megabytes of the target (the gadgets
+// are often only in libc), a transition runs a system call in it for every
+// step, and with --all every process maps the same libc and vDSO. A
+// remembered address or place is used only if it still holds the bytes, in
+// code a file or the vDSO maps (the same rules as the search).
 std::optional<RemoteAddress> find_code_cached(const ProcessMemory& memory, const std::vector<Mapping>& maps,
                                               std::span<const uint8_t> bytes) {
+  // Shared by the threads that patch processes at once (one process each).
+  static std::mutex mutex;
   static std::map<std::pair<pid_t, Bytes>, uint64_t> found;
-  auto key = std::make_pair(memory.pid(), Bytes(bytes.begin(), bytes.end()));
-  if (auto it = found.find(key); it != found.end()) {
-    uint64_t at = it->second;
-    bool in_code = std::any_of(maps.begin(), maps.end(), [&](const Mapping& m) {
-      return m.exec && m.start <= at && at + bytes.size() <= m.end &&
-             (m.path == "[vdso]" || (m.read && m.path.rfind('/', 0) == 0 && m.path.rfind("/memfd:", 0) != 0));
-    });
-    Bytes now(bytes.size());
-    if (in_code && memory.try_read({at}, now.data(), now.size()) &&
-        std::equal(now.begin(), now.end(), bytes.begin()))
-      return RemoteAddress{at};
-    found.erase(it);
+  static std::map<Bytes, Place> places;
+  Bytes wanted(bytes.begin(), bytes.end());
+  auto key = std::make_pair(memory.pid(), wanted);
+  std::optional<uint64_t> remembered;
+  std::optional<Place> place;
+  {
+    std::lock_guard lock(mutex);
+    if (auto it = found.find(key); it != found.end()) remembered = it->second;
+    if (auto it = places.find(wanted); it != places.end()) place = it->second;
   }
-  auto at = find_code(memory, maps, bytes);
-  if (at) found[key] = at->value;
+  if (!remembered && place) remembered = address_of(maps, *place, bytes.size());
+  std::optional<RemoteAddress> at;
+  if (remembered && place_of(maps, *remembered, bytes.size()) && holds(memory, *remembered, bytes))
+    at = RemoteAddress{*remembered};
+  else
+    at = find_code(memory, maps, bytes);
+  std::lock_guard lock(mutex);
+  if (!at) {
+    found.erase(key);
+    return at;
+  }
+  found[key] = at->value;
+  if (auto p = place_of(maps, at->value, bytes.size())) places[wanted] = *p;
   return at;
 }
 

@@ -23,6 +23,7 @@
 #include "common/file.h"
 #include "process/proc_status.h"
 #include "common/unique_resource.h"
+#include "process/thread_alarm.h"
 #include "process/tracing_thread.h"
 
 namespace graft {
@@ -56,19 +57,6 @@ bool sigtrap_pending(pid_t pid, pid_t tid) {
   } catch (const Error&) {
     return false;
   }
-}
-
-// The SIGALRM that ends a timed wait (wait_with_timeout): its handler does
-// nothing, and without SA_RESTART the wait returns EINTR.
-bool alarm_interrupts_waits() {
-  static bool installed = [] {
-    struct sigaction sa {};
-    sa.sa_handler = [](int) {};
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = 0;
-    return sigaction(SIGALRM, &sa, nullptr) == 0;
-  }();
-  return installed;
 }
 
 }  // namespace
@@ -357,7 +345,11 @@ bool Tracer::trap_pending(pid_t tid) const { return sigtrap_pending(pid_, tid); 
 // thread already at a destination go on (arch/x86_64/trap_handler.h).
 pid_t Tracer::reap(pid_t which, int* status, bool block) {
   siginfo_t si{};
-  int flags = WSTOPPED | WEXITED | __WALL | WNOWAIT | (block ? 0 : WNOHANG);
+  // __WNOTHREAD: only this thread's tracees. A tracee belongs to the thread
+  // that attached it, but a wait of any thread of graft sees it otherwise:
+  // with processes patched at once, each by a thread of its own, one thread
+  // would take another's events.
+  int flags = WSTOPPED | WEXITED | __WALL | __WNOTHREAD | WNOWAIT | (block ? 0 : WNOHANG);
   if (waitid(which < 0 ? P_ALL : P_PID, which < 0 ? 0 : static_cast<id_t>(which), &si, flags) != 0)
     return -1;
   if (si.si_pid == 0) return 0;
@@ -366,33 +358,27 @@ pid_t Tracer::reap(pid_t which, int* status, bool block) {
       redirect_breakpoint(si.si_pid))
     redirected_.insert(si.si_pid);
   pid_t got;
-  do got = waitpid(si.si_pid, status, __WALL | WNOHANG);
+  do got = waitpid(si.si_pid, status, __WALL | __WNOTHREAD | WNOHANG);
   while (got < 0 && errno == EINTR);
   return got;
 }
 
-// A blocking reap() that gives up after `timeout_us` (< 0: never): a
-// timer interrupts it with SIGALRM. A step normally completes in
-// microseconds; polling would cost a timer slice (~60 us) per step.
+// A blocking reap() that gives up after `timeout_us` (< 0: never): the
+// thread's own timer interrupts it with SIGALRM (process/thread_alarm.h). A
+// step normally completes in microseconds; polling would cost a timer slice
+// (~60 us) per step.
 pid_t Tracer::wait_with_timeout(pid_t tid, int* status, long timeout_us) {
   if (timeout_us < 0) return reap(tid, status, true);
-  if (!alarm_interrupts_waits() || timeout_us == 0) return reap(tid, status, false);
   // Repeated every millisecond or more: a SIGALRM that lands before the
   // wait has started (graft preempted in between) is followed by another
   // one, instead of leaving a wait that nothing ends when no thread has
   // anything to report. (Not at the timeout's own period: a 1 us timer
   // repeated would bury graft in signals.)
-  itimerval timer{};
-  timer.it_value.tv_sec = timeout_us / 1000000;
-  timer.it_value.tv_usec = timeout_us % 1000000;
-  long every_us = std::max(timeout_us, 1000L);
-  timer.it_interval.tv_sec = every_us / 1000000;
-  timer.it_interval.tv_usec = every_us % 1000000;
-  setitimer(ITIMER_REAL, &timer, nullptr);
+  if (timeout_us == 0 || !arm_thread_alarm(timeout_us, std::max(timeout_us, 1000L)))
+    return reap(tid, status, false);
   pid_t got = reap(tid, status, true);
   int err = errno;
-  itimerval off{};
-  setitimer(ITIMER_REAL, &off, nullptr);
+  disarm_thread_alarm();
   if (got < 0 && err == EINTR) return reap(tid, status, false);  // timed out
   errno = err;
   return got;

@@ -28,10 +28,6 @@ void run_tracing_thread(const std::function<void()>& job) {
   int policy = sched_getscheduler(0) & ~SCHED_RESET_ON_FORK;
   sched_param param{};
   sched_getparam(0, &param);
-  sigset_t alarm, before;
-  sigemptyset(&alarm);
-  sigaddset(&alarm, SIGALRM);
-  pthread_sigmask(SIG_BLOCK, &alarm, &before);
   std::exception_ptr failure;
   pid_t tid = 0;
   // On the CPU graft runs on now. Placed by the scheduler, the new thread
@@ -49,7 +45,6 @@ void run_tracing_thread(const std::function<void()>& job) {
       sched_setaffinity(0, sizeof one, &one);
     }
     tracing_thread = true;
-    pthread_sigmask(SIG_UNBLOCK, &alarm, nullptr);
     if (policy == SCHED_FIFO || policy == SCHED_RR)
       sched_setscheduler(0, policy | SCHED_RESET_ON_FORK, &param);
     try {
@@ -67,7 +62,6 @@ void run_tracing_thread(const std::function<void()>& job) {
   struct stat st;
   for (int i = 0; i < 100000 && stat(entry.c_str(), &st) == 0; ++i)
     std::this_thread::sleep_for(std::chrono::microseconds(10));
-  pthread_sigmask(SIG_SETMASK, &before, nullptr);
   if (failure) std::rethrow_exception(failure);
 }
 

@@ -17,9 +17,9 @@ namespace graft {
 // Runs `job` on a new thread and waits for it; exceptions pass through. The
 // new thread has the caller's scheduling policy (real-time priority does
 // not pass to new threads by itself, see realtime_priority.h) and stays on
-// the CPU the caller was on (see the .cc). The caller
-// blocks SIGALRM meanwhile: the tracer's timed waits are interrupted by it
-// (process/tracer.cc), and it must reach the thread that waits.
+// the CPU the caller was on (see the .cc). Several may run at once, one per
+// process (loader/process_batch.h): the tracer's waits and timers concern
+// the calling thread's tracees only (process/tracer.cc, thread_alarm.h).
 void run_tracing_thread(const std::function<void()>& job);
 
 // Whether this thread is one run_tracing_thread() started and no Tracer on it

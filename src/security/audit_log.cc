@@ -85,6 +85,7 @@ void AuditLog::record(const AuditEvent& e) {
   // replace: a name or reason with invalid UTF-8 must not make dump() throw.
   std::string text = line.dump(-1, ' ', false, json::error_handler_t::replace);
 
+  std::lock_guard lock(mutex_);  // openlog/closelog and warned_ are shared
   // syslog(3): the journal, or whatever the machine's syslog daemon is.
   openlog("graft", LOG_PID, LOG_AUTHPRIV);
   syslog(e.result == "ok" ? LOG_NOTICE : LOG_WARNING,

@@ -6,6 +6,7 @@
 #pragma once
 #include <sys/types.h>
 
+#include <mutex>
 #include <string>
 
 #include "security/policy.h"
@@ -26,9 +27,12 @@ class AuditLog {
   // Never throws. A file that cannot be written is said once on stderr
   // (unless the caller is not root and the policy did not name the file: an
   // unprivileged user cannot write the system's log, and syslog has it).
+  // Safe to call from several threads at once (processes patched at once):
+  // lines are written whole, one at a time.
   void record(const AuditEvent& event);
 
  private:
+  std::mutex mutex_;
   std::string path_;
   bool quiet_failure_;
   bool warned_ = false;
