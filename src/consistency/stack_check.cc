@@ -17,7 +17,8 @@ namespace graft {
 namespace {
 
 // libunwind passes its callbacks no context of ours, so the walk in
-// progress is published here. graft is single-threaded.
+// progress is published here, per thread (graft patches several processes
+// at once, each on a thread of its own).
 struct WalkContext {
   const ProcessMemory* memory;
   const arch::Registers* regs;
@@ -29,6 +30,14 @@ struct WalkContext {
   uint64_t guessed_pc = 0;
 };
 thread_local WalkContext* current = nullptr;
+
+// Publishes a walk's context for as long as it lasts.
+struct PublishedWalk {
+  explicit PublishedWalk(WalkContext* ctx) { current = ctx; }
+  ~PublishedWalk() { current = nullptr; }
+  PublishedWalk(const PublishedWalk&) = delete;
+  PublishedWalk& operator=(const PublishedWalk&) = delete;
+};
 
 // Reads through a page cache: a walk reads the same unwind tables and stack
 // words many times, and each uncached read is a system call.
@@ -123,10 +132,7 @@ std::optional<std::string> StackCheck::check(pid_t tid, const arch::Registers& r
 std::optional<std::string> StackCheck::walk(pid_t tid, const arch::Registers& regs, bool& unknown_pc) {
   unknown_pc = false;
   WalkContext ctx{&memory_, &regs, tables_.get(), &pages_};
-  current = &ctx;
-  struct Reset {
-    ~Reset() { current = nullptr; }
-  } reset;
+  PublishedWalk published(&ctx);
 
   unw_cursor_t cursor;
   if (int rc = unw_init_remote(&cursor, space_, nullptr); rc < 0)
@@ -163,10 +169,7 @@ std::optional<std::string> StackCheck::walk(pid_t tid, const arch::Registers& re
 
 std::optional<StackCheck::ReturnSlot> StackCheck::outermost_busy_return(const arch::Registers& regs) {
   WalkContext ctx{&memory_, &regs, tables_.get(), &pages_};
-  current = &ctx;
-  struct Reset {
-    ~Reset() { current = nullptr; }
-  } reset;
+  PublishedWalk published(&ctx);
   unw_cursor_t cursor;
   if (unw_init_remote(&cursor, space_, nullptr) < 0) return std::nullopt;
   std::optional<ReturnSlot> out;
