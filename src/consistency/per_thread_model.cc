@@ -279,13 +279,26 @@ class Transition {
     }
   }
 
-  // Records a thread's pointer; two live threads may not share one.
+  // Records a thread's pointer; two live threads may not share one. glibc
+  // reuses an exited thread's stack and TCB for the next thread it creates:
+  // an entry whose thread has exited (its exit not yet reaped by the
+  // tracer) gives way. The new thread inherits its universe entry, which
+  // is safe: it starts with no replaced code on its stack.
   void claim_thread_pointer(pid_t tid, uint64_t tp) {
-    for (const auto& [other, t] : threads_)
-      if (other != tid && t.tp == tp && tracer_.is_traced(other))
-        fail("process {}: threads {} and {} share the thread pointer {:#x}; the per-thread models "
-             "need one per thread",
-             tracer_.pid(), other, tid, tp);
+    for (auto it = threads_.begin(); it != threads_.end();) {
+      auto& [other, t] = *it;
+      if (other == tid || t.tp != tp || !tracer_.is_traced(other)) {
+        ++it;
+        continue;
+      }
+      if (!thread_alive(tracer_.pid(), other)) {
+        it = threads_.erase(it);
+        continue;
+      }
+      fail("process {}: threads {} and {} share the thread pointer {:#x}; the per-thread models "
+           "need one per thread",
+           tracer_.pid(), other, tid, tp);
+    }
     threads_[tid].tp = tp;
   }
 

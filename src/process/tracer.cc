@@ -73,10 +73,13 @@ std::vector<pid_t> list_threads(pid_t pid) {
   return out;
 }
 
-bool process_alive(pid_t pid) {
+namespace {
+
+// Whether /proc's stat file `path' shows a task that has not exited.
+bool stat_shows_alive(const std::string& path) {
   std::string stat;
   try {
-    stat = read_text_file(fmt::format("/proc/{}/stat", pid));
+    stat = read_text_file(path);
   } catch (const Error&) {
     return false;
   }
@@ -86,6 +89,12 @@ bool process_alive(pid_t pid) {
   char state = stat[paren + 2];
   return state != 'Z' && state != 'X';
 }
+
+}  // namespace
+
+bool process_alive(pid_t pid) { return stat_shows_alive(fmt::format("/proc/{}/stat", pid)); }
+
+bool thread_alive(pid_t pid, pid_t tid) { return stat_shows_alive(fmt::format("/proc/{}/task/{}/stat", pid, tid)); }
 
 Tracer::Tracer(pid_t pid, bool trace_clones)
     : pid_(pid), trace_clones_(trace_clones), exit_detaches_(exit_detaches_here()) {

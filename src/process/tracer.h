@@ -178,6 +178,8 @@ class Tracer {
 std::vector<pid_t> list_threads(pid_t pid);
 // False once the process has exited (zombie included).
 bool process_alive(pid_t pid);
+// False once the thread has exited (zombie included) or is not listed.
+bool thread_alive(pid_t pid, pid_t tid);
 
 
 }  // namespace graft

@@ -2,7 +2,7 @@
 # --force: a thread held inside work() would keep a hybrid transition
 # waiting; with --force every thread moves at once, unchecked, and graft
 # warns as the kernel does. The held thread then finishes its old call (the
-# unsafety --force accepts). Without --model, --force is refused. The
+# unsafety --force accepts). With --model stop, --force is refused. The
 # revert goes back per thread with --force too, and warns the same way.
 source "$(dirname "$0")/common.sh"
 
@@ -11,7 +11,7 @@ start_target t "$T/transition"
 pid=${TPID[t]}
 expect t "load 2" ok
 expect t hold holding
-graft_fails 2 apply "$T/fix.graft" --pid "$pid" --force
+graft_fails 2 apply "$T/fix.graft" --pid "$pid" --model stop --force
 [[ $GRAFT_ERROR == *"--force needs --model"* ]] || fail "unexpected error: $GRAFT_ERROR"
 
 apply_ok "$T/fix.graft" "$pid" --model hybrid --force --timeout 10 --json
