@@ -19,6 +19,7 @@
 #include "common/clock.h"
 #include "common/error.h"
 #include "arch/x86_64/sigreturn_frame.h"
+#include "arch/x86_64/syscall_restart.h"
 #include "common/fault_point.h"
 #include "common/file.h"
 #include "process/proc_status.h"
@@ -168,6 +169,37 @@ std::vector<pid_t> Tracer::threads() const {
 void Tracer::forget(pid_t tid) {
   threads_.erase(tid);
   redirected_.erase(tid);
+  deferred_masks_.erase(tid);
+}
+
+void Tracer::keep_wait_restartable(pid_t tid) {
+  arch::Registers regs;
+  if (ptrace(PTRACE_GETREGS, tid, nullptr, &regs) != 0) return;
+  if (arch::restart_call_ended_by_stop(regs)) ptrace(PTRACE_SETREGS, tid, nullptr, &regs);
+}
+
+int Tracer::defer_signal(pid_t tid, int sig) {
+  // SIGSTOP cannot be blocked; it stops the whole process anyway, and is
+  // sent to it again when graft is done.
+  if (sig == SIGSTOP) {
+    ++held_stops_;
+    return 0;
+  }
+  uint64_t mask = 0;
+  if (ptrace(PTRACE_GETSIGMASK, tid, reinterpret_cast<void*>(sizeof mask), &mask) != 0) return 0;  // gone
+  deferred_masks_.emplace(tid, mask);  // the first one is the thread's own
+  uint64_t blocked = mask | (uint64_t{1} << (sig - 1));
+  if (ptrace(PTRACE_SETSIGMASK, tid, reinterpret_cast<void*>(sizeof blocked), &blocked) != 0) return 0;
+  return sig;
+}
+
+void Tracer::restore_signal_mask(pid_t tid) {
+  auto it = deferred_masks_.find(tid);
+  if (it == deferred_masks_.end()) return;
+  uint64_t mask = it->second;
+  deferred_masks_.erase(it);
+  if (ptrace(PTRACE_SETSIGMASK, tid, reinterpret_cast<void*>(sizeof mask), &mask) != 0 && errno != ESRCH)
+    fail("process {}: cannot restore the signal mask of thread {}: {}", pid_, tid, errno_text(errno));
 }
 
 int Tracer::signal_to_deliver(pid_t tid, int sig) {
@@ -323,6 +355,7 @@ void Tracer::handle_event(pid_t got, int status, std::set<pid_t>* pending) {
   if (event == PTRACE_EVENT_STOP) {
     t.stopped = true;
     t.group_stopped = sig != SIGTRAP && !t.fresh;
+    if (sig == SIGTRAP && !t.fresh) keep_wait_restartable(got);
     if (pending) pending->erase(got);
   } else if (event == 0) {
     // Signal-delivery-stop: deliver it now; our interrupt stays pending. A
@@ -535,18 +568,30 @@ bool Tracer::wait_thread(pid_t tid, int* status, long timeout_us) {
 arch::Registers Tracer::run_syscall(pid_t tid, const arch::Registers& regs) {
   set_registers(tid, regs);
   constexpr int kSyscallStop = SIGTRAP | 0x80;
-  for (int stops = 0; stops < 2;) {
-    if (ptrace(PTRACE_SYSCALL, tid, nullptr, nullptr) != 0)
-      fail("process {}: cannot run a system call on thread {}: {}", pid_, tid, errno_text(errno));
-    int status = 0;
-    wait_thread(tid, &status, -1);
-    int sig = WSTOPSIG(status);
-    if ((status >> 16) == 0 && sig == kSyscallStop) {
-      if (++stops == 1) fault_point("remote-syscall");  // entry, then exit
+  int resume_with = 0;
+  try {
+    for (int stops = 0; stops < 2;) {
+      if (ptrace(PTRACE_SYSCALL, tid, nullptr, reinterpret_cast<void*>(static_cast<long>(resume_with))) != 0)
+        fail("process {}: cannot run a system call on thread {}: {}", pid_, tid, errno_text(errno));
+      resume_with = 0;
+      int status = 0;
+      wait_thread(tid, &status, -1);
+      int sig = WSTOPSIG(status);
+      if ((status >> 16) == 0 && sig == kSyscallStop) {
+        if (++stops == 1) fault_point("remote-syscall");  // entry, then exit
+      } else if ((status >> 16) == 0 && (sig = signal_to_deliver(tid, sig)) != 0) {
+        resume_with = defer_signal(tid, sig);  // arrived first
+      }
     }
-    else if ((status >> 16) == 0 && (sig = signal_to_deliver(tid, sig)) != 0)
-      held_signals_.push_back({tid, sig});  // arrived first: delivered at detach
+  } catch (...) {
+    try {
+      restore_signal_mask(tid);
+    } catch (...) {
+    }
+    throw;
   }
+  // The thread's own signals, now unblocked, reach it when it resumes.
+  restore_signal_mask(tid);
   return registers(tid);
 }
 
@@ -594,6 +639,18 @@ Tracer::RunOutcome Tracer::run_until_fault(pid_t tid, long timeout_us, uint64_t 
   };
   it->second.stopped = false;
   cont_tid(0);
+  // The thread's own signals, deferred meanwhile, reach it once it is
+  // back and resumed.
+  struct MaskGuard {
+    Tracer* tracer;
+    pid_t tid;
+    ~MaskGuard() {
+      try {
+        tracer->restore_signal_mask(tid);
+      } catch (...) {
+      }
+    }
+  } mask_guard{this, tid};
   if (sigreturn_pc) fault_point("call-running");
   RunOutcome out;
   bool interrupted = false;
@@ -627,6 +684,7 @@ Tracer::RunOutcome Tracer::run_until_fault(pid_t tid, long timeout_us, uint64_t 
       } else if (event == PTRACE_EVENT_STOP) {
         threads_[got].stopped = true;  // e.g. a job-control stop; resumed later
         threads_[got].group_stopped = sig != SIGTRAP;
+        if (sig == SIGTRAP) keep_wait_restartable(got);
       } else {
         cont(got, 0);
       }
@@ -670,14 +728,13 @@ Tracer::RunOutcome Tracer::run_until_fault(pid_t tid, long timeout_us, uint64_t 
       threads_[tid].stopped = true;  // signal-delivery-stop; not delivered
       return out;
     }
-    held_signals_.push_back({tid, sig});
-    cont_tid(0);
+    cont_tid(defer_signal(tid, sig));
   }
 }
 
-void Tracer::requeue_signals() {
-  for (auto [tid, sig] : held_signals_) syscall(SYS_tgkill, pid_, tid, sig);
-  held_signals_.clear();
+void Tracer::resend_stop_signals() {
+  if (held_stops_ > 0) kill(pid_, SIGSTOP);
+  held_stops_ = 0;
 }
 
 // On a tracing thread (tracing_thread.h), the thread's exit detaches every
@@ -688,6 +745,13 @@ void Tracer::requeue_signals() {
 // meanwhile by one still traced is reported (traced from its birth) and
 // detached in a later round.
 void Tracer::detach() {
+  // A borrowing cut short by an error: the thread's mask goes back first.
+  while (!deferred_masks_.empty()) {
+    try {
+      restore_signal_mask(deferred_masks_.begin()->first);
+    } catch (const Error&) {
+    }
+  }
   if (exit_detaches_) {
     exit_detaches_ = false;
     mark_exit_detach_used();
@@ -700,7 +764,7 @@ void Tracer::detach() {
     }
     threads_.clear();
     redirected_.clear();
-    requeue_signals();  // to traced threads: each is delivered at the exit
+    resend_stop_signals();
     return;
   }
   try {
@@ -710,7 +774,7 @@ void Tracer::detach() {
     for (const auto& [tid, t] : threads_) ptrace(PTRACE_DETACH, tid, nullptr, nullptr);
     threads_.clear();
   }
-  requeue_signals();
+  resend_stop_signals();
 }
 
 void Tracer::detach_thread(pid_t tid) {
