@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <chrono>
 #include <set>
 #include <thread>
@@ -45,15 +46,18 @@ std::string tracer_of(pid_t pid, pid_t tid) {
 }
 
 
-// Whether the kernel holds a SIGTRAP for the thread that it has not
-// delivered yet (SigPnd of /proc/PID/task/TID/status).
-bool sigtrap_pending(pid_t pid, pid_t tid) {
+constexpr uint64_t kSigtrapBit = uint64_t{1} << (SIGTRAP - 1);
+
+// Whether SIGTRAP is in a signal set of /proc/PID/task/TID/status: SigPnd,
+// a SIGTRAP the kernel holds for the thread and has not delivered yet;
+// SigBlk, SIGTRAP blocked.
+bool sigtrap_in(pid_t pid, pid_t tid, const char* field = "SigPnd:") {
   try {
     std::string status = read_text_file(fmt::format("/proc/{}/task/{}/status", pid, tid));
-    auto at = status.find("SigPnd:");
+    auto at = status.find(field);
     if (at == std::string::npos) return false;
-    unsigned long long mask = std::strtoull(status.c_str() + at + 7, nullptr, 16);
-    return mask & (1ull << (SIGTRAP - 1));
+    unsigned long long mask = std::strtoull(status.c_str() + at + std::strlen(field), nullptr, 16);
+    return mask & kSigtrapBit;
   } catch (const Error&) {
     return false;
   }
@@ -134,6 +138,7 @@ bool Tracer::seize(pid_t tid) {
   for (int attempt = 0;; ++attempt) {
     if (ptrace(PTRACE_SEIZE, tid, nullptr, reinterpret_cast<void*>(options)) == 0) {
       threads_[tid] = {};
+      threads_[tid].blocks_sigtrap = sigtrap_in(pid_, tid, "SigBlk:");
       return true;
     }
     int err = errno;
@@ -172,10 +177,18 @@ void Tracer::forget(pid_t tid) {
   deferred_masks_.erase(tid);
 }
 
-void Tracer::keep_wait_restartable(pid_t tid) {
+void Tracer::interrupt_stopped(pid_t tid) {
   arch::Registers regs;
   if (ptrace(PTRACE_GETREGS, tid, nullptr, &regs) != 0) return;
   if (arch::restart_call_ended_by_stop(regs)) ptrace(PTRACE_SETREGS, tid, nullptr, &regs);
+  uint64_t mask = 0;
+  auto it = threads_.find(tid);
+  if (it == threads_.end() || ptrace(PTRACE_GETSIGMASK, tid, reinterpret_cast<void*>(sizeof mask), &mask) != 0)
+    return;
+  // Unblocked by the kernel for a trap still on its way (an interrupt
+  // stop comes before it) is not unblocked by the thread.
+  bool blocks = mask & kSigtrapBit;
+  if (blocks || !it->second.blocks_sigtrap || !sigtrap_in(pid_, tid)) it->second.blocks_sigtrap = blocks;
 }
 
 int Tracer::defer_signal(pid_t tid, int sig) {
@@ -203,7 +216,20 @@ void Tracer::restore_signal_mask(pid_t tid) {
 }
 
 int Tracer::signal_to_deliver(pid_t tid, int sig) {
-  if (sig == SIGTRAP && redirected_.erase(tid)) return 0;  // graft's breakpoint, handled
+  if (sig == SIGTRAP && redirected_.erase(tid)) {  // graft's breakpoint, handled
+    // The kernel forces an int3's SIGTRAP through: a thread that blocked
+    // it has it unblocked (force_sig_info_to_task). Blocked again, as the
+    // thread had it, before the thread runs.
+    auto it = threads_.find(tid);
+    uint64_t mask = 0;
+    if (it != threads_.end() && it->second.blocks_sigtrap &&
+        ptrace(PTRACE_GETSIGMASK, tid, reinterpret_cast<void*>(sizeof mask), &mask) == 0 &&
+        !(mask & kSigtrapBit)) {
+      mask |= kSigtrapBit;
+      ptrace(PTRACE_SETSIGMASK, tid, reinterpret_cast<void*>(sizeof mask), &mask);
+    }
+    return 0;
+  }
   return sig;
 }
 
@@ -355,7 +381,7 @@ void Tracer::handle_event(pid_t got, int status, std::set<pid_t>* pending) {
   if (event == PTRACE_EVENT_STOP) {
     t.stopped = true;
     t.group_stopped = sig != SIGTRAP && !t.fresh;
-    if (sig == SIGTRAP && !t.fresh) keep_wait_restartable(got);
+    if (sig == SIGTRAP && !t.fresh) interrupt_stopped(got);
     if (pending) pending->erase(got);
   } else if (event == 0) {
     // Signal-delivery-stop: deliver it now; our interrupt stays pending. A
@@ -377,7 +403,7 @@ void Tracer::handle_event(pid_t got, int status, std::set<pid_t>* pending) {
   }
 }
 
-bool Tracer::trap_pending(pid_t tid) const { return sigtrap_pending(pid_, tid); }
+bool Tracer::trap_pending(pid_t tid) const { return sigtrap_in(pid_, tid); }
 
 // waitpid(`which', __WALL), but a thread stopped to be given the SIGTRAP of
 // one of graft's int3s is sent on to the breakpoint's destination first,
@@ -440,7 +466,7 @@ void Tracer::settle_breakpoints() {
     // already.
     std::vector<pid_t> pending;
     for (const auto& [tid, t] : threads_)
-      if (sigtrap_pending(pid_, tid)) pending.push_back(tid);
+      if (sigtrap_in(pid_, tid)) pending.push_back(tid);
     int status = 0;
     for (pid_t got; (got = reap(-1, &status, false)) > 0;) handle_event(got, status, nullptr);
     if (pending.empty()) return;
@@ -684,7 +710,7 @@ Tracer::RunOutcome Tracer::run_until_fault(pid_t tid, long timeout_us, uint64_t 
       } else if (event == PTRACE_EVENT_STOP) {
         threads_[got].stopped = true;  // e.g. a job-control stop; resumed later
         threads_[got].group_stopped = sig != SIGTRAP;
-        if (sig == SIGTRAP) keep_wait_restartable(got);
+        if (sig == SIGTRAP) interrupt_stopped(got);
       } else {
         cont(got, 0);
       }
@@ -785,7 +811,7 @@ void Tracer::detach_thread(pid_t tid) {
     // would die of it. It runs, with no interrupt pending, until the
     // signal is delivered (and redirected).
     auto deadline = Clock::now() + std::chrono::seconds(2);
-    while (breakpoint_ && threads_.count(tid) && sigtrap_pending(pid_, tid) &&
+    while (breakpoint_ && threads_.count(tid) && sigtrap_in(pid_, tid) &&
            Clock::now() < deadline) {
       resume(tid);
       int status = 0;
