@@ -16,6 +16,7 @@
 #include <chrono>
 #include <set>
 #include <thread>
+#include <utility>
 
 #include "common/clock.h"
 #include "common/error.h"
@@ -234,12 +235,15 @@ int Tracer::signal_to_deliver(pid_t tid, int sig) {
 }
 
 void Tracer::interrupt(pid_t tid) {
-  if (ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr) != 0 && errno == ESRCH) forget(tid);
+  if (ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr) != 0 && errno == ESRCH)
+    forget(tid);
+  else if (auto it = threads_.find(tid); it != threads_.end())
+    it->second.interrupt_pending = true;
 }
 
 // Waits until each thread in `tids` reports a stop (or exits). A signal
-// that arrives first is delivered and the wait goes on: the pending
-// interrupt stops the thread right after.
+// that arrives first is delivered and the wait goes on: the interrupt,
+// asked again (handle_event), stops the thread right after.
 bool Tracer::wait_for_stops(std::vector<pid_t> tids, std::optional<Clock::time_point> give_up) {
   std::set<pid_t> pending;
   for (pid_t t : tids)
@@ -378,19 +382,24 @@ void Tracer::handle_event(pid_t got, int status, std::set<pid_t>* pending) {
   }
   if (!WIFSTOPPED(status)) return;
   int sig = WSTOPSIG(status);
+  bool interrupted = t.interrupt_pending;  // the stop cleared it
+  t.interrupt_pending = false;
   if (event == PTRACE_EVENT_STOP) {
     t.stopped = true;
     t.group_stopped = sig != SIGTRAP && !t.fresh;
     if (sig == SIGTRAP && !t.fresh) interrupt_stopped(got);
     if (pending) pending->erase(got);
   } else if (event == 0) {
-    // Signal-delivery-stop: deliver it now; our interrupt stays pending. A
-    // trap on one of graft's breakpoints is graft's own (redirected by reap).
+    // Signal-delivery-stop: deliver it now, and ask again for the stop
+    // this one cleared. A trap on one of graft's breakpoints is graft's
+    // own (redirected by reap).
     sig = signal_to_deliver(got, sig);
     if (ptrace(PTRACE_CONT, got, nullptr, reinterpret_cast<void*>(static_cast<long>(sig))) != 0 &&
         errno == ESRCH) {
       forget(got);
       if (pending) pending->erase(got);
+    } else if (interrupted) {
+      interrupt(got);
     }
   } else {
     if (event == PTRACE_EVENT_CLONE) {
@@ -399,7 +408,7 @@ void Tracer::handle_event(pid_t got, int status, std::set<pid_t>* pending) {
           !threads_.count(static_cast<pid_t>(child)))
         threads_[static_cast<pid_t>(child)] = {false, false, true};  // its stop follows
     }
-    ptrace(PTRACE_CONT, got, nullptr, nullptr);
+    if (ptrace(PTRACE_CONT, got, nullptr, nullptr) == 0 && interrupted) interrupt(got);
   }
 }
 
@@ -703,16 +712,20 @@ Tracer::RunOutcome Tracer::run_until_fault(pid_t tid, long timeout_us, uint64_t 
     }
     if (!WIFSTOPPED(status)) continue;
     int event = status >> 16, sig = WSTOPSIG(status);
+    bool was_interrupted = std::exchange(threads_[got].interrupt_pending, false);
     if (got != tid) {
-      // Another thread (running meanwhile): its signal goes through.
+      // Another thread (running meanwhile): its signal goes through, and a
+      // stop it was asked for is asked again (handle_event).
       if (event == 0) {
         cont(got, signal_to_deliver(got, sig));
+        if (was_interrupted && threads_.count(got)) interrupt(got);
       } else if (event == PTRACE_EVENT_STOP) {
         threads_[got].stopped = true;  // e.g. a job-control stop; resumed later
         threads_[got].group_stopped = sig != SIGTRAP;
         if (sig == SIGTRAP) interrupt_stopped(got);
       } else {
         cont(got, 0);
+        if (was_interrupted && threads_.count(got)) interrupt(got);
       }
       continue;
     }
@@ -726,6 +739,7 @@ Tracer::RunOutcome Tracer::run_until_fault(pid_t tid, long timeout_us, uint64_t 
     }
     if (event != 0) {
       cont_tid(0);
+      if (was_interrupted && threads_.count(tid)) interrupt(tid);
       continue;
     }
     if (sig == (SIGTRAP | 0x80)) {  // a syscall stop (PTRACE_O_TRACESYSGOOD)
@@ -744,6 +758,7 @@ Tracer::RunOutcome Tracer::run_until_fault(pid_t tid, long timeout_us, uint64_t 
         set_registers(tid, r);
       }
       cont_tid(0);
+      if (was_interrupted && threads_.count(tid)) interrupt(tid);
       continue;
     }
     if (is_fault(sig)) {
@@ -755,6 +770,7 @@ Tracer::RunOutcome Tracer::run_until_fault(pid_t tid, long timeout_us, uint64_t 
       return out;
     }
     cont_tid(defer_signal(tid, sig));
+    if (was_interrupted && threads_.count(tid)) interrupt(tid);
   }
 }
 
