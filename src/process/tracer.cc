@@ -16,7 +16,6 @@
 #include <chrono>
 #include <set>
 #include <thread>
-#include <utility>
 
 #include "common/clock.h"
 #include "common/error.h"
@@ -235,10 +234,7 @@ int Tracer::signal_to_deliver(pid_t tid, int sig) {
 }
 
 void Tracer::interrupt(pid_t tid) {
-  if (ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr) != 0 && errno == ESRCH)
-    forget(tid);
-  else if (auto it = threads_.find(tid); it != threads_.end())
-    it->second.interrupt_pending = true;
+  if (ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr) != 0 && errno == ESRCH) forget(tid);
 }
 
 // Waits until each thread in `tids` reports a stop (or exits). A signal
@@ -382,8 +378,9 @@ void Tracer::handle_event(pid_t got, int status, std::set<pid_t>* pending) {
   }
   if (!WIFSTOPPED(status)) return;
   int sig = WSTOPSIG(status);
-  bool interrupted = t.interrupt_pending;  // the stop cleared it
-  t.interrupt_pending = false;
+  // Any ptrace stop clears a pending PTRACE_INTERRUPT (ptrace_stop()): a
+  // thread the caller waits for is asked again after this one.
+  bool interrupted = pending && pending->count(got);
   if (event == PTRACE_EVENT_STOP) {
     t.stopped = true;
     t.group_stopped = sig != SIGTRAP && !t.fresh;
@@ -712,20 +709,16 @@ Tracer::RunOutcome Tracer::run_until_fault(pid_t tid, long timeout_us, uint64_t 
     }
     if (!WIFSTOPPED(status)) continue;
     int event = status >> 16, sig = WSTOPSIG(status);
-    bool was_interrupted = std::exchange(threads_[got].interrupt_pending, false);
     if (got != tid) {
-      // Another thread (running meanwhile): its signal goes through, and a
-      // stop it was asked for is asked again (handle_event).
+      // Another thread (running meanwhile): its signal goes through.
       if (event == 0) {
         cont(got, signal_to_deliver(got, sig));
-        if (was_interrupted && threads_.count(got)) interrupt(got);
       } else if (event == PTRACE_EVENT_STOP) {
         threads_[got].stopped = true;  // e.g. a job-control stop; resumed later
         threads_[got].group_stopped = sig != SIGTRAP;
         if (sig == SIGTRAP) interrupt_stopped(got);
       } else {
         cont(got, 0);
-        if (was_interrupted && threads_.count(got)) interrupt(got);
       }
       continue;
     }
@@ -739,7 +732,7 @@ Tracer::RunOutcome Tracer::run_until_fault(pid_t tid, long timeout_us, uint64_t 
     }
     if (event != 0) {
       cont_tid(0);
-      if (was_interrupted && threads_.count(tid)) interrupt(tid);
+      if (interrupted && threads_.count(tid)) interrupt(tid);  // cleared by this stop
       continue;
     }
     if (sig == (SIGTRAP | 0x80)) {  // a syscall stop (PTRACE_O_TRACESYSGOOD)
@@ -758,7 +751,7 @@ Tracer::RunOutcome Tracer::run_until_fault(pid_t tid, long timeout_us, uint64_t 
         set_registers(tid, r);
       }
       cont_tid(0);
-      if (was_interrupted && threads_.count(tid)) interrupt(tid);
+      if (interrupted && threads_.count(tid)) interrupt(tid);  // cleared by this stop
       continue;
     }
     if (is_fault(sig)) {
@@ -770,7 +763,7 @@ Tracer::RunOutcome Tracer::run_until_fault(pid_t tid, long timeout_us, uint64_t 
       return out;
     }
     cont_tid(defer_signal(tid, sig));
-    if (was_interrupted && threads_.count(tid)) interrupt(tid);
+    if (interrupted && threads_.count(tid)) interrupt(tid);  // cleared by this stop
   }
 }
 

@@ -133,10 +133,6 @@ class Tracer {
     // Whether the thread blocked SIGTRAP when graft last saw it (seized or
     // stopped by an interrupt): see signal_to_deliver().
     bool blocks_sigtrap = false;
-    // Asked to stop (PTRACE_INTERRUPT) and not stopped since. Any ptrace
-    // stop clears the kernel's pending interrupt, a signal-delivery-stop
-    // included: graft asks again after passing the signal on.
-    bool interrupt_pending = false;
   };
   // One waitpid() result; erases `got` from `pending` once it has stopped.
   void handle_event(pid_t got, int status, std::set<pid_t>* pending);

@@ -2,8 +2,9 @@
  * live patcher could disturb (signals_invisible.sh).
  *
  * work(x) is the function the test replaces (3x+1, 3x+2 patched). Threads:
- *   worker    calls work() in a loop, and naps 200 us now and then (under
- *             the lazy model it moves only while blocked in a call)
+ *   worker    calls work() in a loop, napping 1 ms after each call (under
+ *             the lazy model it moves only while blocked in a call, and a
+ *             thread that spins is never seen blocked on a loaded machine)
  *   reader    read() on a pipe nobody writes to
  *   (these two and the main thread are the ones that take the timer
  *   signals; graft borrows the main thread for its system calls)
@@ -13,7 +14,7 @@
  *   blockall  blocks every signal; calls work() and nanosleep(3 ms)
  *   main      serve() (read() on stdin)
  * Signals: a POSIX timer (SIGRTMIN, SA_SIGINFO|SA_RESTART, SIGEV_SIGNAL,
- * value 4242, every 2 ms) and setitimer(ITIMER_REAL) (SIGALRM, every 3 ms).
+ * value 4242, every 5 ms) and setitimer(ITIMER_REAL) (SIGALRM, every 7 ms).
  * Nothing in the program itself ever makes a call fail with EINTR: every
  * thread that may take a signal either blocks in a call that SA_RESTART
  * restarts (read) or in no call at all.
@@ -37,8 +38,8 @@
 
 #include "serve.h"
 
-#define RT_PERIOD_NS 2000000L
-#define ALRM_PERIOD_US 3000L
+#define RT_PERIOD_NS 5000000L
+#define ALRM_PERIOD_US 7000L
 #define TFD_PERIOD_NS 5000000L
 #define EPOLL_MS 350
 #define SLEEP_NS 7000000L
@@ -97,16 +98,14 @@ static void block_timer_signals(void) {
 
 static void *worker(void *arg) {
   (void)arg;
-  for (unsigned long n = 0;; n++) {
+  for (;;) {
     int r = work_ptr(5);
     if (r != 16 && r != 17) atomic_fetch_add(&bad_calls, 1);
     atomic_fetch_add(&calls, 1);
     for (volatile int i = 0; i < 2000; i++) {
     }
-    if (n % 64 == 0) {
-      struct timespec nap = {0, 200000};
-      nanosleep(&nap, NULL);
-    }
+    struct timespec nap = {0, 1000000};
+    nanosleep(&nap, NULL);
   }
   return NULL;
 }
