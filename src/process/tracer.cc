@@ -12,7 +12,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstring>
 #include <chrono>
 #include <set>
 #include <thread>
@@ -48,15 +47,14 @@ std::string tracer_of(pid_t pid, pid_t tid) {
 
 constexpr uint64_t kSigtrapBit = uint64_t{1} << (SIGTRAP - 1);
 
-// Whether SIGTRAP is in a signal set of /proc/PID/task/TID/status: SigPnd,
-// a SIGTRAP the kernel holds for the thread and has not delivered yet;
-// SigBlk, SIGTRAP blocked.
-bool sigtrap_in(pid_t pid, pid_t tid, const char* field = "SigPnd:") {
+// Whether the kernel holds a SIGTRAP for the thread that it has not
+// delivered yet (SigPnd of /proc/PID/task/TID/status).
+bool sigtrap_pending(pid_t pid, pid_t tid) {
   try {
     std::string status = read_text_file(fmt::format("/proc/{}/task/{}/status", pid, tid));
-    auto at = status.find(field);
+    auto at = status.find("SigPnd:");
     if (at == std::string::npos) return false;
-    unsigned long long mask = std::strtoull(status.c_str() + at + std::strlen(field), nullptr, 16);
+    unsigned long long mask = std::strtoull(status.c_str() + at + 7, nullptr, 16);
     return mask & kSigtrapBit;
   } catch (const Error&) {
     return false;
@@ -138,7 +136,6 @@ bool Tracer::seize(pid_t tid) {
   for (int attempt = 0;; ++attempt) {
     if (ptrace(PTRACE_SEIZE, tid, nullptr, reinterpret_cast<void*>(options)) == 0) {
       threads_[tid] = {};
-      threads_[tid].blocks_sigtrap = sigtrap_in(pid_, tid, "SigBlk:");
       return true;
     }
     int err = errno;
@@ -181,14 +178,6 @@ void Tracer::interrupt_stopped(pid_t tid) {
   arch::Registers regs;
   if (ptrace(PTRACE_GETREGS, tid, nullptr, &regs) != 0) return;
   if (arch::restart_call_ended_by_stop(regs)) ptrace(PTRACE_SETREGS, tid, nullptr, &regs);
-  uint64_t mask = 0;
-  auto it = threads_.find(tid);
-  if (it == threads_.end() || ptrace(PTRACE_GETSIGMASK, tid, reinterpret_cast<void*>(sizeof mask), &mask) != 0)
-    return;
-  // Unblocked by the kernel for a trap still on its way (an interrupt
-  // stop comes before it) is not unblocked by the thread.
-  bool blocks = mask & kSigtrapBit;
-  if (blocks || !it->second.blocks_sigtrap || !sigtrap_in(pid_, tid)) it->second.blocks_sigtrap = blocks;
 }
 
 int Tracer::defer_signal(pid_t tid, int sig) {
@@ -218,13 +207,14 @@ void Tracer::restore_signal_mask(pid_t tid) {
 int Tracer::signal_to_deliver(pid_t tid, int sig) {
   if (sig == SIGTRAP && redirected_.erase(tid)) {  // graft's breakpoint, handled
     // The kernel forces an int3's SIGTRAP through: a thread that blocked
-    // it has it unblocked (force_sig_info_to_task). Blocked again, as the
-    // thread had it, before the thread runs.
-    auto it = threads_.find(tid);
+    // it has it unblocked for good (force_sig_info_to_task). A thread that
+    // blocks every other signal (but those it cannot block, and glibc's
+    // own two) surely blocked it too: blocked again before the thread runs.
+    constexpr uint64_t kAlwaysOpen = uint64_t{1} << (SIGKILL - 1) | uint64_t{1} << (SIGSTOP - 1) |
+                                     uint64_t{1} << 31 | uint64_t{1} << 32;  // SIGCANCEL, SIGSETXID
     uint64_t mask = 0;
-    if (it != threads_.end() && it->second.blocks_sigtrap &&
-        ptrace(PTRACE_GETSIGMASK, tid, reinterpret_cast<void*>(sizeof mask), &mask) == 0 &&
-        !(mask & kSigtrapBit)) {
+    if (ptrace(PTRACE_GETSIGMASK, tid, reinterpret_cast<void*>(sizeof mask), &mask) == 0 &&
+        (mask | kAlwaysOpen | kSigtrapBit) == ~uint64_t{0} && !(mask & kSigtrapBit)) {
       mask |= kSigtrapBit;
       ptrace(PTRACE_SETSIGMASK, tid, reinterpret_cast<void*>(sizeof mask), &mask);
     }
@@ -379,7 +369,7 @@ void Tracer::handle_event(pid_t got, int status, std::set<pid_t>* pending) {
   if (!WIFSTOPPED(status)) return;
   int sig = WSTOPSIG(status);
   // Any ptrace stop clears a pending PTRACE_INTERRUPT (ptrace_stop()): a
-  // thread the caller waits for is asked again after this one.
+  // thread the caller waits for is asked again after a signal's stop.
   bool interrupted = pending && pending->count(got);
   if (event == PTRACE_EVENT_STOP) {
     t.stopped = true;
@@ -405,11 +395,11 @@ void Tracer::handle_event(pid_t got, int status, std::set<pid_t>* pending) {
           !threads_.count(static_cast<pid_t>(child)))
         threads_[static_cast<pid_t>(child)] = {false, false, true};  // its stop follows
     }
-    if (ptrace(PTRACE_CONT, got, nullptr, nullptr) == 0 && interrupted) interrupt(got);
+    ptrace(PTRACE_CONT, got, nullptr, nullptr);
   }
 }
 
-bool Tracer::trap_pending(pid_t tid) const { return sigtrap_in(pid_, tid); }
+bool Tracer::trap_pending(pid_t tid) const { return sigtrap_pending(pid_, tid); }
 
 // waitpid(`which', __WALL), but a thread stopped to be given the SIGTRAP of
 // one of graft's int3s is sent on to the breakpoint's destination first,
@@ -472,7 +462,7 @@ void Tracer::settle_breakpoints() {
     // already.
     std::vector<pid_t> pending;
     for (const auto& [tid, t] : threads_)
-      if (sigtrap_in(pid_, tid)) pending.push_back(tid);
+      if (sigtrap_pending(pid_, tid)) pending.push_back(tid);
     int status = 0;
     for (pid_t got; (got = reap(-1, &status, false)) > 0;) handle_event(got, status, nullptr);
     if (pending.empty()) return;
@@ -820,7 +810,7 @@ void Tracer::detach_thread(pid_t tid) {
     // would die of it. It runs, with no interrupt pending, until the
     // signal is delivered (and redirected).
     auto deadline = Clock::now() + std::chrono::seconds(2);
-    while (breakpoint_ && threads_.count(tid) && sigtrap_in(pid_, tid) &&
+    while (breakpoint_ && threads_.count(tid) && sigtrap_pending(pid_, tid) &&
            Clock::now() < deadline) {
       resume(tid);
       int status = 0;

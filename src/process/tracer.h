@@ -130,9 +130,6 @@ class Tracer {
     bool stopped = false;
     bool group_stopped = false;  // stopped by job control, not by us
     bool fresh = false;          // created under trace_clones, not yet handed out
-    // Whether the thread blocked SIGTRAP when graft last saw it (seized or
-    // stopped by an interrupt): see signal_to_deliver().
-    bool blocks_sigtrap = false;
   };
   // One waitpid() result; erases `got` from `pending` once it has stopped.
   void handle_event(pid_t got, int status, std::set<pid_t>* pending);
@@ -165,8 +162,7 @@ class Tracer {
   pid_t next_event(int* status, Clock::time_point until, const std::set<pid_t>* awaited = nullptr);
   [[noreturn]] void fail_not_stopped(pid_t tid) const;
   // A thread stopped by graft's interrupt: a wait the stop alone ended
-  // with EINTR is made to restart (arch/x86_64/syscall_restart.h), and
-  // whether it blocks SIGTRAP is noted.
+  // with EINTR is made to restart (arch/x86_64/syscall_restart.h).
   void interrupt_stopped(pid_t tid);
   // A signal that reached a thread while graft borrows it (for a system
   // call or a function): it cannot be delivered to graft's registers, and
