@@ -581,7 +581,9 @@ class Transition {
         continue;
       }
       auto cpu_ns = thread_cpu_ns(tracer_.pid(), tid);
-      if (!thread.held_by.empty() && cpu_ns && thread.cpu_ns_at_check &&
+      // (One left stopped, by a stop graft asked for and stopped waiting
+      // for, has not run because of graft: looked at again, and resumed.)
+      if (!thread.held_by.empty() && cpu_ns && thread.cpu_ns_at_check && !tracer_.is_stopped(tid) &&
           *cpu_ns - *thread.cpu_ns_at_check < kRanSinceCheckNs) {
         p.pending.push_back({tid, thread.held_by});
         continue;

@@ -19,6 +19,7 @@
 #include "common/clock.h"
 #include "common/error.h"
 #include "arch/x86_64/sigreturn_frame.h"
+#include "arch/x86_64/syscall_restart.h"
 #include "common/fault_point.h"
 #include "common/file.h"
 #include "process/proc_status.h"
@@ -45,6 +46,8 @@ std::string tracer_of(pid_t pid, pid_t tid) {
 }
 
 
+constexpr uint64_t kSigtrapBit = uint64_t{1} << (SIGTRAP - 1);
+
 // Whether the kernel holds a SIGTRAP for the thread that it has not
 // delivered yet (SigPnd of /proc/PID/task/TID/status).
 bool sigtrap_pending(pid_t pid, pid_t tid) {
@@ -53,7 +56,7 @@ bool sigtrap_pending(pid_t pid, pid_t tid) {
     auto at = status.find("SigPnd:");
     if (at == std::string::npos) return false;
     unsigned long long mask = std::strtoull(status.c_str() + at + 7, nullptr, 16);
-    return mask & (1ull << (SIGTRAP - 1));
+    return mask & kSigtrapBit;
   } catch (const Error&) {
     return false;
   }
@@ -165,10 +168,55 @@ std::vector<pid_t> Tracer::threads() const {
 void Tracer::forget(pid_t tid) {
   threads_.erase(tid);
   redirected_.erase(tid);
+  deferred_masks_.erase(tid);
+}
+
+void Tracer::interrupt_stopped(pid_t tid) {
+  arch::Registers regs;
+  if (ptrace(PTRACE_GETREGS, tid, nullptr, &regs) != 0) return;
+  if (arch::restart_call_ended_by_stop(regs)) ptrace(PTRACE_SETREGS, tid, nullptr, &regs);
+}
+
+int Tracer::defer_signal(pid_t tid, int sig) {
+  // SIGSTOP cannot be blocked; it stops the whole process anyway, and is
+  // sent to it again when graft is done.
+  if (sig == SIGSTOP) {
+    ++held_stops_;
+    return 0;
+  }
+  uint64_t mask = 0;
+  if (ptrace(PTRACE_GETSIGMASK, tid, reinterpret_cast<void*>(sizeof mask), &mask) != 0) return 0;  // gone
+  deferred_masks_.emplace(tid, mask);  // the first one is the thread's own
+  uint64_t blocked = mask | (uint64_t{1} << (sig - 1));
+  if (ptrace(PTRACE_SETSIGMASK, tid, reinterpret_cast<void*>(sizeof blocked), &blocked) != 0) return 0;
+  return sig;
+}
+
+void Tracer::restore_signal_mask(pid_t tid) {
+  auto it = deferred_masks_.find(tid);
+  if (it == deferred_masks_.end()) return;
+  uint64_t mask = it->second;
+  deferred_masks_.erase(it);
+  if (ptrace(PTRACE_SETSIGMASK, tid, reinterpret_cast<void*>(sizeof mask), &mask) != 0 && errno != ESRCH)
+    fail("process {}: cannot restore the signal mask of thread {}: {}", pid_, tid, errno_text(errno));
 }
 
 int Tracer::signal_to_deliver(pid_t tid, int sig) {
-  if (sig == SIGTRAP && redirected_.erase(tid)) return 0;  // graft's breakpoint, handled
+  if (sig == SIGTRAP && redirected_.erase(tid)) {  // graft's breakpoint, handled
+    // The kernel forces an int3's SIGTRAP through: a thread that blocked
+    // it has it unblocked for good (force_sig_info_to_task). A thread that
+    // blocks every other signal (but those it cannot block, and glibc's
+    // own two) surely blocked it too: blocked again before the thread runs.
+    constexpr uint64_t kAlwaysOpen = uint64_t{1} << (SIGKILL - 1) | uint64_t{1} << (SIGSTOP - 1) |
+                                     uint64_t{1} << 31 | uint64_t{1} << 32;  // SIGCANCEL, SIGSETXID
+    uint64_t mask = 0;
+    if (ptrace(PTRACE_GETSIGMASK, tid, reinterpret_cast<void*>(sizeof mask), &mask) == 0 &&
+        (mask | kAlwaysOpen | kSigtrapBit) == ~uint64_t{0} && !(mask & kSigtrapBit)) {
+      mask |= kSigtrapBit;
+      ptrace(PTRACE_SETSIGMASK, tid, reinterpret_cast<void*>(sizeof mask), &mask);
+    }
+    return 0;
+  }
   return sig;
 }
 
@@ -177,8 +225,8 @@ void Tracer::interrupt(pid_t tid) {
 }
 
 // Waits until each thread in `tids` reports a stop (or exits). A signal
-// that arrives first is delivered and the wait goes on: the pending
-// interrupt stops the thread right after.
+// that arrives first is delivered and the wait goes on: the interrupt,
+// asked again (handle_event), stops the thread right after.
 bool Tracer::wait_for_stops(std::vector<pid_t> tids, std::optional<Clock::time_point> give_up) {
   std::set<pid_t> pending;
   for (pid_t t : tids)
@@ -317,18 +365,25 @@ void Tracer::handle_event(pid_t got, int status, std::set<pid_t>* pending) {
   }
   if (!WIFSTOPPED(status)) return;
   int sig = WSTOPSIG(status);
+  // Any ptrace stop clears a pending PTRACE_INTERRUPT (ptrace_stop()): a
+  // thread the caller waits for is asked again after a signal's stop.
+  bool interrupted = pending && pending->count(got);
   if (event == PTRACE_EVENT_STOP) {
     t.stopped = true;
     t.group_stopped = sig != SIGTRAP && !t.fresh;
+    if (sig == SIGTRAP && !t.fresh) interrupt_stopped(got);
     if (pending) pending->erase(got);
   } else if (event == 0) {
-    // Signal-delivery-stop: deliver it now; our interrupt stays pending. A
-    // trap on one of graft's breakpoints is graft's own (redirected by reap).
+    // Signal-delivery-stop: deliver it now, and ask again for the stop
+    // this one cleared. A trap on one of graft's breakpoints is graft's
+    // own (redirected by reap).
     sig = signal_to_deliver(got, sig);
     if (ptrace(PTRACE_CONT, got, nullptr, reinterpret_cast<void*>(static_cast<long>(sig))) != 0 &&
         errno == ESRCH) {
       forget(got);
       if (pending) pending->erase(got);
+    } else if (interrupted) {
+      interrupt(got);
     }
   } else {
     if (event == PTRACE_EVENT_CLONE) {
@@ -530,18 +585,30 @@ bool Tracer::wait_thread(pid_t tid, int* status, long timeout_us) {
 arch::Registers Tracer::run_syscall(pid_t tid, const arch::Registers& regs) {
   set_registers(tid, regs);
   constexpr int kSyscallStop = SIGTRAP | 0x80;
-  for (int stops = 0; stops < 2;) {
-    if (ptrace(PTRACE_SYSCALL, tid, nullptr, nullptr) != 0)
-      fail("process {}: cannot run a system call on thread {}: {}", pid_, tid, errno_text(errno));
-    int status = 0;
-    wait_thread(tid, &status, -1);
-    int sig = WSTOPSIG(status);
-    if ((status >> 16) == 0 && sig == kSyscallStop) {
-      if (++stops == 1) fault_point("remote-syscall");  // entry, then exit
+  int resume_with = 0;
+  try {
+    for (int stops = 0; stops < 2;) {
+      if (ptrace(PTRACE_SYSCALL, tid, nullptr, reinterpret_cast<void*>(static_cast<long>(resume_with))) != 0)
+        fail("process {}: cannot run a system call on thread {}: {}", pid_, tid, errno_text(errno));
+      resume_with = 0;
+      int status = 0;
+      wait_thread(tid, &status, -1);
+      int sig = WSTOPSIG(status);
+      if ((status >> 16) == 0 && sig == kSyscallStop) {
+        if (++stops == 1) fault_point("remote-syscall");  // entry, then exit
+      } else if ((status >> 16) == 0 && (sig = signal_to_deliver(tid, sig)) != 0) {
+        resume_with = defer_signal(tid, sig);  // arrived first
+      }
     }
-    else if ((status >> 16) == 0 && (sig = signal_to_deliver(tid, sig)) != 0)
-      held_signals_.push_back({tid, sig});  // arrived first: delivered at detach
+  } catch (...) {
+    try {
+      restore_signal_mask(tid);
+    } catch (...) {
+    }
+    throw;
   }
+  // The thread's own signals, now unblocked, reach it when it resumes.
+  restore_signal_mask(tid);
   return registers(tid);
 }
 
@@ -589,6 +656,18 @@ Tracer::RunOutcome Tracer::run_until_fault(pid_t tid, long timeout_us, uint64_t 
   };
   it->second.stopped = false;
   cont_tid(0);
+  // The thread's own signals, deferred meanwhile, reach it once it is
+  // back and resumed.
+  struct MaskGuard {
+    Tracer* tracer;
+    pid_t tid;
+    ~MaskGuard() {
+      try {
+        tracer->restore_signal_mask(tid);
+      } catch (...) {
+      }
+    }
+  } mask_guard{this, tid};
   if (sigreturn_pc) fault_point("call-running");
   RunOutcome out;
   bool interrupted = false;
@@ -622,6 +701,7 @@ Tracer::RunOutcome Tracer::run_until_fault(pid_t tid, long timeout_us, uint64_t 
       } else if (event == PTRACE_EVENT_STOP) {
         threads_[got].stopped = true;  // e.g. a job-control stop; resumed later
         threads_[got].group_stopped = sig != SIGTRAP;
+        if (sig == SIGTRAP) interrupt_stopped(got);
       } else {
         cont(got, 0);
       }
@@ -637,6 +717,7 @@ Tracer::RunOutcome Tracer::run_until_fault(pid_t tid, long timeout_us, uint64_t 
     }
     if (event != 0) {
       cont_tid(0);
+      if (interrupted && threads_.count(tid)) interrupt(tid);  // cleared by this stop
       continue;
     }
     if (sig == (SIGTRAP | 0x80)) {  // a syscall stop (PTRACE_O_TRACESYSGOOD)
@@ -655,6 +736,7 @@ Tracer::RunOutcome Tracer::run_until_fault(pid_t tid, long timeout_us, uint64_t 
         set_registers(tid, r);
       }
       cont_tid(0);
+      if (interrupted && threads_.count(tid)) interrupt(tid);  // cleared by this stop
       continue;
     }
     if (is_fault(sig)) {
@@ -665,14 +747,14 @@ Tracer::RunOutcome Tracer::run_until_fault(pid_t tid, long timeout_us, uint64_t 
       threads_[tid].stopped = true;  // signal-delivery-stop; not delivered
       return out;
     }
-    held_signals_.push_back({tid, sig});
-    cont_tid(0);
+    cont_tid(defer_signal(tid, sig));
+    if (interrupted && threads_.count(tid)) interrupt(tid);  // cleared by this stop
   }
 }
 
-void Tracer::requeue_signals() {
-  for (auto [tid, sig] : held_signals_) syscall(SYS_tgkill, pid_, tid, sig);
-  held_signals_.clear();
+void Tracer::resend_stop_signals() {
+  if (held_stops_ > 0) kill(pid_, SIGSTOP);
+  held_stops_ = 0;
 }
 
 // On a tracing thread (tracing_thread.h), the thread's exit detaches every
@@ -683,6 +765,13 @@ void Tracer::requeue_signals() {
 // meanwhile by one still traced is reported (traced from its birth) and
 // detached in a later round.
 void Tracer::detach() {
+  // A borrowing cut short by an error: the thread's mask goes back first.
+  while (!deferred_masks_.empty()) {
+    try {
+      restore_signal_mask(deferred_masks_.begin()->first);
+    } catch (const Error&) {
+    }
+  }
   if (exit_detaches_) {
     exit_detaches_ = false;
     mark_exit_detach_used();
@@ -695,7 +784,7 @@ void Tracer::detach() {
     }
     threads_.clear();
     redirected_.clear();
-    requeue_signals();  // to traced threads: each is delivered at the exit
+    resend_stop_signals();
     return;
   }
   try {
@@ -705,7 +794,7 @@ void Tracer::detach() {
     for (const auto& [tid, t] : threads_) ptrace(PTRACE_DETACH, tid, nullptr, nullptr);
     threads_.clear();
   }
-  requeue_signals();
+  resend_stop_signals();
 }
 
 void Tracer::detach_thread(pid_t tid) {

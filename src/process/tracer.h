@@ -69,7 +69,7 @@ class Tracer {
   // stopped thread, through syscall-entry and syscall-exit stops (no trap
   // flag: if graft dies meanwhile, the thread is not killed by a SIGTRAP).
   // Returns the registers at the exit; the thread stays stopped there.
-  // Signals that arrive meanwhile are held back and re-sent at detach.
+  // Signals that arrive meanwhile are deferred (see defer_signal()).
   arch::Registers run_syscall(pid_t tid, const arch::Registers& regs);
   uint64_t signal_mask(pid_t tid) const;
   Bytes extended_state(pid_t tid) const;  // the XSAVE image (NT_X86_XSTATE)
@@ -77,8 +77,8 @@ class Tracer {
   // Lets a stopped thread run until it faults or is sent a fatal-looking
   // signal (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGABRT, SIGSYS), or
   // until `timeout_us` passes (then it is interrupted). Other signals, to
-  // this thread, are held back and re-sent when graft detaches; those of
-  // other threads are delivered as usual. The fault is never delivered.
+  // this thread, are deferred (see defer_signal()); those of other threads
+  // are delivered as usual. The fault is never delivered.
   // The thread is stopped again on return. Throws if it exits.
   // With `sigreturn_pc`, the thread runs under PTRACE_SYSCALL and the run
   // also ends when it enters rt_sigreturn at that pc (the call-return thunk,
@@ -161,11 +161,27 @@ class Tracer {
   // `awaited': the threads the caller waits for, whose events come first.
   pid_t next_event(int* status, Clock::time_point until, const std::set<pid_t>* awaited = nullptr);
   [[noreturn]] void fail_not_stopped(pid_t tid) const;
-  void requeue_signals();
+  // A thread stopped by graft's interrupt: a wait the stop alone ended
+  // with EINTR is made to restart (arch/x86_64/syscall_restart.h).
+  void interrupt_stopped(pid_t tid);
+  // A signal that reached a thread while graft borrows it (for a system
+  // call or a function): it cannot be delivered to graft's registers, and
+  // graft cannot hold it either (a signal re-sent later carries graft's
+  // siginfo, not the sender's). So the thread blocks it until the borrowing
+  // ends, and the signal-delivery-stop resumes with it: the kernel, seeing
+  // it blocked, queues it again, siginfo, timer overrun and target (thread
+  // or process) unchanged (ptrace_signal()). Another thread may take a
+  // process-wide one at once; this thread takes its own once its mask is
+  // back. Returns the signal to resume with.
+  int defer_signal(pid_t tid, int sig);
+  // Puts back the mask of a thread defer_signal() changed.
+  void restore_signal_mask(pid_t tid);
+  void resend_stop_signals();
 
   pid_t pid_;
   std::map<pid_t, Thread> threads_;
-  std::vector<std::pair<pid_t, int>> held_signals_;
+  std::map<pid_t, uint64_t> deferred_masks_;  // the thread's own mask, by defer_signal()
+  int held_stops_ = 0;  // SIGSTOPs (unblockable) that reached a borrowed thread
   bool trace_clones_ = false;
   bool exit_detaches_ = false;  // see detach()
   BreakpointHandler breakpoint_;

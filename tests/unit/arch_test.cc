@@ -5,10 +5,40 @@
 #include "arch/x86_64/jump.h"
 #include "arch/x86_64/registers.h"
 #include "arch/x86_64/relocation.h"
+#include "arch/x86_64/sigreturn_frame.h"
+#include "arch/x86_64/syscall_restart.h"
 #include "common/error.h"
 
 namespace graft {
 namespace {
+
+TEST(SyscallRestart, EpollWaitEndedByAStopRestarts) {
+  arch::Registers r{};
+  r.orig_rax = 232;  // epoll_wait
+  r.rax = static_cast<uint64_t>(-4);  // EINTR
+  r.rip = 0x1002;
+  ASSERT_TRUE(arch::restart_call_ended_by_stop(r));
+  EXPECT_EQ(static_cast<long>(r.rax), -514);  // ERESTARTNOHAND
+  // Then applied as the kernel does when no handler runs: the call again.
+  arch::Registers again = arch::with_restart_applied(r);
+  EXPECT_EQ(again.rax, 232u);
+  EXPECT_EQ(again.rip, 0x1000u);
+  // Not twice, not a call that ended otherwise, not read() (its EINTR
+  // is never the stop's: a stop makes it report ERESTARTSYS).
+  EXPECT_FALSE(arch::restart_call_ended_by_stop(r));
+  arch::Registers done{};
+  done.orig_rax = 232;
+  done.rax = 0;
+  EXPECT_FALSE(arch::restart_call_ended_by_stop(done));
+  arch::Registers read{};
+  read.orig_rax = 0;
+  read.rax = static_cast<uint64_t>(-4);
+  EXPECT_FALSE(arch::restart_call_ended_by_stop(read));
+  arch::Registers user{};
+  user.orig_rax = static_cast<uint64_t>(-1);
+  user.rax = static_cast<uint64_t>(-4);
+  EXPECT_FALSE(arch::restart_call_ended_by_stop(user));
+}
 
 TEST(Immediates, OnlyImmediatesMayDiffer) {
   // mov $412,%edx; call rel32 0; ret  against  mov $415,%edx; call rel32 0; ret
