@@ -139,11 +139,18 @@ bool Tracer::seize(pid_t tid) {
     if (err == ESRCH) return false;  // exited meanwhile
     if (err != EPERM) fail("process {}: cannot trace thread {}: {}", pid_, tid, errno_text(err));
     long tracer = tracer_pid(pid_, tid);
-    if (tracer == getpid() && trace_clones_) {
+    if ((tracer == gettid() || tracer == getpid()) && trace_clones_) {
       // Created since and attached by PTRACE_O_TRACECLONE: its first stop
       // is on the way.
       threads_[tid] = {false, false, true};
       return true;
+    }
+    // A graft that has just finished (the previous command of a script)
+    // may still be exiting: the kernel detaches its tracees late in the
+    // tracing thread's exit. Its tracer then no longer runs: wait for it.
+    if (tracer > 0 && !process_alive(static_cast<pid_t>(tracer)) && attempt < 20000) {
+      std::this_thread::sleep_for(std::chrono::microseconds(100));
+      continue;
     }
     if (tracer > 0)
       fail("process {} is already traced by process {}; graft will not patch a process under a "
@@ -366,7 +373,8 @@ void Tracer::handle_event(pid_t got, int status, std::set<pid_t>* pending) {
   if (!WIFSTOPPED(status)) return;
   int sig = WSTOPSIG(status);
   // Any ptrace stop clears a pending PTRACE_INTERRUPT (ptrace_stop()): a
-  // thread the caller waits for is asked again after a signal's stop.
+  // thread the caller waits for is asked again after a signal's or an
+  // event's stop.
   bool interrupted = pending && pending->count(got);
   if (event == PTRACE_EVENT_STOP) {
     t.stopped = true;
@@ -392,8 +400,12 @@ void Tracer::handle_event(pid_t got, int status, std::set<pid_t>* pending) {
           !threads_.count(static_cast<pid_t>(child)))
         threads_[static_cast<pid_t>(child)] = {false, false, true};  // its stop follows
     }
-    ptrace(PTRACE_CONT, got, nullptr, nullptr);
+    // An event stop (a clone, above all: a thread creating threads) clears
+    // the interrupt as a signal's stop does; without asking again, the
+    // thread went on into a futex wait and never stopped for graft.
+    if (ptrace(PTRACE_CONT, got, nullptr, nullptr) == 0 && interrupted) interrupt(got);
   }
+  if (pending && !threads_.count(got)) pending->erase(got);  // gone while asked again
 }
 
 bool Tracer::trap_pending(pid_t tid) const { return sigtrap_pending(pid_, tid); }
