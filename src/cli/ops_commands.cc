@@ -364,7 +364,7 @@ void add_ops_subcommands(CLI::App& app, OpsCommands& ops) {
   for (auto* c : {ops.sync, ops.daemon}) {
     c->add_option_function<std::string>(
          "--model", [&a](const std::string& name) { a.model = *parse_model(name); },
-         "Consistency model of the applies: stop, hybrid or lazy (default: the config's, else stop)")
+         "Consistency model of the applies: stop, hybrid or lazy (default: the config's, else hybrid)")
         ->check(CLI::Validator(
             [](std::string& s) -> std::string {
               return parse_model(s) ? "" : fmt::format("unknown model `{}' (stop, hybrid or lazy)", s);

@@ -202,6 +202,7 @@ class Transition {
     // Why it could not move when last checked, and its CPU time then.
     std::string held_by;
     std::optional<uint64_t> cpu_ns_at_check, cpu_ns_at_visit;
+    std::optional<Clock::time_point> catch_asked;  // lazy: see catch_at_syscall()
   };
 
   // A thread that has not run since graft found it busy is where it was:
@@ -211,6 +212,16 @@ class Transition {
   // again once it has used this much CPU time (more than a stop costs it).
   static constexpr uint64_t kRanSinceCheckNs = 100000;
   static constexpr double kPoliteMs = 20;
+  // Lazy: a running thread not seen blocked within kCatchAfterMs is caught
+  // at its next system call; asked again after kCatchAgainMs if a signal
+  // or a failed check let it go.
+  static constexpr double kCatchAfterMs = 50;
+  static constexpr double kCatchAgainMs = 1000;
+  static constexpr const char* kLazyRunning =
+      "running (lazy: moves at a system call, or in graft_quiescent())";
+  static constexpr const char* kLazyCatching =
+      "running, no system call since graft asked to catch its next one (lazy: moves at a system call, "
+      "or in graft_quiescent())";
 
   // Stops one thread and reads its registers; nullopt if it exited on the
   // way (threads come and go during a transition).
@@ -476,6 +487,16 @@ class Transition {
     check.allow_at_entries(sites);
     for (auto& [tid, t] : threads_) t.held_by.clear();
     abort_.clear();
+    struct CatchSyscalls {
+      Tracer& tracer;
+      ~CatchSyscalls() {
+        try {
+          tracer.catch_syscalls(false);
+        } catch (...) {
+        }
+      }
+    } catching{tracer_};
+    tracer_.catch_syscalls(kind == Model::lazy);
     auto start = Clock::now();
     move_start_ = start;
     auto backoff = std::chrono::microseconds(1000);
@@ -544,6 +565,7 @@ class Transition {
     tracer_.poll_events(0);
     take_stub_hits();
     std::vector<pid_t> waiting, running;  // to stop: one at a time, all together
+    std::vector<pid_t> to_catch;          // lazy: to catch at their next system call
     for (pid_t tid : tracer_.threads()) {
       auto it = threads_.find(tid);
       if (it == threads_.end()) continue;  // created, not adopted yet: stopped
@@ -559,6 +581,10 @@ class Transition {
         area_.set_universe(tp, p.goal);
         ++result_.forced;
         ++p.moved;
+        continue;
+      }
+      if (tracer_.at_syscall_entry(tid)) {  // caught (lazy): stopped there
+        waiting.push_back(tid);
         continue;
       }
       auto blocked = blocked_syscall(tracer_.pid(), tid);
@@ -577,7 +603,12 @@ class Transition {
         continue;
       }
       if (p.kind == Model::lazy && (!blocked || blocked->nr < 0)) {
-        p.pending.push_back({tid, "running (lazy: moves when blocked in a system call, or in graft_quiescent())"});
+        if (ms_since(move_start_) >= kCatchAfterMs && !tracer_.waits_for_syscall(tid) &&
+            (!thread.catch_asked || ms_since(*thread.catch_asked) >= kCatchAgainMs)) {
+          to_catch.push_back(tid);
+          continue;
+        }
+        p.pending.push_back({tid, tracer_.waits_for_syscall(tid) ? kLazyCatching : kLazyRunning});
         continue;
       }
       auto cpu_ns = thread_cpu_ns(tracer_.pid(), tid);
@@ -598,6 +629,39 @@ class Transition {
         tracer_.resume(tid);
       else
         visit(p, tid, *regs, t0);
+    });
+    if (!to_catch.empty()) catch_at_syscall(p, to_catch);
+  }
+
+  // Lazy: a thread that blocks too briefly to be seen blocked (a short
+  // sleep; or on a loaded machine, where it waits for a CPU far longer than
+  // in its call) is stopped once, wherever it runs, and sent on to stop
+  // again at the entry of its next system call, where the next pass checks
+  // it as a blocked one. (As kGraft sends a task that never leaves user
+  // mode a fake signal.) A thread that makes no system call is not stopped
+  // again: graft_quiescent() is its way.
+  void catch_at_syscall(Pass& p, const std::vector<pid_t>& tids) {
+    tracer_.stop_each(tids, [&](pid_t tid) {
+      auto t0 = Clock::now();
+      auto regs = handed_over(tid);
+      if (!regs) {
+        --p.total;  // exited meanwhile
+        return;
+      }
+      if (!abort_.empty()) {
+        tracer_.resume(tid);
+        return;
+      }
+      threads_[tid].catch_asked = t0;
+      uint8_t before[2] = {0, 0};
+      memory_.try_read({arch::pc(*regs) - 2}, before, 2);
+      if (arch::in_system_call(*regs, before)) {  // it blocked meanwhile
+        visit(p, tid, *regs, t0);
+        return;
+      }
+      tracer_.resume_until_syscall(tid);
+      p.pending.push_back({tid, kLazyCatching});
+      result_.stalls_us.push_back(us_since(t0));
     });
   }
 

@@ -209,6 +209,11 @@ void Tracer::restore_signal_mask(pid_t tid) {
 }
 
 int Tracer::signal_to_deliver(pid_t tid, int sig) {
+  if (sig == (SIGTRAP | 0x80)) {  // a system call's stop: not a signal
+    // Resumed with PTRACE_CONT by the caller, unless it keeps catching.
+    if (auto it = threads_.find(tid); it != threads_.end()) it->second.syscall_armed = false;
+    return 0;
+  }
   if (sig == SIGTRAP && redirected_.erase(tid)) {  // graft's breakpoint, handled
     // The kernel forces an int3's SIGTRAP through: a thread that blocked
     // it has it unblocked for good (force_sig_info_to_task). A thread that
@@ -381,12 +386,22 @@ void Tracer::handle_event(pid_t got, int status, std::set<pid_t>* pending) {
     t.group_stopped = sig != SIGTRAP && !t.fresh;
     if (sig == SIGTRAP && !t.fresh) interrupt_stopped(got);
     if (pending) pending->erase(got);
+  } else if (event == 0 && sig == (SIGTRAP | 0x80) && t.syscall_armed && catch_syscalls_ &&
+             syscall_entry_stop(got)) {
+    t.syscall_armed = false;
+    t.stopped = true;
+    t.at_syscall_entry = true;
+    if (pending) pending->erase(got);
   } else if (event == 0) {
     // Signal-delivery-stop: deliver it now, and ask again for the stop
     // this one cleared. A trap on one of graft's breakpoints is graft's
-    // own (redirected by reap).
+    // own (redirected by reap). A system call's stop that is not a caught
+    // entry goes on: still to be caught while graft catches, else untraced.
+    bool keep_catching = t.syscall_armed && catch_syscalls_;
     sig = signal_to_deliver(got, sig);
-    if (ptrace(PTRACE_CONT, got, nullptr, reinterpret_cast<void*>(static_cast<long>(sig))) != 0 &&
+    t.syscall_armed = keep_catching;
+    auto req = keep_catching ? PTRACE_SYSCALL : PTRACE_CONT;
+    if (ptrace(req, got, nullptr, reinterpret_cast<void*>(static_cast<long>(sig))) != 0 &&
         errno == ESRCH) {
       forget(got);
       if (pending) pending->erase(got);
@@ -403,7 +418,9 @@ void Tracer::handle_event(pid_t got, int status, std::set<pid_t>* pending) {
     // An event stop (a clone, above all: a thread creating threads) clears
     // the interrupt as a signal's stop does; without asking again, the
     // thread went on into a futex wait and never stopped for graft.
-    if (ptrace(PTRACE_CONT, got, nullptr, nullptr) == 0 && interrupted) interrupt(got);
+    auto req = t.syscall_armed && catch_syscalls_ ? PTRACE_SYSCALL : PTRACE_CONT;
+    if (req == PTRACE_CONT) t.syscall_armed = false;
+    if (ptrace(req, got, nullptr, nullptr) == 0 && interrupted) interrupt(got);
   }
   if (pending && !threads_.count(got)) pending->erase(got);  // gone while asked again
 }
@@ -529,10 +546,42 @@ void Tracer::resume(pid_t tid) {
   if (it == threads_.end() || !it->second.stopped) return;
   // A job-control stop is the user's: PTRACE_LISTEN keeps it in place.
   long req = it->second.group_stopped ? PTRACE_LISTEN : PTRACE_CONT;
-  if (ptrace(static_cast<__ptrace_request>(req), tid, nullptr, nullptr) != 0 && errno == ESRCH)
+  if (ptrace(static_cast<__ptrace_request>(req), tid, nullptr, nullptr) != 0 && errno == ESRCH) {
     forget(tid);
-  else
+  } else {
     it->second.stopped = false;
+    it->second.at_syscall_entry = false;
+    it->second.syscall_armed = false;
+  }
+}
+
+void Tracer::resume_until_syscall(pid_t tid) {
+  auto it = threads_.find(tid);
+  if (it == threads_.end() || !it->second.stopped) return;
+  if (it->second.group_stopped || !catch_syscalls_) return resume(tid);
+  if (ptrace(PTRACE_SYSCALL, tid, nullptr, nullptr) != 0 && errno == ESRCH) {
+    forget(tid);
+  } else {
+    it->second.stopped = false;
+    it->second.at_syscall_entry = false;
+    it->second.syscall_armed = true;
+  }
+}
+
+void Tracer::catch_syscalls(bool on) {
+  catch_syscalls_ = on;
+  if (on) return;
+  for (pid_t tid : threads())
+    if (at_syscall_entry(tid)) resume(tid);
+}
+
+// Entry, not exit: a thread resumed with PTRACE_SYSCALL from outside any
+// call stops first at an entry, but one interrupted inside a call (whose
+// restart the kernel arranged) could report that call's exit.
+bool Tracer::syscall_entry_stop(pid_t tid) const {
+  __ptrace_syscall_info info{};
+  long n = ptrace(PTRACE_GET_SYSCALL_INFO, tid, reinterpret_cast<void*>(sizeof info), &info);
+  return n > 0 && info.op == PTRACE_SYSCALL_INFO_ENTRY;
 }
 
 void Tracer::resume_all() {
@@ -541,12 +590,17 @@ void Tracer::resume_all() {
 
 pid_t Tracer::stopped_thread() {
   auto main = threads_.find(pid_);
-  if (main != threads_.end() && main->second.stopped && !main->second.group_stopped) return pid_;
+  if (main != threads_.end() && is_usable_stopped(pid_)) return pid_;
   for (const auto& [tid, t] : threads_)
-    if (t.stopped && !t.group_stopped) return tid;
-  pid_t tid = threads_.count(pid_) ? pid_ : threads_.begin()->first;
-  stop(tid);
-  return tid;
+    if (is_usable_stopped(tid)) return tid;
+  pid_t tid = main != threads_.end() && !main->second.stopped ? pid_ : 0;
+  for (auto it = threads_.begin(); !tid && it != threads_.end(); ++it)
+    if (!it->second.stopped) tid = it->first;
+  if (tid) {
+    stop(tid);
+    return tid;
+  }
+  fail("process {}: every thread is held by graft at a system call's entry", pid_);
 }
 
 arch::Registers Tracer::registers(pid_t tid) const {

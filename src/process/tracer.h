@@ -33,9 +33,11 @@ class Tracer {
   size_t thread_count() const { return threads_.size(); }
   bool is_traced(pid_t tid) const { return threads_.count(tid) != 0; }
   // Stopped by graft (not by job control), so its registers may be borrowed.
+  // (Not one held at a system call's entry: its registers are that call's.)
   bool is_usable_stopped(pid_t tid) const {
     auto it = threads_.find(tid);
-    return it != threads_.end() && it->second.stopped && !it->second.group_stopped;
+    return it != threads_.end() && it->second.stopped && !it->second.group_stopped &&
+           !it->second.at_syscall_entry;
   }
   bool is_stopped(pid_t tid) const {
     auto it = threads_.find(tid);
@@ -51,6 +53,26 @@ class Tracer {
   // with its interrupt pending. False in that case.
   bool try_stop(pid_t tid, Clock::time_point give_up);
   void resume(pid_t tid);
+
+  // Catching threads at their next system call (the lazy model's way to
+  // meet a thread that blocks too briefly to be seen blocked). While
+  // catching is on, a thread resumed with resume_until_syscall() stops at
+  // the entry of its next system call, before the kernel runs it, and
+  // stays stopped there (at_syscall_entry) until resume(). With catching
+  // off, such a stop resumes at once. Turning it off resumes the threads
+  // held at an entry. A thread graft dies with is detached by the kernel
+  // and runs its call.
+  void catch_syscalls(bool on);
+  void resume_until_syscall(pid_t tid);
+  bool at_syscall_entry(pid_t tid) const {
+    auto it = threads_.find(tid);
+    return it != threads_.end() && it->second.stopped && it->second.at_syscall_entry;
+  }
+  // Resumed by resume_until_syscall() and not stopped since.
+  bool waits_for_syscall(pid_t tid) const {
+    auto it = threads_.find(tid);
+    return it != threads_.end() && it->second.syscall_armed;
+  }
   // Interrupts every thread of `tids` at once and calls `visit(tid)` for
   // each as soon as it has stopped (it stays stopped until the visitor or
   // the caller resumes it); threads that exit on the way are skipped. For
@@ -130,6 +152,8 @@ class Tracer {
     bool stopped = false;
     bool group_stopped = false;  // stopped by job control, not by us
     bool fresh = false;          // created under trace_clones, not yet handed out
+    bool syscall_armed = false;     // resumed with PTRACE_SYSCALL
+    bool at_syscall_entry = false;  // stopped there, caught
   };
   // One waitpid() result; erases `got` from `pending` once it has stopped.
   void handle_event(pid_t got, int status, std::set<pid_t>* pending);
@@ -164,6 +188,7 @@ class Tracer {
   // A thread stopped by graft's interrupt: a wait the stop alone ended
   // with EINTR is made to restart (arch/x86_64/syscall_restart.h).
   void interrupt_stopped(pid_t tid);
+  bool syscall_entry_stop(pid_t tid) const;
   // A signal that reached a thread while graft borrows it (for a system
   // call or a function): it cannot be delivered to graft's registers, and
   // graft cannot hold it either (a signal re-sent later carries graft's
@@ -183,6 +208,7 @@ class Tracer {
   std::map<pid_t, uint64_t> deferred_masks_;  // the thread's own mask, by defer_signal()
   int held_stops_ = 0;  // SIGSTOPs (unblockable) that reached a borrowed thread
   bool trace_clones_ = false;
+  bool catch_syscalls_ = false;
   bool exit_detaches_ = false;  // see detach()
   BreakpointHandler breakpoint_;
   long breakpoint_hits_ = 0;

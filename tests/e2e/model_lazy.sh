@@ -3,8 +3,10 @@
 # read() and the main thread (blocked reading commands) are moved by graft
 # with a clean stack; threads that call graft_quiescent() (libgraft-rt) move
 # themselves: one that spins between calls, and eight that call work() and
-# graft_quiescent() in tight loops during the transition. A thread that stays inside work() keeps a lazy transition
-# waiting until the timeout rolls it back.
+# graft_quiescent() in tight loops during the transition. A thread that
+# stays inside work() keeps a lazy transition waiting until the timeout
+# rolls it back. Threads that make system calls all the time but never
+# block in one (getppid()), more of them than cores, are caught at a call.
 source "$(dirname "$0")/common.sh"
 
 build_transition_target -DWITH_RUNTIME
@@ -40,3 +42,21 @@ assert_untouched "$pid"
 expect t call 16
 expect t release released
 expect_epoch t old
+stop_target t
+
+# Never blocked, always about to make a system call: sampled, such threads
+# are seen running every time; graft catches each at its next call.
+start_target s "$T/transition"
+pid=${TPID[s]}
+expect s "syscalls 4" ok
+sleep 0.2
+apply_ok "$T/fix.graft" "$pid" --model lazy --timeout 20 --json
+log "lazy with 4 threads in getppid() loops: $(json_get 'j["results"][0]["transition_ms"]' <"$T/graft.out") ms, $(json_get 'j["results"][0]["stalls"]' <"$T/graft.out") stops, longest $(json_get 'j["results"][0]["stall_max_us"]' <"$T/graft.out") us"
+expect s call 17
+expect_epoch s new
+graft_ok revert fix --pid "$pid" --model lazy
+expect s call 16
+expect_epoch s old
+assert_untouched "$pid"
+stop_target s
+log ok

@@ -15,7 +15,7 @@ pid=${TPID[t]}
 # Only the main thread, blocked reading commands: a safe point for lazy.
 apply_ok "$T/fix.graft" "$pid" --model lazy --timeout 10
 expect t call 17
-expect t "load 1" ok  # a worker calling work() in a tight loop
+expect t "spin 1" ok  # a worker calling work() in a tight loop, no system call
 
 r='j["results"][0]'
 rc=0
@@ -25,7 +25,7 @@ GRAFT_ERROR=$(json_get "$r[\"error\"]" <"$T/graft.out")
 [[ $(json_get "$r[\"model\"]" <"$T/graft.out") == lazy ]] || fail "the revert's model is not lazy"
 [[ $(json_get "$r[\"rolled_back\"]" <"$T/graft.out") == true ]] ||
   fail "the lazy revert did not turn back with a running thread: $GRAFT_ERROR"
-[[ $GRAFT_ERROR == *"lazy: moves when blocked"* ]] ||
+[[ $GRAFT_ERROR == *"lazy: moves at a system call"* ]] ||
   fail "the pending thread is not held by the lazy rule: $GRAFT_ERROR"
 [[ $(patch_count "$pid") -eq 1 ]] || fail "the patch should still be applied"
 expect t call 17

@@ -11,6 +11,11 @@
  *   hold        a thread enters work() and stays inside it (spinning, with
  *               sched_yield) until `release'; then it calls work() in a
  *               loop like a worker
+ *   spin N      N workers calling work() in a tight loop that makes no
+ *               system call at all (nice 19)
+ *   syscalls N  N workers calling work() and getppid() in a tight loop
+ *               (nice 19): always in or near a system call, never blocked
+ *               in one (the lazy model must catch them at one)
  *   churn       a thread that keeps creating short-lived threads (each
  *               calls work() 200 times and exits); `churned' = how many
  *   sleeper     a thread blocked in read() on a pipe; `wake' makes it call
@@ -91,6 +96,25 @@ static void *worker(void *arg) {
   return NULL;
 }
 
+static void *spinner(void *arg) {
+  (void)arg;
+  setpriority(PRIO_PROCESS, (id_t)serve_gettid(), 19);
+  atomic_fetch_add(&looping, 1);
+  for (;;) one_call(3);
+  return NULL;
+}
+
+static void *syscaller(void *arg) {
+  (void)arg;
+  setpriority(PRIO_PROCESS, (id_t)serve_gettid(), 19);
+  atomic_fetch_add(&looping, 1);
+  for (;;) {
+    one_call(3);
+    getppid();
+  }
+  return NULL;
+}
+
 static void *holder(void *arg) {
   (void)arg;
   one_call(1000); /* counted under the epoch it started in */
@@ -166,6 +190,14 @@ static int handle(const char *cmd, char *reply, size_t n) {
   if (strncmp(cmd, "load ", 5) == 0) {
     int k = atoi(cmd + 5);
     for (int i = 0; i < k; i++) start(worker);
+    snprintf(reply, n, "ok");
+  } else if (strncmp(cmd, "spin ", 5) == 0) {
+    int k = atoi(cmd + 5);
+    for (int i = 0; i < k; i++) start(spinner);
+    snprintf(reply, n, "ok");
+  } else if (strncmp(cmd, "syscalls ", 9) == 0) {
+    int k = atoi(cmd + 9);
+    for (int i = 0; i < k; i++) start(syscaller);
     snprintf(reply, n, "ok");
   } else if (strcmp(cmd, "hold") == 0) {
     holding = 1;
