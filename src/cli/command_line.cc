@@ -223,6 +223,7 @@ Command add_recover(CLI::App& app) {
   auto* cmd = app.add_subcommand(
       "recover", "Complete or roll back what an interrupted graft (killed midway) left in processes");
   add_process_selection(cmd, *t, "Process", "Every process that needs it");
+  add_jobs(cmd, *t);
   add_timeout(cmd, t->timeout_s, "Seconds to wait for threads to leave patch code");
   add_json(cmd, t->json);
   Command c{cmd,

@@ -560,38 +560,49 @@ int recover(const TargetArgs& t) {
   AuditLog audit(policy);
   json out = json::array();
   bool all_ok = true;
-  for (pid_t pid : pids) {
-    RecoveryResult r;
-    ErrorCode code = ErrorCode::failed;
-    try {
-      check_process_changeable(pid);
-      // apply and revert recover under this lock too.
-      ProcessLock lock(pid, options.timeout_s);
-      r = recover_process(pid, options);
-    } catch (const Error& e) {
-      r.ok = false;
-      r.error = e.what();
-      code = e.code();
-    }
-    AuditEvent e;
-    e.action = "recover";
-    e.result = r.ok ? "ok" : "failed";
-    e.pid = pid;
-    e.reason = r.ok ? fmt::format("{}", fmt::join(r.actions, "; ")) : r.error;
-    audit.record(e);
-    all_ok &= r.ok;
-    if (t.json) {
-      out.push_back({{"pid", pid}, {"ok", r.ok}, {"actions", r.actions},
-                     {"error", r.ok ? json(nullptr) : json(r.error)},
-                     {"error_code", r.ok ? json(nullptr) : json(error_code_name(code))}});
-      continue;
-    }
-    if (!r.ok)
-      fmt::print("pid {}: FAILED: {}\n", pid, printable(r.error));
-    else if (r.actions.empty())
-      fmt::print("pid {}: nothing to repair\n", pid);
-    for (const auto& a : r.actions) fmt::print("pid {}: {}\n", pid, a);
-  }
+  std::vector<RecoveryResult> results(pids.size());
+  std::vector<ErrorCode> codes(pids.size(), ErrorCode::failed);
+  // Processes side by side (--jobs), reported in pid order as they finish.
+  run_bounded(
+      pids.size(), t.jobs,
+      [&](size_t i) {
+        try {
+          check_process_changeable(pids[i]);
+          // apply and revert recover under this lock too.
+          ProcessLock lock(pids[i], options.timeout_s);
+          results[i] = recover_process(pids[i], options);
+        } catch (const Error& e) {
+          results[i].ok = false;
+          results[i].error = e.what();
+          codes[i] = e.code();
+        } catch (const std::exception& e) {
+          results[i].ok = false;
+          results[i].error = e.what();
+        }
+      },
+      [&](size_t i) {
+        pid_t pid = pids[i];
+        const RecoveryResult& r = results[i];
+        AuditEvent e;
+        e.action = "recover";
+        e.result = r.ok ? "ok" : "failed";
+        e.pid = pid;
+        e.reason = r.ok ? fmt::format("{}", fmt::join(r.actions, "; ")) : r.error;
+        audit.record(e);
+        all_ok &= r.ok;
+        if (t.json) {
+          out.push_back({{"pid", pid}, {"ok", r.ok}, {"actions", r.actions},
+                         {"error", r.ok ? json(nullptr) : json(r.error)},
+                         {"error_code", r.ok ? json(nullptr) : json(error_code_name(codes[i]))}});
+          return;
+        }
+        if (!r.ok)
+          fmt::print("pid {}: FAILED: {}\n", pid, printable(r.error));
+        else if (r.actions.empty())
+          fmt::print("pid {}: nothing to repair\n", pid);
+        for (const auto& a : r.actions) fmt::print("pid {}: {}\n", pid, a);
+        std::fflush(stdout);
+      });
   if (t.json)
     fmt::print("{}\n", json{{"command", "recover"}, {"results", out}}.dump());
   else if (pids.empty())

@@ -322,6 +322,7 @@ int daemon(const OpsArgs& a) {
   o.operation.timeout_s = a.timeout_s;
   o.operation.model = a.model ? a.model : r.config.model;
   o.force_polling = a.poll;
+  o.jobs = a.jobs;
   o.prometheus = !a.prometheus.empty() ? a.prometheus : r.config.prometheus;
   return run_daemon(o);
 }
@@ -374,8 +375,9 @@ void add_ops_subcommands(CLI::App& app, OpsCommands& ops) {
         ->check(CLI::PositiveNumber);
   }
   ops.sync->add_flag("--json", a.json, "Machine-readable output");
-  ops.sync->add_option("--jobs", a.jobs, "Processes worked on at once (default: twice the CPUs graft may use)")
-      ->check(CLI::Range(1, 1024));
+  for (auto* c : {ops.sync, ops.daemon})
+    c->add_option("--jobs", a.jobs, "Processes worked on at once (default: twice the CPUs graft may use)")
+        ->check(CLI::Range(1, 1024));
   ops.status->add_flag("--json", a.json, "Machine-readable output");
   ops.daemon->add_option("--rescan", a.rescan_s, "Seconds between full rescans, for libraries loaded by dlopen (30)")
       ->check(CLI::PositiveNumber);

@@ -12,10 +12,12 @@
 #include <ctime>
 #include <filesystem>
 #include <map>
+#include <mutex>
 
 #include "common/error.h"
 #include "common/file.h"
 #include "common/realtime_priority.h"
+#include "loader/process_batch.h"
 #include "ops/desired_state.h"
 #include "ops/exec_watch.h"
 #include "ops/host_config.h"
@@ -69,6 +71,13 @@ constexpr int kRecheckMs[] = {1, 2, 5, 10, 20, 50, 100, 250, 500, 1000};
 constexpr int kRechecks = sizeof kRecheckMs / sizeof kRecheckMs[0];
 
 class Daemon {
+  // A new process to look at (again).
+  struct Recheck {
+    pid_t pid;
+    int attempt;
+    Clock::time_point seen;  // its exec event
+  };
+
  public:
   explicit Daemon(const DaemonOptions& o)
       : o_(o), policy_(load_policy(o.policy)), audit_(policy_), store_(o.store), host_(o.store) {}
@@ -76,8 +85,8 @@ class Daemon {
   int run() {
     // New processes are patched before they have run long: the daemon
     // reacts at real-time priority (SCHED_FIFO 1, as graft apply runs),
-    // where it is allowed to. Its work is bounded (one process per event);
-    // the periodic rescan drops back to the normal policy.
+    // where it is allowed to. Its work is bounded (the processes of one
+    // event); the periodic rescan drops back to the normal policy.
     RealtimePriority priority;
     sigset_t mask;
     sigemptyset(&mask);
@@ -154,7 +163,9 @@ class Daemon {
         auto pids = watch_->new_processes(lost);
         next_poll = Clock::now() + milliseconds(watch_->poll_interval_ms());
         auto seen = Clock::now();
-        for (pid_t pid : pids) look_at_new(pid, 0, seen);
+        std::vector<Recheck> batch;
+        for (pid_t pid : pids) batch.push_back({pid, 0, seen});
+        look_at_new(batch);
         if (lost) {
           say("process events were lost (too many at once): rescanning every process");
           full_sync("lost events");
@@ -167,11 +178,12 @@ class Daemon {
         full_sync("reload");
         next_rescan = Clock::now() + rescan_period();
       }
+      std::vector<Recheck> due;
       while (!rechecks_.empty() && rechecks_.begin()->first <= Clock::now()) {
-        auto [pid, attempt, seen] = rechecks_.begin()->second;
+        due.push_back(rechecks_.begin()->second);
         rechecks_.erase(rechecks_.begin());
-        look_at_new(pid, attempt, seen);
       }
+      look_at_new(due);
       if (Clock::now() >= next_rescan) {
         full_sync("rescan");
         next_rescan = Clock::now() + rescan_period();
@@ -200,20 +212,20 @@ class Daemon {
         applicable, state_.by_build_id.size());
   }
 
-  void record(const SyncAction& a, bool final_attempt, std::optional<Clock::time_point> seen) {
+  // `after_ms`: from the exec event to the process patched.
+  void record(const SyncAction& a, bool final_attempt, std::optional<double> after_ms) {
     // A target still being mapped is looked at again (recheck, rescan).
     if (a.outcome == SyncOutcome::AlreadyApplied || a.outcome == SyncOutcome::Skipped ||
         a.outcome == SyncOutcome::NotReady)
       return;
+    std::lock_guard lock(host_mutex_);  // workers read the failures meanwhile
     if (a.outcome != SyncOutcome::Applied && !final_attempt) return;  // looked at again soon
     audit_.record(audit_event_of(a));
     for (const auto& r : a.result.recovered) say("pid {} ({}): repaired first: {}", a.pid, a.command, r);
     if (a.outcome == SyncOutcome::Applied) {
       host_.failures.erase({a.pid, a.start_time, a.patch.id});
       std::string after;
-      if (seen)
-        after = fmt::format(", {:.1f} ms after its exec was seen",
-                            std::chrono::duration<double, std::milli>(Clock::now() - *seen).count());
+      if (after_ms) after = fmt::format(", {:.1f} ms after its exec was seen", *after_ms);
       say("pid {} ({}): applied {} ({}) in {:.1f} ms{}", a.pid, a.command, a.patch.name, a.patch.id,
           a.result.total_ms, after);
       return;
@@ -225,7 +237,8 @@ class Daemon {
           a.patch.name, a.patch.id, a.result.error);
   }
 
-  bool failed_before(const TargetProcess& p, const StoredPatch& s) const {
+  bool failed_before(const TargetProcess& p, const StoredPatch& s) {
+    std::lock_guard lock(host_mutex_);
     return host_.failure(p.pid, p.start_time, s.id) != nullptr;
   }
 
@@ -233,7 +246,7 @@ class Daemon {
     NormalPriority normal;  // applies raise it again (converge_process)
     SyncReport report = sync_all(
         state_, cache_, o_.operation, [&](const SyncAction& a) { record(a, true, std::nullopt); },
-        [&](const TargetProcess& p, const StoredPatch& s) { return failed_before(p, s); });
+        [&](const TargetProcess& p, const StoredPatch& s) { return failed_before(p, s); }, o_.jobs);
     host_.last_sync = SyncRecord{std::time(nullptr), report.ok(), report.count(SyncOutcome::Applied),
                                  report.count(SyncOutcome::AlreadyApplied),
                                  report.count(SyncOutcome::Failed) + report.count(SyncOutcome::Skipped),
@@ -263,32 +276,59 @@ class Daemon {
     }
   }
 
-  // A process that has just run execve (attempt 0), or is looked at again.
-  void look_at_new(pid_t pid, int attempt, Clock::time_point seen) {
-    if (state_.by_build_id.empty() || pid == getpid()) return;
-    TargetProcess p;
-    Inspection what = inspect_process(pid, state_.build_ids(), cache_, p);
-    bool last = attempt + 1 >= kRechecks;
-    if (what == Inspection::MapsNone && !last && library_targets()) {
-      rechecks_.emplace(seen + milliseconds(kRecheckMs[attempt]), Recheck{pid, attempt + 1, seen});
-      return;
+  // Processes that have just run execve (attempt 0), or are looked at
+  // again: inspected one after the other (cheap), then those that map a
+  // target patched `jobs` at once (a burst of new programs, as a service
+  // manager starts them, waits no longer than its slowest apply).
+  void look_at_new(const std::vector<Recheck>& batch) {
+    if (state_.by_build_id.empty() || batch.empty()) return;
+    struct Candidate {
+      Recheck r;
+      TargetProcess p;
+      bool last;
+      std::vector<SyncAction> actions;
+      double after_ms = 0;
+    };
+    std::vector<Candidate> todo;
+    for (const auto& r : batch) {
+      if (r.pid == getpid()) continue;
+      TargetProcess p;
+      Inspection what = inspect_process(r.pid, state_.build_ids(), cache_, p);
+      bool last = r.attempt + 1 >= kRechecks;
+      if (what == Inspection::MapsNone && !last && library_targets()) {
+        look_again(r);
+        continue;
+      }
+      if (what == Inspection::Maps) todo.push_back({r, std::move(p), last, {}});
     }
-    if (what != Inspection::Maps) return;
-    bool failed = false, changed = false;
-    converge_process(
-        state_, p, cache_, o_.operation,
-        [&](const SyncAction& a) {
-          failed |= a.outcome == SyncOutcome::Failed || a.outcome == SyncOutcome::NotReady;
-          changed |= a.outcome == SyncOutcome::Applied || (last && a.outcome == SyncOutcome::Failed);
-          record(a, last, seen);
+    bool changed = false;
+    run_bounded(
+        todo.size(), o_.jobs,
+        [&](size_t i) {
+          Candidate& c = todo[i];
+          c.actions = converge_process(
+              state_, c.p, cache_, o_.operation, [](const SyncAction&) {},
+              [&](const TargetProcess& tp, const StoredPatch& s) { return failed_before(tp, s); });
+          c.after_ms = std::chrono::duration<double, std::milli>(Clock::now() - c.r.seen).count();
         },
-        [&](const TargetProcess& tp, const StoredPatch& s) { return failed_before(tp, s); });
-    // Early in a process's life an apply can fail because a library the
-    // patch refers to is not mapped yet: try again a little later. Also a
-    // library target may be mapped before the other targets.
-    if ((failed || library_targets()) && !last)
-      rechecks_.emplace(seen + milliseconds(kRecheckMs[attempt]), Recheck{pid, attempt + 1, seen});
+        [&](size_t i) {
+          const Candidate& c = todo[i];
+          bool failed = false;
+          for (const auto& a : c.actions) {
+            failed |= a.outcome == SyncOutcome::Failed || a.outcome == SyncOutcome::NotReady;
+            changed |= a.outcome == SyncOutcome::Applied || (c.last && a.outcome == SyncOutcome::Failed);
+            record(a, c.last, c.after_ms);
+          }
+          // Early in a process's life an apply can fail because a library
+          // the patch refers to is not mapped yet: try again a little
+          // later. Also a library target may be mapped after the others.
+          if ((failed || library_targets()) && !c.last) look_again(c.r);
+        });
     if (changed) save();
+  }
+
+  void look_again(const Recheck& r) {
+    rechecks_.emplace(r.seen + milliseconds(kRecheckMs[r.attempt]), Recheck{r.pid, r.attempt + 1, r.seen});
   }
 
   // Whether some applicable target is a shared library (mapped after the
@@ -298,12 +338,6 @@ class Daemon {
       if (state_.patches[idx.front()].stored.target_path.find(".so") != std::string::npos) return true;
     return false;
   }
-
-  struct Recheck {
-    pid_t pid;
-    int attempt;
-    Clock::time_point seen;
-  };
 
   DaemonOptions o_;
   Policy policy_;
@@ -316,6 +350,7 @@ class Daemon {
   std::multimap<Clock::time_point, Recheck> rechecks_;
   std::set<FailureKey> logged_failures_;
   bool save_warned_ = false;
+  std::mutex host_mutex_;  // host_.failures, logged_failures_: read by apply workers
 };
 
 }  // namespace

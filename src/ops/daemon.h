@@ -1,7 +1,8 @@
 // graft daemon: keeps every process on this host patched as the store says.
 //
 //   start: sync every process (repairing what a killed graft left first);
-//   exec of a new program (ExecWatch): patch it if it maps a target; a
+//   exec of a new program (ExecWatch): patch it if it maps a target (the
+//     programs started together, `jobs` at once, as sync does); a
 //     library target is mapped by the dynamic loader after the exec, so a
 //     process that maps none yet is looked at again a few times during its
 //     first second;
@@ -32,6 +33,7 @@ struct DaemonOptions {
   double rescan_interval_s = 30;
   OperationOptions operation;
   bool force_polling = false;
+  unsigned jobs = 0;       // processes worked on at once (0: process_batch.h's default)
   std::string prometheus;  // textfile to keep current, "" none
 };
 

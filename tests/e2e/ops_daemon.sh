@@ -4,6 +4,7 @@
 # /proc polling fallback with --poll), reloads the store when it changes
 # (inotify) and on SIGHUP, logs a process it cannot patch (traced) once and
 # keeps serving the others, and `graft status` shows that process and why.
+# Twelve programs started at once are all patched.
 # graft.enable=0 on the kernel command line, or "enable": false in the
 # configuration, keeps it from starting. SIGTERM stops it (status 0).
 # ctest-timeout: 180
@@ -98,6 +99,24 @@ done
 grep -q "loaded the store (store changed)" "$T/daemon.log" || fail "no reload on a store change"
 kill -HUP "$DAEMON"
 wait_until 5 grep -q "loaded the store (SIGHUP)" "$T/daemon.log" || fail "no reload on SIGHUP"
+
+# A burst: twelve programs started at once, each given both patches; the
+# daemon patches them side by side (--jobs, default twice the CPUs).
+burst=()
+for i in $(seq 12); do
+  mkfifo "$T/burst$i.in"
+  "$T/libmain" <>"$T/burst$i.in" >"$T/burst$i.out" 2>&1 &
+  burst+=($!)
+  bg_track $!
+done
+carries_both() { [[ $(patch_count "$1") -eq 2 ]]; }
+for pid in "${burst[@]}"; do
+  wait_until 15 carries_both "$pid" || fail "pid $pid, started in a burst of 12, does not carry both patches"
+done
+slowest=$(for pid in "${burst[@]}"; do
+  grep -o "pid $pid (libmain): applied newer .* after its exec was seen" "$T/daemon.log" | grep -o '[0-9.]* ms after'
+done | sort -n | tail -1)
+log "burst of 12: all patched; slowest newer applied ${slowest:-?} its exec"
 stop_daemon
 grep -q '"action":"apply".*"result":"ok"\|"result":"ok".*"action":"apply"' "$T/audit.log" ||
   fail "no apply in the audit log"
