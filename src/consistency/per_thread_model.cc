@@ -331,7 +331,11 @@ class Transition {
   // they start in the universe the transition goes to, even if an exited
   // thread left an entry under the same thread pointer.
   void adopt_new_threads() {
-    for (pid_t tid : tracer_.new_threads()) {
+    release_exited_threads();  // first: their slots may serve the new ones
+    std::vector<pid_t> fresh = std::move(unborn_);
+    unborn_.clear();
+    for (pid_t tid : tracer_.new_threads()) fresh.push_back(tid);
+    for (pid_t tid : fresh) {
       std::optional<arch::Registers> regs;
       try {
         regs = tracer_.registers(tid);
@@ -341,6 +345,14 @@ class Transition {
       }
       try {
         uint64_t tp = checked_thread_pointer(tid, *regs);
+        // With the table full (threads born faster than graft sees the old
+        // ones exit), a new thread waits at its first instruction for a
+        // slot, or for the transition's end: its creation is delayed, never
+        // refused.
+        if (gates_live_ && target_ != area_.goal() && !area_.contains(tp) && !area_.has_room_for_new_thread()) {
+          unborn_.push_back(tid);
+          continue;
+        }
         threads_[tid] = {};
         claim_thread_pointer(tid, tp);
         if (!gates_live_)
@@ -352,6 +364,28 @@ class Transition {
         throw;
       }
       tracer_.resume(tid);
+    }
+  }
+
+  // Frees the entries of threads that have exited, unless a live thread
+  // took the pointer over (glibc hands a joined thread's TCB to the next
+  // one). A new thread cannot have taken it unseen: it waits, stopped,
+  // for adopt_new_threads().
+  void release_exited_threads() {
+    std::set<uint64_t> live;
+    for (const auto& [tid, t] : threads_)
+      if (t.tp && tracer_.is_traced(tid)) live.insert(t.tp);
+    for (auto it = threads_.begin(); it != threads_.end();) {
+      // (One whose return an exit stub holds keeps its entry, which the
+      // stub's code names, until the stub is retired.)
+      bool stub = std::any_of(rewrites_.begin(), rewrites_.end(),
+                              [&](const auto& r) { return r.second.tid == it->first; });
+      if (stub || tracer_.is_traced(it->first) || thread_alive(tracer_.pid(), it->first)) {
+        ++it;
+        continue;
+      }
+      if (it->second.tp && !live.count(it->second.tp)) area_.remove(it->second.tp);
+      it = threads_.erase(it);
     }
   }
 
@@ -787,6 +821,7 @@ class Transition {
     // on to the new code even once a later transition of this area (a
     // revert) clears the table.
     area_.set_goal(Universe::New);
+    adopt_new_threads();  // any waiting for a slot: they need none now
     options_.set_state(TransitionPhase::applied);
   }
 
@@ -966,6 +1001,7 @@ class Transition {
   bool gates_live_ = false;
   Universe from_ = Universe::Old;    // where the threads were before the transition
   Universe target_ = Universe::New;  // where the transition takes threads now
+  std::vector<pid_t> unborn_;        // new threads held stopped until a slot is free
   std::string abort_;                // why the transition must be reversed
   Clock::time_point move_start_;
   int membarrier_ = 0;  // 0 unknown, 1 registered, -1 unavailable

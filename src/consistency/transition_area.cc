@@ -15,7 +15,7 @@ static_assert(sizeof(graft_universe_entry) == 16, "the gates index entries by 16
 static_assert(offsetof(graft_universe_entry, universe) == 8, "the gates read the universe at +8");
 
 TransitionAreaLayout TransitionAreaLayout::for_threads(size_t threads) {
-  uint32_t cap = 256;
+  uint32_t cap = 1024;
   while (cap < 8 * (threads + 8) && cap < 65536) cap *= 2;
   return of(0, cap, std::min<uint32_t>(cap / 2, 1024));
 }
@@ -49,7 +49,7 @@ std::optional<uint32_t> TransitionArea::slot_of(uint64_t tp) const {
 std::vector<uint64_t> TransitionArea::keys() const {
   std::vector<uint64_t> out;
   for (uint64_t k : keys_)
-    if (k) out.push_back(k);
+    if (k && k != GRAFT_REMOVED_ENTRY) out.push_back(k);
   return out;
 }
 
@@ -86,19 +86,42 @@ void TransitionArea::initialize(const std::vector<uint64_t>& threads, Universe u
 }
 
 void TransitionArea::insert(uint64_t tp, Universe universe, Universe goal) {
-  if (tp == 0 || slot_of(tp)) return;
-  if (used_ + 1 > layout_.capacity * 3 / 4)
-    fail("transition table full ({} threads of {} slots)", used_, layout_.capacity);
+  if (tp == 0 || tp == GRAFT_REMOVED_ENTRY || slot_of(tp)) return;
   uint32_t mask = layout_.capacity - 1;
   uint32_t i = graft_transition_slot(tp, layout_.capacity);
-  while (keys_[i]) i = (i + 1) & mask;
+  // The first free slot of its probe sequence: one removed (a probe for
+  // another key that passes it sees one key instead of another) or empty.
+  while (keys_[i] && keys_[i] != GRAFT_REMOVED_ENTRY) i = (i + 1) & mask;
+  bool reused = keys_[i] == GRAFT_REMOVED_ENTRY;
+  if (!reused && used_ + 1 > layout_.capacity * 3 / 4)
+    fail("transition table full ({} threads of {} slots)", used_, layout_.capacity);
   graft_universe_entry e{tp, static_cast<uint8_t>(universe), static_cast<uint8_t>(goal), {}};
   // The state first: a probe matches the key only once all of it is there.
   memory_.write({entry_address(i) + 8}, {reinterpret_cast<const uint8_t*>(&e) + 8, 8});
   memory_.write({entry_address(i)}, {reinterpret_cast<const uint8_t*>(&e), 8});
   keys_[i] = tp;
   if (now_.size() == keys_.size()) now_[i] = e;
-  ++used_;
+  if (!reused) ++used_;
+}
+
+void TransitionArea::remove(uint64_t tp) {
+  auto slot = slot_of(tp);
+  if (!slot) return;
+  uint32_t mask = layout_.capacity - 1;
+  auto set_key = [&](uint32_t i, uint64_t key) {
+    memory_.write({entry_address(i)}, {reinterpret_cast<const uint8_t*>(&key), 8});
+    keys_[i] = key;
+    if (now_.size() == keys_.size()) now_[i].thread_pointer = key;
+  };
+  set_key(*slot, GRAFT_REMOVED_ENTRY);
+  // A removed slot followed by an empty one is on no key's probe sequence
+  // (that would continue through the empty slot): empty it, and so on
+  // backwards. A probe racing with this ends one slot early, at a key it
+  // would not have found.
+  for (uint32_t i = *slot; keys_[i] == GRAFT_REMOVED_ENTRY && keys_[(i + 1) & mask] == 0; i = (i - 1) & mask) {
+    set_key(i, 0);
+    --used_;
+  }
 }
 
 void TransitionArea::refresh() {

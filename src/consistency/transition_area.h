@@ -46,6 +46,15 @@ class TransitionArea {
   // Inserts a thread into a live table; throws if the table is too full.
   void insert(uint64_t thread_pointer, Universe universe, Universe goal);
   bool contains(uint64_t thread_pointer) const { return slot_of(thread_pointer).has_value(); }
+  // Frees the entry of a thread that has exited (no live thread may have
+  // its pointer): marked removed, so that probes go past it, and emptied
+  // where no probe can need it (followed by an empty slot); an insert
+  // reuses it. Without it, a process that keeps creating threads during a
+  // long transition would fill the table.
+  void remove(uint64_t thread_pointer);
+  // Whether a new thread may take an entry: half the table, the rest kept
+  // for the threads the transition moves (sized for them, see for_threads).
+  bool has_room_for_new_thread() const { return used_ + 1 <= layout_.capacity / 2; }
   std::vector<uint64_t> keys() const;
 
   // Every entry's universe as the target has it now (one read).

@@ -53,8 +53,12 @@ struct graft_transition_header {
   uint64_t report_seq;       /* incremented at every report */
 };
 
+/* The key of an entry whose thread exited: never a thread pointer (a TCB
+ * address is aligned). A probe passes it as any other key. */
+#define GRAFT_REMOVED_ENTRY 1u
+
 struct graft_universe_entry {
-  uint64_t thread_pointer; /* 0: empty slot */
+  uint64_t thread_pointer; /* 0: empty slot; GRAFT_REMOVED_ENTRY: freed, probes go on */
   uint8_t universe;        /* GRAFT_UNIVERSE_OLD or _NEW */
   uint8_t goal;            /* where the thread is going */
   uint8_t pad[6];
