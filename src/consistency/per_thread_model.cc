@@ -318,7 +318,7 @@ class Transition {
   uint64_t checked_thread_pointer(pid_t tid, const arch::Registers& regs) {
     uint64_t tp = arch::thread_pointer(regs);
     uint64_t self = 0;
-    if (tp == 0 || !memory_.try_read({tp}, &self, sizeof self) || self != tp)
+    if (tp == 0 || (tp & 7) != 0 || !memory_.try_read({tp}, &self, sizeof self) || self != tp)
       fail("process {}: thread {} has no thread pointer the gates can read (fs base {:#x}); use "
            "--model stop",
            tracer_.pid(), tid, tp);

@@ -86,7 +86,7 @@ void TransitionArea::initialize(const std::vector<uint64_t>& threads, Universe u
 }
 
 void TransitionArea::insert(uint64_t tp, Universe universe, Universe goal) {
-  if (tp == 0 || tp == GRAFT_REMOVED_ENTRY || slot_of(tp)) return;
+  if (tp == 0 || (tp & 7) != 0 || slot_of(tp)) return;
   uint32_t mask = layout_.capacity - 1;
   uint32_t i = graft_transition_slot(tp, layout_.capacity);
   // The first free slot of its probe sequence: one removed (a probe for
@@ -98,10 +98,23 @@ void TransitionArea::insert(uint64_t tp, Universe universe, Universe goal) {
   graft_universe_entry e{tp, static_cast<uint8_t>(universe), static_cast<uint8_t>(goal), {}};
   // The state first: a probe matches the key only once all of it is there.
   memory_.write({entry_address(i) + 8}, {reinterpret_cast<const uint8_t*>(&e) + 8, 8});
-  memory_.write({entry_address(i)}, {reinterpret_cast<const uint8_t*>(&e), 8});
+  write_key(i, tp);
   keys_[i] = tp;
   if (now_.size() == keys_.size()) now_[i] = e;
   if (!reused) ++used_;
+}
+
+// A key changes while gates probe it, and /proc/PID/mem may store the 8
+// bytes in any order: the low byte becomes 1 first (one byte: atomic), then
+// the other seven, then the low byte. Every value a probe can see meanwhile
+// is odd, so neither empty (a probe would stop early) nor a thread pointer
+// (those are aligned).
+void TransitionArea::write_key(uint32_t slot, uint64_t key) const {
+  uint64_t at = entry_address(slot);
+  const uint8_t odd = 1;
+  memory_.write({at}, {&odd, 1});
+  memory_.write({at + 1}, {reinterpret_cast<const uint8_t*>(&key) + 1, 7});
+  memory_.write({at}, {reinterpret_cast<const uint8_t*>(&key), 1});
 }
 
 void TransitionArea::remove(uint64_t tp) {
@@ -109,7 +122,7 @@ void TransitionArea::remove(uint64_t tp) {
   if (!slot) return;
   uint32_t mask = layout_.capacity - 1;
   auto set_key = [&](uint32_t i, uint64_t key) {
-    memory_.write({entry_address(i)}, {reinterpret_cast<const uint8_t*>(&key), 8});
+    write_key(i, key);
     keys_[i] = key;
     if (now_.size() == keys_.size()) now_[i].thread_pointer = key;
   };

@@ -82,6 +82,7 @@ class TransitionArea {
  private:
   std::optional<uint32_t> slot_of(uint64_t thread_pointer) const;
   uint64_t entry_address(uint32_t slot) const;
+  void write_key(uint32_t slot, uint64_t key) const;
 
   const ProcessMemory& memory_;
   TransitionAreaLayout layout_;
