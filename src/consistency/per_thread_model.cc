@@ -667,6 +667,14 @@ class Transition {
     if (!to_catch.empty()) catch_at_syscall(p, to_catch);
   }
 
+  // Whether a stopped thread is in a system call: `orig_rax' set, and the
+  // `syscall' instruction just before its pc.
+  bool in_system_call(const arch::Registers& regs) const {
+    uint8_t before[2] = {0, 0};
+    memory_.try_read({arch::pc(regs) - 2}, before, 2);
+    return arch::in_system_call(regs, before);
+  }
+
   // Lazy: a thread that blocks too briefly to be seen blocked (a short
   // sleep; or on a loaded machine, where it waits for a CPU far longer than
   // in its call) is stopped once, wherever it runs, and sent on to stop
@@ -687,9 +695,7 @@ class Transition {
         return;
       }
       threads_[tid].catch_asked = t0;
-      uint8_t before[2] = {0, 0};
-      memory_.try_read({arch::pc(*regs) - 2}, before, 2);
-      if (arch::in_system_call(*regs, before)) {  // it blocked meanwhile
+      if (in_system_call(*regs)) {  // it blocked meanwhile
         visit(p, tid, *regs, t0);
         return;
       }
@@ -741,9 +747,7 @@ class Transition {
     }
     std::optional<std::string> why;
     if (p.kind == Model::lazy) {
-      uint8_t before[2] = {0, 0};
-      memory_.try_read({arch::pc(regs) - 2}, before, 2);
-      if (!arch::in_system_call(regs, before)) why = "left its system call before graft looked";
+      if (!in_system_call(regs)) why = "left its system call before graft looked";
     }
     // A thread in a gate (or at the first instruction after one) is taken
     // back to the entry it came through: busy callers of a small function

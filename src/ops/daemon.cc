@@ -17,7 +17,6 @@
 #include "common/error.h"
 #include "common/file.h"
 #include "common/realtime_priority.h"
-#include "loader/process_batch.h"
 #include "ops/desired_state.h"
 #include "ops/exec_watch.h"
 #include "ops/host_config.h"
@@ -282,50 +281,42 @@ class Daemon {
   // manager starts them, waits no longer than its slowest apply).
   void look_at_new(const std::vector<Recheck>& batch) {
     if (state_.by_build_id.empty() || batch.empty()) return;
-    struct Candidate {
-      Recheck r;
-      TargetProcess p;
-      bool last;
-      std::vector<SyncAction> actions;
-      double after_ms = 0;
-    };
-    std::vector<Candidate> todo;
+    std::vector<Recheck> looked;
+    std::vector<TargetProcess> todo;
     for (const auto& r : batch) {
       if (r.pid == getpid()) continue;
       TargetProcess p;
       Inspection what = inspect_process(r.pid, state_.build_ids(), cache_, p);
-      bool last = r.attempt + 1 >= kRechecks;
-      if (what == Inspection::MapsNone && !last && library_targets()) {
+      if (what == Inspection::MapsNone && !last_look(r) && library_targets()) {
         look_again(r);
         continue;
       }
-      if (what == Inspection::Maps) todo.push_back({r, std::move(p), last, {}});
+      if (what != Inspection::Maps) continue;
+      looked.push_back(r);
+      todo.push_back(std::move(p));
     }
     bool changed = false;
-    run_bounded(
-        todo.size(), o_.jobs,
-        [&](size_t i) {
-          Candidate& c = todo[i];
-          c.actions = converge_process(
-              state_, c.p, cache_, o_.operation, [](const SyncAction&) {},
-              [&](const TargetProcess& tp, const StoredPatch& s) { return failed_before(tp, s); });
-          c.after_ms = std::chrono::duration<double, std::milli>(Clock::now() - c.r.seen).count();
-        },
-        [&](size_t i) {
-          const Candidate& c = todo[i];
-          bool failed = false;
-          for (const auto& a : c.actions) {
+    converge_processes(
+        state_, todo, cache_, o_.operation,
+        [&](const TargetProcess& tp, const StoredPatch& s) { return failed_before(tp, s); }, o_.jobs,
+        [&](size_t i, std::vector<SyncAction>& actions, Clock::time_point finished) {
+          const Recheck& r = looked[i];
+          bool last = last_look(r), failed = false;
+          double after_ms = std::chrono::duration<double, std::milli>(finished - r.seen).count();
+          for (const auto& a : actions) {
             failed |= a.outcome == SyncOutcome::Failed || a.outcome == SyncOutcome::NotReady;
-            changed |= a.outcome == SyncOutcome::Applied || (c.last && a.outcome == SyncOutcome::Failed);
-            record(a, c.last, c.after_ms);
+            changed |= a.outcome == SyncOutcome::Applied || (last && a.outcome == SyncOutcome::Failed);
+            record(a, last, after_ms);
           }
           // Early in a process's life an apply can fail because a library
           // the patch refers to is not mapped yet: try again a little
           // later. Also a library target may be mapped after the others.
-          if ((failed || library_targets()) && !c.last) look_again(c.r);
+          if ((failed || library_targets()) && !last) look_again(r);
         });
     if (changed) save();
   }
+
+  static bool last_look(const Recheck& r) { return r.attempt + 1 >= kRechecks; }
 
   void look_again(const Recheck& r) {
     rechecks_.emplace(r.seen + milliseconds(kRecheckMs[r.attempt]), Recheck{r.pid, r.attempt + 1, r.seen});
@@ -350,7 +341,7 @@ class Daemon {
   std::multimap<Clock::time_point, Recheck> rechecks_;
   std::set<FailureKey> logged_failures_;
   bool save_warned_ = false;
-  std::mutex host_mutex_;  // host_.failures, logged_failures_: read by apply workers
+  std::mutex host_mutex_;  // host_.failures: read by the apply workers (failed_before)
 };
 
 }  // namespace

@@ -101,19 +101,28 @@ SyncReport sync_all(const DesiredState& state, BuildIdCache& cache, const Operat
   if (state.by_build_id.empty()) return report;
   ProcessScan scan = scan_processes(state.build_ids(), cache);
   report.uninspectable = scan.uninspectable;
-  std::vector<std::vector<SyncAction>> actions(scan.processes.size());
-  run_bounded(
-      scan.processes.size(), jobs,
-      [&](size_t i) {
-        actions[i] = converge_process(state, scan.processes[i], cache, options, [](const SyncAction&) {}, skip);
-      },
-      [&](size_t i) {
-        for (auto& a : actions[i]) {
-          done(a);
-          report.actions.push_back(std::move(a));
-        }
-      });
+  converge_processes(state, scan.processes, cache, options, skip, jobs,
+                     [&](size_t, std::vector<SyncAction>& actions, std::chrono::steady_clock::time_point) {
+                       for (auto& a : actions) {
+                         done(a);
+                         report.actions.push_back(std::move(a));
+                       }
+                     });
   return report;
+}
+
+void converge_processes(const DesiredState& state, const std::vector<TargetProcess>& processes,
+                        BuildIdCache& cache, const OperationOptions& options, const SkipPredicate& skip,
+                        unsigned jobs, const ConvergedCallback& converged) {
+  std::vector<std::vector<SyncAction>> actions(processes.size());
+  std::vector<std::chrono::steady_clock::time_point> finished(processes.size());
+  run_bounded(
+      processes.size(), jobs,
+      [&](size_t i) {
+        actions[i] = converge_process(state, processes[i], cache, options, [](const SyncAction&) {}, skip);
+        finished[i] = std::chrono::steady_clock::now();
+      },
+      [&](size_t i) { converged(i, actions[i], finished[i]); });
 }
 
 AuditEvent audit_event_of(const SyncAction& a) {

@@ -2,6 +2,7 @@
 // applicable patch of that target it does not carry yet, in stacking order.
 // Idempotent: a patch a process already carries counts as success.
 #pragma once
+#include <chrono>
 #include <functional>
 #include <string>
 #include <vector>
@@ -58,6 +59,15 @@ using SkipPredicate = std::function<bool(const TargetProcess&, const StoredPatch
 std::vector<SyncAction> converge_process(const DesiredState& state, const TargetProcess& process,
                                          BuildIdCache& cache, const OperationOptions& options,
                                          const SyncCallback& done, const SkipPredicate& skip = nullptr);
+
+// converge_process() on each of `processes`, `jobs` at once (0:
+// loader/process_batch.h's default). `converged(i, actions, finished)` is
+// called for each in the order of `processes`, one at a time, with the
+// time its applies ended.
+using ConvergedCallback = std::function<void(size_t, std::vector<SyncAction>&, std::chrono::steady_clock::time_point)>;
+void converge_processes(const DesiredState& state, const std::vector<TargetProcess>& processes,
+                        BuildIdCache& cache, const OperationOptions& options, const SkipPredicate& skip,
+                        unsigned jobs, const ConvergedCallback& converged);
 
 // `jobs` processes at once (0: loader/process_batch.h's default); `done` is
 // called for each action from one thread at a time, process by process in

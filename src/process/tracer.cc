@@ -397,10 +397,9 @@ void Tracer::handle_event(pid_t got, int status, std::set<pid_t>* pending) {
     // this one cleared. A trap on one of graft's breakpoints is graft's
     // own (redirected by reap). A system call's stop that is not a caught
     // entry goes on: still to be caught while graft catches, else untraced.
-    bool keep_catching = t.syscall_armed && catch_syscalls_;
+    auto req = go_on_request(t);
     sig = signal_to_deliver(got, sig);
-    t.syscall_armed = keep_catching;
-    auto req = keep_catching ? PTRACE_SYSCALL : PTRACE_CONT;
+    t.syscall_armed = req == PTRACE_SYSCALL;
     if (ptrace(req, got, nullptr, reinterpret_cast<void*>(static_cast<long>(sig))) != 0 &&
         errno == ESRCH) {
       forget(got);
@@ -418,8 +417,8 @@ void Tracer::handle_event(pid_t got, int status, std::set<pid_t>* pending) {
     // An event stop (a clone, above all: a thread creating threads) clears
     // the interrupt as a signal's stop does; without asking again, the
     // thread went on into a futex wait and never stopped for graft.
-    auto req = t.syscall_armed && catch_syscalls_ ? PTRACE_SYSCALL : PTRACE_CONT;
-    if (req == PTRACE_CONT) t.syscall_armed = false;
+    auto req = go_on_request(t);
+    t.syscall_armed = req == PTRACE_SYSCALL;
     if (ptrace(req, got, nullptr, nullptr) == 0 && interrupted) interrupt(got);
   }
   if (pending && !threads_.count(got)) pending->erase(got);  // gone while asked again
@@ -545,27 +544,25 @@ void Tracer::resume(pid_t tid) {
   auto it = threads_.find(tid);
   if (it == threads_.end() || !it->second.stopped) return;
   // A job-control stop is the user's: PTRACE_LISTEN keeps it in place.
-  long req = it->second.group_stopped ? PTRACE_LISTEN : PTRACE_CONT;
-  if (ptrace(static_cast<__ptrace_request>(req), tid, nullptr, nullptr) != 0 && errno == ESRCH) {
-    forget(tid);
-  } else {
-    it->second.stopped = false;
-    it->second.at_syscall_entry = false;
-    it->second.syscall_armed = false;
-  }
+  restart(tid, it->second.group_stopped ? PTRACE_LISTEN : PTRACE_CONT);
 }
 
 void Tracer::resume_until_syscall(pid_t tid) {
   auto it = threads_.find(tid);
   if (it == threads_.end() || !it->second.stopped) return;
   if (it->second.group_stopped || !catch_syscalls_) return resume(tid);
-  if (ptrace(PTRACE_SYSCALL, tid, nullptr, nullptr) != 0 && errno == ESRCH) {
+  restart(tid, PTRACE_SYSCALL);
+}
+
+void Tracer::restart(pid_t tid, __ptrace_request req) {
+  Thread& t = threads_.at(tid);
+  if (ptrace(req, tid, nullptr, nullptr) != 0 && errno == ESRCH) {
     forget(tid);
-  } else {
-    it->second.stopped = false;
-    it->second.at_syscall_entry = false;
-    it->second.syscall_armed = true;
+    return;
   }
+  t.stopped = false;
+  t.at_syscall_entry = false;
+  t.syscall_armed = req == PTRACE_SYSCALL;
 }
 
 void Tracer::catch_syscalls(bool on) {
@@ -590,7 +587,7 @@ void Tracer::resume_all() {
 
 pid_t Tracer::stopped_thread() {
   auto main = threads_.find(pid_);
-  if (main != threads_.end() && is_usable_stopped(pid_)) return pid_;
+  if (is_usable_stopped(pid_)) return pid_;
   for (const auto& [tid, t] : threads_)
     if (is_usable_stopped(tid)) return tid;
   pid_t tid = main != threads_.end() && !main->second.stopped ? pid_ : 0;

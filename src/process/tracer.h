@@ -4,6 +4,7 @@
 // by the kernel) leaves every thread running as before.
 #pragma once
 #include <signal.h>
+#include <sys/ptrace.h>
 #include <sys/types.h>
 
 #include <functional>
@@ -189,6 +190,14 @@ class Tracer {
   // with EINTR is made to restart (arch/x86_64/syscall_restart.h).
   void interrupt_stopped(pid_t tid);
   bool syscall_entry_stop(pid_t tid) const;
+  // Resumes a stopped thread with `req` (PTRACE_CONT, _LISTEN, _SYSCALL),
+  // or forgets it if it is gone.
+  void restart(pid_t tid, __ptrace_request req);
+  // How a thread stopped for an event or a signal goes on: to be caught at
+  // its next system call if it was and graft still catches, else plainly.
+  __ptrace_request go_on_request(const Thread& t) const {
+    return t.syscall_armed && catch_syscalls_ ? PTRACE_SYSCALL : PTRACE_CONT;
+  }
   // A signal that reached a thread while graft borrows it (for a system
   // call or a function): it cannot be delivered to graft's registers, and
   // graft cannot hold it either (a signal re-sent later carries graft's

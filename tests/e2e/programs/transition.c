@@ -83,10 +83,15 @@ static void one_call(int x) {
   atomic_fetch_add_explicit(&counts[e % MAX_EPOCHS][k], 1, memory_order_relaxed);
 }
 
-static void *worker(void *arg) {
-  (void)arg;
+/* A thread that calls work() in a loop: lowest priority, counted. */
+static void begin_loop(void) {
   setpriority(PRIO_PROCESS, (id_t)serve_gettid(), 19);
   atomic_fetch_add(&looping, 1);
+}
+
+static void *worker(void *arg) {
+  (void)arg;
+  begin_loop();
   for (unsigned long n = 0;; n++) {
     one_call(3);
     for (volatile int i = 0; i < (int)(n % 64); i++) {
@@ -98,16 +103,14 @@ static void *worker(void *arg) {
 
 static void *spinner(void *arg) {
   (void)arg;
-  setpriority(PRIO_PROCESS, (id_t)serve_gettid(), 19);
-  atomic_fetch_add(&looping, 1);
+  begin_loop();
   for (;;) one_call(3);
   return NULL;
 }
 
 static void *syscaller(void *arg) {
   (void)arg;
-  setpriority(PRIO_PROCESS, (id_t)serve_gettid(), 19);
-  atomic_fetch_add(&looping, 1);
+  begin_loop();
   for (;;) {
     one_call(3);
     getppid();
@@ -155,8 +158,7 @@ static void *sleeper(void *arg) {
  * the lazy model only graft_quiescent() can move it. */
 static void *quiescent_loop(void *arg) {
   (void)arg;
-  setpriority(PRIO_PROCESS, (id_t)serve_gettid(), 19);
-  atomic_fetch_add(&looping, 1);
+  begin_loop();
   for (;;) {
     one_call(7);
     if (graft_quiescent()) atomic_fetch_add(&quiescent_moves, 1);
@@ -170,8 +172,7 @@ static void *quiescent_loop(void *arg) {
  * a quiescent point after each. */
 static void *quiescent_worker(void *arg) {
   (void)arg;
-  setpriority(PRIO_PROCESS, (id_t)serve_gettid(), 19);
-  atomic_fetch_add(&looping, 1);
+  begin_loop();
   for (;;) {
     one_call(3);
     if (graft_quiescent()) atomic_fetch_add(&quiescent_moves, 1);
@@ -186,20 +187,23 @@ static void start(void *(*fn)(void *)) {
   pthread_detach(t);
 }
 
+/* "NAME N": N threads of `fn'. */
+static int start_many(const char *cmd, const char *name, void *(*fn)(void *), char *reply, size_t n) {
+  size_t len = strlen(name);
+  if (strncmp(cmd, name, len) != 0 || cmd[len] != ' ') return 0;
+  for (int i = 0, k = atoi(cmd + len + 1); i < k; i++) start(fn);
+  snprintf(reply, n, "ok");
+  return 1;
+}
+
 static int handle(const char *cmd, char *reply, size_t n) {
-  if (strncmp(cmd, "load ", 5) == 0) {
-    int k = atoi(cmd + 5);
-    for (int i = 0; i < k; i++) start(worker);
-    snprintf(reply, n, "ok");
-  } else if (strncmp(cmd, "spin ", 5) == 0) {
-    int k = atoi(cmd + 5);
-    for (int i = 0; i < k; i++) start(spinner);
-    snprintf(reply, n, "ok");
-  } else if (strncmp(cmd, "syscalls ", 9) == 0) {
-    int k = atoi(cmd + 9);
-    for (int i = 0; i < k; i++) start(syscaller);
-    snprintf(reply, n, "ok");
-  } else if (strcmp(cmd, "hold") == 0) {
+  if (start_many(cmd, "load", worker, reply, n) || start_many(cmd, "spin", spinner, reply, n) ||
+      start_many(cmd, "syscalls", syscaller, reply, n))
+    return 1;
+#ifdef WITH_RUNTIME
+  if (start_many(cmd, "qload", quiescent_worker, reply, n)) return 1;
+#endif
+  if (strcmp(cmd, "hold") == 0) {
     holding = 1;
     hold_arrived = 0;
     start(holder);
@@ -225,10 +229,6 @@ static int handle(const char *cmd, char *reply, size_t n) {
 #ifdef WITH_RUNTIME
   } else if (strcmp(cmd, "quiescent") == 0) {
     start(quiescent_loop);
-    snprintf(reply, n, "ok");
-  } else if (strncmp(cmd, "qload ", 6) == 0) {
-    int k = atoi(cmd + 6);
-    for (int i = 0; i < k; i++) start(quiescent_worker);
     snprintf(reply, n, "ok");
   } else if (strcmp(cmd, "moved") == 0) {
     snprintf(reply, n, "%ld", atomic_load(&quiescent_moves));
