@@ -243,8 +243,10 @@ std::vector<Command> add_ops(CLI::App& app) {
   auto ops = std::make_shared<OpsCommands>();
   add_ops_subcommands(app, *ops);
   std::vector<Command> out;
-  for (CLI::App* cmd : {ops->store_add->get_parent(), ops->sync, ops->status, ops->daemon})
+  for (CLI::App* cmd : {ops->store_add->get_parent(), ops->sync, ops->status, ops->daemon}) {
     out.push_back({cmd, [ops] { return run_ops_subcommand(*ops).value_or(kExitUsage); }, &ops->args.json});
+    if (cmd == ops->sync || cmd == ops->daemon) out.back().on_processes = [] { return true; };
+  }
   return out;
 }
 

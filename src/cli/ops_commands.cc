@@ -10,6 +10,7 @@
 #include "cli/commands.h"
 #include "common/error.h"
 #include "common/file.h"
+#include "common/interrupt.h"
 #include "ops/daemon.h"
 #include "ops/desired_state.h"
 #include "ops/host_config.h"
@@ -166,10 +167,12 @@ int sync(const OpsArgs& a) {
   options.model = a.model ? a.model : r.config.model;
   BuildIdCache cache;
   SyncReport report = sync_all(state, cache, options, [&](const SyncAction& act) {
-    if (act.outcome != SyncOutcome::AlreadyApplied) audit.record(audit_event_of(act));
+    bool attempt = act.outcome != SyncOutcome::AlreadyApplied &&
+                   (act.outcome != SyncOutcome::Interrupted || act.tried);
+    if (attempt) audit.record(audit_event_of(act));
     if (act.outcome == SyncOutcome::Failed)
       host.failures[{act.pid, act.start_time, act.patch.id}] = act.result.error;
-    else
+    else if (act.outcome != SyncOutcome::Interrupted)
       host.failures.erase({act.pid, act.start_time, act.patch.id});
     if (a.json) return;
     std::string who = fmt::format("pid {} ({})", act.pid, printable(act.command));
@@ -184,6 +187,9 @@ int sync(const OpsArgs& a) {
       case SyncOutcome::Skipped:
       case SyncOutcome::NotReady:
         fmt::print("{}: FAILED to apply {}: {}\n", who, what, printable(act.result.error));
+        break;
+      case SyncOutcome::Interrupted:
+        fmt::print("{}: {} not applied: {}\n", who, what, printable(act.result.error));
         break;
     }
     std::fflush(stdout);
@@ -205,12 +211,13 @@ int sync(const OpsArgs& a) {
                          {"patch", act.patch.name},
                          {"patch_id", act.patch.id},
                          {"outcome", outcome_name(act.outcome)},
-                         {"ok", act.outcome != SyncOutcome::Failed},
+                         {"ok", act.carried()},
                          {"already_applied", act.outcome == SyncOutcome::AlreadyApplied},
                          {"total_ms", act.result.total_ms},
                          {"recovered", act.result.recovered},
                          {"notes", act.result.notes},
-                         {"error", act.outcome == SyncOutcome::Failed ? json(act.result.error) : json(nullptr)}});
+                         {"error", act.carried() ? json(nullptr) : json(act.result.error)},
+                         {"error_code", act.carried() ? json(nullptr) : json(error_code_name(act.result.error_code))}});
     fmt::print("{}\n", json{{"command", "sync"},
                             {"store", r.store},
                             {"ok", report.ok()},
@@ -218,6 +225,7 @@ int sync(const OpsArgs& a) {
                             {"applied", report.count(SyncOutcome::Applied)},
                             {"already_applied", report.count(SyncOutcome::AlreadyApplied)},
                             {"failed", report.count(SyncOutcome::Failed)},
+                            {"interrupted", report.count(SyncOutcome::Interrupted)},
                             {"uninspectable", report.uninspectable},
                             {"problems", report.problems},
                             {"results", results}}
@@ -226,6 +234,15 @@ int sync(const OpsArgs& a) {
     for (const auto& p : report.problems) fmt::print("WARNING: {}\n", printable(p));
     fmt::print("sync: {} applied, {} already applied, {} failed", report.count(SyncOutcome::Applied),
                report.count(SyncOutcome::AlreadyApplied), report.count(SyncOutcome::Failed));
+    if (size_t n = report.count(SyncOutcome::Interrupted)) {
+      size_t unsure = 0;  // rolled back, but not shown to be as before
+      for (const auto& act : report.actions)
+        unsure += act.outcome == SyncOutcome::Interrupted && act.tried && act.result.unchanged != true;
+      fmt::print("; {} not applied: interrupted by {} ({})", n, signal_name(interrupt_signal()),
+                 unsure ? fmt::format("{} of those processes may hold what graft left: `graft recover' repairs it",
+                                      unsure)
+                        : std::string("those processes are as they were"));
+    }
     if (report.uninspectable)
       fmt::print("; {} processes could not be inspected{}", report.uninspectable,
                  geteuid() == 0 ? " (not even by root)" : " (not root)");

@@ -2,9 +2,11 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <sys/eventfd.h>
 
 #include <atomic>
 #include <cstring>
+#include <mutex>
 #include <thread>
 
 #include "common/error.h"
@@ -13,9 +15,11 @@ namespace graft {
 
 namespace {
 std::atomic<int> requested{0};
-}  // namespace
+std::atomic<int> wake_fd{-1};
+std::once_flag watching;
 
-void watch_interrupts() {
+void start_watching() {
+  wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
@@ -32,13 +36,22 @@ void watch_interrupts() {
     pthread_sigmask(SIG_SETMASK, &all, nullptr);
     for (;;) {
       int sig = 0;
-      if (sigwait(&set, &sig) == 0) {
-        int none = 0;
-        requested.compare_exchange_strong(none, sig);
+      if (sigwait(&set, &sig) != 0) continue;
+      int none = 0;
+      requested.compare_exchange_strong(none, sig);
+      uint64_t one = 1;
+      if (int fd = wake_fd.load(); fd >= 0 && write(fd, &one, sizeof one) < 0) {
+        // The counter is full: the fd is readable anyway.
       }
     }
   }).detach();
 }
+
+}  // namespace
+
+void watch_interrupts() { std::call_once(watching, start_watching); }
+
+int interrupt_wake_fd() { return wake_fd.load(); }
 
 int interrupt_signal() { return requested.load(std::memory_order_relaxed); }
 

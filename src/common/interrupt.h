@@ -9,11 +9,16 @@
 
 namespace graft {
 
-// Called once by the CLI, before any other thread starts.
+// Before any other thread starts (the CLI calls it for operations on
+// processes; the daemon too). Later calls do nothing.
 void watch_interrupts();
 
 // The signal that asked graft to stop (SIGINT or SIGTERM), 0 if none.
 int interrupt_signal();
+
+// Readable (an eventfd) once a signal asked graft to stop, for a loop that
+// waits in poll(); -1 before watch_interrupts().
+int interrupt_wake_fd();
 
 // Throws Error(ErrorCode::interrupted) if a signal asked graft to stop:
 // "interrupted by SIGINT <when>".

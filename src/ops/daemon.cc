@@ -16,7 +16,9 @@
 
 #include "common/error.h"
 #include "common/file.h"
+#include "common/interrupt.h"
 #include "common/realtime_priority.h"
+#include "common/unique_resource.h"
 #include "ops/desired_state.h"
 #include "ops/exec_watch.h"
 #include "ops/host_config.h"
@@ -86,17 +88,22 @@ class Daemon {
     // reacts at real-time priority (SCHED_FIFO 1, as graft apply runs),
     // where it is allowed to. Its work is bounded (the processes of one
     // event); the periodic rescan drops back to the normal policy.
+    // SIGTERM and SIGINT reach the applies too, wherever they run: none
+    // starts after them, one running rolls back (ops/sync.h). SIGHUP is
+    // read here only.
+    watch_interrupts();
     RealtimePriority priority;
     sigset_t mask;
     sigemptyset(&mask);
-    for (int s : {SIGHUP, SIGTERM, SIGINT}) sigaddset(&mask, s);
-    sigprocmask(SIG_BLOCK, &mask, nullptr);
-    int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-    if (sfd < 0) fail("signalfd: {}", errno_text(errno));
+    sigaddset(&mask, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &mask, nullptr);
+    UniqueFd sfd(signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK));
+    if (!sfd) fail("signalfd: {}", errno_text(errno));
 
     std::error_code ec;
     std::filesystem::create_directories(o_.store, ec);
-    int ifd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+    UniqueFd inotify(inotify_init1(IN_CLOEXEC | IN_NONBLOCK));
+    int ifd = inotify.get();
     if (ifd < 0 || inotify_add_watch(ifd, o_.store.c_str(),
                                      IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_CREATE) < 0)
       say("cannot watch the store {} for changes ({}): reload with SIGHUP", o_.store, errno_text(errno));
@@ -118,6 +125,10 @@ class Daemon {
     auto next_poll = Clock::now();
 
     for (;;) {
+      if (int sig = interrupt_signal()) {
+        stopping(sig);
+        return 0;
+      }
       auto now = Clock::now();
       auto wake = next_rescan;
       if (!rechecks_.empty()) wake = std::min(wake, rechecks_.begin()->first);
@@ -125,24 +136,26 @@ class Daemon {
       if (watch_->fd() < 0) wake = std::min(wake, next_poll);
       int timeout = static_cast<int>(
           std::max<int64_t>(0, std::chrono::duration_cast<milliseconds>(wake - now).count() + 1));
-      pollfd fds[3] = {{sfd, POLLIN, 0}, {ifd, POLLIN, 0}, {watch_->fd(), POLLIN, 0}};
-      int n = poll(fds, watch_->fd() >= 0 ? 3 : 2, timeout);
+      // The exec watch last: it is left out when /proc is polled instead.
+      pollfd fds[4] = {{interrupt_wake_fd(), POLLIN, 0},
+                       {sfd.get(), POLLIN, 0},
+                       {ifd, POLLIN, 0},
+                       {watch_->fd(), POLLIN, 0}};
+      int n = poll(fds, watch_->fd() >= 0 ? 4 : 3, timeout);
       if (n < 0 && errno != EINTR) fail("poll: {}", errno_text(errno));
+      if (interrupt_signal()) continue;
 
-      if (fds[0].revents & POLLIN) {
+      if (fds[1].revents & POLLIN) {
         signalfd_siginfo si;
-        while (read(sfd, &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
-          if (si.ssi_signo == SIGHUP) {
-            reload("SIGHUP");
-            full_sync("reload");
-            next_rescan = Clock::now() + rescan_period();
-          } else {
-            say("stopping (signal {})", si.ssi_signo);
-            return 0;
-          }
+        bool hup = false;
+        while (read(sfd.get(), &si, sizeof si) == static_cast<ssize_t>(sizeof si)) hup = true;
+        if (hup) {
+          reload("SIGHUP");
+          full_sync("reload");
+          next_rescan = Clock::now() + rescan_period();
         }
       }
-      if (ifd >= 0 && (fds[1].revents & POLLIN)) {
+      if (ifd >= 0 && (fds[2].revents & POLLIN)) {
         alignas(inotify_event) char buf[8192];
         bool relevant = false;
         ssize_t len;
@@ -157,7 +170,7 @@ class Daemon {
         // `store add' writes two files: wait for the second.
         if (relevant && reload_at == kNever) reload_at = Clock::now() + milliseconds(100);
       }
-      if (watch_->fd() >= 0 ? (fds[2].revents & POLLIN) != 0 : Clock::now() >= next_poll) {
+      if (watch_->fd() >= 0 ? (fds[3].revents & POLLIN) != 0 : Clock::now() >= next_poll) {
         bool lost = false;
         auto pids = watch_->new_processes(lost);
         next_poll = Clock::now() + milliseconds(watch_->poll_interval_ms());
@@ -218,6 +231,17 @@ class Daemon {
         a.outcome == SyncOutcome::NotReady)
       return;
     std::lock_guard lock(host_mutex_);  // workers read the failures meanwhile
+    if (a.outcome == SyncOutcome::Interrupted) {
+      // Said once, when the daemon stops; not a failure of the process.
+      if (!a.tried) {
+        ++not_started_;
+        return;
+      }
+      audit_.record(audit_event_of(a));
+      ++rolled_back_;
+      if (a.result.unchanged != true) unsure_.push_back(a.pid);
+      return;
+    }
     if (a.outcome != SyncOutcome::Applied && !final_attempt) return;  // looked at again soon
     audit_.record(audit_event_of(a));
     for (const auto& r : a.result.recovered) say("pid {} ({}): repaired first: {}", a.pid, a.command, r);
@@ -251,9 +275,12 @@ class Daemon {
                                  report.count(SyncOutcome::Failed) + report.count(SyncOutcome::Skipped),
                                  "daemon"};
     if (std::string(why) != "rescan" || report.count(SyncOutcome::Applied) || report.count(SyncOutcome::Failed))
-      say("sync ({}): {} applied, {} already applied, {} failed, {} not retried{}", why,
+      say("sync ({}): {} applied, {} already applied, {} failed, {} not retried{}{}", why,
           report.count(SyncOutcome::Applied), report.count(SyncOutcome::AlreadyApplied),
           report.count(SyncOutcome::Failed), report.count(SyncOutcome::Skipped),
+          report.count(SyncOutcome::Interrupted)
+              ? fmt::format(", {} interrupted", report.count(SyncOutcome::Interrupted))
+              : "",
           report.uninspectable ? fmt::format(", {} processes not inspectable", report.uninspectable) : "");
     save();
     if (!o_.prometheus.empty()) {
@@ -316,6 +343,20 @@ class Daemon {
     if (changed) save();
   }
 
+  // Applies that were running when the signal came rolled back (the
+  // others did not start): said, with what may be left.
+  void stopping(int sig) {
+    std::string running = "no apply was running";
+    if (rolled_back_)
+      running = unsure_.empty()
+                    ? fmt::format("{} running applies rolled back, the processes as they were", rolled_back_)
+                    : fmt::format("{} running applies rolled back; pids {} may hold what graft left: "
+                                  "`graft recover' repairs it",
+                                  rolled_back_, fmt::join(unsure_, ", "));
+    say("stopping ({}): {}{}", signal_name(sig), running,
+        not_started_ ? fmt::format("; {} applies not started", not_started_) : "");
+  }
+
   static bool last_look(const Recheck& r) { return r.attempt + 1 >= kRechecks; }
 
   void look_again(const Recheck& r) {
@@ -341,6 +382,9 @@ class Daemon {
   std::multimap<Clock::time_point, Recheck> rechecks_;
   std::set<FailureKey> logged_failures_;
   bool save_warned_ = false;
+  size_t rolled_back_ = 0;     // applies a stop signal interrupted
+  size_t not_started_ = 0;     // ... or kept from starting
+  std::vector<pid_t> unsure_;  // ... of which these were not shown unchanged
   std::mutex host_mutex_;  // host_.failures: read by the apply workers (failed_before)
 };
 

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include "common/interrupt.h"
 #include "common/realtime_priority.h"
 #include "loader/process_batch.h"
 #include "ops/target_readiness.h"
@@ -15,6 +16,7 @@ std::string outcome_name(SyncOutcome o) {
     case SyncOutcome::Failed: return "failed";
     case SyncOutcome::Skipped: return "skipped";
     case SyncOutcome::NotReady: return "not-ready";
+    case SyncOutcome::Interrupted: return "interrupted";
   }
   return "?";
 }
@@ -70,6 +72,10 @@ std::vector<SyncAction> converge_process(const DesiredState& state, const Target
       } else if (skip && skip(process, d.stored)) {
         a.outcome = SyncOutcome::Skipped;
         a.result.error = "failed before in this process; not retried";
+      } else if (int sig = interrupt_signal()) {
+        a.outcome = SyncOutcome::Interrupted;
+        a.result.error = fmt::format("not tried: graft was asked to stop ({})", signal_name(sig));
+        a.result.error_code = ErrorCode::interrupted;
       } else if (!unreadable.empty()) {
         a.result.error = unreadable;
       } else if (!blocked.empty()) {
@@ -80,9 +86,12 @@ std::vector<SyncAction> converge_process(const DesiredState& state, const Target
       } else {
         RealtimePriority priority;  // as graft apply: see realtime_priority.h
         a.result = apply_patch(d.patch, process.pid, options);
-        a.outcome = a.result.ok ? SyncOutcome::Applied : SyncOutcome::Failed;
+        a.tried = true;
+        a.outcome = a.result.ok                                          ? SyncOutcome::Applied
+                    : a.result.error_code == ErrorCode::interrupted ? SyncOutcome::Interrupted
+                                                                    : SyncOutcome::Failed;
       }
-      if (a.outcome != SyncOutcome::Applied && a.outcome != SyncOutcome::AlreadyApplied && blocked.empty())
+      if (!a.carried() && blocked.empty())
         blocked = fmt::format("{} ({})", d.stored.name, d.stored.id);
       done(a);
       out.push_back(std::move(a));

@@ -16,8 +16,9 @@ namespace graft::ops {
 
 // Skipped: not tried, because the skip predicate said so (the daemon does
 // not retry a patch that failed in a process). NotReady: not tried, the
-// target is still being mapped (see target_readiness.h).
-enum class SyncOutcome { Applied, AlreadyApplied, Failed, Skipped, NotReady };
+// target is still being mapped (see target_readiness.h). Interrupted: a
+// signal asked graft to stop: not tried, or rolled back (`tried`).
+enum class SyncOutcome { Applied, AlreadyApplied, Failed, Skipped, NotReady, Interrupted };
 std::string outcome_name(SyncOutcome o);
 
 struct SyncAction {
@@ -26,7 +27,10 @@ struct SyncAction {
   std::string command;
   StoredPatch patch;
   SyncOutcome outcome = SyncOutcome::Failed;
+  bool tried = false;      // an apply ran (result is its result)
   OperationResult result;  // of the apply (error set for a failure)
+  // Applied or already applied.
+  bool carried() const { return outcome == SyncOutcome::Applied || outcome == SyncOutcome::AlreadyApplied; }
 };
 
 // Whether processes hidden from this caller make a result unknowable: as
@@ -44,9 +48,9 @@ struct SyncReport {
   // patch could be read and is allowed by the policy, and (see
   // blind_spots()) no process was hidden from a non-root caller.
   bool ok() const {
-    return count(SyncOutcome::Failed) == 0 && count(SyncOutcome::Skipped) == 0 &&
-           count(SyncOutcome::NotReady) == 0 &&
-           !blind_spots(uninspectable) && problems.empty();
+    for (const auto& a : actions)
+      if (!a.carried()) return false;
+    return !blind_spots(uninspectable) && problems.empty();
   }
 };
 
@@ -54,7 +58,9 @@ using SyncCallback = std::function<void(const SyncAction&)>;
 
 // The patches of `state` that `process` should carry and does not, applied
 // in order; an apply that fails stops the patches stacked after it on the
-// same target (they are reported failed, not tried).
+// same target (they are reported failed, not tried). Once SIGINT or SIGTERM
+// asked graft to stop (common/interrupt.h), no apply starts, and one
+// running rolls back.
 using SkipPredicate = std::function<bool(const TargetProcess&, const StoredPatch&)>;
 std::vector<SyncAction> converge_process(const DesiredState& state, const TargetProcess& process,
                                          BuildIdCache& cache, const OperationOptions& options,

@@ -113,8 +113,10 @@ carries_both() { [[ $(patch_count "$1") -eq 2 ]]; }
 for pid in "${burst[@]}"; do
   wait_until 15 carries_both "$pid" || fail "pid $pid, started in a burst of 12, does not carry both patches"
 done
+# Under heavy load a rescan may patch some of them first (logged without
+# the time since exec): not a failure.
 slowest=$(for pid in "${burst[@]}"; do
-  grep -o "pid $pid (libmain): applied newer .* after its exec was seen" "$T/daemon.log" | grep -o '[0-9.]* ms after'
+  grep -o "pid $pid (libmain): applied newer .* after its exec was seen" "$T/daemon.log" | grep -o '[0-9.]* ms after' || true
 done | sort -n | tail -1)
 log "burst of 12: all patched; slowest newer applied ${slowest:-?} its exec"
 stop_daemon
