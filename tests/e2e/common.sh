@@ -46,8 +46,10 @@ fail() {
 }
 
 # Kills every process the test started (targets and helpers), never leaves one.
+# cleanup [STATUS]: a test's own EXIT trap passes the status it saw (under
+# set -e, a trap that re-creates it with `(exit N)' would end right there).
 cleanup() {
-  local rc=$? name pid
+  local rc=${1:-$?} name pid
   trap - EXIT
   for pid in "${BG_PIDS[@]}"; do
     kill -KILL "$pid" 2>/dev/null || true

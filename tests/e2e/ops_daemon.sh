@@ -48,7 +48,7 @@ start_daemon() {
   wait_until 10 grep -q "sync (start)" "$T/daemon.log" || { cat "$T/daemon.log"; fail "the daemon did not start"; }
 }
 # On failure, the daemon's log says what it did.
-trap 'rc=$?; [[ $rc -eq 0 || ! -f $T/daemon.log ]] || sed "s/^/    daemon| /" "$T/daemon.log" >&2; (exit $rc); cleanup' EXIT
+trap 'rc=$?; [[ $rc -eq 0 || ! -f $T/daemon.log ]] || sed "s/^/    daemon| /" "$T/daemon.log" >&2; cleanup $rc' EXIT
 stop_daemon() {
   kill -TERM "$DAEMON"
   wait_bounded "$DAEMON" 10 || fail "the daemon exited with $? on SIGTERM"

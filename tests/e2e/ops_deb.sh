@@ -28,7 +28,7 @@ purge_pkg() {
     "${APT[@]}" purge graft >"$T/purge.log" 2>&1 || true
   fi
 }
-trap 'rc=$?; for p in "${BG_PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done; purge_pkg; (exit $rc); cleanup' EXIT
+trap 'rc=$?; for p in "${BG_PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done; purge_pkg; cleanup $rc' EXIT
 
 (cd "$BUILD" && cpack -G DEB -B "$T/pkg" >"$T/cpack.log" 2>&1) || { cat "$T/cpack.log"; fail "cpack failed"; }
 deb=$(ls "$T"/pkg/graft_*_amd64.deb)

@@ -42,7 +42,7 @@ all_untouched() {
 "$GRAFT" daemon --kernel-cmdline "$T/cmdline" --jobs 1 --timeout 60 >"$T/daemon.out" 2>"$T/daemon.log" &
 daemon=$!
 bg_track $daemon
-trap 'rc=$?; [[ $rc -eq 0 || ! -f $T/daemon.log ]] || sed "s/^/    daemon| /" "$T/daemon.log" >&2; (exit $rc); cleanup' EXIT
+trap 'rc=$?; [[ $rc -eq 0 || ! -f $T/daemon.log ]] || sed "s/^/    daemon| /" "$T/daemon.log" >&2; cleanup $rc' EXIT
 wait_until 30 some_region || fail "the daemon did not start an apply"
 sleep 0.5  # well inside the transition's wait
 start=$SECONDS
