@@ -508,7 +508,7 @@ class ApplyJob {
     record_.image_base = base;
     for (size_t i = 0; i < patch_.functions.size(); ++i) {
       auto& fr = record_.functions[i];
-      fr.replacement = base + patch_.functions[i].replacement_offset;
+      fr.replacement = base + patch_.functions[i].entry_offset();
       auto jump = arch::redirect_bytes(fr.site, fr.replacement);
       if (!jump) fail("process {}: patch region out of jump range of `{}'", pid_, fr.symbol);
       fr.redirect = *jump;
