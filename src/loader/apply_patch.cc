@@ -376,7 +376,10 @@ class ApplyJob {
       fr.address = addr;
       fr.size = f.size;
       fr.site = site;
-      fr.replacement_size = f.replacement_size;
+      // The code the redirect enters. Behind a thunk, a thread in the
+      // replacement has the thunk's return address on its stack, so the
+      // thunk's range alone tells whether the new code is busy.
+      fr.replacement_size = f.thunk ? f.thunk->size : f.replacement_size;
       fr.original = original;
       fr.redirect = now;  // placeholder until the image base is known
       fr.cold_parts = cold;

@@ -60,7 +60,8 @@ TEST(EntryThunk, InstructionsFrameAndAlignment) {
     EXPECT_EQ(ins[1].ins.mnemonic, ZYDIS_MNEMONIC_MOV);
     EXPECT_EQ(ins[ins.size() - 2].ins.mnemonic, ZYDIS_MNEMONIC_LEAVE);
     EXPECT_EQ(ins.back().ins.mnemonic, ZYDIS_MNEMONIC_RET);
-    // Follow %rsp (mod 16) from entry, where the call pushed 8 bytes.
+    // Follow %rsp (mod 16) from entry, where the call pushed 8 bytes (or
+    // not: the thunk realigns).
     int64_t rsp = -8, frame = 0;
     std::vector<ZydisRegister> saved, restored;
     std::vector<int64_t> slots, copied;
@@ -72,8 +73,12 @@ TEST(EntryThunk, InstructionsFrameAndAlignment) {
           if (x.ops[0].type == ZYDIS_OPERAND_TYPE_MEMORY) copied.push_back(x.ops[0].mem.disp.value);
           break;
         case ZYDIS_MNEMONIC_SUB:
-          frame = x.ops[1].imm.value.s;
-          rsp -= frame;
+          if (!frame) frame = x.ops[1].imm.value.s;
+          rsp -= x.ops[1].imm.value.s;
+          break;
+        case ZYDIS_MNEMONIC_AND:
+          EXPECT_EQ(x.ops[1].imm.value.s, -16);
+          rsp = 0;  // whatever it was
           break;
         case ZYDIS_MNEMONIC_CALL:
           EXPECT_EQ(((rsp % 16) + 16) % 16, 0) << "misaligned at the call";
@@ -207,12 +212,16 @@ struct Kept {
 // Calls `fn' with a..f = 1..6 in registers, g = 7, h = 8 on the stack, as
 // a caller built with -fipa-ra would: rsi, rdx, r11 and xmm2 hold values it
 // reads after the call.
-Kept call_keeping(void* fn) {
+// With `misaligned', %rsp is 8 off at the call, as GCC's
+// -fipa-stack-alignment leaves it for a callee it knows needs no alignment.
+Kept call_keeping(void* fn, bool misaligned = false) {
   Kept k{};
+  long pad = misaligned ? 8 : 0;
   asm volatile(
       "mov %%rsp, %%rbx\n\t"
       "sub $128, %%rsp\n\t"  // past this function's red zone
       "and $-16, %%rsp\n\t"
+      "sub %[pad], %%rsp\n\t"
       "mov $0x7777, %%r11\n\t"
       "mov $0x4000000000000000, %%rdi\n\t"  // 2.0
       "movq %%rdi, %%xmm2\n\t"
@@ -232,7 +241,7 @@ Kept call_keeping(void* fn) {
       "mov %%r11, %[r11]\n\t"
       "movsd %%xmm2, %[xmm2]\n\t"
       : [result] "=m"(k.result), [rsi] "=m"(k.rsi), [rdx] "=m"(k.rdx), [r11] "=m"(k.r11), [xmm2] "=m"(k.xmm2)
-      : [fn] "r"(fn)
+      : [fn] "r"(fn), [pad] "r"(pad)
       : "rax", "rbx", "rcx", "rdx", "rsi", "rdi", "r8", "r9", "r10", "r11", "xmm0", "xmm1", "xmm2", "xmm3",
         "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15",
         "memory", "cc");
@@ -248,6 +257,11 @@ TEST(EntryThunk, KeepsRegistersAndFindsStackArguments) {
   EXPECT_EQ(k.rdx, 3);
   EXPECT_EQ(k.r11, 0x7777);
   EXPECT_EQ(k.xmm2, 2.0);
+  // The replacement checks its alignment (ud2 if wrong).
+  Kept m = call_keeping(t.entry(), true);
+  EXPECT_EQ(m.result, k.result);
+  EXPECT_EQ(m.rsi, 2);
+  EXPECT_EQ(m.xmm2, 2.0);
   // Without the thunk, the caller's values are gone.
   Kept direct = call_keeping(reinterpret_cast<void*>(&graft_test_clobbering_replacement));
   EXPECT_EQ(direct.result, k.result);

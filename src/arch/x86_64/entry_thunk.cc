@@ -70,7 +70,7 @@ EntryThunk entry_thunk(RegisterSet preserved, uint64_t stack_argument_bytes) {
     if (preserved & (RegisterSet(1) << (16 + i)))
       slots.push_back({static_cast<ZydisRegister>(ZYDIS_REGISTER_XMM0 + i), -(used += 16), true});
   const uint64_t words = stack_argument_bytes / 8;
-  const int64_t frame = (used + 15) / 16 * 16 + (words % 2 ? 8 : 0);
+  const int64_t frame = (used + 15) / 16 * 16;
 
   EntryThunk t;
   uint64_t after_push = 0, after_frame = 0, after_leave = 0;
@@ -80,6 +80,10 @@ EntryThunk entry_thunk(RegisterSet preserved, uint64_t stack_argument_bytes) {
     a.emit(ZYDIS_MNEMONIC_MOV, {A::reg(ZYDIS_REGISTER_RBP), A::reg(ZYDIS_REGISTER_RSP)});
     a.label("framed");
     if (frame) a.emit(ZYDIS_MNEMONIC_SUB, {A::reg(ZYDIS_REGISTER_RSP), A::imm(frame)});
+    // GCC's -fipa-stack-alignment lets a caller call a function it knows
+    // needs no alignment with %rsp misaligned; the replacement may need it.
+    a.emit(ZYDIS_MNEMONIC_AND, {A::reg(ZYDIS_REGISTER_RSP), A::imm(-16)});
+    if (words % 2) a.emit(ZYDIS_MNEMONIC_SUB, {A::reg(ZYDIS_REGISTER_RSP), A::imm(8)});
     for (const Slot& s : slots)
       a.emit(s.vector ? ZYDIS_MNEMONIC_MOVUPS : ZYDIS_MNEMONIC_MOV,
              {A::mem(ZYDIS_REGISTER_RBP, ZYDIS_REGISTER_NONE, s.offset, s.vector ? 16 : 8), A::reg(s.reg)});

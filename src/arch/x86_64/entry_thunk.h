@@ -4,9 +4,13 @@
 // linker/register_contract.h). It makes the replacement keep them:
 //
 //   push %rbp; mov %rsp,%rbp          a frame the CFI below describes
-//   sub  $frame,%rsp                  save area (+8 when an odd number of
-//                                     stack words follows): %rsp stays
-//                                     16-byte aligned at the call
+//   sub  $frame,%rsp                  the save area
+//   and  $-16,%rsp                    16-byte aligned at the call, even when
+//   (sub $8,%rsp)                     the caller did not align its call
+//                                     (GCC -fipa-stack-alignment, on at -O2,
+//                                     when it knows the original needs no
+//                                     alignment); 8 more for an odd number
+//                                     of stack words
 //   mov  %reg,-8*i(%rbp)              each preserved general register
 //   movups %xmmN,-off(%rbp)           each preserved vector register (128 bits)
 //   pushq 16+8*j(%rbp)                the stack-passed arguments, last first:
