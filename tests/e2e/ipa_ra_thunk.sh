@@ -4,8 +4,8 @@
 # an xmm register; many() also takes stack arguments). Replacements that
 # clobber every call-clobbered register build with an entry thunk that keeps
 # the registers the callers rely on, apply live while threads call them in a
-# loop, compute the right values, and revert, the process's maps and fds as
-# before. Built without the thunk (GRAFT_ENTRY_THUNKS=off), the same patch
+# loop, compute the right values, and revert (per thread, then under a
+# global stop), the process's maps and fds as before. Built without the thunk (GRAFT_ENTRY_THUNKS=off), the same patch
 # makes the callers compute garbage. A C++ exception thrown by a replacement
 # passes through its thunk to the handler two frames up.
 source "$(dirname "$0")/common.sh"
@@ -90,13 +90,13 @@ expect p mcall 166
 expect p "load 2" started
 maps0=$(grep -vc 'graft:' "/proc/$pid/maps")
 fds0=$(ls "/proc/$pid/fd" | wc -l)
-for cycle in 1 2; do
-  apply_ok "$T/fix.graft" "$pid" --timeout 30
+for model in hybrid stop; do
+  apply_ok "$T/fix.graft" "$pid" --model "$model" --timeout 30
   expect p call 42
   expect p vcall 14.5
   expect p mcall 1166
   sleep 0.3
-  graft_ok revert fix --pid "$pid" --timeout 30
+  graft_ok revert fix --pid "$pid" --model "$model" --timeout 30
   expect p call 41
   expect p vcall 13.5
   expect p mcall 166

@@ -153,5 +153,29 @@ TEST_F(RegisterContractTest, SignaturesFromDwarf) {
   EXPECT_FALSE(function_signature(dir_ + "/t-g0", address(elf, "many")));
 }
 
+// C++: a method's parameters come from its declaration in the class
+// (DW_AT_specification), `this' first; a function also inlined elsewhere
+// has them through DW_AT_abstract_origin.
+TEST_F(RegisterContractTest, CxxSignaturesFromDwarf) {
+  std::ofstream(dir_ + "/m.cc") << R"(
+struct Account { long balance; long add(long amount, double rate); };
+__attribute__((noinline)) long Account::add(long amount, double rate) { return balance += amount * rate; }
+long twice(long x) { return x * 2; }
+long use(long y) { return twice(y) + 1; }
+int main() { Account a{1}; return (int)a.add(2, 1.5) + (int)use(3); }
+)";
+  ASSERT_EQ(run_command({"c++", "-O2", "-g", "-Wl,--build-id", dir_ + "/m.cc", "-o", dir_ + "/m"}), 0);
+  ElfFile elf(dir_ + "/m");
+  auto add = function_signature(elf.path(), address(elf, "_ZN7Account3addEld"));
+  ASSERT_TRUE(add);
+  ASSERT_EQ(add->parameters.size(), 3u);
+  EXPECT_EQ(add->parameters[0].kind, ValueType::Kind::Integer);  // this
+  EXPECT_EQ(add->parameters[2].kind, ValueType::Kind::Float);
+  EXPECT_EQ(add->returns.kind, ValueType::Kind::Integer);
+  auto twice = function_signature(elf.path(), address(elf, "_Z5twicel"));
+  ASSERT_TRUE(twice);
+  EXPECT_EQ(twice->parameters.size(), 1u);
+}
+
 }  // namespace
 }  // namespace graft
