@@ -101,6 +101,17 @@ for model in hybrid stop; do
   expect p vcall 13.5
   expect p mcall 166
 done
+# Stacked: a second patch of small(), with its own thunk, over the first.
+sed -e 's/x \* k + 2 + /x * k + 3 + /' -e '/GRAFT_REPLACE(scale\|GRAFT_REPLACE(many/d' "$T/fix.c" >"$T/fix2.c"
+graft_ok build --from-source "$T/fix2.c" --target "$T/ipara" -o "$T/fix2.graft"
+apply_ok "$T/fix.graft" "$pid" --timeout 30
+apply_ok "$T/fix2.graft" "$pid" --timeout 30
+expect p call 43
+expect p vcall 14.5
+graft_ok revert fix2 --pid "$pid" --timeout 30
+expect p call 42
+graft_ok revert fix --pid "$pid" --timeout 30
+expect p call 41
 errors=$(ask p errors)
 [[ $errors == "0 of "* && $errors != "0 of 0" ]] || fail "the threads computed wrong values: $errors"
 log "threads: $errors wrong"

@@ -12,8 +12,8 @@
  *   mcall    mcaller(2, 3): "166"
  *   load N   starts N threads calling the three in a loop: "started"
  *   errors   results the threads got that neither the old nor the new code
- *            computes (patched: small() + 1, scale() + 1.0, many() + 1000):
- *            "E of C" after C calls
+ *            computes (patched: small() + 1 or + 2, scale() + 1.0,
+ *            many() + 1000): "E of C" after C calls
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -63,7 +63,7 @@ static void *loop(void *arg) {
     int r = caller_ptr(1, 2, 3);
     double v = vcaller_ptr(2.0, 3.0);
     long m = mcaller_ptr(2, 3);
-    if ((r != 41 && r != 42) || (v != 13.5 && v != 14.5) || (m != 166 && m != 1166))
+    if ((r < 41 || r > 43) || (v != 13.5 && v != 14.5) || (m != 166 && m != 1166))
       atomic_fetch_add(&errors, 1);
     atomic_fetch_add(&calls, 1);
   }
