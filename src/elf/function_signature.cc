@@ -112,9 +112,22 @@ FunctionSignature signature_of(Dwarf_Die* fn) {
   return s;
 }
 
+// The unit covering `address`: through .debug_aranges, or by each unit's
+// ranges where the compiler wrote no .debug_aranges.
+bool unit_at(Dwarf* dw, uint64_t address, Dwarf_Die* cu) {
+  if (dwarf_addrdie(dw, address, cu)) return true;
+  Dwarf_Off off = 0, next;
+  size_t header_size;
+  while (dwarf_nextcu(dw, off, &next, &header_size, nullptr, nullptr, nullptr) == 0) {
+    if (dwarf_offdie(dw, off + header_size, cu) && dwarf_haspc(cu, address) == 1) return true;
+    off = next;
+  }
+  return false;
+}
+
 std::optional<FunctionSignature> find(Dwarf* dw, uint64_t address) {
   Dwarf_Die cu;
-  if (!dwarf_addrdie(dw, address, &cu)) return std::nullopt;
+  if (!unit_at(dw, address, &cu)) return std::nullopt;
   Dwarf_Die* scopes = nullptr;
   int n = dwarf_getscopes(&cu, address, &scopes);
   std::optional<FunctionSignature> out;

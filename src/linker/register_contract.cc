@@ -357,7 +357,8 @@ Reliance find_reliance(CodeIndex& index, const std::string& target_name, const P
   return out;
 }
 
-// The callers, for messages: "`caller' (at 0x11d0: rdx, rsi)", at most a few.
+// The callers, for messages ("`caller' (calls `small' at 0x11d0, keeps
+// rdx, rsi)"), the first three.
 std::string describe_callers(const std::vector<Breakage>& breakages) {
   std::string out;
   size_t shown = 0;

@@ -151,6 +151,11 @@ TEST_F(RegisterContractTest, SignaturesFromDwarf) {
   ASSERT_TRUE(first);
   EXPECT_TRUE(first->variadic);
   EXPECT_FALSE(function_signature(dir_ + "/t-g0", address(elf, "many")));
+  // Without .debug_aranges (other compilers), the units' own ranges.
+  ASSERT_EQ(run_command({"objcopy", "--remove-section=.debug_aranges", dir_ + "/t-g", dir_ + "/t-noaranges"}), 0);
+  auto again = function_signature(dir_ + "/t-noaranges", address(elf, "many"));
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->parameters.size(), 8u);
 }
 
 // C++: a method's parameters come from its declaration in the class
