@@ -39,6 +39,8 @@ int build_from_diff(const BuildArgs& args) {
     for (const auto& f : r.functions)
       fns.push_back({{"symbol", f.symbol}, {"demangled", f.demangled}, {"file", f.file},
                      {"unit", f.unit}, {"reason", f.reason}, {"detail", f.detail}});
+    std::vector<std::string> all_notes = r.notes;
+    all_notes.insert(all_notes.end(), r.patch.notes.begin(), r.patch.notes.end());
     nlohmann::json out = {{"command", "build"},
                           {"output", output},
                           {"name", written.name},
@@ -47,7 +49,7 @@ int build_from_diff(const BuildArgs& args) {
                           {"build_id", r.patch.target.build_id},
                           {"functions", fns},
                           {"new_variables", r.new_variables},
-                          {"notes", r.notes},
+                          {"notes", all_notes},
                           {"warnings", r.patch.warnings},
                           {"work_dir", r.work_dir}};
     fmt::print("{}\n", out.dump());
@@ -66,6 +68,7 @@ int build_from_diff(const BuildArgs& args) {
   for (const auto& v : r.new_variables)
     fmt::print("  adds     variable {} (starts at its initial value when the patch is applied)\n", v);
   for (const auto& n : r.notes) fmt::print("  {}\n", n);
+  for (const auto& n : r.patch.notes) fmt::print("  note: {}\n", n);
   if (!r.work_dir.empty()) fmt::print("  work directory: {}\n", r.work_dir);
   for (const auto& w : r.patch.warnings) fmt::print(stderr, "graft: warning: {}\n", w);
   return 0;

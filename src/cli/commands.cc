@@ -47,6 +47,13 @@ std::string function_name(const std::string& symbol, const std::string& demangle
   return file.empty() ? n : fmt::format("{} ({})", n, printable(file));
 }
 
+// A function's entry thunk for `build --json': what it keeps, or null.
+json entry_thunk_json(const FunctionReplacement& f) {
+  if (!f.thunk) return nullptr;
+  return {{"preserved", arch::register_names(f.thunk->preserved)},
+          {"stack_argument_bytes", f.thunk->stack_argument_bytes}};
+}
+
 // `apply --all` leaves a process that carries the patch as it is, and says so.
 constexpr const char* kAlreadyApplied = "already applied: the process carries this patch; nothing done";
 bool already_applied(const OperationResult& r) {
@@ -174,7 +181,8 @@ int build(const BuildArgs& args) {
     json fns = json::array();
     for (const auto& f : patch.functions)
       fns.push_back({{"symbol", f.symbol}, {"demangled", f.demangled}, {"file", f.file},
-                     {"size", f.size}, {"replacement", f.replacement}});
+                     {"size", f.size}, {"replacement", f.replacement},
+                     {"entry_thunk", entry_thunk_json(f)}});
     json cbs = json::array();
     for (const auto& c : patch.callbacks)
       cbs.push_back({{"kind", callback_kind_name(c.kind)}, {"function", c.function}});
@@ -192,6 +200,7 @@ int build(const BuildArgs& args) {
                             {"functions", fns},
                             {"callbacks", cbs},
                             {"library_references", libs},
+                            {"notes", patch.notes},
                             {"warnings", patch.warnings}}
                            .dump());
     return 0;
@@ -203,6 +212,7 @@ int build(const BuildArgs& args) {
                f.size, f.replacement);
   for (const auto& c : patch.callbacks)
     fmt::print("  {} callback: {}\n", callback_kind_name(c.kind), c.function);
+  for (const auto& n : patch.notes) fmt::print("  note: {}\n", n);
   if (patch.cumulative)
     fmt::print("  cumulative: applying it replaces every earlier patch of {}\n", args.target);
   for (const auto& e : patch.externals)

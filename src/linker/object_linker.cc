@@ -13,6 +13,7 @@
 #include "arch/x86_64/jump.h"
 #include "arch/x86_64/relocation.h"
 #include "linker/eh_frame_index.h"
+#include "linker/entry_thunks.h"
 #include "linker/register_contract.h"
 #include "linker/target_symbols.h"
 #include "common/error.h"
@@ -449,6 +450,11 @@ class ObjectLinker {
     f.replacement = repl.name;
     f.replacement_offset = symbol_offset(repl, 0);
     f.replacement_size = repl.size;
+    for (const auto& t : obj_.entry_thunks)
+      if (t.function == fn.value) {
+        const ElfSymbol& ts = sym(t.symbol);
+        f.thunk = FunctionReplacement::Thunk{symbol_offset(ts, 0), ts.size, t.preserved, t.stack_argument_bytes};
+      }
     patch_.functions.push_back(std::move(f));
   }
 
@@ -479,7 +485,17 @@ class ObjectLinker {
 Patch link_patch_object(const RelocatableObject& object, const ElfFile& target,
                         const std::string& target_path, const std::string& name) {
   Patch patch = ObjectLinker(object, target, target_path).link(name);
-  patch.warnings = check_register_contract(target, patch);
+  // A test knob: GRAFT_ENTRY_THUNKS=off builds what graft built before it had
+  // thunks, to show what they prevent.
+  const char* knob = std::getenv("GRAFT_ENTRY_THUNKS");
+  RegisterContract contract = check_register_contract(target, patch, !(knob && std::string(knob) == "off"));
+  if (!contract.thunks.empty()) {
+    RelocatableObject with_thunks = object;
+    add_entry_thunks(with_thunks, patch, contract.thunks);
+    patch = ObjectLinker(with_thunks, target, target_path).link(name);
+  }
+  patch.warnings = std::move(contract.warnings);
+  for (auto& t : contract.thunks) patch.notes.push_back(std::move(t.note));
   return patch;
 }
 

@@ -5,11 +5,15 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <variant>
 #include <vector>
 
+#include "arch/x86_64/calling_convention.h"
+#include "arch/x86_64/entry_thunk.h"
 #include "arch/x86_64/instruction.h"
 #include "common/error.h"
 #include "elf/compile_units.h"
+#include "elf/function_signature.h"
 
 namespace graft {
 
@@ -296,17 +300,33 @@ namespace {
 struct Breakage {
   std::string caller, callee;
   uint64_t at = 0;
-  RegisterSet relied = 0, extra = 0;
+  RegisterSet relied = 0;
 };
 
-std::optional<Breakage> find_breakage(CodeIndex& index, const std::string& target_name,
-                                      const Patch& patch, const FunctionReplacement& f) {
+// Every caller that relies on a register of `extra`, directly or through
+// callers whose own clobber set grows.
+struct Reliance {
+  RegisterSet extra = 0;             // what the replacement may change and the original never does
+  RegisterSet relied = 0;            // union over all callers
+  std::vector<Breakage> breakages;   // in the order found
+  std::string wide_caller;           // a caller using ymm/zmm registers, if any relies on vectors
+};
+
+bool uses_wide_vectors(CodeIndex& index, const Function& f) {
+  for (const auto& [address, ins] : index.instructions(f))
+    if (ins.wide_vector) return true;
+  return false;
+}
+
+Reliance find_reliance(CodeIndex& index, const std::string& target_name, const Patch& patch,
+                       const FunctionReplacement& f) {
+  Reliance out;
   const Function* original = index.at(f.address);
-  if (!original) return std::nullopt;
-  RegisterSet extra = replacement_clobbers(patch, f) & ~index.clobbers(*original);
-  if (!extra) return std::nullopt;
+  if (!original) return out;
+  out.extra = replacement_clobbers(patch, f) & ~index.clobbers(*original);
+  if (!out.extra) return out;
   // Callers of a function whose effective clobber set grows by `grown`.
-  std::vector<std::pair<const Function*, RegisterSet>> work{{original, extra}};
+  std::vector<std::pair<const Function*, RegisterSet>> work{{original, out.extra}};
   std::map<uint64_t, RegisterSet> done;
   size_t steps = 0;
   while (!work.empty()) {
@@ -323,36 +343,120 @@ std::optional<Breakage> find_breakage(CodeIndex& index, const std::string& targe
       if (!site.tail) {
         RegisterSet held = grown & index.defined_at(*site.caller, site.at);
         RegisterSet r = held ? index.relied_after(*site.caller, site.return_address, held) : 0;
-        if (r) return Breakage{site.caller->name, g->name, site.at, r, extra};
+        if (r) {
+          out.breakages.push_back({site.caller->name, g->name, site.at, r});
+          out.relied |= r;
+          if (r & ~RegisterSet(0xffff) && out.wide_caller.empty() && uses_wide_vectors(index, *site.caller))
+            out.wide_caller = site.caller->name;
+        }
       }
       RegisterSet passed = grown & ~index.clobbers(*site.caller);
       if (passed) work.push_back({site.caller, passed});
     }
   }
-  return std::nullopt;
+  return out;
+}
+
+// The callers, for messages ("`caller' (calls `small' at 0x11d0, keeps
+// rdx, rsi)"), the first three.
+std::string describe_callers(const std::vector<Breakage>& breakages) {
+  std::string out;
+  size_t shown = 0;
+  for (const auto& b : breakages) {
+    if (shown == 3) {
+      out += fmt::format(" and {} more", breakages.size() - shown);
+      break;
+    }
+    if (shown++) out += ", ";
+    out += fmt::format("`{}' (calls `{}' at {:#x}, keeps {})", b.caller, b.callee, b.at,
+                       arch::register_names(b.relied));
+  }
+  return out;
+}
+
+// The entry thunk that keeps `relied` for callers of `f`, or why there is
+// none.
+std::variant<ThunkRequest, std::string> plan_thunk(const ElfFile& target, const FunctionReplacement& f,
+                                                   const Reliance& r) {
+  if (!r.wide_caller.empty())
+    return fmt::format("`{}' uses 256- or 512-bit vector registers, and the thunk keeps only "
+                       "their low 128 bits", r.wide_caller);
+  std::optional<FunctionSignature> sig = function_signature(target.path(), f.address);
+  if (!sig && !target.symbols_file().empty() && target.symbols_file() != target.path())
+    sig = function_signature(target.symbols_file(), f.address);
+  if (!sig)
+    return fmt::format("no DWARF describes the parameters of `{}' (build the target with -g, or "
+                       "install its debug file)", f.symbol);
+  auto shape = arch::call_shape(*sig);
+  if (auto* why = std::get_if<std::string>(&shape)) return fmt::format("for `{}', {}", f.symbol, *why);
+  const auto& s = std::get<arch::CallShape>(shape);
+  if (s.stack_argument_bytes > arch::kMaxThunkStackArgumentBytes)
+    return fmt::format("`{}' takes {} bytes of arguments on the stack, more than the thunk copies ({})",
+                       f.symbol, s.stack_argument_bytes, arch::kMaxThunkStackArgumentBytes);
+  ThunkRequest t;
+  t.preserved = r.relied & ~s.return_registers;
+  t.stack_argument_bytes = s.stack_argument_bytes;
+  return t;
 }
 
 }  // namespace
 
-std::vector<std::string> check_register_contract(const ElfFile& target, const Patch& patch) {
+RegisterContract check_register_contract(const ElfFile& target, const Patch& patch, bool thunks) {
   CompileUnits units(target.path());
   CodeIndex definite(target, units, false), possible(target, units, true);
-  std::vector<std::string> warnings;
-  for (const auto& f : patch.functions) {
-    if (auto b = find_breakage(definite, target.name(), patch, f))
+  RegisterContract out;
+  for (size_t i = 0; i < patch.functions.size(); ++i) {
+    const FunctionReplacement& f = patch.functions[i];
+    Reliance sure = find_reliance(definite, target.name(), patch, f);
+    Reliance maybe = find_reliance(possible, target.name(), patch, f);
+    if (!sure.relied && !maybe.relied) continue;
+    // Callers that may rely on a register (through a call graft cannot
+    // count the arguments of) get it kept as well, when a thunk is made.
+    Reliance all = maybe;
+    all.relied |= sure.relied;
+    if (all.wide_caller.empty()) all.wide_caller = sure.wide_caller;
+    std::variant<ThunkRequest, std::string> plan =
+        thunks ? plan_thunk(target, f, all) : std::string("entry thunks are off (GRAFT_ENTRY_THUNKS)");
+    if (auto* t = std::get_if<ThunkRequest>(&plan)) {
+      if (!t->preserved) continue;  // only return registers: the replacement's result
+      t->function = i;
+      t->note = fmt::format(
+          "`{}' gets an entry thunk that keeps {} unchanged across the replacement{}, for callers "
+          "that rely on them (GCC -fipa-ra): {}",
+          f.symbol, arch::register_names(t->preserved),
+          t->stack_argument_bytes
+              ? fmt::format(" and copies its {} bytes of stack arguments", t->stack_argument_bytes)
+              : "",
+          describe_callers(sure.breakages.empty() ? maybe.breakages : sure.breakages));
+      out.thunks.push_back(std::move(*t));
+      continue;
+    }
+    const std::string& why = std::get<std::string>(plan);
+    if (!sure.breakages.empty() && thunks) {
+      const Breakage& b = sure.breakages.front();
       fail("{}: replacing `{}' would break `{}', which calls `{}' at {:#x} and keeps {} live "
            "across the call, relying on it staying unchanged (GCC -fipa-ra); the replacement may "
-           "change {}. Rebuild the target with -fno-ipa-ra, or replace `{}' as well",
-           target.name(), f.symbol, b->caller, b->callee, b->at, arch::register_names(b->relied),
-           arch::register_names(b->extra), b->caller);
-    if (auto b = find_breakage(possible, target.name(), patch, f))
-      warnings.push_back(fmt::format(
+           "change {}, and graft cannot keep them with an entry thunk: {}. Rebuild the target "
+           "with -fno-ipa-ra, or replace `{}' as well",
+           target.name(), f.symbol, b.caller, b.callee, b.at, arch::register_names(b.relied),
+           arch::register_names(sure.extra), why, b.caller);
+    }
+    for (const auto& b : sure.breakages)
+      out.warnings.push_back(fmt::format(
+          "`{}' calls `{}' at {:#x} and keeps {} live across the call (GCC -fipa-ra); the "
+          "replacement of `{}' breaks it ({})",
+          b.caller, b.callee, b.at, arch::register_names(b.relied), f.symbol, why));
+    if (sure.breakages.empty() && !maybe.breakages.empty()) {
+      const Breakage& b = maybe.breakages.front();
+      out.warnings.push_back(fmt::format(
           "`{}' calls `{}' at {:#x} and may pass {} through to a later call or its own caller "
           "(graft cannot tell how many arguments that call takes); if it does and the target was "
-          "built with GCC's -fipa-ra (the default at -O2), the replacement of `{}' breaks it",
-          b->caller, b->callee, b->at, arch::register_names(b->relied), f.symbol));
+          "built with GCC's -fipa-ra (the default at -O2), the replacement of `{}' breaks it, "
+          "and graft cannot keep them with an entry thunk: {}",
+          b.caller, b.callee, b.at, arch::register_names(b.relied), f.symbol, why));
+    }
   }
-  return warnings;
+  return out;
 }
 
 }  // namespace graft

@@ -20,6 +20,15 @@ struct ReplacementRecord {
   int64_t addend = 0;
 };
 
+// An entry thunk added by the linker (entry_thunks.h): the redirect to the
+// target function at `function` goes to symbol `symbol`.
+struct EntryThunkRecord {
+  uint64_t function = 0;  // link-time address in the target
+  uint32_t symbol = 0;
+  uint32_t preserved = 0;  // arch::RegisterSet
+  uint64_t stack_argument_bytes = 0;
+};
+
 struct RelocatableObject {
   std::string name;                  // for messages
   std::vector<ElfSection> sections;  // sections[i].index == i; entry 0 is the null section
@@ -30,6 +39,7 @@ struct RelocatableObject {
   std::map<size_t, std::vector<ElfRela>> relocations;  // by the section they apply to
   // Set by the differ; a compiled patch source has .graft.replace records.
   std::vector<ReplacementRecord> replacements;
+  std::vector<EntryThunkRecord> entry_thunks;
 
   const ElfSection* section(const std::string& name) const;
   const std::vector<ElfRela>& relocations_of(size_t section) const;

@@ -376,7 +376,10 @@ class ApplyJob {
       fr.address = addr;
       fr.size = f.size;
       fr.site = site;
-      fr.replacement_size = f.replacement_size;
+      // The code the redirect enters. Behind a thunk, a thread in the
+      // replacement has the thunk's return address on its stack, so the
+      // thunk's range alone tells whether the new code is busy.
+      fr.replacement_size = f.thunk ? f.thunk->size : f.replacement_size;
       fr.original = original;
       fr.redirect = now;  // placeholder until the image base is known
       fr.cold_parts = cold;
@@ -508,7 +511,7 @@ class ApplyJob {
     record_.image_base = base;
     for (size_t i = 0; i < patch_.functions.size(); ++i) {
       auto& fr = record_.functions[i];
-      fr.replacement = base + patch_.functions[i].replacement_offset;
+      fr.replacement = base + patch_.functions[i].entry_offset();
       auto jump = arch::redirect_bytes(fr.site, fr.replacement);
       if (!jump) fail("process {}: patch region out of jump range of `{}'", pid_, fr.symbol);
       fr.redirect = *jump;

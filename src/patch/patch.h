@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "arch/x86_64/instruction.h"
 #include "common/address_range.h"
 #include "common/hash.h"
 
@@ -42,6 +43,17 @@ struct FunctionReplacement {
   std::string replacement;  // name of the replacement in the patch source
   uint64_t replacement_offset = 0;  // in the image
   uint64_t replacement_size = 0;
+  // The entry thunk the redirect jumps to instead of the replacement, when
+  // callers of the original keep values in call-clobbered registers it
+  // never writes (GCC -fipa-ra; arch/x86_64/entry_thunk.h).
+  struct Thunk {
+    uint64_t offset = 0, size = 0;     // code, in the image
+    arch::RegisterSet preserved = 0;   // what it saves and restores
+    uint64_t stack_argument_bytes = 0; // what it copies for the replacement
+  };
+  std::optional<Thunk> thunk;
+  // Where the redirect jumps.
+  uint64_t entry_offset() const { return thunk ? thunk->offset : replacement_offset; }
 };
 
 // A function of the patch run inside the target at a moment of apply or
@@ -108,6 +120,7 @@ struct Patch {
 
   // Said by the builder to the patch author; not stored in the file.
   std::vector<std::string> warnings;
+  std::vector<std::string> notes;  // what the builder did that the author should know
 
   std::optional<PatchSignature> signature;
 
@@ -118,8 +131,9 @@ struct Patch {
 };
 
 // The on-disk format: "GRAFTPF1", u32 format version, u32 manifest size,
-// (version 2 when the patch has callbacks or is cumulative, so that an older
-// graft refuses it instead of silently ignoring them; 1 otherwise),
+// (version 3 when a function has an entry thunk, 2 when the patch has
+// callbacks or is cumulative, so that an older graft refuses it instead of
+// silently ignoring them; 1 otherwise),
 // u64 image size, SHA-256 of manifest and image, the manifest (JSON), the
 // image; then, if signed, a trailer: "GRAFTSIG", u32 version, u32 signer
 // name size, the Ed25519 public key (32) and signature (64), the name.

@@ -4,6 +4,7 @@
 #include <limits>
 #include <type_traits>
 
+#include "arch/x86_64/entry_thunk.h"
 #include "arch/x86_64/jump.h"
 #include "arch/x86_64/relocation.h"
 #include "common/error.h"
@@ -17,9 +18,10 @@ using json = nlohmann::json;
 namespace {
 
 constexpr char kMagic[8] = {'G', 'R', 'A', 'F', 'T', 'P', 'F', '1'};
-// Version 2 adds `callbacks' and `cumulative'; a patch without either is
-// still written as version 1, readable by every graft.
-constexpr uint32_t kFormatVersion = 2;
+// Version 2 adds `callbacks' and `cumulative', version 3 a function's
+// `thunk'; a patch is written with the lowest version that has what it uses,
+// so that a graft too old for it refuses it rather than ignore a field.
+constexpr uint32_t kFormatVersion = 3;
 constexpr uint32_t kOldestFormatVersion = 1;
 constexpr size_t kHeaderSize = 56;  // magic, version, sizes, SHA-256 of the rest
 constexpr uint64_t kMaxManifest = 16u << 20;
@@ -72,6 +74,11 @@ json to_json(const Patch& p) {
                    {"replacement", f.replacement},
                    {"replacement_offset", f.replacement_offset},
                    {"replacement_size", f.replacement_size}});
+    if (f.thunk)
+      fns.back()["thunk"] = {{"offset", f.thunk->offset},
+                             {"size", f.thunk->size},
+                             {"preserved", f.thunk->preserved},
+                             {"stack_argument_bytes", f.thunk->stack_argument_bytes}};
   }
   j["functions"] = fns;
   json ext = json::array();
@@ -150,6 +157,8 @@ void check_range(uint64_t start, uint64_t size, uint64_t limit, const std::strin
 }
 
 uint32_t format_version(const Patch& p) {
+  for (const auto& f : p.functions)
+    if (f.thunk) return 3;
   return p.callbacks.empty() && !p.cumulative ? 1 : 2;
 }
 
@@ -222,6 +231,23 @@ Patch from_json(const json& j, const std::string& file, uint32_t version) {
     r.replacement_size = field<uint64_t>(f, "replacement_size", w);
     check_range(r.replacement_offset, std::max<uint64_t>(r.replacement_size, 1), L.code_size,
                 w + ": replacement");
+    if (f.is_object() && f.contains("thunk")) {
+      if (version < 3) fail("{}: format version {} cannot have an entry thunk", w, version);
+      const json& t = object_field(f, "thunk", w);
+      const std::string tw = w + ": entry thunk";
+      FunctionReplacement::Thunk x;
+      x.offset = field<uint64_t>(t, "offset", tw);
+      x.size = field<uint64_t>(t, "size", tw);
+      x.preserved = field<uint32_t>(t, "preserved", tw);
+      x.stack_argument_bytes = field<uint64_t>(t, "stack_argument_bytes", tw);
+      check_range(x.offset, std::max<uint64_t>(x.size, 1), L.code_size, tw);
+      if (x.size == 0) fail("{}: empty", tw);
+      if (x.preserved == 0 || (x.preserved & ~arch::caller_saved_registers()))
+        fail("{}: preserves {:#x}, not a set of call-clobbered registers", tw, x.preserved);
+      if (x.stack_argument_bytes % 8 || x.stack_argument_bytes > arch::kMaxThunkStackArgumentBytes)
+        fail("{}: bad stack argument size {}", tw, x.stack_argument_bytes);
+      r.thunk = x;
+    }
     if (r.size < arch::kRedirectSize || r.size > kMaxFunctionSize ||
         r.address + r.size < r.address)
       fail("{}: bad size {}", w, r.size);

@@ -339,3 +339,47 @@ TEST(PatchFile, NoCodeIsRefused) {
 
 }  // namespace
 }  // namespace graft
+
+namespace graft {
+namespace {
+
+Patch with_thunk() {
+  Patch p = sample();
+  p.functions[0].thunk = FunctionReplacement::Thunk{8, 8, (1u << 6) | (1u << 18), 16};
+  return p;
+}
+
+TEST(PatchFile, EntryThunkRoundTripIsVersion3) {
+  Bytes file = serialized(with_thunk());
+  EXPECT_EQ(version_of(file), 3u);
+  Patch back = parse_patch(file, "t.graft");
+  ASSERT_TRUE(back.functions[0].thunk);
+  EXPECT_EQ(back.functions[0].thunk->offset, 8u);
+  EXPECT_EQ(back.functions[0].thunk->preserved, (1u << 6) | (1u << 18));
+  EXPECT_EQ(back.functions[0].thunk->stack_argument_bytes, 16u);
+  EXPECT_EQ(back.functions[0].entry_offset(), 8u);
+  EXPECT_EQ(parse_patch(serialized(sample()), "t.graft").functions[0].entry_offset(), 0u);
+}
+
+TEST(PatchFile, EntryThunkChecks) {
+  Bytes file = serialized(with_thunk());
+  auto thunk = [](const std::function<void(nlohmann::json&)>& edit) {
+    return [edit](nlohmann::json& j) { edit(j["functions"][0]["thunk"]); };
+  };
+  // An older graft would jump past the thunk: version 2 cannot carry one.
+  expect_refused_file(edited(file, [](auto&) {}, 2), "format version 2 cannot have an entry thunk");
+  expect_refused_file(edited(file, thunk([](auto& t) { t["offset"] = 16; }), 3), "outside");
+  expect_refused_file(edited(file, thunk([](auto& t) { t["size"] = 0; }), 3), "empty");
+  expect_refused_file(edited(file, thunk([](auto& t) { t["preserved"] = 1u << 3; }), 3),
+                      "not a set of call-clobbered registers");  // rbx
+  expect_refused_file(edited(file, thunk([](auto& t) { t["preserved"] = 0; }), 3),
+                      "not a set of call-clobbered registers");
+  expect_refused_file(edited(file, thunk([](auto& t) { t["stack_argument_bytes"] = 12; }), 3),
+                      "bad stack argument size");
+  expect_refused_file(edited(file, thunk([](auto& t) { t["stack_argument_bytes"] = -8; }), 3), "wrong type");
+  expect_refused_file(edited(file, thunk([](auto& t) { t.erase("preserved"); }), 3), "missing field");
+  expect_refused_file(edited(file, [](auto& j) { j["functions"][0]["thunk"] = 1; }, 3), "missing object");
+}
+
+}  // namespace
+}  // namespace graft

@@ -90,6 +90,10 @@ std::optional<Instruction> decode_instruction(std::span<const uint8_t> code, uin
     const ZydisDecodedOperand& op = ops[i];
     if (op.type == ZYDIS_OPERAND_TYPE_REGISTER) {
       RegisterSet b = bit(op.reg.value);
+      ZydisRegisterClass c = ZydisRegisterGetClass(op.reg.value);
+      // vzeroupper names every ymm register, but only as hidden operands.
+      if ((c == ZYDIS_REGCLASS_YMM || c == ZYDIS_REGCLASS_ZMM) && i < ins.operand_count_visible)
+        out.wide_vector = true;
       if ((op.actions & ZYDIS_OPERAND_ACTION_MASK_READ) && !zeroing) out.reads |= b;
       if (op.actions & ZYDIS_OPERAND_ACTION_MASK_WRITE) {
         out.writes |= b;

@@ -35,6 +35,7 @@ struct Instruction {
   RegisterSet reads = 0;
   RegisterSet writes = 0;     // any write (a clobber)
   RegisterSet overwrites = 0; // writes that replace the whole value
+  bool wide_vector = false;   // names a ymm or zmm register (more than 128 bits)
 };
 
 // Decodes one instruction at `address`; nullopt if the bytes are not one.
