@@ -24,3 +24,6 @@ kernel_die() {
   echo "${0##*/}: $*" >&2
   exit 2
 }
+# The kernel's source, as graft build --kernel --from-diff needs it
+# (scripts/kernel/fetch-source.sh): $GRAFT_KERNEL_CACHE/src/linux-VERSION/.
+kernel_source() { echo "$GRAFT_KERNEL_CACHE/src/linux-$1"; }

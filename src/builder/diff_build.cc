@@ -39,11 +39,7 @@ struct Unit {
 // (the functions that stay, the data already in memory) would misread them.
 using LayoutChanges = std::map<std::string, std::pair<std::string, std::set<std::string>>>;
 void layout_changes(const Unit& u, LayoutChanges& changes) {
-  for (const auto& [key, before] : u.original_dwarf->types()) {
-    auto it = u.patched_dwarf->types().find(key);
-    if (it == u.patched_dwarf->types().end()) continue;
-    std::string d = layout_difference(before, it->second);
-    if (d.empty()) continue;
+  for (const auto& [key, d] : graft::layout_changes(*u.original_dwarf, *u.patched_dwarf)) {
     changes[key].first = d;
     changes[key].second.insert(u.source);
   }

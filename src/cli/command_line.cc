@@ -60,6 +60,9 @@ Command add_build(CLI::App& app) {
   auto as_kernel = std::make_shared<bool>(false);
   cmd->add_flag("--kernel", *as_kernel, "Build a livepatch module (.ko) for the Linux kernel (docs/kernel.md)");
   cmd->add_option("--kernel-release", kernel->release, "--kernel: the target kernel's release (uname -r)");
+  cmd->add_option("--config", kernel->config,
+                  "--kernel --from-diff: the kernel's .config (default: that of the release's headers)")
+      ->check(CLI::ExistingFile);
   cmd->add_option("-o,--output", b->output,
                   "Patch file to write (NAME.graft; --from-diff: default FIX.graft)");
   cmd->add_option("--name", b->name, "Patch name (default: the output file's base name)");
@@ -70,11 +73,23 @@ Command add_build(CLI::App& app) {
   return {cmd,
           [b, kernel, as_kernel] {
             if (*as_kernel) {
-              if (!b->diff.empty() || !b->target.empty())
-                throw Error("build --kernel takes --from-source and --kernel-release (--from-diff is "
-                            "not supported for the kernel yet; --target is for processes)",
+              if (!b->target.empty())
+                throw Error("build --kernel patches the kernel of --kernel-release: --target is for processes",
                             ErrorCode::usage);
+              if (b->build_command != "make" || !b->clean_command.empty())
+                throw Error("build --kernel --from-diff compiles the objects the diff touches with Kbuild: "
+                            "no --build or --clean",
+                            ErrorCode::usage);
+              if (!b->diff.empty() && b->source_dir.empty())
+                throw Error("build --kernel --from-diff needs --source DIR (the running kernel's source tree)",
+                            ErrorCode::usage);
+              if (!kernel->config.empty() && b->diff.empty())
+                throw Error("--config is for build --kernel --from-diff", ErrorCode::usage);
+              std::string config = kernel->config;
               *kernel = {b->source, b->output, b->name, kernel->release, b->keep_work, b->replace, b->json};
+              kernel->diff = b->diff;
+              kernel->source_dir = b->source_dir;
+              kernel->config = config;
               return kernel_build(*kernel);
             }
             if (b->target.empty()) throw Error("build needs --target FILE (or --kernel)", ErrorCode::usage);

@@ -12,6 +12,7 @@
 #include "common/file.h"
 #include "common/hash.h"
 #include "kernel/kernel_build.h"
+#include "kernel/kernel_diff_build.h"
 #include "kernel/kernel_transition.h"
 #include "kernel/livepatch_module.h"
 #include "kernel/livepatch_sysfs.h"
@@ -88,10 +89,55 @@ json transition_json(const TransitionResult& r) {
 
 }  // namespace
 
+static int kernel_build_from_diff(const KernelBuildArgs& a) {
+  auto t0 = std::chrono::steady_clock::now();
+  KernelDiffOptions o;
+  o.diff = a.diff;
+  o.source = a.source_dir;
+  o.config = a.config;
+  o.output = a.output;
+  o.name = a.name;
+  o.release = a.release;
+  o.replace = a.replace;
+  o.keep_work = a.keep_work;
+  KernelDiffResult r = build_kernel_patch_from_diff(o, [&](const std::string& line) {
+    if (!a.json) std::fprintf(stderr, "graft: %s\n", line.c_str());
+  });
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const KernelPatchManifest& m = r.build.manifest;
+  if (a.json) {
+    json fns = json::array();
+    for (const auto& f : r.functions)
+      fns.push_back({{"name", f.name}, {"sympos", f.sympos}, {"source", f.source}, {"reason", f.reason},
+                     {"detail", f.detail}});
+    json j = {{"module", r.build.module_path}, {"name", m.name}, {"release", m.release}, {"replace", m.replace},
+              {"functions", fns}, {"livepatch_symbols", m.livepatch_symbols},
+              {"livepatch_relocations", r.build.conversion.relocations_moved}, {"carried", r.carried},
+              {"notes", r.notes}, {"tree_cached", r.tree_cached}, {"prepare_seconds", r.prepare_seconds},
+              {"compile_seconds", r.compile_seconds}, {"seconds", seconds}};
+    std::printf("%s\n", j.dump(2).c_str());
+    return 0;
+  }
+  std::printf("built %s: livepatch %s for %s from %s, %zu function(s), %zu livepatch symbol(s)%s (%.1f s; tree %s)\n",
+              r.build.module_path.c_str(), m.name.c_str(), m.release.c_str(), a.diff.c_str(), m.functions.size(),
+              m.livepatch_symbols.size(), m.replace ? ", cumulative" : "", seconds,
+              r.tree_cached ? "cached" : fmt::format("prepared in {:.0f} s", r.prepare_seconds).c_str());
+  for (const auto& f : r.functions) {
+    std::string pos = f.sympos ? fmt::format(",{}", f.sympos) : "";
+    std::printf("  %s%s (%s): %s%s\n", f.name.c_str(), pos.c_str(), f.source.c_str(), f.reason.c_str(),
+                f.detail.empty() ? "" : (" (" + f.detail + ")").c_str());
+  }
+  for (const auto& [section, n] : r.carried) std::printf("  carried %zu entr%s of %s\n", n, n == 1 ? "y" : "ies", section.c_str());
+  for (const auto& n : r.notes) std::printf("  note: %s\n", n.c_str());
+  return 0;
+}
+
 int kernel_build(const KernelBuildArgs& a) {
   if (a.release.empty()) throw Error("build --kernel needs --kernel-release RELEASE (uname -r of the target)");
-  if (a.source.empty()) throw Error("build --kernel needs --from-source FILE.c");
+  if (a.source.empty() == a.diff.empty())
+    throw Error("build --kernel needs --from-source FILE.c or --from-diff FIX.patch --source DIR");
   if (a.output.empty()) throw Error("build --kernel needs -o NAME.ko");
+  if (!a.diff.empty()) return kernel_build_from_diff(a);
   auto t0 = std::chrono::steady_clock::now();
   KernelBuildOptions o{a.source, a.output, a.name, a.release, {}, a.replace, a.keep_work};
   KernelBuildResult r = build_kernel_patch(o, [&](const std::string& line) {

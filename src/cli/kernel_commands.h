@@ -13,6 +13,9 @@ struct KernelBuildArgs {
   std::string keep_work;
   bool replace = false;
   bool json = false;
+  std::string diff;        // --from-diff FIX.patch
+  std::string source_dir;  // --source DIR (with --from-diff)
+  std::string config;      // --config (with --from-diff)
 };
 
 struct KernelTransitionArgs {

@@ -205,3 +205,18 @@ std::string layout_difference(const TypeLayout& a, const TypeLayout& b) {
 }
 
 }  // namespace graft
+
+namespace graft {
+
+std::map<std::string, std::string> layout_changes(const DwarfFacts& before, const DwarfFacts& after) {
+  std::map<std::string, std::string> out;
+  for (const auto& [key, layout] : before.types()) {
+    auto it = after.types().find(key);
+    if (it == after.types().end()) continue;
+    std::string d = layout_difference(layout, it->second);
+    if (!d.empty()) out[key] = d;
+  }
+  return out;
+}
+
+}  // namespace graft

@@ -57,4 +57,8 @@ class DwarfFacts {
 // "" if none.
 std::string layout_difference(const TypeLayout& before, const TypeLayout& after);
 
+// The types both builds of a unit define whose layout differs: "struct x"
+// -> the difference in words.
+std::map<std::string, std::string> layout_changes(const DwarfFacts& before, const DwarfFacts& after);
+
 }  // namespace graft

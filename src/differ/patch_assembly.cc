@@ -234,6 +234,129 @@ void PatchAssembler::add_unwind_info() {
   drain();
 }
 
+bool PatchAssembler::included_code(const UnitDiff& u, uint32_t symbol) const {
+  const RelocatableObject& obj = u.patched().object();
+  const ElfSymbol& s = obj.symbols.at(symbol);
+  if (s.shndx == SHN_UNDEF || s.shndx >= obj.sections.size()) return false;
+  return (obj.sections[s.shndx].flags & SHF_EXECINSTR) && sections_.count({&u, s.shndx});
+}
+
+std::map<std::string, size_t> PatchAssembler::carry_entries(const std::vector<EntryTable>& tables) {
+  std::map<std::string, size_t> carried;
+  auto new_section = [&](const ElfSection& like) {
+    ElfSection s = like;
+    s.link = s.info = 0;
+    s.size = 0;
+    size_t index = out_.add_section(s, {});
+    ElfSymbol sym;
+    sym.type = STT_SECTION;
+    sym.bind = STB_LOCAL;
+    sym.shndx = static_cast<uint16_t>(index);
+    return std::make_pair(index, out_.add_symbol(sym));
+  };
+  auto append = [&](size_t index, const Bytes& from, size_t at, size_t size) {
+    Bytes& b = out_.contents[index];
+    size_t offset = b.size();
+    b.insert(b.end(), from.begin() + at, from.begin() + at + size);
+    out_.sections[index].size = b.size();
+    return offset;
+  };
+  for (const EntryTable& t : tables) {
+    carried_tables_.insert(t.section);
+    if (!t.parallel.empty()) carried_tables_.insert(t.parallel);
+    std::pair<size_t, uint32_t> out{0, 0}, parallel{0, 0}, chunk_out{0, 0};
+    for (const UnitDiff* u : units_) {
+      const RelocatableObject& obj = u->patched().object();
+      const std::string& unit = u->patched().source();
+      const ElfSection* sec = obj.section(t.section);
+      if (!sec || sec->type == SHT_NOBITS) continue;
+      const Bytes& data = obj.contents[sec->index];
+      size_t count = data.size() / t.entry_size;
+      if (data.size() % t.entry_size)
+        fail("{}: section {} holds {} bytes, not a whole number of {}-byte entries", unit, t.section,
+             data.size(), t.entry_size);
+      const ElfSection* par = t.parallel.empty() ? nullptr : obj.section(t.parallel);
+      if (!t.parallel.empty() && (!par || obj.contents[par->index].size() != count * t.parallel_entry_size))
+        fail("{}: section {} does not have one {}-byte entry for each entry of {}", unit, t.parallel,
+             t.parallel_entry_size, t.section);
+      const ElfSection* chunk = t.chunk_section.empty() ? nullptr : obj.section(t.chunk_section);
+      std::map<size_t, std::vector<ElfRela>> by_entry;
+      for (const auto& r : obj.relocations_of(sec->index)) by_entry[r.offset / t.entry_size].push_back(r);
+      for (const auto& [entry, relas] : by_entry) {
+        size_t base = entry * t.entry_size;
+        const ElfRela* first = nullptr;
+        for (const auto& r : relas)
+          if (r.offset == base) first = &r;
+        if (!first || !included_code(*u, first->symbol)) continue;
+        if (!out.first) out = new_section(*sec);
+        size_t at = append(out.first, data, base, t.entry_size);
+        if (par) {
+          if (!parallel.first) parallel = new_section(*par);
+          append(parallel.first, obj.contents[par->index], entry * t.parallel_entry_size, t.parallel_entry_size);
+        }
+        std::vector<ElfRela> mapped;
+        for (const auto& r : relas) {
+          ElfRela c = r;
+          c.offset = r.offset - base + at;
+          const ElfSymbol& s = obj.symbols.at(r.symbol);
+          if (chunk && r.offset == base + t.chunk_field && s.shndx == chunk->index) {
+            // The entry's own piece of the chunk section, copied alone.
+            uint64_t start = s.value + static_cast<uint64_t>(r.addend);
+            size_t length = data[base + t.chunk_length];
+            const Bytes& from = obj.contents[chunk->index];
+            if (start + length > from.size())
+              fail("{}: an entry of {} refers past the end of {}", unit, t.section, t.chunk_section);
+            if (!chunk_out.first) chunk_out = new_section(*chunk);
+            size_t copy_at = append(chunk_out.first, from, start, length);
+            for (const auto& cr : obj.relocations_of(chunk->index)) {
+              if (cr.offset < start || cr.offset >= start + length) continue;
+              ElfRela cc = cr;
+              cc.offset = cr.offset - start + copy_at;
+              cc.symbol = map_symbol(*u, cr, &cc.addend);
+              out_.relocations[chunk_out.first].push_back(cc);
+            }
+            c.symbol = chunk_out.second;
+            c.addend = static_cast<int64_t>(copy_at);
+          } else {
+            c.symbol = map_symbol(*u, r, &c.addend);
+          }
+          mapped.push_back(c);
+        }
+        auto& list = out_.relocations[out.first];
+        list.insert(list.end(), mapped.begin(), mapped.end());
+        ++carried[t.section];
+      }
+    }
+    if (chunk_out.first) carried_tables_.insert(t.chunk_section);
+  }
+  drain();
+  return carried;
+}
+
+std::vector<ReferenceIntoPatch> PatchAssembler::references_into_patch() const {
+  std::vector<ReferenceIntoPatch> out;
+  for (const UnitDiff* u : units_) {
+    const RelocatableObject& obj = u->patched().object();
+    std::set<size_t> with_pieces;
+    for (const auto& p : u->patched().pieces()) with_pieces.insert(p.section);
+    for (const auto& [section, relas] : obj.relocations) {
+      const ElfSection& s = obj.sections.at(section);
+      if (!(s.flags & SHF_ALLOC) || with_pieces.count(section) || sections_.count({u, section}) ||
+          carried_tables_.count(s.name))
+        continue;
+      for (const auto& r : relas) {
+        if (!included_code(*u, r.symbol)) continue;
+        Place pl = u->patched().place_of(r);
+        std::string fn = pl.piece ? u->patched().pieces()[*pl.piece].name
+                                  : obj.sections[obj.symbols[r.symbol].shndx].name;
+        out.push_back({u, s.name, fn});
+        break;
+      }
+    }
+  }
+  return out;
+}
+
 RelocatableObject PatchAssembler::finish() {
   drain();
   add_unwind_info();

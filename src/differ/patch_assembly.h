@@ -7,6 +7,7 @@
 #pragma once
 #include <deque>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,32 @@
 #include "differ/unit_diff.h"
 
 namespace graft {
+
+// A table of fixed-size entries whose first field refers to code: the
+// kernel's exception, bug, jump label, static call, alternative, ftrace,
+// ORC and thunk site tables. An entry follows the code it refers to into
+// the patch.
+struct EntryTable {
+  std::string section;
+  size_t entry_size = 0;
+  // A section of entries without relocations that runs in step with this
+  // one, and its entry size (ORC: .orc_unwind beside .orc_unwind_ip).
+  std::string parallel;
+  size_t parallel_entry_size = 0;
+  // Each entry's own piece of another section, copied with it: the field
+  // at `chunk_field` refers to its start, the byte at `chunk_length` gives
+  // its length (alternatives: their replacement instructions).
+  std::string chunk_section;
+  size_t chunk_field = 0, chunk_length = 0;
+};
+
+// A section that refers into included code and was neither copied nor
+// carried as an entry table.
+struct ReferenceIntoPatch {
+  const UnitDiff* unit;
+  std::string section;
+  std::string function;  // the included function it refers to
+};
 
 struct IncludedFunction {
   const UnitDiff* unit;
@@ -29,6 +56,12 @@ class PatchAssembler {
 
   // Includes a changed function and replaces its original with it.
   void replace(const UnitDiff& unit, size_t piece);
+  // Carries the entries of `tables` that refer to included code (call
+  // after every replace()); returns how many entries each table carried.
+  std::map<std::string, size_t> carry_entries(const std::vector<EntryTable>& tables);
+  // Sections of the patched units without named pieces (tables, notes)
+  // that refer to included code but are not part of the patch.
+  std::vector<ReferenceIntoPatch> references_into_patch() const;
   RelocatableObject finish();
 
   const std::vector<IncludedFunction>& functions() const { return functions_; }
@@ -46,6 +79,7 @@ class PatchAssembler {
   bool copied(const UnitDiff& u, size_t piece) const;
   void drain();
   void add_unwind_info();
+  bool included_code(const UnitDiff& u, uint32_t symbol) const;
 
   std::vector<const UnitDiff*> units_;
   RelocatableObject out_;
@@ -58,6 +92,7 @@ class PatchAssembler {
   std::vector<IncludedFunction> functions_;
   std::vector<std::string> new_variables_;
   std::map<std::string, std::string> expected_;  // name -> unit
+  std::set<std::string> carried_tables_;        // sections carry_entries() handled
 };
 
 }  // namespace graft

@@ -3,6 +3,9 @@
 #include <elf.h>
 #include <fmt/format.h>
 
+#include <cstring>
+#include <optional>
+
 #include "arch/x86_64/instruction.h"
 #include "arch/x86_64/relocation.h"
 #include "common/error.h"
@@ -33,7 +36,43 @@ std::string TargetCode::mismatch(const ObjectView& original, size_t piece) const
   } catch (const Error& e) {
     return e.what();
   }
-  Bytes running = target_.read_vaddr(fn->value, fn->size);
+  RunningFunction running{fn->value, target_.read_vaddr(fn->value, fn->size)};
+  std::string m = code_mismatch(original, piece, running,
+                                [this](uint64_t address, int64_t* offset) { return symbol_at(address, offset); });
+  return m;
+}
+
+namespace {
+
+// S + A of a relocation, from the field the target's code holds at `at`.
+std::optional<uint64_t> resolved_value(uint32_t type, const Bytes& code, size_t at, uint64_t address) {
+  auto read = [&](size_t n) {
+    uint64_t v = 0;
+    std::memcpy(&v, code.data() + at, n);
+    return v;
+  };
+  if (at + arch::object_field_width(type) > code.size()) return std::nullopt;
+  switch (type) {
+    case R_X86_64_PC32:
+    case R_X86_64_PLT32:
+      return address + at + uint64_t(int64_t(int32_t(uint32_t(read(4)))));
+    case R_X86_64_32S:
+      return uint64_t(int64_t(int32_t(uint32_t(read(4)))));
+    case R_X86_64_32:
+      return read(4);
+    case R_X86_64_64:
+      return read(8);
+    default:
+      return std::nullopt;
+  }
+}
+
+}  // namespace
+
+std::string code_mismatch(const ObjectView& original, size_t piece, const RunningFunction& fn,
+                          const SymbolAt& symbol_at, const ResolvedReference& resolved) {
+  const Piece& p = original.pieces()[piece];
+  const Bytes& running = fn.bytes;
   Bytes built = original.bytes(p);
   auto relocs = original.relocations_in(p);
   size_t i = 0, j = 0;  // offsets in built and running
@@ -47,7 +86,7 @@ std::string TargetCode::mismatch(const ObjectView& original, size_t piece) const
   std::vector<InnerBranch> inner;
   while (i < built.size() && j < running.size()) {
     auto a = arch::decode_instruction({built.data() + i, built.size() - i}, i);
-    auto b = arch::decode_instruction({running.data() + j, running.size() - j}, fn->value + j);
+    auto b = arch::decode_instruction({running.data() + j, running.size() - j}, fn.address + j);
     if (!a || !b) return fmt::format("function `{}' cannot be decoded at +{:#x}", p.name, j);
     // Alignment before a label depends on the length of what precedes it.
     if (a->padding || b->padding) {
@@ -59,7 +98,11 @@ std::string TargetCode::mismatch(const ObjectView& original, size_t piece) const
     running_index.emplace(j, running_index.size());
     const ElfRela* rel = nullptr;
     for (const auto& r : relocs)
-      if (r.offset >= i && r.offset < i + a->length) rel = &r;
+      if (r.offset >= i && r.offset < i + a->length) {
+        rel = &r;
+        if (resolved && a->length == b->length)
+          if (auto v = resolved_value(r.type, running, j + (r.offset - i), fn.address)) resolved(r, *v);
+      }
     bool branch = a->flow == arch::Instruction::Flow::Jump || a->flow == arch::Instruction::Flow::ConditionalJump ||
                   a->flow == arch::Instruction::Flow::Call;
     if (rel && branch) {
@@ -90,7 +133,7 @@ std::string TargetCode::mismatch(const ObjectView& original, size_t piece) const
       // A branch inside the function: the assembler encodes it short or
       // near depending on what it knows of the distance (`jmp rel8' or
       // `jmp rel32'); it must reach the same instruction.
-      inner.push_back({*a->target, *b->target - fn->value, j});
+      inner.push_back({*a->target, *b->target - fn.address, j});
     } else {
       if (a->length != b->length) return fmt::format("function `{}' differs at +{:#x}", p.name, j);
       for (size_t k = 0; k < a->length; ++k) {
@@ -111,10 +154,11 @@ std::string TargetCode::mismatch(const ObjectView& original, size_t piece) const
                          p.name, b.at);
   }
   // Trailing padding is not part of either.
-  if ((i < built.size()) != (j < running.size()) && fn->size != p.size &&
+  if (fn.padded && i >= built.size()) return "";
+  if ((i < built.size()) != (j < running.size()) && running.size() != p.size &&
       (i < built.size() || j < running.size()))
     return fmt::format("function `{}' is {} bytes in the target, {} in the original build", p.name,
-                       fn->size, p.size);
+                       running.size(), p.size);
   return "";
 }
 

@@ -13,6 +13,7 @@
 // other too: it must reach the same instruction, counted from the start,
 // and the alignment no-ops that follow differ in length: they are skipped.
 #pragma once
+#include <functional>
 #include <map>
 #include <string>
 
@@ -20,6 +21,28 @@
 #include "differ/object_view.h"
 
 namespace graft {
+
+// The code of one function as the target holds it, at its link-time
+// address, and the target's function symbol at an address (with the
+// offset into it; "" if none).
+struct RunningFunction {
+  uint64_t address = 0;
+  Bytes bytes;
+  // The bytes run up to the next symbol (no symbol sizes, as in the
+  // kernel's System.map): alignment padding may follow the code.
+  bool padded = false;
+};
+using SymbolAt = std::function<std::string(uint64_t address, int64_t* offset)>;
+
+// "" when `running` has the instructions of `piece` of `original`; else
+// what differs. Shared by processes (TargetCode) and the kernel's image.
+// `resolved`, if given, learns where relocations of the original point in
+// the target: it is called with each relocation (offsets relative to the
+// function) and the value S + A the target's code holds for it, wherever
+// the instruction has the same length on both sides.
+using ResolvedReference = std::function<void(const ElfRela& relocation, uint64_t value)>;
+std::string code_mismatch(const ObjectView& original, size_t piece, const RunningFunction& running,
+                          const SymbolAt& symbol_at, const ResolvedReference& resolved = {});
 
 class TargetCode {
  public:

@@ -23,9 +23,8 @@ void write_text(const fs::path& path, const std::string& text) {
   if (!out) fail("cannot write {}", path.string());
 }
 
-// Runs Kbuild for the external module in `dir`; `target` "" builds the
-// modules. Unresolved symbols are warnings: the non-exported ones become
-// livepatch symbols afterwards.
+}  // namespace
+
 void kbuild(const KernelPaths& kernel, const fs::path& dir, const std::string& target, const std::string& what) {
   std::string log = (dir / "kbuild.log").string();
   std::vector<std::string> argv = {"make", "-C", kernel.headers, "M=" + dir.string(), "KBUILD_MODPOST_WARN=1",
@@ -35,6 +34,8 @@ void kbuild(const KernelPaths& kernel, const fs::path& dir, const std::string& t
   if (rc == -1) fail("cannot run make for {}", what);
   if (rc != 0) fail("{}: Kbuild failed (make exited with {}); last lines of {}:{}", what, rc, log, tail_of_file(log, 25));
 }
+
+namespace {
 
 std::string kbuild_file(const std::string& object) {
   return fmt::format("obj-m := {}.o\nccflags-y := -I{} -Wno-missing-prototypes -Wno-missing-declarations\n",
@@ -57,19 +58,28 @@ std::string generate_module(const KernelPatchSource& decl, const fs::path& sourc
       "#include <linux/kernel.h>\n#include <linux/module.h>\n#include <linux/livepatch.h>\n"
       "#include \"{}\"\n\n",
       source.filename().string(), source.string());
-  for (const auto& [kind, fn] : decl.callbacks) {
+  return c + klp_structures(decl.replacements, decl.callbacks, replace, source.filename().string());
+}
+
+}  // namespace
+
+std::string klp_structures(const std::vector<KernelReplacement>& replacements,
+                           const std::map<KernelCallback, std::string>& callbacks, bool replace,
+                           const std::string& built_from) {
+  std::string c;
+  for (const auto& [kind, fn] : callbacks) {
     bool returns_int = kind == KernelCallback::PrePatch;
     c += fmt::format("static {} graft_cb_{}(struct klp_object *obj)\n{{\n\t{}{}();\n}}\n",
                      returns_int ? "int" : "void", callback_field(kind), returns_int ? "return " : "", fn);
   }
   c += "\nstatic struct klp_func graft_funcs[] = {\n";
-  for (const auto& r : decl.replacements)
+  for (const auto& r : replacements)
     c += fmt::format("\t{{ .old_name = \"{}\", .new_func = {}, .old_sympos = {} }},\n", r.target, r.replacement,
                      r.sympos);
   c += "\t{ }\n};\n\nstatic struct klp_object graft_objs[] = {\n\t{\n\t\t.name = NULL,\n\t\t.funcs = graft_funcs,\n";
-  if (!decl.callbacks.empty()) {
+  if (!callbacks.empty()) {
     c += "\t\t.callbacks = {\n";
-    for (const auto& [kind, fn] : decl.callbacks)
+    for (const auto& [kind, fn] : callbacks)
       c += fmt::format("\t\t\t.{} = graft_cb_{},\n", callback_field(kind), callback_field(kind));
     c += "\t\t},\n";
   }
@@ -82,11 +92,53 @@ std::string generate_module(const KernelPatchSource& decl, const fs::path& sourc
       "module_init(graft_patch_init);\nmodule_exit(graft_patch_exit);\n"
       "MODULE_LICENSE(\"GPL\");\nMODULE_INFO(livepatch, \"Y\");\n"
       "MODULE_DESCRIPTION(\"graft live patch built from {}\");\n",
-      replace ? "true" : "false", source.filename().string());
+      replace ? "true" : "false", built_from);
   return c;
 }
 
-}  // namespace
+WorkDir::WorkDir(const std::string& keep_work) : keep(!keep_work.empty()) {
+  if (keep) {
+    path = fs::absolute(keep_work);
+    fs::create_directories(path);
+  } else {
+    std::string tmpl = (fs::temp_directory_path() / "graft-kbuild.XXXXXX").string();
+    if (!mkdtemp(tmpl.data())) fail("cannot create a work directory: {}", errno_text(errno));
+    path = tmpl;
+  }
+}
+
+WorkDir::~WorkDir() {
+  std::error_code ec;
+  if (!keep) fs::remove_all(path, ec);
+}
+
+KlpConversion convert_module(const KernelImage& image, const std::string& module,
+                             const std::map<std::string, unsigned>& pins, KernelPatchManifest& m,
+                             const std::string& origin, const BuildProgress& progress) {
+  // Every undefined symbol the loader cannot resolve must exist in vmlinux;
+  // its position is the one pinned, else it must be unique. A symbol
+  // already named the livepatch way was resolved by whoever named it.
+  std::map<std::string, unsigned> positions;
+  for (const std::string& symbol : undefined_symbols(module)) {
+    if (symbol.rfind(".klp.sym.", 0) == 0) {
+      positions[symbol] = 0;
+      m.livepatch_symbols.push_back(symbol);
+      continue;
+    }
+    if (image.exported(symbol)) continue;
+    auto pin = pins.find(symbol);
+    unsigned pos = pin == pins.end() ? 0 : pin->second;
+    try {
+      image.symbols().resolve(symbol, pos);
+    } catch (const Error& e) {
+      fail("{}: the patch uses {}, which vmlinux does not export: {}", origin, symbol, e.what());
+    }
+    positions[symbol] = pos;
+    m.livepatch_symbols.push_back(livepatch_symbol_name(symbol, pos));
+  }
+  progress(fmt::format("resolving {} non-exported symbol(s) through livepatch", positions.size()));
+  return convert_to_livepatch_module(module, positions, kManifestSection, manifest_to_json(m));
+}
 
 std::string livepatch_name_for(const std::string& output) {
   std::string base = fs::path(output).filename().string();
@@ -108,24 +160,8 @@ KernelBuildResult build_kernel_patch(const KernelBuildOptions& o, const BuildPro
          fs::path(paths.image).parent_path().parent_path().string(), o.release);
   fs::path source = fs::absolute(o.source);
 
-  fs::path work;
-  bool keep = !o.keep_work.empty();
-  if (keep) {
-    work = fs::absolute(o.keep_work);
-    fs::create_directories(work);
-  } else {
-    std::string tmpl = (fs::temp_directory_path() / "graft-kbuild.XXXXXX").string();
-    if (!mkdtemp(tmpl.data())) fail("cannot create a work directory: {}", errno_text(errno));
-    work = tmpl;
-  }
-  struct Cleanup {
-    fs::path dir;
-    bool keep;
-    ~Cleanup() {
-      std::error_code ec;
-      if (!keep) fs::remove_all(dir, ec);
-    }
-  } cleanup{work, keep};
+  WorkDir work_dir(o.keep_work);
+  fs::path work = work_dir.path;
 
   progress(fmt::format("reading kernel {} (System.map, image, exports)", o.release));
   KernelImage image(paths);
@@ -153,25 +189,7 @@ KernelBuildResult build_kernel_patch(const KernelBuildOptions& o, const BuildPro
   kbuild(paths, dir, "", name);
 
   fs::path module = dir / (name + ".ko");
-  // Every undefined symbol the loader cannot resolve must exist in vmlinux;
-  // its position is the one pinned by GRAFT_SYMBOL_POS, else it must be unique.
-  std::map<std::string, unsigned> positions;
-  for (const std::string& symbol : undefined_symbols(module.string())) {
-    if (image.exported(symbol)) continue;
-    auto pin = decl.symbol_positions.find(symbol);
-    unsigned pos = pin == decl.symbol_positions.end() ? 0 : pin->second;
-    try {
-      image.symbols().resolve(symbol, pos);
-    } catch (const Error& e) {
-      fail("{}: the patch uses {}, which vmlinux does not export: {}", source.string(), symbol, e.what());
-    }
-    positions[symbol] = pos;
-    m.livepatch_symbols.push_back(livepatch_symbol_name(symbol, pos));
-  }
-  progress(fmt::format("resolving {} non-exported symbol(s) through livepatch", positions.size()));
-  KlpConversion conv = convert_to_livepatch_module(module.string(), positions, kManifestSection,
-                                                   manifest_to_json(m));
-  result.conversion = conv;
+  result.conversion = convert_module(image, module.string(), decl.symbol_positions, m, source.string(), progress);
   result.module_path = o.output;
   fs::copy_file(module, o.output, fs::copy_options::overwrite_existing);
   return result;

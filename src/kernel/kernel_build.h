@@ -13,8 +13,13 @@
 #include <string>
 #include <vector>
 
+#include <filesystem>
+#include <map>
+
+#include "kernel/kernel_image.h"
 #include "kernel/klp_convert.h"
 #include "kernel/manifest.h"
+#include "kernel/patch_source.h"
 
 namespace graft::kernel {
 
@@ -37,6 +42,40 @@ struct KernelBuildResult {
 using BuildProgress = std::function<void(const std::string&)>;
 
 KernelBuildResult build_kernel_patch(const KernelBuildOptions& options, const BuildProgress& progress);
+
+// What both kinds of kernel build share.
+
+// The work directory: `keep_work` if given (kept), else a temporary one
+// removed at the end.
+struct WorkDir {
+  explicit WorkDir(const std::string& keep_work);
+  ~WorkDir();
+  WorkDir(const WorkDir&) = delete;
+  WorkDir& operator=(const WorkDir&) = delete;
+  std::filesystem::path path;
+  bool keep;
+};
+
+// The klp_func / klp_object / klp_patch structures of a livepatch module
+// and its init and exit, as C: each replacement's `replacement` names the
+// new function (a symbol the module defines).
+std::string klp_structures(const std::vector<KernelReplacement>& replacements,
+                           const std::map<KernelCallback, std::string>& callbacks, bool replace,
+                           const std::string& built_from);
+
+// Runs Kbuild for the external module in `dir` against the release's
+// headers; `target` "" builds the modules. Unresolved symbols are
+// warnings: the non-exported ones become livepatch symbols afterwards.
+void kbuild(const KernelPaths& kernel, const std::filesystem::path& dir, const std::string& target,
+            const std::string& what);
+
+// The convert pass: every undefined symbol of `module` vmlinux does not
+// export becomes a livepatch symbol (at its position in `pins`, else
+// unique; symbols already named .klp.sym.* as they are), recorded in the
+// manifest, which is then attached.
+KlpConversion convert_module(const KernelImage& image, const std::string& module,
+                             const std::map<std::string, unsigned>& pins, KernelPatchManifest& m,
+                             const std::string& origin, const BuildProgress& progress);
 
 // A livepatch name from a module file name: its base name without ".ko",
 // '-' turned into '_' (as Kbuild names modules); throws if not valid.

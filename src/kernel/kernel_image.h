@@ -32,6 +32,8 @@ class KernelImage {
   const SymbolTable& symbols() const { return symbols_; }
   bool exported(const std::string& name) const { return exported_.count(name) != 0; }
   uint64_t anchor_address() const;  // _text
+  // The image's bytes at a link-time address.
+  Bytes read(uint64_t address, size_t size) const { return image_->read_vaddr(address, size); }
 
   // The function livepatch would patch for NAME,POS, with its fingerprint.
   // Throws, naming the function and the reason, if it cannot be patched:

@@ -93,6 +93,16 @@ const KernelSymbol* SymbolTable::next_after(uint64_t address) const {
   return it == symbols_.end() ? nullptr : &*it;
 }
 
+const KernelSymbol* SymbolTable::text_at(uint64_t address) const {
+  auto it = std::upper_bound(symbols_.begin(), symbols_.end(), address,
+                             [](uint64_t a, const KernelSymbol& s) { return a < s.address; });
+  while (it != symbols_.begin()) {
+    --it;
+    if (it->text()) return &*it;
+  }
+  return nullptr;
+}
+
 const KernelSymbol* SymbolTable::first(const std::string& name) const {
   auto all = vmlinux_named(name);
   return all.empty() ? nullptr : all[0];

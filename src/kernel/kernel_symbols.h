@@ -33,6 +33,8 @@ class SymbolTable {
   // The first vmlinux symbol after `address` at a higher address, or null.
   const KernelSymbol* next_after(uint64_t address) const;
   const KernelSymbol* first(const std::string& name) const;
+  // The last vmlinux text symbol at or below `address`, or null.
+  const KernelSymbol* text_at(uint64_t address) const;
   size_t size() const { return symbols_.size(); }
 
  private:

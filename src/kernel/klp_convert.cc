@@ -142,7 +142,7 @@ KlpConversion convert_to_livepatch_module(const std::string& module_path,
     if (!name || !*name) fail("{}: symbol {} has no name", module_path, i);
     auto pos = positions.find(name);
     if (pos == positions.end()) continue;
-    std::string klp_name = livepatch_symbol_name(name, pos->second);
+    std::string klp_name = starts_with(name, ".klp.sym.") ? std::string(name) : livepatch_symbol_name(name, pos->second);
     if (klp_name.size() > 9 + 56 + 512) fail("{}: symbol name {} is too long for livepatch", module_path, name);
     sym.st_name = m.append_string(strtab, klp_name);
     sym.st_shndx = kShnLivepatch;
