@@ -149,6 +149,46 @@ class CodeIndex {
     return it == memo.end() ? arch::caller_saved_registers() : it->second;
   }
 
+  // Bytes `h` has pushed or reserved below its return address at `address`
+  // (so %rsp = entry %rsp - depth there), or nullopt where graft cannot
+  // tell (a frame pointer or alloca sets %rsp, or paths disagree).
+  std::optional<int64_t> stack_depth_at(const Function& h, uint64_t address) {
+    constexpr int64_t kUnknown = INT64_MIN;
+    auto& memo = depth_[h.start];
+    if (memo.empty()) {
+      const auto& code = instructions(h);
+      std::vector<std::pair<uint64_t, int64_t>> work{{h.start, 0}};
+      size_t steps = 0;
+      while (!work.empty() && steps < kMaxSteps) {
+        auto [addr, depth] = work.back();
+        work.pop_back();
+        for (; steps < kMaxSteps; ++steps) {
+          auto it = code.find(addr);
+          if (it == code.end()) break;
+          auto [slot, fresh] = memo.try_emplace(addr, depth);
+          if (!fresh) {
+            if (slot->second != depth) slot->second = kUnknown;
+            break;
+          }
+          const Instruction& ins = it->second;
+          if (!ins.stack_change) break;  // what follows is not counted
+          depth -= *ins.stack_change;
+          if (ins.flow == Flow::Return || ins.flow == Flow::IndirectJump || ins.flow == Flow::Stop) break;
+          if (ins.flow == Flow::Jump) {
+            if (!h.contains(*ins.target)) break;
+            addr = *ins.target;
+            continue;
+          }
+          if (ins.flow == Flow::ConditionalJump && h.contains(*ins.target)) work.push_back({*ins.target, depth});
+          addr += ins.length;
+        }
+      }
+    }
+    auto it = memo.find(address);
+    if (it == memo.end() || it->second == kUnknown) return std::nullopt;
+    return it->second;
+  }
+
   const std::vector<CallSite>& callers(uint64_t start) {
     if (!sites_ready_) {
       for (const auto& f : functions_)
@@ -272,6 +312,7 @@ class CodeIndex {
   std::map<uint64_t, RegisterSet> clobbers_;
   std::map<uint64_t, RegisterSet> live_in_;
   std::map<uint64_t, std::map<uint64_t, RegisterSet>> defined_;
+  std::map<uint64_t, std::map<uint64_t, int64_t>> depth_;
   std::map<uint64_t, std::vector<CallSite>> sites_;
   bool sites_ready_ = false;
 };
@@ -357,6 +398,34 @@ Reliance find_reliance(CodeIndex& index, const std::string& target_name, const P
   return out;
 }
 
+// Whether the replacement may need the ABI's 16-byte stack alignment: it
+// calls something or touches 16 bytes of memory at once (SSE spills).
+bool replacement_needs_alignment(const Patch& patch, const FunctionReplacement& f) {
+  const uint64_t start = f.replacement_offset;
+  const uint64_t size = f.replacement_size ? f.replacement_size : patch.layout.code_size - start;
+  for (uint64_t off = 0; off < size;) {
+    auto ins = arch::decode_instruction({patch.image.data() + start + off, size - off}, start + off);
+    if (!ins) return true;
+    if (ins->flow == Flow::Call || ins->flow == Flow::IndirectCall || ins->wide_memory) return true;
+    off += ins->length;
+  }
+  return false;
+}
+
+// A direct caller that calls the original with %rsp 8 bytes off the ABI's
+// alignment: GCC's -fipa-stack-alignment (on at -O2) skips the alignment
+// for a callee of the same unit it knows needs none.
+std::optional<CallSite> misaligned_caller(CodeIndex& index, const FunctionReplacement& f) {
+  const Function* original = index.at(f.address);
+  if (!original) return std::nullopt;
+  for (const CallSite& site : index.callers(original->start)) {
+    if (site.tail || !index.sees(site.caller->start, original->start)) continue;
+    auto depth = index.stack_depth_at(*site.caller, site.at);
+    if (depth && *depth % 16 == 0) return site;
+  }
+  return std::nullopt;
+}
+
 // The callers, for messages ("`caller' (calls `small' at 0x11d0, keeps
 // rdx, rsi)"), the first three.
 std::string describe_callers(const std::vector<Breakage>& breakages) {
@@ -405,11 +474,25 @@ RegisterContract check_register_contract(const ElfFile& target, const Patch& pat
   CompileUnits units(target.path());
   CodeIndex definite(target, units, false), possible(target, units, true);
   RegisterContract out;
+  // Where no thunk is made (a thunk aligns the stack itself).
+  auto warn_if_misaligned = [&](const FunctionReplacement& f) {
+    auto site = misaligned_caller(definite, f);
+    if (!site || !replacement_needs_alignment(patch, f)) return;
+    out.warnings.push_back(fmt::format(
+        "`{}' calls `{}' at {:#x} with the stack 8 bytes off the ABI's 16-byte alignment (GCC "
+        "-fipa-stack-alignment: it knows `{}' needs none); the replacement calls functions or keeps "
+        "16-byte values on the stack and may fault there (build the target with "
+        "-fno-ipa-stack-alignment, or keep the replacement free of calls)",
+        site->caller->name, f.symbol, site->at, f.symbol));
+  };
   for (size_t i = 0; i < patch.functions.size(); ++i) {
     const FunctionReplacement& f = patch.functions[i];
     Reliance sure = find_reliance(definite, target.name(), patch, f);
     Reliance maybe = find_reliance(possible, target.name(), patch, f);
-    if (!sure.relied && !maybe.relied) continue;
+    if (!sure.relied && !maybe.relied) {
+      warn_if_misaligned(f);
+      continue;
+    }
     // Callers that may rely on a register (through a call graft cannot
     // count the arguments of) get it kept as well, when a thunk is made.
     Reliance all = maybe;
@@ -455,6 +538,7 @@ RegisterContract check_register_contract(const ElfFile& target, const Patch& pat
           "and graft cannot keep them with an entry thunk: {}",
           b.caller, b.callee, b.at, arch::register_names(b.relied), f.symbol, why));
     }
+    warn_if_misaligned(f);
   }
   return out;
 }

@@ -8,6 +8,7 @@
 # global stop), the process's maps and fds as before. Built without the thunk (GRAFT_ENTRY_THUNKS=off), the same patch
 # makes the callers compute garbage. A C++ exception thrown by a replacement
 # passes through its thunk to the handler two frames up.
+# ctest-timeout: 240
 source "$(dirname "$0")/common.sh"
 
 cc -pthread "$PROGRAMS/ipara_thunk.c" -o "$T/ipara"
@@ -127,6 +128,8 @@ assert_untouched "$pid"
 GRAFT_ENTRY_THUNKS=off graft_ok build --from-source "$T/fix.c" --target "$T/ipara" -o "$T/nothunk.graft"
 grep -q "keeps rdx, rsi, rdi live across the call" "$T/graft.err" ||
   fail "the build without thunks does not warn about caller"
+grep -q "\`vcaller' calls \`scale' at 0x[0-9a-f]* with the stack 8 bytes off" "$T/graft.err" ||
+  fail "the build without thunks does not warn about vcaller's misaligned call"
 start_target q "$T/ipara"
 apply_ok "$T/nothunk.graft" "${TPID[q]}"
 for c in "call 42" "mcall 1166"; do

@@ -48,7 +48,10 @@ __attribute__((noinline)) int vcaller(int a, int b, int c) {
   int r = first(1, a);
   return r + keep * k;
 }
-int main(void) { return caller(1, 2, 3) + (int)mcaller(2, 3) + vcaller(1, 2, 3); }
+__attribute__((noinline)) int leaf(int x) { return x * k; }
+__attribute__((noinline)) int lcaller(int a) { return leaf(a) + 1; }
+int (*volatile lcaller_ptr)(int) = lcaller;
+int main(void) { return caller(1, 2, 3) + (int)mcaller(2, 3) + vcaller(1, 2, 3) + lcaller_ptr(4); }
 )";
 
 constexpr arch::RegisterSet gpr(int i) { return arch::RegisterSet(1) << i; }
@@ -75,15 +78,15 @@ class RegisterContractTest : public ::testing::Test {
 
   // A patch replacing `name' by `call 0; ret': a call may change every
   // call-clobbered register.
-  static Patch replacing(const ElfFile& elf, const std::string& name) {
+  static Patch replacing(const ElfFile& elf, const std::string& name, Bytes code = {0xe8, 0, 0, 0, 0, 0xc3}) {
     Patch p;
-    p.layout.code_size = 6;
-    p.image = {0xe8, 0, 0, 0, 0, 0xc3};
+    p.layout.code_size = code.size();
+    p.image = code;
     FunctionReplacement f;
     f.symbol = name;
     f.address = address(elf, name);
     f.replacement = "new_" + name;
-    f.replacement_size = 6;
+    f.replacement_size = code.size();
     p.functions.push_back(f);
     return p;
   }
@@ -96,7 +99,11 @@ TEST_F(RegisterContractTest, ThunkKeepsWhatCallersRelyOn) {
   ElfFile elf(dir_ + "/t-g");
   RegisterContract c = check_register_contract(elf, replacing(elf, "small"));
   ASSERT_EQ(c.thunks.size(), 1u);
-  EXPECT_EQ(c.thunks[0].preserved, gpr(kRdx) | gpr(kRsi) | gpr(kRdi));
+  // What caller() relies on (main() may add what it might pass on), never
+  // small()'s return register.
+  const arch::RegisterSet want = gpr(kRdx) | gpr(kRsi) | gpr(kRdi);
+  EXPECT_EQ(c.thunks[0].preserved & want, want) << arch::register_names(c.thunks[0].preserved);
+  EXPECT_FALSE(c.thunks[0].preserved & gpr(0));
   EXPECT_EQ(c.thunks[0].stack_argument_bytes, 0u);
   EXPECT_NE(c.thunks[0].note.find("`caller'"), std::string::npos) << c.thunks[0].note;
   EXPECT_TRUE(c.warnings.empty());
@@ -136,6 +143,20 @@ TEST_F(RegisterContractTest, WithoutThunksRelianceIsAWarning) {
   EXPECT_TRUE(c.thunks.empty());
   ASSERT_FALSE(c.warnings.empty());
   EXPECT_NE(c.warnings[0].find("keeps rdx, rsi, rdi live across the call"), std::string::npos) << c.warnings[0];
+}
+
+// lcaller() calls leaf() without aligning the stack (GCC
+// -fipa-stack-alignment); no caller relies on a register, so no thunk
+// realigns it: a replacement that calls something is warned about.
+TEST_F(RegisterContractTest, MisalignedCallerIsAWarning) {
+  ElfFile elf(dir_ + "/t-g");
+  RegisterContract c = check_register_contract(elf, replacing(elf, "leaf"));
+  for (const auto& t : c.thunks) ADD_FAILURE() << t.note;
+  ASSERT_EQ(c.warnings.size(), 1u);
+  EXPECT_NE(c.warnings[0].find("`lcaller' calls `leaf'"), std::string::npos) << c.warnings[0];
+  EXPECT_NE(c.warnings[0].find("-fipa-stack-alignment"), std::string::npos) << c.warnings[0];
+  // mov $1,%eax; ret: needs no alignment.
+  EXPECT_TRUE(check_register_contract(elf, replacing(elf, "leaf", {0xb8, 1, 0, 0, 0, 0xc3})).warnings.empty());
 }
 
 TEST_F(RegisterContractTest, SignaturesFromDwarf) {

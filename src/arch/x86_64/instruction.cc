@@ -101,6 +101,31 @@ std::optional<Instruction> decode_instruction(std::span<const uint8_t> code, uin
       }
     } else if (op.type == ZYDIS_OPERAND_TYPE_MEMORY) {
       out.reads |= bit(op.mem.base) | bit(op.mem.index);
+      if (op.size >= 128 && i < ins.operand_count_visible) out.wide_memory = true;
+    }
+  }
+  constexpr RegisterSet kRsp = RegisterSet(1) << 4;
+  if (out.writes & kRsp) {
+    const bool sp_first = ins.operand_count_visible > 0 && ops[0].type == ZYDIS_OPERAND_TYPE_REGISTER &&
+                          ops[0].reg.value == ZYDIS_REGISTER_RSP;
+    const bool imm_second = ins.operand_count_visible > 1 && ops[1].type == ZYDIS_OPERAND_TYPE_IMMEDIATE;
+    switch (ins.mnemonic) {
+      case ZYDIS_MNEMONIC_PUSH: out.stack_change = -int64_t(ins.operand_width / 8); break;
+      case ZYDIS_MNEMONIC_POP: out.stack_change = int64_t(ins.operand_width / 8); break;
+      case ZYDIS_MNEMONIC_CALL: case ZYDIS_MNEMONIC_RET: out.stack_change = 0; break;
+      case ZYDIS_MNEMONIC_SUB:
+        out.stack_change = sp_first && imm_second ? std::optional<int64_t>(-ops[1].imm.value.s) : std::nullopt;
+        break;
+      case ZYDIS_MNEMONIC_ADD:
+        out.stack_change = sp_first && imm_second ? std::optional<int64_t>(ops[1].imm.value.s) : std::nullopt;
+        break;
+      case ZYDIS_MNEMONIC_LEA:
+        out.stack_change = sp_first && ops[1].mem.base == ZYDIS_REGISTER_RSP && ops[1].mem.index == ZYDIS_REGISTER_NONE
+                               ? std::optional<int64_t>(ops[1].mem.disp.value)
+                               : std::nullopt;
+        break;
+      default:
+        out.stack_change = std::nullopt;
     }
   }
   bool relative = ins.operand_count_visible > 0 && ops[0].type == ZYDIS_OPERAND_TYPE_IMMEDIATE &&

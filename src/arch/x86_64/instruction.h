@@ -36,6 +36,11 @@ struct Instruction {
   RegisterSet writes = 0;     // any write (a clobber)
   RegisterSet overwrites = 0; // writes that replace the whole value
   bool wide_vector = false;   // names a ymm or zmm register (more than 128 bits)
+  bool wide_memory = false;   // a memory operand of 16 bytes or more (may need alignment)
+  // How the instruction moves %rsp: push -8, pop +8, sub/add/lea with a
+  // constant; nullopt if it sets %rsp some other way (mov, leave, and).
+  // Calls and returns count as 0 (the callee pops what the call pushed).
+  std::optional<int64_t> stack_change = 0;
 };
 
 // Decodes one instruction at `address`; nullopt if the bytes are not one.
