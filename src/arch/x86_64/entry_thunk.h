@@ -34,7 +34,7 @@
 #pragma once
 #include <cstdint>
 
-#include "arch/x86_64/instruction.h"
+#include "arch/x86_64/register_set.h"
 #include "common/hash.h"
 
 namespace graft::arch {

@@ -1,26 +1,15 @@
 // x86-64 instruction facts for register-usage analysis, decoded with Zydis:
 // which registers an instruction reads and writes, and where control goes.
-//
-// Registers are a bit set: bits 0-15 the general-purpose registers in
-// encoding order (rax, rcx, rdx, rbx, rsp, rbp, rsi, rdi, r8-r15), bits
-// 16-31 the vector registers xmm/ymm/zmm 0-15.
+// Registers are a RegisterSet (arch/x86_64/register_set.h).
 #pragma once
 #include <cstdint>
 #include <optional>
 #include <span>
 #include <string>
 
+#include "arch/x86_64/register_set.h"
+
 namespace graft::arch {
-
-using RegisterSet = uint32_t;
-
-// SysV ABI: registers a call may change (rax rcx rdx rsi rdi r8-r11, all vector).
-RegisterSet caller_saved_registers();
-// Registers a call may read as arguments (rdi rsi rdx rcx r8 r9, rax for
-// varargs, xmm0-7) and a return may hand back (rax rdx xmm0 xmm1).
-RegisterSet argument_registers();
-RegisterSet return_registers();
-std::string register_names(RegisterSet set);
 
 struct Instruction {
   enum class Flow { Next, Call, Jump, ConditionalJump, Return, IndirectCall, IndirectJump, Stop };
