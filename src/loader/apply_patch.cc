@@ -772,6 +772,14 @@ OperationResult apply_patch(const Patch& patch, pid_t pid, const OperationOption
   result.model = options.model.value_or(kDefaultModel);
   result.patch_sha256 = patch.sha256;
   auto start = Clock::now();
+  // A step that failed because the process died says so first: that, not
+  // the failed step, is what the operator must know.
+  auto name_an_exit = [&] {
+    if (!process_exiting(pid)) return;
+    if (result.error.find("exited") == std::string::npos)
+      result.error = fmt::format("process {} exited during the apply ({})", pid, result.error);
+    result.error_code = ErrorCode::no_such_process;
+  };
   std::optional<Footprint> before;
   try {
     check_process_changeable(pid);
@@ -779,6 +787,7 @@ OperationResult apply_patch(const Patch& patch, pid_t pid, const OperationOption
   } catch (const Error& e) {
     result.error = e.what();
     result.error_code = e.code();
+    if (e.code() != ErrorCode::no_such_process) name_an_exit();
     result.total_ms = ms_since(start);
     return result;
   }
@@ -802,13 +811,7 @@ OperationResult apply_patch(const Patch& patch, pid_t pid, const OperationOption
   } catch (const std::exception& e) {
     result.error = e.what();
     result.error_code = error_code_of(e);
-    // A write or a wait that failed because the process died says so
-    // first: that, not the failed step, is what the operator must know.
-    if (!process_alive(pid)) {
-      if (result.error.find("exited") == std::string::npos)
-        result.error = fmt::format("process {} exited during the apply ({})", pid, result.error);
-      result.error_code = ErrorCode::no_such_process;
-    }
+    name_an_exit();
   }
   if (!result.ok && !result.left_in_transition) verify_unchanged(pid, before, result.unchanged, result.left);
   result.total_ms = ms_since(start);

@@ -1,0 +1,109 @@
+/* Reproducers of the real kernel fixes in tests/kernel/diffs/6.1.176/, run
+ * inside the guest (built static on the host by tests/kernel/real_fixes.sh).
+ *
+ *   fix_check settimeofday | pidfd_getfd | shm_next_id
+ *
+ * Prints one line and exits 0 when the kernel behaves as fixed, 1 when it
+ * shows the bug, 2 when the check itself could not run. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ipc.h>
+#include <sys/shm.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static int result(int fixed, const char *what) {
+  printf("%s: %s\n", fixed ? "FIXED" : "BUG", what);
+  return fixed ? 0 : 1;
+}
+
+static int broken(const char *what) {
+  printf("ERROR: %s: %s\n", what, strerror(errno));
+  return 2;
+}
+
+/* tv_usec == 1000000 is not a valid time: the fix refuses it (EINVAL). */
+static int check_settimeofday(void) {
+  struct timeval now;
+  if (gettimeofday(&now, NULL) != 0) return broken("gettimeofday");
+  struct timeval tv = {.tv_sec = now.tv_sec, .tv_usec = 1000000};
+  long r = syscall(SYS_settimeofday, &tv, NULL);
+  if (r == 0) return result(0, "settimeofday accepted tv_usec = 1000000");
+  if (errno == EINVAL) return result(1, "settimeofday refused tv_usec = 1000000 (EINVAL)");
+  return broken("settimeofday");
+}
+
+/* pidfd_getfd on a zombie: its files are gone. Fixed: ESRCH (the task is
+ * exiting); before: EBADF from a lookup in the files of an exited task. */
+static int check_pidfd_getfd(void) {
+  pid_t child = fork();
+  if (child < 0) return broken("fork");
+  if (child == 0) _exit(0);
+  siginfo_t info;
+  if (waitid(P_PID, child, &info, WEXITED | WNOWAIT) != 0) return broken("waitid");
+  int pidfd = (int)syscall(SYS_pidfd_open, child, 0);
+  if (pidfd < 0) return broken("pidfd_open on a zombie");
+  long r = syscall(SYS_pidfd_getfd, pidfd, 0, 0);
+  int err = errno;
+  close(pidfd);
+  waitpid(child, NULL, 0);
+  if (r >= 0) {
+    errno = 0;
+    return broken("pidfd_getfd on a zombie returned a descriptor");
+  }
+  if (err == ESRCH) return result(1, "pidfd_getfd on an exiting task: ESRCH");
+  if (err == EBADF) return result(0, "pidfd_getfd on an exiting task: EBADF from its freed files");
+  errno = err;
+  return broken("pidfd_getfd");
+}
+
+static int set_next_id(int id) {
+  FILE *f = fopen("/proc/sys/kernel/shm_next_id", "w");
+  if (!f) return -1;
+  int ok = fprintf(f, "%d\n", id) > 0;
+  return fclose(f) == 0 && ok ? 0 : -1;
+}
+
+/* Two segments asked for the last index (kernel.shm_next_id = ipc_mni - 1):
+ * the second cannot have it. Fixed: ENOSPC; before: an index past ipc_mni
+ * whose id overflows into the sequence bits, so IPC_STAT on that id fails. */
+static int check_shm_next_id(void) {
+  const int last = (1 << 15) - 1; /* ipc_mni - 1 with the default ipcmni_extend off */
+  if (set_next_id(last) != 0) return broken("writing /proc/sys/kernel/shm_next_id");
+  int first = shmget(IPC_PRIVATE, 4096, IPC_CREAT | 0600);
+  if (first < 0) return broken("shmget at the last index");
+  if (set_next_id(last) != 0) return broken("writing /proc/sys/kernel/shm_next_id");
+  int second = shmget(IPC_PRIVATE, 4096, IPC_CREAT | 0600);
+  int err = errno;
+  set_next_id(-1);
+  shmctl(first, IPC_RMID, NULL);
+  if (second < 0 && err == ENOSPC) return result(1, "a second segment at the last index: ENOSPC");
+  if (second < 0) {
+    errno = err;
+    return broken("second shmget");
+  }
+  struct shmid_ds ds;
+  int found = shmctl(second, IPC_STAT, &ds) == 0;
+  if (found) shmctl(second, IPC_RMID, NULL);
+  char what[128];
+  snprintf(what, sizeof what, "a second segment at the last index got id %d (%s by that id)", second,
+           found ? "found" : "not found");
+  return result(0, what);
+}
+
+int main(int argc, char **argv) {
+  if (argc != 2) {
+    fprintf(stderr, "usage: fix_check settimeofday|pidfd_getfd|shm_next_id\n");
+    return 2;
+  }
+  if (!strcmp(argv[1], "settimeofday")) return check_settimeofday();
+  if (!strcmp(argv[1], "pidfd_getfd")) return check_pidfd_getfd();
+  if (!strcmp(argv[1], "shm_next_id")) return check_shm_next_id();
+  fprintf(stderr, "fix_check: unknown check %s\n", argv[1]);
+  return 2;
+}
