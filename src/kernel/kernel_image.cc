@@ -58,6 +58,12 @@ KernelImage::KernelImage(KernelPaths paths)
   init_text_end_ = need("_einittext");
   image_start_ = need("_text");
   image_end_ = need("_end");
+  const KernelSymbol* pcpu_start = symbols_.first("__per_cpu_start");
+  const KernelSymbol* pcpu_end = symbols_.first("__per_cpu_end");
+  if (pcpu_start && pcpu_end && pcpu_start->address < pcpu_end->address && pcpu_end->address < image_start_) {
+    percpu_start_ = pcpu_start->address;
+    percpu_end_ = pcpu_end->address;
+  }
   // ftrace: the address of every __fentry__ call (absolute, 8 bytes each).
   uint64_t start = need("__start_mcount_loc"), stop = need("__stop_mcount_loc");
   Bytes table = image_->read_vaddr(start, stop - start);
@@ -134,7 +140,8 @@ FunctionFingerprint KernelImage::patchable_function(const std::string& name, uns
 
   // Decode the function once: instruction boundaries for the one-instruction
   // sites, and the 4-byte fields KASLR relocates (absolute addresses inside
-  // the image, which -mcmodel=kernel encodes as sign-extended 32-bit values).
+  // the image, which -mcmodel=kernel encodes as sign-extended 32-bit values,
+  // and %rip-relative displacements to per-CPU variables).
   ZydisDecoder decoder;
   ZydisDecoderInit(&decoder, ZYDIS_MACHINE_MODE_LONG_64, ZYDIS_STACK_WIDTH_64);
   std::map<uint64_t, uint32_t> instruction_length;  // offset -> length
@@ -156,6 +163,11 @@ FunctionFingerprint KernelImage::patchable_function(const std::string& name, uns
       if (ops[i].type == ZYDIS_OPERAND_TYPE_MEMORY && ops[i].mem.base == ZYDIS_REGISTER_RIP) rip_relative = true;
     if (ins.raw.disp.size == 32 && !rip_relative)
       absolute(ins.raw.disp.offset, 32, ins.raw.disp.value);
+    if (ins.raw.disp.size == 32 && rip_relative) {
+      uint64_t target = sym.address + off + ins.length + uint64_t(ins.raw.disp.value);
+      if (target >= percpu_start_ && target < percpu_end_)
+        f.percpu_pcrel32.push_back(uint32_t(off + ins.raw.disp.offset));
+    }
     for (int i = 0; i < 2; ++i)
       if (ins.raw.imm[i].size == 32 && !ins.raw.imm[i].is_relative && ins.raw.imm[i].is_signed)
         absolute(ins.raw.imm[i].offset, 32, ins.raw.imm[i].value.s);

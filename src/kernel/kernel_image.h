@@ -55,6 +55,7 @@ class KernelImage {
   std::vector<std::tuple<uint64_t, uint32_t, std::string>> boot_patch_sites_;
   uint64_t init_text_start_ = 0, init_text_end_ = 0;
   uint64_t image_start_ = 0, image_end_ = 0;
+  uint64_t percpu_start_ = 0, percpu_end_ = 0;  // empty without per-CPU symbols
 };
 
 }  // namespace graft::kernel

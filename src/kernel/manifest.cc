@@ -29,7 +29,8 @@ std::string manifest_to_json(const KernelPatchManifest& m) {
                               {"next_symbol", f.next_symbol},
                               {"bytes", to_hex(f.bytes)},
                               {"masked", masked},
-                              {"absolute32", f.absolute32}});
+                              {"absolute32", f.absolute32},
+                              {"percpu_pcrel32", f.percpu_pcrel32}});
   }
   return j.dump();
 }
@@ -65,9 +66,12 @@ KernelPatchManifest manifest_from_json(const std::string& text, const std::strin
         fp.masked.push_back(mr);
       }
       fp.absolute32 = f.at("absolute32").get<std::vector<uint32_t>>();
-      for (uint32_t off : fp.absolute32)
-        if (uint64_t(off) + 4 > fp.size)
-          fail("{}: function {}: address field at +{} outside its {} bytes", origin, fp.name, off, fp.size);
+      // Modules built before per-CPU displacements were recorded have none.
+      if (f.contains("percpu_pcrel32")) fp.percpu_pcrel32 = f.at("percpu_pcrel32").get<std::vector<uint32_t>>();
+      for (const auto* fields : {&fp.absolute32, &fp.percpu_pcrel32})
+        for (uint32_t off : *fields)
+          if (uint64_t(off) + 4 > fp.size)
+            fail("{}: function {}: address field at +{} outside its {} bytes", origin, fp.name, off, fp.size);
       m.functions.push_back(std::move(fp));
     }
   } catch (const json::exception& e) {

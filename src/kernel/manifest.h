@@ -34,6 +34,10 @@ struct FunctionFingerprint {
   // Offsets of 4-byte fields holding absolute kernel addresses: KASLR adds
   // its offset to them at boot.
   std::vector<uint32_t> absolute32;
+  // Offsets of 4-byte %rip-relative displacements to per-CPU variables,
+  // which x86-64 links at addresses from 0: KASLR subtracts its offset from
+  // them at boot (the kernel's inverse relocations).
+  std::vector<uint32_t> percpu_pcrel32;
 };
 
 struct KernelPatchManifest {

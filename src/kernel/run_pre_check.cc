@@ -107,16 +107,22 @@ RunPreReport run_pre_check(const KernelPatchManifest& m, const RunningKernel& k)
     for (const auto& r : f.masked)
       for (uint32_t i = r.offset; i < r.offset + r.length; ++i)
         if (!skip[i]) skip[i] = 1, ++masked;
-    for (uint32_t off : f.absolute32) {
-      bool free = true;
-      for (uint32_t i = off; i < off + 4; ++i) free = free && skip[i] == 0;
-      if (!free) continue;
-      uint32_t want = u32_at(f.bytes, off) + uint32_t(report.kaslr_offset);
+    // KASLR moves the code: absolute addresses of the image grow by its
+    // offset, displacements from the code to per-CPU variables (which do
+    // not move) shrink by it.
+    size_t relocated = 0;
+    auto relocated_field = [&](uint32_t off, int64_t delta, const char* what) {
+      for (uint32_t i = off; i < off + 4; ++i)
+        if (skip[i]) return;
+      uint32_t want = u32_at(f.bytes, off) + uint32_t(delta);
       if (u32_at(live, off) != want)
-        fail("patch {}: run-pre check: {}+{:#x}: absolute address {:#x} in the running kernel, expected {:#x}",
-             m.name, f.name, off, u32_at(live, off), want);
+        fail("patch {}: run-pre check: {}+{:#x}: {} {:#x} in the running kernel, expected {:#x}", m.name, f.name,
+             off, what, u32_at(live, off), want);
       for (uint32_t i = off; i < off + 4; ++i) skip[i] = 2;
-    }
+      ++relocated;
+    };
+    for (uint32_t off : f.absolute32) relocated_field(off, report.kaslr_offset, "absolute address");
+    for (uint32_t off : f.percpu_pcrel32) relocated_field(off, -report.kaslr_offset, "per-CPU displacement");
     for (size_t i = 0; i < f.size; ++i) {
       if (skip[i] || live[i] == f.bytes[i]) continue;
       const char* why = "";
@@ -126,7 +132,7 @@ RunPreReport run_pre_check(const KernelPatchManifest& m, const RunningKernel& k)
            "(running {:02x}, expected {:02x}){}",
            m.name, f.name, i, live[i], f.bytes[i], why);
     }
-    report.functions.push_back({f.name, sym->address, f.size, f.size - masked, masked, f.absolute32.size()});
+    report.functions.push_back({f.name, sym->address, f.size, f.size - masked, masked, relocated});
   }
   return report;
 }

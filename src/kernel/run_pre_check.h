@@ -8,7 +8,8 @@
 //  - its bytes in memory (/proc/kcore) equal the image's, except where the
 //    kernel rewrites code at boot (ftrace site, alternatives, paravirt,
 //    retpoline and return thunks, jump labels, static calls, lock
-//    prefixes), and with KASLR's offset added to absolute addresses.
+//    prefixes), with KASLR's offset added to absolute addresses and taken
+//    from %rip-relative displacements to per-CPU variables.
 // Any difference refuses the patch, naming the function and the offset.
 #pragma once
 #include <cstdint>

@@ -27,14 +27,22 @@ static int broken(const char *what) {
   return 2;
 }
 
-/* tv_usec == 1000000 is not a valid time: the fix refuses it (EINVAL). */
+/* tv_usec == 1000000 is not a valid time. do_settimeofday64's own check
+ * refuses it later either way; what the fix changes is that the syscall
+ * refuses it first, before it reads the time zone. With an unreadable time
+ * zone: fixed EINVAL (the new bound check), before EFAULT (the bad value got
+ * past the check to the copy of the time zone). */
 static int check_settimeofday(void) {
   struct timeval now;
   if (gettimeofday(&now, NULL) != 0) return broken("gettimeofday");
   struct timeval tv = {.tv_sec = now.tv_sec, .tv_usec = 1000000};
-  long r = syscall(SYS_settimeofday, &tv, NULL);
-  if (r == 0) return result(0, "settimeofday accepted tv_usec = 1000000");
-  if (errno == EINVAL) return result(1, "settimeofday refused tv_usec = 1000000 (EINVAL)");
+  long r = syscall(SYS_settimeofday, &tv, (void *)8);
+  if (r == 0) {
+    errno = 0;
+    return broken("settimeofday accepted tv_usec = 1000000 and an unreadable time zone");
+  }
+  if (errno == EINVAL) return result(1, "settimeofday refused tv_usec = 1000000 first (EINVAL)");
+  if (errno == EFAULT) return result(0, "settimeofday let tv_usec = 1000000 through to the time zone (EFAULT)");
   return broken("settimeofday");
 }
 

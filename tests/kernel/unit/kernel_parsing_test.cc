@@ -104,6 +104,7 @@ KernelPatchManifest sample() {
   f.bytes = {0xe8, 1, 2, 3, 4, 0x53, 0xc3, 0xcc};
   f.masked = {{0, 5, "ftrace"}};
   f.absolute32 = {1};
+  f.percpu_pcrel32 = {4};
   m.functions.push_back(f);
   m.livepatch_symbols = {".klp.sym.vmlinux.saved_command_line,0"};
   return m;
@@ -115,6 +116,8 @@ TEST(KernelManifest, RoundTrips) {
   ASSERT_EQ(m.functions.size(), 1u);
   EXPECT_EQ(m.functions[0].bytes, sample().functions[0].bytes);
   EXPECT_EQ(m.functions[0].masked[0].reason, "ftrace");
+  EXPECT_EQ(m.functions[0].absolute32, std::vector<uint32_t>{1});
+  EXPECT_EQ(m.functions[0].percpu_pcrel32, std::vector<uint32_t>{4});
   EXPECT_EQ(m.livepatch_symbols, sample().livepatch_symbols);
 }
 
@@ -128,6 +131,7 @@ TEST(KernelManifest, RefusesInconsistentValues) {
   EXPECT_THROW(manifest_from_json(bad([](auto& m) { m.functions[0].size = 9; }), "x.ko"), Error);
   EXPECT_THROW(manifest_from_json(bad([](auto& m) { m.functions[0].masked[0].length = 9; }), "x.ko"), Error);
   EXPECT_THROW(manifest_from_json(bad([](auto& m) { m.functions[0].absolute32 = {5}; }), "x.ko"), Error);
+  EXPECT_THROW(manifest_from_json(bad([](auto& m) { m.functions[0].percpu_pcrel32 = {6}; }), "x.ko"), Error);
   EXPECT_THROW(manifest_from_json(bad([](auto& m) { m.functions.clear(); }), "x.ko"), Error);
   EXPECT_THROW(manifest_from_json(bad([](auto& m) { m.format = 2; }), "x.ko"), Error);
   EXPECT_THROW(manifest_from_json("{", "x.ko"), Error);
