@@ -282,9 +282,22 @@ int status(const OpsArgs& a) {
     if (host.last_sync)
       last = {{"time", host.last_sync->time}, {"ok", host.last_sync->ok}, {"by", host.last_sync->by},
               {"applied", host.last_sync->applied}, {"failed", host.last_sync->failed}};
+    json kernel = nullptr;
+    if (report.kernel.livepatch) {
+      json kps = json::array();
+      for (const auto& p : report.kernel.patches) {
+        json fns = json::array();
+        for (const auto& f : p.functions) fns.push_back(f.object + ":" + f.name);
+        kps.push_back({{"name", p.name}, {"enabled", p.enabled}, {"transition", p.in_transition}, {"functions", fns}});
+      }
+      kernel = {{"patches", kps},
+                {"pending_tasks", report.kernel.pending_tasks},
+                {"error", report.kernel.error.empty() ? json(nullptr) : json(report.kernel.error)}};
+    }
     fmt::print("{}\n", json{{"command", "status"},
                             {"store", a.file.empty() ? json(r.store) : json(nullptr)},
                             {"all_patched", report.all_patched()},
+                            {"kernel", kernel},
                             {"uninspectable", report.uninspectable},
                             {"last_sync", last},
                             {"problems", state.problems},
@@ -310,6 +323,15 @@ int status(const OpsArgs& a) {
         fmt::print("  pid {:<7} {:<16} {}\n", st.pid, printable(st.command), what);
       }
     }
+    for (const auto& p : report.kernel.patches) {
+      std::string state = p.in_transition ? fmt::format("IN TRANSITION, {}: {} task(s) not yet switched",
+                                                         p.enabled ? "patching" : "unpatching",
+                                                         report.kernel.pending_tasks)
+                          : p.enabled ? std::string("patched")
+                                      : std::string("DISABLED (loaded, not patching)");
+      fmt::print("kernel livepatch {}: {} function(s), {}\n", printable(p.name), p.functions.size(), state);
+    }
+    if (!report.kernel.error.empty()) fmt::print("WARNING: kernel livepatch: {}\n", printable(report.kernel.error));
     for (const auto& p : state.problems) fmt::print("WARNING: {}\n", printable(p));
     if (report.uninspectable)
       fmt::print("{} processes could not be inspected (graft runs as uid {}{})\n", report.uninspectable,

@@ -25,10 +25,34 @@ size_t PatchStatus::count(ProcessState s) const {
   return n;
 }
 
+bool KernelStatus::settled() const {
+  if (!error.empty()) return false;
+  for (const auto& p : patches)
+    if (!p.enabled || p.in_transition) return false;
+  return true;
+}
+
 bool StatusReport::all_patched() const {
   for (const auto& p : patches)
     if (p.count(ProcessState::Patched) != p.processes.size()) return false;
-  return true;
+  return kernel.settled();
+}
+
+KernelStatus kernel_status(const kernel::LivepatchSysfs& sysfs) {
+  KernelStatus k;
+  k.livepatch = sysfs.available();
+  if (!k.livepatch) return k;
+  try {
+    for (const auto& name : sysfs.names())
+      if (auto state = sysfs.read(name)) k.patches.push_back(std::move(*state));
+    // One transition at a time: livepatch's rule. Its direction is the
+    // patch's: tasks move to 1 while it is enabled, to 0 while disabled.
+    for (const auto& p : k.patches)
+      if (p.in_transition) k.pending_tasks = sysfs.pending_tasks(p.enabled ? 1 : 0).size();
+  } catch (const Error& e) {
+    k.error = e.what();
+  }
+  return k;
 }
 
 namespace {
@@ -149,6 +173,7 @@ StatusReport patch_status(const DesiredState& state, const HostState& host, Buil
     }
     report.patches.push_back(std::move(ps));
   }
+  report.kernel = kernel_status(kernel::LivepatchSysfs());
   return report;
 }
 

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "kernel/livepatch_sysfs.h"
 #include "ops/desired_state.h"
 #include "ops/host_state.h"
 #include "ops/process_scan.h"
@@ -28,14 +29,29 @@ struct PatchStatus {
   size_t count(ProcessState s) const;
 };
 
+// The running kernel's livepatches (graft apply --kernel's, or anyone's).
+struct KernelStatus {
+  bool livepatch = false;  // the kernel offers livepatch (/sys/kernel/livepatch)
+  std::vector<kernel::LivepatchState> patches;
+  size_t pending_tasks = 0;  // tasks a transition in progress still waits for
+  std::string error;         // sysfs held what the kernel never writes
+  // Every patch enabled and its transition complete.
+  bool settled() const;
+};
+
 struct StatusReport {
   std::vector<PatchStatus> patches;
   size_t uninspectable = 0;
-  // 0 when every process mapping an applicable patch's target carries it.
+  KernelStatus kernel;
+  // True when every process mapping an applicable patch's target carries
+  // it and every kernel livepatch is enabled with its transition complete.
   bool all_patched() const;
 };
 
 StatusReport patch_status(const DesiredState& state, const HostState& host, BuildIdCache& cache);
+
+// What `sysfs` shows of the kernel's livepatches.
+KernelStatus kernel_status(const kernel::LivepatchSysfs& sysfs);
 
 // Why graft cannot change this process now, if something in /proc says so:
 // another user's process (as non-root), a debugger attached, a graft

@@ -41,6 +41,20 @@ std::string prometheus_text(const StatusReport& report, const std::optional<Sync
     out += fmt::format("graft_patch_applicable{{patch=\"{}\",id=\"{}\",standing=\"{}\"}} {}\n",
                        label(p.patch->stored.name), p.patch->stored.id,
                        standing_name(p.patch->standing), p.patch->standing == Standing::Applicable ? 1 : 0);
+  if (report.kernel.livepatch) {
+    out += "# HELP graft_kernel_livepatch_enabled Whether a kernel livepatch is enabled.\n";
+    out += "# TYPE graft_kernel_livepatch_enabled gauge\n";
+    for (const auto& p : report.kernel.patches)
+      out += fmt::format("graft_kernel_livepatch_enabled{{patch=\"{}\"}} {}\n", label(p.name), p.enabled ? 1 : 0);
+    out += "# HELP graft_kernel_livepatch_transition Whether a kernel livepatch is in transition.\n";
+    out += "# TYPE graft_kernel_livepatch_transition gauge\n";
+    for (const auto& p : report.kernel.patches)
+      out += fmt::format("graft_kernel_livepatch_transition{{patch=\"{}\"}} {}\n", label(p.name),
+                         p.in_transition ? 1 : 0);
+    out += "# HELP graft_kernel_livepatch_pending_tasks Tasks a kernel livepatch transition still waits for.\n";
+    out += "# TYPE graft_kernel_livepatch_pending_tasks gauge\n";
+    out += fmt::format("graft_kernel_livepatch_pending_tasks {}\n", report.kernel.pending_tasks);
+  }
   out += "# HELP graft_uninspectable_processes Processes whose memory maps graft could not read.\n";
   out += "# TYPE graft_uninspectable_processes gauge\n";
   out += fmt::format("graft_uninspectable_processes {}\n", report.uninspectable);

@@ -87,9 +87,23 @@ graft revert --kernel cmdline_v3 || fail "revert cmdline_v3"
 step "a task sleeping in common_nsleep holds the transition"
 start_sleeper 30
 t0=$(now)
-graft apply --kernel nsleep.ko --report-after 1 --timeout 120 >out 2>err || { cat out err; fail "apply nsleep"; }
+graft apply --kernel nsleep.ko --report-after 1 --timeout 120 >out 2>err &
+applier=$!
+# graft status while the sleeper holds the transition: not all patched.
+i=0
+until graft status --store /tmp/no-store >status 2>&1; [ $? -eq 1 ] && grep -q "IN TRANSITION" status; do
+  i=$((i + 1))
+  [ $i -lt 300 ] || { cat status; fail "graft status never showed nsleep in transition"; }
+  sleep 0.2
+done
+cat status
+grep -Eq "^kernel livepatch nsleep: 1 function\(s\), IN TRANSITION, patching: [1-9][0-9]* task\(s\)" status ||
+  fail "graft status does not show the held transition"
+wait $applier || { cat out err; fail "apply nsleep"; }
 t1=$(now)
 cat err out
+graft status --store /tmp/no-store --json >status || { cat status; fail "graft status after the transition"; }
+grep -q '"name":"nsleep"' status && grep -q '"transition":false' status || { cat status; fail "status --json: $(cat status)"; }
 grep -q "pid $sleeper tid $sleeper (sleep)" err || fail "the sleeping task was not reported pending"
 # graft prints each /proc/PID/stack frame indented, e.g. "      [<0>] common_nsleep+0x3d/0x50"
 grep -Eq '^ +(\[<[0-9a-f]+>\] )?common_nsleep\+0x' err || fail "its stack does not show common_nsleep"

@@ -9,8 +9,9 @@
 #    reverted (v1 shows again); the cumulative cmdline_v3 replaces both
 #    (their modules are unloaded) and is reverted (the original shows);
 #  - nsleep's transition is held by a `sleep` task inside common_nsleep:
-#    graft reports it with its stack and the transition completes when the
-#    task wakes; the new code runs; callbacks run; revert;
+#    graft reports it with its stack, graft status shows the transition in
+#    progress (exit 1), and the transition completes when the task wakes;
+#    the new code runs; callbacks run; revert;
 #  - a transition held past --timeout is reversed; with --force it completes.
 . "$(dirname "$0")/common.sh"
 

@@ -16,6 +16,8 @@
 #include "kernel/klp_convert.h"
 #include "kernel/livepatch_sysfs.h"
 #include "kernel/manifest.h"
+#include "ops/patch_status.h"
+#include "ops/prometheus.h"
 
 namespace graft::kernel {
 namespace {
@@ -194,6 +196,46 @@ TEST_F(Sysfs, RefusesValuesTheKernelNeverWrites) {
   EXPECT_THROW(s.pending_tasks(1), Error);
   write("sys/bad name/enabled", "1\n");
   EXPECT_THROW(s.names(), Error);
+}
+
+// graft status's kernel section: what the sysfs shows, and whether it
+// counts as patched.
+TEST_F(Sysfs, StatusReportsKernelLivepatches) {
+  LivepatchSysfs none((dir / "missing").string(), (dir / "proc").string());
+  EXPECT_FALSE(ops::kernel_status(none).livepatch);
+  EXPECT_TRUE(ops::kernel_status(none).settled());
+
+  write("sys/done/enabled", "1\n");
+  write("sys/done/transition", "0\n");
+  write("sys/done/vmlinux/cmdline_proc_show,0/patched", "1\n");
+  LivepatchSysfs s((dir / "sys").string(), (dir / "proc").string());
+  auto k = ops::kernel_status(s);
+  ASSERT_TRUE(k.livepatch);
+  ASSERT_EQ(k.patches.size(), 1u);
+  EXPECT_TRUE(k.settled());
+
+  write("sys/going/enabled", "1\n");
+  write("sys/going/transition", "1\n");
+  write("proc/12/task/12/patch_state", "0\n");
+  write("proc/12/task/12/comm", "sleep\n");
+  write("proc/12/task/12/stack", "[<0>] common_nsleep+0x3f/0x50\n");
+  write("proc/13/task/13/patch_state", "1\n");
+  k = ops::kernel_status(s);
+  ASSERT_EQ(k.patches.size(), 2u);
+  EXPECT_EQ(k.pending_tasks, 1u);
+  EXPECT_FALSE(k.settled());
+  ops::StatusReport report;
+  report.kernel = k;
+  EXPECT_FALSE(report.all_patched());
+  std::string prom = ops::prometheus_text(report, std::nullopt);
+  EXPECT_NE(prom.find("graft_kernel_livepatch_transition{patch=\"going\"} 1"), std::string::npos) << prom;
+  EXPECT_NE(prom.find("graft_kernel_livepatch_enabled{patch=\"done\"} 1"), std::string::npos) << prom;
+  EXPECT_NE(prom.find("graft_kernel_livepatch_pending_tasks 1"), std::string::npos) << prom;
+
+  write("sys/going/enabled", "7\n");  // never written by the kernel
+  k = ops::kernel_status(s);
+  EXPECT_FALSE(k.error.empty());
+  EXPECT_FALSE(k.settled());
 }
 
 using KlpConvert = TempDir;
