@@ -33,4 +33,17 @@ ErrorCode error_code_of(const std::exception& e) {
 
 std::string errno_text(int err) { return std::strerror(err); }
 
+bool names_process_state(ErrorCode code) {
+  switch (code) {
+    case ErrorCode::no_such_process:
+    case ErrorCode::process_stopped:
+    case ErrorCode::zombie:
+    case ErrorCode::kernel_thread:
+    case ErrorCode::init_process:
+      return true;
+    default:
+      return false;
+  }
+}
+
 }  // namespace graft

@@ -31,6 +31,9 @@ enum class ErrorCode {
 };
 
 std::string_view error_code_name(ErrorCode code);
+// Whether the code already says what state the process is in (a zombie, a
+// kernel thread, pid 1, stopped, gone): a message with it needs no other.
+bool names_process_state(ErrorCode code);
 
 class Error : public std::runtime_error {
  public:

@@ -775,7 +775,7 @@ OperationResult apply_patch(const Patch& patch, pid_t pid, const OperationOption
   // A step that failed because the process died says so first: that, not
   // the failed step, is what the operator must know.
   auto name_an_exit = [&] {
-    if (!process_exiting(pid)) return;
+    if (names_process_state(result.error_code) || !process_exiting(pid)) return;
     if (result.error.find("exited") == std::string::npos)
       result.error = fmt::format("process {} exited during the apply ({})", pid, result.error);
     result.error_code = ErrorCode::no_such_process;
@@ -787,7 +787,7 @@ OperationResult apply_patch(const Patch& patch, pid_t pid, const OperationOption
   } catch (const Error& e) {
     result.error = e.what();
     result.error_code = e.code();
-    if (e.code() != ErrorCode::no_such_process) name_an_exit();
+    name_an_exit();
     result.total_ms = ms_since(start);
     return result;
   }

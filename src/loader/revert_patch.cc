@@ -15,6 +15,7 @@
 #include "process/proc_status.h"
 #include "process/process_lock.h"
 #include "process/thread_syscall.h"
+#include "process/tracer.h"
 #include "process/tracing_thread.h"
 
 namespace graft {
@@ -150,6 +151,13 @@ OperationResult revert_patch(const std::string& which, pid_t pid, const Operatio
   } catch (const std::exception& e) {
     result.error = e.what();
     result.error_code = error_code_of(e);
+  }
+  // A step that failed because the process died says so first, as for apply.
+  if (!result.ok && !result.left_in_transition && !names_process_state(result.error_code) &&
+      process_exiting(pid)) {
+    if (result.error.find("exited") == std::string::npos)
+      result.error = fmt::format("process {} exited during the revert ({})", pid, result.error);
+    result.error_code = ErrorCode::no_such_process;
   }
   if (!result.ok && !result.left_in_transition) verify_unchanged(pid, before, result.unchanged, result.left);
   return result;
