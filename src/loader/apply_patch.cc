@@ -772,14 +772,6 @@ OperationResult apply_patch(const Patch& patch, pid_t pid, const OperationOption
   result.model = options.model.value_or(kDefaultModel);
   result.patch_sha256 = patch.sha256;
   auto start = Clock::now();
-  // A step that failed because the process died says so first: that, not
-  // the failed step, is what the operator must know.
-  auto name_an_exit = [&] {
-    if (names_process_state(result.error_code) || !process_exiting(pid)) return;
-    if (result.error.find("exited") == std::string::npos)
-      result.error = fmt::format("process {} exited during the apply ({})", pid, result.error);
-    result.error_code = ErrorCode::no_such_process;
-  };
   std::optional<Footprint> before;
   try {
     check_process_changeable(pid);
@@ -787,7 +779,7 @@ OperationResult apply_patch(const Patch& patch, pid_t pid, const OperationOption
   } catch (const Error& e) {
     result.error = e.what();
     result.error_code = e.code();
-    name_an_exit();
+    name_an_exit(pid, "apply", result.error, result.error_code);
     result.total_ms = ms_since(start);
     return result;
   }
@@ -811,7 +803,7 @@ OperationResult apply_patch(const Patch& patch, pid_t pid, const OperationOption
   } catch (const std::exception& e) {
     result.error = e.what();
     result.error_code = error_code_of(e);
-    name_an_exit();
+    name_an_exit(pid, "apply", result.error, result.error_code);
   }
   if (!result.ok && !result.left_in_transition) verify_unchanged(pid, before, result.unchanged, result.left);
   result.total_ms = ms_since(start);

@@ -9,6 +9,7 @@
 #include "loader/patch_record.h"
 #include "process/maps.h"
 #include "process/memory.h"
+#include "process/proc_status.h"
 
 namespace graft {
 
@@ -57,6 +58,13 @@ void verify_unchanged(pid_t pid, const std::optional<Footprint>& before, std::op
   if (!before || !after) return;
   unchanged = *before == *after;
   if (!*unchanged) left = describe_change(*before, *after);
+}
+
+void name_an_exit(pid_t pid, const char* operation, std::string& error, ErrorCode& code) {
+  if (names_process_state(code) || !process_exiting(pid)) return;
+  if (error.find("exited") == std::string::npos)
+    error = fmt::format("process {} exited during the {} ({})", pid, operation, error);
+  code = ErrorCode::no_such_process;
 }
 
 }  // namespace graft

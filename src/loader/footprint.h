@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "common/error.h"
+
 namespace graft {
 
 struct Footprint {
@@ -30,5 +32,12 @@ std::string describe_change(const Footprint& before, const Footprint& after);
 // either could not be read (the process is gone).
 void verify_unchanged(pid_t pid, const std::optional<Footprint>& before, std::optional<bool>& unchanged,
                       std::string& left);
+
+// After a failed `operation' ("apply", "revert"): a step that failed because
+// the process died says so first (`process N exited during the apply
+// (...)', code no_such_process): that, not the failed step, is what the
+// operator must know. An error whose code already names the process's state
+// is kept.
+void name_an_exit(pid_t pid, const char* operation, std::string& error, ErrorCode& code);
 
 }  // namespace graft

@@ -15,7 +15,6 @@
 #include "process/proc_status.h"
 #include "process/process_lock.h"
 #include "process/thread_syscall.h"
-#include "process/tracer.h"
 #include "process/tracing_thread.h"
 
 namespace graft {
@@ -152,13 +151,7 @@ OperationResult revert_patch(const std::string& which, pid_t pid, const Operatio
     result.error = e.what();
     result.error_code = error_code_of(e);
   }
-  // A step that failed because the process died says so first, as for apply.
-  if (!result.ok && !result.left_in_transition && !names_process_state(result.error_code) &&
-      process_exiting(pid)) {
-    if (result.error.find("exited") == std::string::npos)
-      result.error = fmt::format("process {} exited during the revert ({})", pid, result.error);
-    result.error_code = ErrorCode::no_such_process;
-  }
+  if (!result.ok && !result.left_in_transition) name_an_exit(pid, "revert", result.error, result.error_code);
   if (!result.ok && !result.left_in_transition) verify_unchanged(pid, before, result.unchanged, result.left);
   return result;
 }

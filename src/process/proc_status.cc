@@ -41,7 +41,9 @@ namespace graft {
 
 namespace {
 
-constexpr unsigned long kPfKthread = 0x00200000;  // PF_KTHREAD in /proc/PID/stat's flags
+// In /proc/PID/stat's flags.
+constexpr unsigned long kPfExiting = 0x00000004;
+constexpr unsigned long kPfKthread = 0x00200000;
 
 std::string status_field(const std::string& status, const char* field) {
   std::string key = std::string("\n") + field + ":";
@@ -80,11 +82,20 @@ std::optional<ProcessStatus> read_process_status(pid_t pid) {
     const char* p = stat.c_str() + paren + 1;
     for (int field = 0; field < 7 && *p; ++field) {
       while (*p == ' ') ++p;
-      if (field == 6) s.kernel_thread = std::strtoul(p, nullptr, 10) & kPfKthread;
+      if (field == 6) {
+        unsigned long flags = std::strtoul(p, nullptr, 10);
+        s.kernel_thread = flags & kPfKthread;
+        s.exiting = flags & kPfExiting;
+      }
       while (*p && *p != ' ') ++p;
     }
   }
   return s;
+}
+
+bool process_exiting(pid_t pid) {
+  auto s = read_process_status(pid);
+  return !s || s->state == 'Z' || s->state == 'X' || s->exiting;
 }
 
 void check_process_changeable(pid_t pid) {

@@ -26,9 +26,15 @@ struct ProcessStatus {
   uid_t uid = 0, euid = 0;
   int seccomp = 0;       // 0 none, 1 strict, 2 filter
   bool kernel_thread = false;
+  bool exiting = false;  // the main thread is in exit (PF_EXITING)
 };
 // nullopt if the process does not exist (or its status cannot be read).
 std::optional<ProcessStatus> read_process_status(pid_t pid);
+
+// Whether the process is gone or on its way out: gone, a zombie, or its
+// main thread already in exit, which /proc may show running or traced
+// while its memory and files are already gone.
+bool process_exiting(pid_t pid);
 
 // Throws graft::Error with the real cause (no such process, pid 1, a
 // kernel thread, a zombie, a job-control stop, another user's process as

@@ -14,7 +14,6 @@
 #include <cerrno>
 #include <chrono>
 #include <set>
-#include <sstream>
 #include <thread>
 
 #include "common/clock.h"
@@ -97,26 +96,6 @@ bool stat_shows_alive(const std::string& path) {
 }  // namespace
 
 bool process_alive(pid_t pid) { return stat_shows_alive(fmt::format("/proc/{}/stat", pid)); }
-
-bool process_exiting(pid_t pid) {
-  if (!process_alive(pid)) return true;
-  std::string stat;
-  try {
-    stat = read_text_file(fmt::format("/proc/{}/stat", pid));
-  } catch (const Error&) {
-    return true;
-  }
-  // After "pid (comm)": state ppid pgrp session tty_nr tpgid flags.
-  auto paren = stat.rfind(')');
-  if (paren == std::string::npos) return false;
-  std::istringstream fields(stat.substr(paren + 1));
-  std::string skip;
-  for (int i = 0; i < 6; ++i)
-    if (!(fields >> skip)) return false;
-  constexpr unsigned long kPfExiting = 0x4;
-  unsigned long flags = 0;
-  return fields >> flags && (flags & kPfExiting);
-}
 
 bool thread_alive(pid_t pid, pid_t tid) { return stat_shows_alive(fmt::format("/proc/{}/task/{}/stat", pid, tid)); }
 

@@ -229,10 +229,6 @@ class Tracer {
 std::vector<pid_t> list_threads(pid_t pid);
 // False once the process has exited (zombie included).
 bool process_alive(pid_t pid);
-// Whether the process is gone or on its way out: not alive, or its main
-// thread already in exit (PF_EXITING), which /proc may show running or
-// traced while its memory and files are already gone.
-bool process_exiting(pid_t pid);
 // False once the thread has exited (zombie included) or is not listed.
 bool thread_alive(pid_t pid, pid_t tid);
 
