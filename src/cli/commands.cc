@@ -71,6 +71,7 @@ json result_json(const OperationResult& r) {
           {"pause_ms", r.pause_ms},
           {"max_pause_ms", r.max_pause_ms},
           {"retries", r.retries},
+          {"run_out", r.run_out},
           {"model", model_name(r.model)},
           {"transition_ms", r.transition_ms},
           {"stalls", r.stalls},

@@ -8,7 +8,6 @@
 #include <set>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <memory>
 
 #include "arch/x86_64/gate.h"
@@ -17,7 +16,7 @@
 #include "common/clock.h"
 #include "common/error.h"
 #include "common/fault_point.h"
-#include "elf/elf_file.h"
+#include "consistency/return_traps.h"
 #include "consistency/trap_guard.h"
 #include "process/proc_status.h"
 #include "process/remote_syscalls.h"
@@ -101,7 +100,8 @@ class Transition {
         plan_(plan),
         options_(options),
         result_(result),
-        area_(memory, plan.area, getpid()) {
+        area_(memory, plan.area, getpid()),
+        return_traps_(tracer.pid()) {
     const char* knob = std::getenv("GRAFT_RETURN_STUBS");
     returns_enabled_ = plan.return_stub_count > 0 && !(knob && std::string(knob) == "0");
   }
@@ -893,42 +893,6 @@ class Transition {
     std::string what;  // the busy frame, for the report
   };
 
-  // Why the return of a thread's outermost busy frame cannot lead to an exit
-  // stub in this process, "" if it can. Unwinders (C++ exceptions, thread
-  // cancellation, backtrace()) would meet the stub, which has no unwind
-  // information, and a shadow stack would refuse the return.
-  std::string returns_refusal(pid_t tid) const {
-    std::ifstream maps(fmt::format("/proc/{}/maps", tracer_.pid()));
-    for (std::string line; std::getline(maps, line);) {
-      auto slash = line.rfind('/');
-      if (slash == std::string::npos) continue;
-      std::string file = line.substr(slash + 1);
-      for (const char* lib : {"libstdc++", "libgcc_s", "libc++", "libunwind"})
-        if (file.rfind(lib, 0) == 0)
-          return fmt::format("the process maps {}: an exception unwinding through the stub would fail", file);
-    }
-    if (!static_unwinder_) {
-      // A static executable carries its unwinder (libgcc_eh) inside: no
-      // library shows in the maps then.
-      static_unwinder_ = false;
-      try {
-        ElfFile exe(fmt::format("/proc/{}/exe", tracer_.pid()));
-        for (const auto& sym : exe.symbols())
-          if (sym.defined() && sym.name == "_Unwind_RaiseException") static_unwinder_ = true;
-      } catch (const Error&) {
-        static_unwinder_ = true;  // cannot tell: assume the worst
-      }
-    }
-    if (*static_unwinder_)
-      return "the executable links an unwinder (_Unwind_RaiseException): an exception unwinding through "
-             "the stub would fail";
-    std::ifstream status(fmt::format("/proc/{}/task/{}/status", tracer_.pid(), tid));
-    for (std::string line; std::getline(status, line);)
-      if (line.rfind("x86_Thread_features:", 0) == 0 && line.find("shstk") != std::string::npos)
-        return "the thread has a shadow stack";
-    return "";
-  }
-
   // A thread held by a busy frame: points the return address of its
   // outermost busy frame at an exit stub that moves it the moment that
   // frame returns. Returns the reason to report for the thread.
@@ -938,7 +902,7 @@ class Transition {
     if (!returns_enabled_ || options_.force || next_stub_ >= plan_.return_stub_count) return why;
     auto ret = p.check.outermost_busy_return(regs);
     if (!ret) return why;
-    if (std::string no = returns_refusal(tid); !no.empty()) {
+    if (std::string no = return_traps_.refusal(tid); !no.empty()) {
       if (result_.returns_refused.empty()) result_.returns_refused = no;
       returns_enabled_ = false;
       return why;
@@ -1010,7 +974,7 @@ class Transition {
   Clock::time_point move_start_;
   int membarrier_ = 0;  // 0 unknown, 1 registered, -1 unavailable
   bool returns_enabled_ = false;
-  mutable std::optional<bool> static_unwinder_;  // the executable defines _Unwind_RaiseException
+  ReturnTrapPolicy return_traps_;
   uint32_t next_stub_ = 0;  // stubs are not reused within a transition
   std::map<uint64_t, Rewrite> rewrites_;  // by stub
   // Stubs whose int3 trapped (the breakpoint handler, which outlives this

@@ -1,12 +1,16 @@
 #include "consistency/stop_model.h"
 
+#include <algorithm>
+#include <cstdlib>
 #include <set>
 #include <thread>
 
+#include "arch/x86_64/stop_stub.h"
 #include "common/interrupt.h"
 #include "common/clock.h"
 #include "common/error.h"
 #include "common/fault_point.h"
+#include "consistency/return_traps.h"
 
 namespace graft {
 
@@ -39,18 +43,29 @@ void write_sites(const ProcessMemory& memory, const SwitchPlan& plan, pid_t pid)
   }
 }
 
-// A thread stopped with its pc inside code being replaced (a leaf call in
+// A thread stopped with code being replaced on its stack (a call in
 // progress) would make the whole stop fail, and under load some thread
-// nearly always is. Instead it runs on alone for a few microseconds at a
-// time, while every other thread stays stopped, until a stop finds it out
-// of that code. Bounded in time: every other thread waits meanwhile.
+// nearly always is. Instead it runs on alone, while every other thread
+// stays stopped, until the outermost frame in that code returns: its return
+// address leads to the stop stub (arch/x86_64/stop_stub.h), whose system
+// call stops it there. Not single-stepping, nor an int3: a thread with the
+// trap flag set, or one that executes an int3 with graft gone, dies of the
+// SIGTRAP. If graft dies while the thread runs, the stub returns on its own.
 //
-// Not single-stepping, on purpose: a thread with the trap flag set, or with
-// a step's SIGTRAP pending, is killed by that SIGTRAP if graft dies (the
-// kernel detaches it and delivers the trap). A thread merely running alone
-// just goes on running.
-constexpr double kMaxRunAloneMsPerStop = 2.0;
+// Where no stub may serve (no room for one, or a process that unwinds its
+// stacks: see consistency/return_traps.h), the thread runs alone in slices
+// of a few microseconds until a stop finds its pc out of that code.
+//
+// Either way bounded in time (every other thread waits meanwhile): each
+// stop may spend a budget on it, doubled by each stop that failed, up to a
+// bound that grows with the number of threads (each one caught costs tens
+// of microseconds).
 constexpr auto kRunAloneSlice = std::chrono::microseconds(15);
+
+double run_alone_budget_ms(int retries, size_t threads) {
+  double bound = std::max(10.0, 0.05 * static_cast<double>(threads));
+  return std::min(bound, 2.0 * static_cast<double>(1 << std::min(retries, 10)));
+}
 
 bool run_out(Tracer& tracer, const StackCheck& check, pid_t tid, Clock::time_point deadline) {
   while (Clock::now() < deadline) {
@@ -67,7 +82,83 @@ bool run_out(Tracer& tracer, const StackCheck& check, pid_t tid, Clock::time_poi
   return false;
 }
 
+void write_word(const ProcessMemory& memory, uint64_t at, uint64_t value) {
+  memory.write({at}, {reinterpret_cast<const uint8_t*>(&value), sizeof value});
+}
+
+// A stopped thread whose return graft pointed at the stop stub at `stub`
+// gets it back: moved out of the stub if it is inside (as if it had run
+// to its end), or its return address put back unless it has returned
+// through the stub (the word holds something else, or lies below the live
+// stack). Then the stub is free.
+void put_back_return(Tracer& tracer, const ProcessMemory& memory, uint64_t stub, const arch::ReturnStub& s,
+                     pid_t tid) {
+  arch::Registers regs = tracer.registers(tid);
+  if (arch::in_stop_stub(arch::pc(regs), stub)) {
+    uint64_t top[3] = {};
+    if (!memory.try_read({arch::sp(regs)}, top, sizeof top))
+      fail("process {}: cannot read the stack of thread {} at {:#x}", tracer.pid(), tid, arch::sp(regs));
+    arch::Registers out = arch::leave_stop_stub(regs, s.original, stub, top);
+    if (tracer.at_syscall_entry(tid))
+      tracer.skip_syscall(tid, out);
+    else
+      tracer.set_registers(tid, out);
+  } else {
+    uint64_t word = 0;
+    if (s.slot >= arch::sp(regs) && memory.try_read({s.slot}, &word, sizeof word) && word == stub)
+      write_word(memory, s.slot, s.original);
+  }
+  memory.write({stub}, arch::unused_stop_stub(stub));
+}
+
+// Runs thread `tid` alone until its frame whose return address lies at
+// `ret.slot` returns, or until `deadline`. Then, if the thread stopped, it
+// has its own return address again, wherever it is, and the stub is free:
+// true. False if it did not stop at once at the deadline (a thread waiting
+// for a CPU): the stub stays in use until release_stop_stub(), once the
+// thread has stopped; if it returns meanwhile, the stub runs on its own.
+bool run_to_return(Tracer& tracer, const ProcessMemory& memory, uint64_t stub, pid_t tid,
+                   const StackCheck::ReturnSlot& ret, Clock::time_point deadline) {
+  arch::ReturnStub s{ret.original, ret.slot, static_cast<uint32_t>(tid)};
+  // The stub first: from the return address's write on, the thread may
+  // run through it without graft.
+  memory.write({stub}, arch::stop_stub_code(stub, s));
+  write_word(memory, ret.slot, stub);
+  fault_point("return-trapped");
+  Tracer::RunEnd end;
+  try {
+    end = tracer.run_to_syscall_at(tid, stub + arch::kStopStubSyscallEnd, deadline);
+  } catch (const Error&) {
+    // Gone, and its stack with it (or the whole process).
+    try {
+      memory.write({stub}, arch::unused_stop_stub(stub));
+    } catch (const Error&) {
+    }
+    throw;
+  }
+  if (end == Tracer::RunEnd::running) return false;
+  put_back_return(tracer, memory, stub, s, tid);
+  return true;
+}
+
 }  // namespace
+
+bool release_stop_stub(Tracer& tracer, const ProcessMemory& memory, uint64_t stub) {
+  Bytes code(arch::kStopStubSize);
+  if (!memory.try_read({stub}, code.data(), code.size())) return false;
+  auto s = arch::parse_stop_stub(code);
+  if (!s) return false;
+  pid_t tid = static_cast<pid_t>(s->tid);
+  if (!tracer.is_traced(tid)) {  // exited: its stack is gone
+    memory.write({stub}, arch::unused_stop_stub(stub));
+    return true;
+  }
+  bool was_stopped = tracer.is_stopped(tid);
+  tracer.stop(tid);
+  put_back_return(tracer, memory, stub, *s, tid);
+  if (!was_stopped) tracer.resume(tid);
+  return true;
+}
 
 void run_stop_model(Tracer& tracer, const ProcessMemory& memory, const SwitchPlan& plan,
                     const StopOptions& options, const std::function<void()>& while_stopped,
@@ -79,31 +170,80 @@ void run_stop_model(Tracer& tracer, const ProcessMemory& memory, const SwitchPla
     if (!check.in_busy_code(pc)) return std::nullopt;
     return fmt::format("thread {} is at {:#x}, where graft writes", tid, pc);
   };
+  // Whether the stop stub may serve in this process (decided once: what
+  // the process maps changes little while graft waits).
+  uint64_t stub = plan.stop_stub;
+  if (stub && !ReturnTrapPolicy(tracer.pid()).refusal(tracer.pid()).empty()) stub = 0;
+  if (const char* knob = std::getenv("GRAFT_RETURN_STUBS"); knob && std::string(knob) == "0") stub = 0;
+  // A return trap whose thread did not stop at the end of its run: the stub
+  // stays in use until that thread is next stopped.
+  bool trap_pending = false;
+  auto release_pending = [&] {
+    if (!trap_pending) return;
+    trap_pending = false;
+    release_stop_stub(tracer, memory, stub);
+  };
+  // However the model ends: a success has none pending (its stop found
+  // every thread stopped).
+  struct ReleaseAtEnd {
+    decltype(release_pending)& release;
+    ~ReleaseAtEnd() {
+      try {
+        release();
+      } catch (const Error&) {
+        // The process is gone, or the thread.
+      }
+    }
+  } release_at_end{release_pending};
+  // A busy thread, run alone until out of the code being replaced (see
+  // above). False if it did not get out, or is gone.
+  auto run_alone = [&](pid_t tid, Clock::time_point deadline) {
+    arch::Registers regs = tracer.registers(tid);
+    try {
+      if (stub) {
+        auto ret = check.outermost_busy_return(regs);
+        if (!ret) return false;
+        if (!run_to_return(tracer, memory, stub, tid, *ret, deadline)) {
+          trap_pending = true;
+          return false;
+        }
+      } else {
+        if (!check.in_busy_code(arch::pc(regs)) || !run_out(tracer, check, tid, deadline)) return false;
+      }
+    } catch (const Error&) {
+      // The thread exited while running alone (or the whole process was
+      // killed): retry with a fresh stop, which finds out which. A return
+      // trap left in use is released first.
+      if (stub) try {
+          release_stop_stub(tracer, memory, stub);
+        } catch (const Error&) {
+        }
+      return false;
+    }
+    check.forget_memory();  // its stack changed
+    return true;
+  };
   result = {};
   auto start = Clock::now();
   auto backoff = std::chrono::microseconds(500);
   for (;;) {
     auto stop_start = Clock::now();
     tracer.stop_all();
+    release_pending();
     check.forget_memory();
     std::optional<std::string> busy;
-    auto run_deadline =
-        Clock::now() + std::chrono::duration_cast<Clock::duration>(
-                           std::chrono::duration<double, std::milli>(kMaxRunAloneMsPerStop));
+    // The budget counts the time threads run alone, not the checks.
+    auto run_left = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double, std::milli>(
+        run_alone_budget_ms(result.retries, tracer.thread_count())));
     for (pid_t tid : tracer.threads()) {
       busy = check_thread(tid);
-      if (busy && check.in_busy_code(arch::pc(tracer.registers(tid)))) {
-        bool left = false;
-        try {
-          left = run_out(tracer, check, tid, run_deadline);
-        } catch (const Error&) {
-          // The thread exited while running alone (or the whole process was
-          // killed): retry with a fresh stop, which finds out which.
-        }
-        if (left) {
-          ++result.threads_run_out;
-          check.forget_memory();  // its stack changed
+      if (busy && run_left > Clock::duration::zero()) {
+        auto run_start = Clock::now();
+        bool out = run_alone(tid, run_start + run_left);
+        run_left -= Clock::now() - run_start;
+        if (out) {
           busy = check_thread(tid);
+          if (!busy) ++result.threads_run_out;
         }
       }
       if (busy) break;

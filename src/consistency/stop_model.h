@@ -1,7 +1,9 @@
 // The stop consistency model (kpatch): stop every thread, check every stack,
-// write every redirection at once, resume. If a thread is busy in code being
-// replaced, resume everything, wait, and retry until the timeout; then give
-// up, naming the thread and the function, with nothing written.
+// write every redirection at once, resume. A thread caught in code being
+// replaced runs alone, the others stopped, until it has left that code
+// (within a budget); if one stays, resume everything, wait, and retry until
+// the timeout; then give up, naming the thread and the function, with
+// nothing written.
 #pragma once
 #include <functional>
 
@@ -36,5 +38,10 @@ struct StopOptions {
 void run_stop_model(Tracer& tracer, const ProcessMemory& memory, const SwitchPlan& plan,
                     const StopOptions& options, const std::function<void()>& while_stopped,
                     SwitchResult& result);
+
+// A return trap a graft died with (arch/x86_64/stop_stub.h, at `stub`):
+// the thread it names gets its return address back, or is moved out of the
+// stub if it is inside, and the stub is freed. True if one was in use.
+bool release_stop_stub(Tracer& tracer, const ProcessMemory& memory, uint64_t stub);
 
 }  // namespace graft

@@ -22,6 +22,10 @@ struct SiteWrite {
 struct SwitchPlan {
   std::vector<SiteWrite> writes;
   std::vector<BusyRange> busy;
+  // kStopStubSize bytes of code graft owns in the target, where the stop
+  // model may put its return trap (arch/x86_64/stop_stub.h); 0 if none:
+  // threads then run alone in time slices.
+  uint64_t stop_stub = 0;
 };
 
 struct SwitchResult {
@@ -29,6 +33,7 @@ struct SwitchResult {
   double max_pause_ms = 0;  // the longest global stop, retries included
   int retries = 0;
   int threads_run_out = 0;  // threads run alone until out of replaced code
+  int returns_trapped = 0;  // of which ran until their frame returned
 };
 
 }  // namespace graft

@@ -23,6 +23,7 @@
 #include "consistency/stop_model.h"
 #include "loader/apply_plan.h"
 #include "loader/callbacks.h"
+#include "loader/code_slack.h"
 #include "loader/footprint.h"
 #include "process/proc_status.h"
 #include "loader/per_thread.h"
@@ -185,6 +186,7 @@ class ApplyJob {
     StopOptions stop;
     stop.timeout_s = options_.timeout_s;
     stop.detach_after = false;
+    if (auto stub = stop_stub_address(record_)) plan_.stop_stub = *stub;
     SwitchResult s;
     try {
       run_stop_model(tracer, memory_, plan_, stop, [&] {
@@ -318,6 +320,7 @@ class ApplyJob {
     result_.pause_ms = s.pause_ms;
     result_.max_pause_ms = s.max_pause_ms;
     result_.retries = s.retries;
+    result_.run_out = s.threads_run_out;
   }
 
   LoadedObject find_target() {

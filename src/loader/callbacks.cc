@@ -8,6 +8,7 @@
 #include "arch/x86_64/sigreturn_frame.h"
 #include "common/error.h"
 #include "common/file.h"
+#include "loader/code_slack.h"
 
 namespace graft {
 
@@ -44,13 +45,6 @@ pid_t callback_thread(const Tracer& tracer) {
 std::string CallbackRun::describe(Callback::Kind kind, const PatchRecord& patch) const {
   return fmt::format("{} callback `{}' of patch {} {}", callback_kind_name(kind), function,
                      patch.label(), result.describe());
-}
-
-std::optional<uint64_t> call_return_thunk_address(const PatchRecord& patch) {
-  uint64_t at = (patch.image_base + patch.code_size + 15) & ~uint64_t(15);
-  uint64_t end = patch.image_base + page_round_up(patch.code_size);
-  if (at + sizeof arch::kCallReturnThunk > end) return std::nullopt;
-  return at;
 }
 
 RemoteCallResult call_for_patch(Tracer& tracer, const ProcessMemory& memory,

@@ -26,11 +26,6 @@ struct CallbackRun {
   std::string describe(Callback::Kind kind, const PatchRecord& patch) const;
 };
 
-// Where the call-return thunk of a patch lives (arch::kCallReturnThunk, see
-// remote_call.h): in the slack after its code, 16-aligned; nullopt if the
-// code fills its last page.
-std::optional<uint64_t> call_return_thunk_address(const PatchRecord& patch);
-
 // Calls `function` in the process for a patch (its callbacks, the IFUNC
 // resolvers of its references): on the thread chosen as above, stopped for
 // the call if it was running, returning through the patch's thunk when graft

@@ -48,6 +48,7 @@ struct OperationResult {
   double pause_ms = 0;      // global stop of the successful switch
   double max_pause_ms = 0;  // longest global stop, retries included
   int retries = 0;
+  int run_out = 0;  // threads caught in replaced code and run alone out of it
   size_t threads = 0;
   // Per-thread models:
   Model model = Model::stop;

@@ -117,11 +117,13 @@ OperationResult revert_here(const std::string& which, pid_t pid, const Operation
         result.pause_ms = s.pause_ms;
         result.max_pause_ms = s.max_pause_ms;
         result.retries = s.retries;
+        result.run_out = s.threads_run_out;
         throw;
       }
       result.pause_ms = s.pause_ms;
       result.max_pause_ms = s.max_pause_ms;
       result.retries = s.retries;
+      result.run_out = s.threads_run_out;
     }
     tracer.detach();
     result.ok = true;

@@ -10,6 +10,7 @@
 #include "consistency/stop_model.h"
 #include "consistency/trap_guard.h"
 #include "consistency/transition_area.h"
+#include "loader/code_slack.h"
 #include "loader/quiescent_runtime.h"
 #include "loader/region.h"
 #include "loader/unwind_registration.h"
@@ -113,6 +114,12 @@ void unload_patch(Tracer& tracer, const ProcessMemory& memory, const std::vector
     }
   }
   SwitchPlan plan;
+  if (auto stub = stop_stub_address(rec)) {
+    // A graft that died while a thread ran alone left its return leading
+    // to the stub in the region: put back before the region may go.
+    if (release_stop_stub(tracer, memory, *stub) && returns_restored) ++*returns_restored;
+    plan.stop_stub = *stub;
+  }
   plan.busy.push_back({rec.code(), "the code of patch " + rec.label()});
   if (rec.has_gates())
     plan.busy.push_back({{rec.transition.gates, rec.transition.gates_size}, "the gates of patch " + rec.label()});

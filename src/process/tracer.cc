@@ -32,6 +32,8 @@ namespace graft {
 namespace {
 
 constexpr auto kStopDeadline = std::chrono::seconds(5);
+// How long run_to_syscall_at() waits for the thread to stop once its time is up.
+constexpr auto kRunEndGrace = std::chrono::microseconds(500);
 
 std::string tracer_of(pid_t pid, pid_t tid) {
   long tracer = tracer_pid(pid, tid);
@@ -813,6 +815,81 @@ Tracer::RunOutcome Tracer::run_until_fault(pid_t tid, long timeout_us, uint64_t 
     cont_tid(defer_signal(tid, sig));
     if (interrupted && threads_.count(tid)) interrupt(tid);  // cleared by this stop
   }
+}
+
+Tracer::RunEnd Tracer::run_to_syscall_at(pid_t tid, uint64_t pc, Clock::time_point give_up) {
+  auto it = threads_.find(tid);
+  if (it == threads_.end() || !it->second.stopped || it->second.group_stopped)
+    fail("process {}: thread {} is not stopped", pid_, tid);
+  constexpr int kSyscallStop = SIGTRAP | 0x80;
+  int deliver = 0;
+  for (;;) {
+    Thread& t = threads_.at(tid);
+    if (ptrace(PTRACE_SYSCALL, tid, nullptr, reinterpret_cast<void*>(static_cast<long>(deliver))) != 0) {
+      forget(tid);
+      fail("process {}: thread {} exited", pid_, tid);
+    }
+    t.stopped = false;
+    t.syscall_armed = true;
+    deliver = 0;
+    auto left = std::chrono::duration_cast<std::chrono::microseconds>(give_up - Clock::now()).count();
+    int status = 0;
+    if (left <= 0 || !wait_thread(tid, &status, left)) break;
+    int event = status >> 16, sig = WSTOPSIG(status);
+    if (event == PTRACE_EVENT_STOP) {  // job control, or a stray interrupt
+      t.stopped = true;
+      t.syscall_armed = false;
+      t.group_stopped = sig != SIGTRAP;
+      if (sig == SIGTRAP) interrupt_stopped(tid);
+      return RunEnd::stopped;
+    }
+    if (event == PTRACE_EVENT_CLONE) {
+      unsigned long child = 0;
+      if (ptrace(PTRACE_GETEVENTMSG, tid, nullptr, &child) == 0 && child > 0 &&
+          !threads_.count(static_cast<pid_t>(child)))
+        threads_[static_cast<pid_t>(child)] = {false, false, true};  // its stop follows
+    }
+    if (event != 0) continue;
+    if (sig == kSyscallStop) {
+      if (syscall_entry_stop(tid) && registers(tid).rip == pc) {
+        t.stopped = true;
+        t.syscall_armed = false;
+        t.at_syscall_entry = true;
+        return RunEnd::reached;
+      }
+      continue;
+    }
+    deliver = signal_to_deliver(tid, sig);
+  }
+  // Out of time: stopped where it is if it stops at once (a system call's
+  // stop on the way goes on plainly, see handle_event()). A thread that
+  // waits for a CPU is not waited for: the caller holds every other one.
+  if (!threads_.count(tid)) fail("process {}: thread {} exited", pid_, tid);
+  return try_stop(tid, Clock::now() + kRunEndGrace) ? RunEnd::stopped : RunEnd::running;
+}
+
+void Tracer::skip_syscall(pid_t tid, arch::Registers regs) {
+  auto it = threads_.find(tid);
+  if (it == threads_.end() || !it->second.at_syscall_entry)
+    fail("process {}: thread {} is not at a system call's entry", pid_, tid);
+  regs.orig_rax = static_cast<unsigned long long>(-1);  // no call, and no restart
+  set_registers(tid, regs);
+  if (ptrace(PTRACE_SYSCALL, tid, nullptr, nullptr) != 0) {
+    forget(tid);
+    fail("process {}: thread {} exited", pid_, tid);
+  }
+  Thread& t = threads_.at(tid);
+  t.stopped = false;
+  t.at_syscall_entry = false;
+  t.syscall_armed = true;
+  // The call's exit comes first: a signal is delivered after it.
+  int status = 0;
+  if (wait_thread(tid, &status, 1000000) && (status >> 16) == 0 && WSTOPSIG(status) == (SIGTRAP | 0x80)) {
+    t.stopped = true;
+    t.syscall_armed = false;
+    return;
+  }
+  fail("process {}: thread {} did not leave its system call as expected", pid_, tid);
 }
 
 void Tracer::resend_stop_signals() {

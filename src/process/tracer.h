@@ -118,6 +118,21 @@ class Tracer {
   RunOutcome run_until_fault(pid_t tid, long timeout_us, uint64_t sigreturn_pc = 0);
   void set_extended_state(pid_t tid, const Bytes& xstate);
 
+  // Lets a stopped thread run alone (the others stay as they are) under
+  // PTRACE_SYSCALL until it enters a system call with its pc at `pc`
+  // (`reached`: it stays stopped at that entry). Its other system calls go
+  // on, the signals it gets are delivered. A job-control stop ends the run
+  // (`stopped`). At `give_up` it is interrupted: `stopped` where it is, or,
+  // if it does not stop at once (waiting for a CPU), `running`, with the
+  // interrupt pending and no longer caught at system calls. Throws if it
+  // exits.
+  enum class RunEnd { reached, stopped, running };
+  RunEnd run_to_syscall_at(pid_t tid, uint64_t pc, Clock::time_point give_up);
+  // A thread stopped at a system call's entry by run_to_syscall_at(): the
+  // call is skipped, and the thread left stopped (at the call's exit) with
+  // `regs`.
+  void skip_syscall(pid_t tid, arch::Registers regs);
+
   // Leaves every thread running and untraced. On a thread of
   // run_tracing_thread(), the thread's exit does it for all at once
   // (process/tracing_thread.h): graft only hands over the signals it held
