@@ -42,15 +42,15 @@ PROGRAMS = os.path.join(HERE, "..", "e2e", "programs")
 # Named steps of the write protocol, per operation (":N" = the Nth pass).
 APPLY_POINTS = ["remote-syscall:1", "remote-syscall:2", "remote-syscall:3", "remote-syscall:5",
                 "region-created", "record-written", "image-written", "stopped",
-                "running-alone:1", "entry-written:1", "entry-written:2", "entry-written:3",
-                "activated", "entry-written:4", "entry-written:5", "applied"]
+                "running-alone:1", "return-trapped:1", "entry-written:1", "entry-written:2",
+                "entry-written:3", "activated", "entry-written:4", "entry-written:5", "applied"]
 # The per-thread models write entries in running code (int3 first, then the
 # tail, then the first byte) instead of stopping the world.
 PER_THREAD_APPLY_POINTS = ["remote-syscall:1", "remote-syscall:2", "remote-syscall:4",
                            "region-created", "record-written", "image-written",
                            "entry-int3:1", "entry-tail:1", "entry-int3:2", "entry-tail:2"]
-REVERT_POINTS = ["stopped", "running-alone:1", "entry-written:1", "entry-written:2", "activated",
-                 "entry-written:4", "reverted", "remote-syscall:1", "region-removed"]
+REVERT_POINTS = ["stopped", "running-alone:1", "return-trapped:1", "entry-written:1", "entry-written:2",
+                 "activated", "entry-written:4", "reverted", "remote-syscall:1", "region-removed"]
 # A per-thread patch is reverted per thread too: entries to the gates, then
 # back to the old bytes, each written in running code.
 PER_THREAD_REVERT_POINTS = ["remote-syscall:1", "remote-syscall:3", "entry-int3:1", "entry-tail:1",
