@@ -170,11 +170,12 @@ void run_stop_model(Tracer& tracer, const ProcessMemory& memory, const SwitchPla
     if (!check.in_busy_code(pc)) return std::nullopt;
     return fmt::format("thread {} is at {:#x}, where graft writes", tid, pc);
   };
-  // Whether the stop stub may serve in this process (decided once: what
-  // the process maps changes little while graft waits).
+  // The stop stub, if it may serve in this process: decided when a thread
+  // first needs it (most stops find none busy), and once (what the process
+  // maps changes little while graft waits).
   uint64_t stub = plan.stop_stub;
-  if (stub && !ReturnTrapPolicy(tracer.pid()).refusal(tracer.pid()).empty()) stub = 0;
   if (const char* knob = std::getenv("GRAFT_RETURN_STUBS"); knob && std::string(knob) == "0") stub = 0;
+  bool stub_checked = false;
   // A return trap whose thread did not stop at the end of its run: the stub
   // stays in use until that thread is next stopped.
   bool trap_pending = false;
@@ -199,6 +200,10 @@ void run_stop_model(Tracer& tracer, const ProcessMemory& memory, const SwitchPla
   // above). False if it did not get out, or is gone.
   auto run_alone = [&](pid_t tid, Clock::time_point deadline) {
     arch::Registers regs = tracer.registers(tid);
+    if (stub && !stub_checked) {
+      stub_checked = true;
+      if (!ReturnTrapPolicy(tracer.pid()).refusal(tracer.pid()).empty()) stub = 0;
+    }
     try {
       if (stub) {
         auto ret = check.outermost_busy_return(regs);
