@@ -9,10 +9,8 @@
 #     trap, apply and revert succeed, no wrong result.
 #  2) graft killed (fault point return-trapped) right after it pointed a
 #     cruncher's return at the stub: the thread returns through the stub on
-#     its own, and `graft recover' rolls the apply back.
-#  3) The same with the sleeper of programs/returns.c inside dwell() (3 s):
-#     recover puts its return address back while it still sleeps, then it
-#     returns normally.
+#     its own, and `graft recover' rolls the apply back. (Recovered while
+#     the thread is still inside: tests/e2e/returns_killed.sh.)
 source "$(dirname "$0")/common.sh"
 
 cc -pthread -fno-ipa-ra "$PROGRAMS/crunch.c" -o "$T/crunch"
@@ -71,40 +69,4 @@ s=$(stats)
 log "crunchers: $s"
 [[ $s == *" bad 0" ]] || fail "wrong results: $s"
 
-log "--- 3) recovered while the trapped thread still sleeps inside dwell()"
-cc -pthread -fno-ipa-ra "$PROGRAMS/returns.c" -o "$T/returns"
-cat >"$T/dwell.c" <<'C'
-#include <graft/patch.h>
-#include <time.h>
-static int new_dwell(int ms) {
-  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-  while (nanosleep(&ts, &ts) != 0) {
-  }
-  return 2;
-}
-GRAFT_REPLACE(dwell, new_dwell);
-C
-build_patch "$T/dwell.c" "$T/returns" "$T/dwell.graft"
-start_target s "$T/returns"
-spid=${TPID[s]}
-ask s sleeper >/dev/null
-n=$(ask s "entered 0")
-expect s "entered $((n + 1))" $((n + 1))
-sleep 0.3
-read -r _ _ returns0 <<<"$(ask s last)"
-rc=0
-GRAFT_FAULT=return-trapped "$GRAFT" apply "$T/dwell.graft" --pid "$spid" --model stop --timeout 20 \
-  >"$T/killed.out" 2>&1 || rc=$?
-[[ $rc -eq 137 ]] || fail "graft was not killed at return-trapped (exit $rc): $(cat "$T/killed.out")"
-graft_ok recover --pid "$spid"
-grep -q "put back the return address of 1 thread" "$T/graft.out" ||
-  fail "recover did not put the sleeper's return address back: $(cat "$T/graft.out")"
-assert_untouched "$spid"
-read -r _ _ returns <<<"$(ask s last)"
-[[ $returns -eq $returns0 ]] || fail "the sleeper left dwell() before recovery was done; the test needs more time"
-returned() { read -r _ _ r <<<"$(ask s last)"; [[ $r -gt $returns0 ]]; }
-wait_until 10 returned || fail "the sleeper did not return from dwell()"
-read -r r _ _ <<<"$(ask s last)"
-[[ $r -eq 1 ]] || fail "the sleeper's dwell() returned $r, expected the original's 1"
-kill -0 "$spid" || fail "the target died"
 log "ok"
