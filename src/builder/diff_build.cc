@@ -195,6 +195,8 @@ DiffBuildResult build_patch_from_diff(const DiffBuildOptions& o) {
            o.diff, o.target, units.size());
     }
 
+    for (const UnitDiff* d : all_diffs)
+      for (const auto& n : d->notes()) result.notes.push_back(n);
     PatchAssembler assembler(all_diffs);
     std::map<const UnitDiff*, const Unit*> unit_of;
     for (auto& u : units) unit_of[u->diff.get()] = u.get();
@@ -222,6 +224,10 @@ DiffBuildResult build_patch_from_diff(const DiffBuildOptions& o) {
         ChangeReason why = reason_for(p.name, *unit_of.at(f.unit)->patched_dwarf, touched);
         r.reason = why.reason;
         r.detail = why.detail;
+        if (auto reader = f.unit->replaced_as_reader(f.piece)) {
+          r.reason = *reader;
+          r.detail.clear();
+        }
       } else {
         r.symbol = p.name;
         r.reason = "new function";

@@ -30,6 +30,7 @@ bool PatchAssembler::copied(const UnitDiff& u, size_t piece) const {
   if (!u.original_of(piece)) return true;       // new
   if (p.function) return u.changed(piece) || is_cold_piece(p.name);
   if (p.constant && p.local) return true;       // constants are copied
+  if (u.carries(piece)) return true;            // changed, and never written
   return p.name.rfind("DW.ref.", 0) == 0;       // the personality pointer of C++ unwinding
 }
 

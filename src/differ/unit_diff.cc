@@ -1,8 +1,13 @@
 #include "differ/unit_diff.h"
 
 #include <elf.h>
+
+#include <algorithm>
+#include <span>
 #include <fmt/format.h>
 
+#include "arch/x86_64/address_flow.h"
+#include "arch/x86_64/instruction.h"
 #include "arch/x86_64/relocation.h"
 #include "common/hash.h"
 #include "differ/correlation.h"
@@ -122,6 +127,7 @@ std::string UnitDiff::normalized(const ObjectView& v, size_t piece, bool patched
 }
 
 std::optional<std::vector<arch::ImmediateChange>> UnitDiff::immediate_only_change(size_t p) const {
+  if (readers_.count(p)) return std::nullopt;  // replaced for the data it reads
   auto o = original_of(p);
   if (!original_ || !o) return std::nullopt;
   std::vector<std::pair<size_t, size_t>> pairs = {{p, *o}};
@@ -187,25 +193,45 @@ void UnitDiff::compare_data() {
     const Piece& p = patched_.pieces()[i];
     auto o = original_of(i);
     if (o) paired.insert(*o);
-    if (p.function || !o || (p.constant && p.local)) continue;
+    if (p.function || !o) continue;
     const Piece& q = original_->pieces()[*o];
-    std::string where = fmt::format("`{}' ({}, section {})", q.name, patched_.source(),
-                                    patched_.object().sections[p.section].name);
-    if (p.size != q.size) {
-      refusals_.push_back(fmt::format("{} changes size from {} to {} bytes: the running code keeps "
-                                      "using the original layout",
-                                      where, q.size, p.size));
+    if (p.constant && p.local) {
+      // Its readers differ with it (see the top of unit_diff.h): only said.
+      bool named = !patched_.section_is_strings(p.section) && p.name.rfind(".L", 0) != 0;
+      if (named && (p.size != q.size || normalized(patched_, i, true) != normalized(*original_, *o, false)))
+        carry_data(i, q, fmt::format("it is read-only (section {})", patched_.object().sections[p.section].name));
       continue;
     }
-    if (normalized(patched_, i, true) == normalized(*original_, *o, false)) continue;
+    std::string where = fmt::format("`{}' ({}, section {})", q.name, patched_.source(),
+                                    patched_.object().sections[p.section].name);
+    bool differs = p.size != q.size || normalized(patched_, i, true) != normalized(*original_, *o, false);
+    // A static no code writes holds its initial value for good: the patch
+    // can carry the new one (a global may have readers in other files).
+    std::string written;
+    if (differs && p.local && !p.tls) {
+      written = writes_to(patched_, i);
+      if (written.empty()) written = writes_to(*original_, *o);
+      if (written.empty()) {
+        carry_data(i, q, "no code writes it");
+        continue;
+      }
+      written = "; and " + written;
+    }
+    if (p.size != q.size) {
+      refusals_.push_back(fmt::format("{} changes size from {} to {} bytes: the running code keeps "
+                                      "using the original layout{}",
+                                      where, q.size, p.size, written));
+      continue;
+    }
+    if (!differs) continue;
     Bytes a = original_->bytes(q), b = patched_.bytes(p);
     size_t at = 0;
     while (at < a.size() && a[at] == b[at]) ++at;
     std::string what = at < a.size() ? fmt::format("its initial value differs at +{:#x}", at)
                                      : std::string("the addresses it is initialised with differ");
     refusals_.push_back(fmt::format("{} changes: {}; graft does not rewrite existing data "
-                                    "(only functions are replaced)",
-                                    where, what));
+                                    "(only functions are replaced){}",
+                                    where, what, written));
   }
   for (size_t o = 0; o < original_->pieces().size(); ++o) {
     const Piece& q = original_->pieces()[o];
@@ -214,6 +240,74 @@ void UnitDiff::compare_data() {
                                     "build: removed, or renumbered beyond recognition",
                                     q.name, original_->source()));
   }
+}
+
+std::string UnitDiff::writes_to(const ObjectView& v, size_t piece) const {
+  const std::string& name = v.pieces()[piece].name;
+  for (size_t f = 0; f < v.pieces().size(); ++f) {
+    const Piece& user = v.pieces()[f];
+    auto relocations = v.relocations_in(user);
+    for (const auto& r : relocations) {
+      Place pl = v.place_of(r);
+      if (!pl.piece || *pl.piece != piece) continue;
+      if (!user.function)
+        return fmt::format("`{}' holds its address (`{}')", user.name, name);
+      // The instruction that holds the relocated field: decoded from the
+      // function's start (GCC puts no data in code on x86-64).
+      Bytes code = v.bytes(user);
+      size_t at = 0;
+      std::optional<arch::Instruction> ins;
+      while (at < code.size()) {
+        ins = arch::decode_instruction(std::span(code).subspan(at), at);
+        if (!ins || at + ins->length > r.offset) break;
+        at += ins->length;
+      }
+      if (!ins || r.offset < at)
+        return fmt::format("graft cannot decode `{}' at +{:#x}, where it refers to `{}'", user.name, r.offset,
+                           name);
+      if (ins->memory_write) return fmt::format("`{}' writes it at +{:#x}", user.name, at);
+      if (ins->takes_address) {
+        std::set<uint64_t> relocated;
+        for (const auto& other : relocations) relocated.insert(other.offset);
+        if (auto use = arch::address_use(code, at, relocated))
+          return fmt::format("`{}' takes its address at +{:#x} and {}", user.name, at, *use);
+      }
+    }
+  }
+  return "";
+}
+
+void UnitDiff::carry_data(size_t piece, const Piece& original, const std::string& why) {
+  const Piece& p = patched_.pieces()[piece];
+  carried_data_.insert(piece);
+  std::vector<std::string> readers;
+  for (size_t u : patched_.users(piece)) {
+    size_t f = u;
+    const Piece& user = patched_.pieces()[u];
+    if (is_cold_piece(user.name))  // its function is replaced with it
+      if (auto parent = patched_.find(cold_piece_parent(user.name), true)) f = *parent;
+    readers.push_back(patched_.pieces()[f].name);
+    if (!original_of(f) || changed_set_.count(f)) continue;  // new, or replaced anyway
+    changed_.push_back(f);
+    changed_set_.insert(f);
+    readers_[f] = original.name;
+  }
+  std::sort(readers.begin(), readers.end());
+  readers.erase(std::unique(readers.begin(), readers.end()), readers.end());
+  std::string list;
+  for (const auto& r : readers) list += fmt::format("{}`{}'", list.empty() ? "" : ", ", r);
+  notes_.push_back(fmt::format("`{}' ({}) changes{}; {}, so the patch carries the new one and replaces "
+                               "what reads it: {}",
+                               original.name, patched_.source(),
+                               p.size != original.size ? fmt::format(" from {} to {} bytes", original.size, p.size)
+                                                       : std::string(""),
+                               why, list.empty() ? "nothing" : list));
+}
+
+std::optional<std::string> UnitDiff::replaced_as_reader(size_t piece) const {
+  auto it = readers_.find(piece);
+  if (it == readers_.end()) return std::nullopt;
+  return fmt::format("reads `{}', which the fix changes", it->second);
 }
 
 }  // namespace graft

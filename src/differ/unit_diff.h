@@ -40,6 +40,15 @@ class UnitDiff {
   void leave_out(size_t patched_piece);
   // What cannot be done by replacing functions; each a full sentence.
   const std::vector<std::string>& refusals() const { return refusals_; }
+  // Changed static data that no code ever writes (a lookup table, a list
+  // of names): the patch carries the new copy, and every function of the
+  // unit that reads it is replaced to read that copy, changed or not.
+  bool carries(size_t patched_piece) const { return carried_data_.count(patched_piece) > 0; }
+  // Why a function is replaced although its code is the same ("reads
+  // `names', which the fix changes"); nullopt for a function that changed.
+  std::optional<std::string> replaced_as_reader(size_t patched_piece) const;
+  // What the build should say of the carried data, one sentence each.
+  const std::vector<std::string>& notes() const { return notes_; }
 
   // The normalised form compared for a piece (exposed for tests).
   std::string normalized(const ObjectView& view, size_t piece, bool patched_side) const;
@@ -54,6 +63,13 @@ class UnitDiff {
   std::vector<size_t> cold_pieces(const ObjectView& view, size_t function) const;
   void compare_functions();
   void compare_data();
+  // Why code of `view` may write data piece `piece` ("" if it never does):
+  // every reference to it must be a load, not a store, nor an address that
+  // code could write through (lea) or that other data holds.
+  std::string writes_to(const ObjectView& view, size_t piece) const;
+  // Carries changed never-written data piece `piece` (patched side) and
+  // replaces its readers; `why` it is never written, for the note.
+  void carry_data(size_t piece, const Piece& original, const std::string& why);
 
   const ObjectView* original_;
   const ObjectView& patched_;
@@ -61,6 +77,9 @@ class UnitDiff {
   std::vector<size_t> changed_;
   std::set<size_t> changed_set_;
   std::vector<std::string> refusals_;
+  std::set<size_t> carried_data_;
+  std::map<size_t, std::string> readers_;  // replaced for carried data: piece -> the data's name
+  std::vector<std::string> notes_;
 };
 
 // `counter.1` and the like: a static variable GCC numbered.

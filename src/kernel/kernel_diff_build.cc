@@ -191,6 +191,7 @@ KernelDiffResult build_kernel_patch_from_diff(const KernelDiffOptions& o, const 
     u->original_dwarf = std::make_unique<DwarfFacts>(orig);
     u->patched_dwarf = std::make_unique<DwarfFacts>(patched);
     for (const auto& r : u->diff->refusals()) refusals.push_back(r);
+    for (const auto& n : u->diff->notes()) result.notes.push_back(n);
     for (const auto& [type, d] : layout_changes(*u->original_dwarf, *u->patched_dwarf)) {
       layouts[type].first = d;
       layouts[type].second.insert(k.source);

@@ -62,8 +62,11 @@ C
 # shellcheck disable=SC2046
 gcc "$T/rt.c" -o "$T/rt-pc" $(pkg-config --cflags --libs graft-rt) || fail "pkg-config graft-rt: cannot build"
 [[ $("$T/rt-pc") == "runtime ok" ]] || fail "a program linked with pkg-config's flags does not run"
-ldd "$T/rt-pc" | grep -q "libgraft-rt.so.0 => .*/x86_64-linux-gnu/libgraft-rt.so.0" ||
-  fail "the program does not load libgraft-rt.so.0 from the multiarch directory"
+# (Read whole first: `grep -q' stops reading at its match, and under
+# pipefail ldd's SIGPIPE on its next line would fail the check.)
+deps=$(ldd "$T/rt-pc")
+[[ $deps =~ libgraft-rt\.so\.0\ =\>\ [^[:space:]]*/x86_64-linux-gnu/libgraft-rt\.so\.0 ]] ||
+  fail "the program does not load libgraft-rt.so.0 from the multiarch directory: $deps"
 mkdir "$T/cm"
 cat >"$T/cm/CMakeLists.txt" <<CM
 cmake_minimum_required(VERSION 3.20)

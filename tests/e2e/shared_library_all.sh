@@ -8,7 +8,7 @@ source "$(dirname "$0")/common.sh"
 tag="e2e-$$-$RANDOM-$(date +%s%N)"
 cc -shared -fPIC -DFOO_TAG="\"$tag\"" "$PROGRAMS/libfoo.c" -o "$T/libfoo.so"
 cc -pthread "$PROGRAMS/libmain.c" -L"$T" -lfoo -Wl,-rpath,"$T" -o "$T/libmain"
-LC_ALL=C readelf -n "$T/libfoo.so" | grep -q 'Build ID' || fail "libfoo.so has no build-id"
+LC_ALL=C readelf -n "$T/libfoo.so" | grep 'Build ID' >/dev/null || fail "libfoo.so has no build-id"
 
 cat >"$T/fix.c" <<'C'
 #include <graft/patch.h>

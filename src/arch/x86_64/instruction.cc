@@ -66,14 +66,22 @@ std::optional<Instruction> decode_instruction(std::span<const uint8_t> code, uin
       // vzeroupper names every ymm register, but only as hidden operands.
       if ((c == ZYDIS_REGCLASS_YMM || c == ZYDIS_REGCLASS_ZMM) && i < ins.operand_count_visible)
         out.wide_vector = true;
-      if ((op.actions & ZYDIS_OPERAND_ACTION_MASK_READ) && !zeroing) out.reads |= b;
+      if ((op.actions & ZYDIS_OPERAND_ACTION_MASK_READ) && !zeroing) {
+        out.reads |= b;
+        out.value_reads |= b;
+      }
       if (op.actions & ZYDIS_OPERAND_ACTION_MASK_WRITE) {
         out.writes |= b;
         if ((op.actions & ZYDIS_OPERAND_ACTION_WRITE) && whole_register_write(op)) out.overwrites |= b;
       }
     } else if (op.type == ZYDIS_OPERAND_TYPE_MEMORY) {
       out.reads |= bit(op.mem.base) | bit(op.mem.index);
+      out.address_reads |= bit(op.mem.base) | bit(op.mem.index);
       if (op.size >= 128 && i < ins.operand_count_visible) out.wide_memory = true;
+      if (op.mem.type == ZYDIS_MEMOP_TYPE_AGEN)
+        out.takes_address = true;
+      else if (op.actions & ZYDIS_OPERAND_ACTION_MASK_WRITE)
+        (i < ins.operand_count_visible ? out.memory_write : out.stack_write) = true;
     }
   }
   constexpr RegisterSet kRsp = RegisterSet(1) << 4;

@@ -26,6 +26,12 @@ struct Instruction {
   RegisterSet overwrites = 0; // writes that replace the whole value
   bool wide_vector = false;   // names a ymm or zmm register (more than 128 bits)
   bool wide_memory = false;   // a memory operand of 16 bytes or more (may need alignment)
+  // Registers read as values (register operands), and as the base or
+  // index of a memory operand (or of lea's address).
+  RegisterSet value_reads = 0, address_reads = 0;
+  bool memory_write = false;  // writes a memory operand it names
+  bool stack_write = false;   // writes memory it does not name (a push's slot, a call's)
+  bool takes_address = false; // computes a memory operand's address without accessing it (lea)
   // How the instruction moves %rsp: push -8, pop +8, sub/add/lea with a
   // constant; nullopt if it sets %rsp some other way (mov, leave, and).
   // Calls and returns count as 0 (the callee pops what the call pushed).
