@@ -110,8 +110,9 @@ void print_result(const OperationResult& r, const char* verb) {
                r.transition_ms, r.stalls, r.stall_max_us, r.stall_p99_us);
   else if (r.ok)
     fmt::print("pid {}: {} {} (id {}) in {:.1f} ms, global pause {:.2f} ms, {} threads, {} "
-               "retries\n",
-               r.pid, verb, printable(r.patch_name), r.patch_id, r.total_ms, r.pause_ms, r.threads, r.retries);
+               "retries{}\n",
+               r.pid, verb, printable(r.patch_name), r.patch_id, r.total_ms, r.pause_ms, r.threads, r.retries,
+               r.run_out ? fmt::format(", {} threads run out of replaced code", r.run_out) : std::string());
   else if (r.left_in_transition || !r.unchanged)
     fmt::print("pid {}: FAILED: {}\n", r.pid, printable(r.error));
   else if (*r.unchanged)

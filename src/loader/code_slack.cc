@@ -1,8 +1,8 @@
 #include "loader/code_slack.h"
 
 #include "arch/x86_64/sigreturn_frame.h"
-#include "common/address_range.h"
 #include "arch/x86_64/stop_stub.h"
+#include "common/address_range.h"
 
 namespace graft {
 

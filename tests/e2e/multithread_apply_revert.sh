@@ -59,7 +59,8 @@ for round in 1 2 3 4 5; do
   assert_untouched "$pid"
 done
 # The threads spend about a fifth of their time inside compute(), so stops
-# find some inside: graft single-steps them out (not reported) or retries.
+# find some inside: graft runs them alone until compute() returns (JSON
+# `run_out'), or retries.
 log "$retries retries over the 10 switches"
 [[ $(ask t bad) -eq 0 ]] || fail "some calls returned garbage during the switches"
 [[ $(ask t threads) -eq 8 ]] || fail "a worker thread is gone"
