@@ -41,17 +41,13 @@ void wait_quiescent_users(Tracer& tracer, const ProcessMemory& memory, uint64_t 
 namespace {
 
 // Puts back the return address of one stopped thread whose slot graft
-// pointed at `stub', unless the thread has returned through it (the word
-// holds something else, or lies below the live stack after a longjmp past
-// the frame, or the thread is in the stub). True if written.
+// pointed at `stub', unless the thread is in the stub (it has returned
+// through it) or has returned otherwise (see put_back_return_address).
 bool restore_return(const ProcessMemory& memory, const arch::Registers& regs, uint64_t stub, uint64_t slot,
                     uint64_t original) {
   uint64_t pc = arch::pc(regs);
   if (pc >= stub && pc - stub < arch::kReturnStubSize) return false;
-  uint64_t word = 0;
-  if (slot < arch::sp(regs) || !memory.try_read({slot}, &word, sizeof word) || word != stub) return false;
-  memory.write({slot}, {reinterpret_cast<const uint8_t*>(&original), sizeof original});
-  return true;
+  return put_back_return_address(memory, regs, stub, slot, original);
 }
 
 }  // namespace
@@ -102,8 +98,7 @@ class Transition {
         result_(result),
         area_(memory, plan.area, getpid()),
         return_traps_(tracer.pid()) {
-    const char* knob = std::getenv("GRAFT_RETURN_STUBS");
-    returns_enabled_ = plan.return_stub_count > 0 && !(knob && std::string(knob) == "0");
+    returns_enabled_ = plan.return_stub_count > 0 && !return_stubs_disabled();
   }
 
   // Apply: old -> new. Revert (of a completed transition): new -> old.
@@ -264,7 +259,7 @@ class Transition {
     uint8_t armed = on ? 1 : 0;
     if (on) {
       uint64_t at = plan_.area.address;
-      memory_.write({plan_.quiescent_area}, {reinterpret_cast<const uint8_t*>(&at), sizeof at});
+      memory_.write_value({plan_.quiescent_area}, at);
     }
     memory_.write({plan_.quiescent_armed}, {&armed, 1});
     if (!on) wait_quiescent_users(tracer_, memory_, plan_.quiescent_users, options_.timeout_s);
@@ -914,7 +909,7 @@ class Transition {
     // The stub first, then the slot: the thread (stopped) reaches it only by
     // that return, after it is resumed (which serializes its core).
     memory_.write({stub}, code);
-    memory_.write({ret->slot}, {reinterpret_cast<const uint8_t*>(&stub), sizeof stub});
+    memory_.write_value({ret->slot}, stub);
     rewrites_[stub] = {tid, tp, ret->slot, ret->original, p.goal, why};
     ++result_.returns_rewritten;
     fault_point("return-rewritten");

@@ -1,11 +1,25 @@
 #include "consistency/return_traps.h"
 
+#include <cstdlib>
 #include <fstream>
 
 #include "common/error.h"
 #include "elf/elf_file.h"
 
 namespace graft {
+
+bool return_stubs_disabled() {
+  const char* knob = std::getenv("GRAFT_RETURN_STUBS");
+  return knob && std::string(knob) == "0";
+}
+
+bool put_back_return_address(const ProcessMemory& memory, const arch::Registers& regs, uint64_t stub,
+                             uint64_t slot, uint64_t original) {
+  uint64_t word = 0;
+  if (slot < arch::sp(regs) || !memory.try_read({slot}, &word, sizeof word) || word != stub) return false;
+  memory.write_value({slot}, original);
+  return true;
+}
 
 std::string ReturnTrapPolicy::refusal(pid_t tid) const {
   std::ifstream maps(fmt::format("/proc/{}/maps", pid_));

@@ -1,7 +1,6 @@
 #include "consistency/stop_model.h"
 
 #include <algorithm>
-#include <cstdlib>
 #include <set>
 #include <thread>
 
@@ -82,15 +81,10 @@ bool run_out(Tracer& tracer, const StackCheck& check, pid_t tid, Clock::time_poi
   return false;
 }
 
-void write_word(const ProcessMemory& memory, uint64_t at, uint64_t value) {
-  memory.write({at}, {reinterpret_cast<const uint8_t*>(&value), sizeof value});
-}
-
 // A stopped thread whose return graft pointed at the stop stub at `stub`
 // gets it back: moved out of the stub if it is inside (as if it had run
 // to its end), or its return address put back unless it has returned
-// through the stub (the word holds something else, or lies below the live
-// stack). Then the stub is free.
+// (put_back_return_address). Then the stub is free.
 void put_back_return(Tracer& tracer, const ProcessMemory& memory, uint64_t stub, const arch::ReturnStub& s,
                      pid_t tid) {
   arch::Registers regs = tracer.registers(tid);
@@ -104,9 +98,7 @@ void put_back_return(Tracer& tracer, const ProcessMemory& memory, uint64_t stub,
     else
       tracer.set_registers(tid, out);
   } else {
-    uint64_t word = 0;
-    if (s.slot >= arch::sp(regs) && memory.try_read({s.slot}, &word, sizeof word) && word == stub)
-      write_word(memory, s.slot, s.original);
+    put_back_return_address(memory, regs, stub, s.slot, s.original);
   }
   memory.write({stub}, arch::unused_stop_stub(stub));
 }
@@ -123,7 +115,7 @@ bool run_to_return(Tracer& tracer, const ProcessMemory& memory, uint64_t stub, p
   // The stub first: from the return address's write on, the thread may
   // run through it without graft.
   memory.write({stub}, arch::stop_stub_code(stub, s));
-  write_word(memory, ret.slot, stub);
+  memory.write_value({ret.slot}, stub);
   fault_point("return-trapped");
   Tracer::RunEnd end;
   try {
@@ -174,7 +166,7 @@ void run_stop_model(Tracer& tracer, const ProcessMemory& memory, const SwitchPla
   // first needs it (most stops find none busy), and once (what the process
   // maps changes little while graft waits).
   uint64_t stub = plan.stop_stub;
-  if (const char* knob = std::getenv("GRAFT_RETURN_STUBS"); knob && std::string(knob) == "0") stub = 0;
+  if (return_stubs_disabled()) stub = 0;
   bool stub_checked = false;
   // A return trap whose thread did not stop at the end of its run: the stub
   // stays in use until that thread is next stopped.

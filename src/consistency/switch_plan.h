@@ -33,7 +33,6 @@ struct SwitchResult {
   double max_pause_ms = 0;  // the longest global stop, retries included
   int retries = 0;
   int threads_run_out = 0;  // threads run alone until out of replaced code
-  int returns_trapped = 0;  // of which ran until their frame returned
 };
 
 }  // namespace graft

@@ -31,6 +31,10 @@ class ProcessMemory : public MemoryReader {
     std::memcpy(&v, b.data(), sizeof(T));
     return v;
   }
+  template <typename T>
+  void write_value(RemoteAddress at, const T& v) const {
+    write(at, {reinterpret_cast<const uint8_t*>(&v), sizeof(T)});
+  }
 
  private:
   pid_t pid_;
