@@ -3,11 +3,9 @@
 #include <elf.h>
 
 #include <algorithm>
-#include <span>
 #include <fmt/format.h>
 
 #include "arch/x86_64/address_flow.h"
-#include "arch/x86_64/instruction.h"
 #include "arch/x86_64/relocation.h"
 #include "common/hash.h"
 #include "differ/correlation.h"
@@ -195,16 +193,15 @@ void UnitDiff::compare_data() {
     if (o) paired.insert(*o);
     if (p.function || !o) continue;
     const Piece& q = original_->pieces()[*o];
+    bool differs = p.size != q.size || normalized(patched_, i, true) != normalized(*original_, *o, false);
+    const std::string& section = patched_.object().sections[p.section].name;
     if (p.constant && p.local) {
       // Its readers differ with it (see the top of unit_diff.h): only said.
       bool named = !patched_.section_is_strings(p.section) && p.name.rfind(".L", 0) != 0;
-      if (named && (p.size != q.size || normalized(patched_, i, true) != normalized(*original_, *o, false)))
-        carry_data(i, q, fmt::format("it is read-only (section {})", patched_.object().sections[p.section].name));
+      if (named && differs) carry_data(i, q, fmt::format("it is read-only (section {})", section));
       continue;
     }
-    std::string where = fmt::format("`{}' ({}, section {})", q.name, patched_.source(),
-                                    patched_.object().sections[p.section].name);
-    bool differs = p.size != q.size || normalized(patched_, i, true) != normalized(*original_, *o, false);
+    std::string where = fmt::format("`{}' ({}, section {})", q.name, patched_.source(), section);
     // A static no code writes holds its initial value for good: the patch
     // can carry the new one (a global may have readers in other files).
     std::string written;
@@ -247,31 +244,25 @@ std::string UnitDiff::writes_to(const ObjectView& v, size_t piece) const {
   for (size_t f = 0; f < v.pieces().size(); ++f) {
     const Piece& user = v.pieces()[f];
     auto relocations = v.relocations_in(user);
+    std::optional<arch::DecodedFunction> code;  // decoded once it refers to the piece
+    std::set<uint64_t> relocated;
     for (const auto& r : relocations) {
       Place pl = v.place_of(r);
       if (!pl.piece || *pl.piece != piece) continue;
       if (!user.function)
         return fmt::format("`{}' holds its address (`{}')", user.name, name);
-      // The instruction that holds the relocated field: decoded from the
-      // function's start (GCC puts no data in code on x86-64).
-      Bytes code = v.bytes(user);
-      size_t at = 0;
-      std::optional<arch::Instruction> ins;
-      while (at < code.size()) {
-        ins = arch::decode_instruction(std::span(code).subspan(at), at);
-        if (!ins || at + ins->length > r.offset) break;
-        at += ins->length;
+      if (!code) {
+        code = arch::decode_function(v.bytes(user));
+        for (const auto& other : relocations) relocated.insert(other.offset);
       }
-      if (!ins || r.offset < at)
+      const arch::Instruction* ins = code->containing(r.offset);
+      if (!ins)
         return fmt::format("graft cannot decode `{}' at +{:#x}, where it refers to `{}'", user.name, r.offset,
                            name);
-      if (ins->memory_write) return fmt::format("`{}' writes it at +{:#x}", user.name, at);
-      if (ins->takes_address) {
-        std::set<uint64_t> relocated;
-        for (const auto& other : relocations) relocated.insert(other.offset);
-        if (auto use = arch::address_use(code, at, relocated))
-          return fmt::format("`{}' takes its address at +{:#x} and {}", user.name, at, *use);
-      }
+      if (ins->memory_write) return fmt::format("`{}' writes it at +{:#x}", user.name, ins->address);
+      if (ins->takes_address)
+        if (auto use = arch::address_use(*code, ins->address, relocated))
+          return fmt::format("`{}' takes its address at +{:#x} and {}", user.name, ins->address, *use);
     }
   }
   return "";

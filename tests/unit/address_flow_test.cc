@@ -9,7 +9,7 @@ namespace graft {
 namespace {
 
 std::optional<std::string> use(std::vector<uint8_t> code, std::set<uint64_t> relocated = {3}) {
-  return arch::address_use(code, 0, relocated);
+  return arch::address_use(arch::decode_function(code), 0, relocated);
 }
 
 TEST(AddressFlow, ReadingAnElementIsOnlyARead) {

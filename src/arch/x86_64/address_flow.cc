@@ -5,7 +5,6 @@
 #include <map>
 #include <vector>
 
-#include "arch/x86_64/instruction.h"
 #include "arch/x86_64/register_set.h"
 
 namespace graft::arch {
@@ -27,17 +26,12 @@ bool is_call(const Instruction& ins) {
 
 }  // namespace
 
-std::optional<std::string> address_use(std::span<const uint8_t> code, uint64_t lea_at,
+std::optional<std::string> address_use(const DecodedFunction& function, uint64_t lea_at,
                                        const std::set<uint64_t>& relocated) {
-  std::vector<Instruction> all;
+  if (function.undecodable) return fmt::format("graft cannot decode the function at +{:#x}", *function.undecodable);
+  const std::vector<Instruction>& all = function.instructions;
   std::map<uint64_t, size_t> index;
-  for (uint64_t at = 0; at < code.size();) {
-    auto ins = decode_instruction(code.subspan(at), at);
-    if (!ins) return fmt::format("graft cannot decode the function at +{:#x}", at);
-    index[at] = all.size();
-    all.push_back(*ins);
-    at += ins->length;
-  }
+  for (size_t i = 0; i < all.size(); ++i) index[all[i].address] = i;
   auto lea = index.find(lea_at);
   if (lea == index.end() || !all[lea->second].takes_address)
     return fmt::format("no lea starts at +{:#x}", lea_at);

@@ -16,17 +16,18 @@
 #include <cstdint>
 #include <optional>
 #include <set>
-#include <span>
 #include <string>
+
+#include "arch/x86_64/instruction.h"
 
 namespace graft::arch {
 
-// `code`: the function's bytes (offsets from 0); `lea_at`: the offset of
-// the lea instruction; `relocated`: offsets of the function's relocated
-// fields (a branch whose target field is relocated leaves the function).
-// nullopt if the function only reads through the address; otherwise what
-// it does ("writes through it at +0x1c").
-std::optional<std::string> address_use(std::span<const uint8_t> code, uint64_t lea_at,
+// `function`: the function decoded (decode_function); `lea_at`: the
+// offset of the lea instruction; `relocated`: offsets of the function's
+// relocated fields (a branch whose target field is relocated leaves the
+// function). nullopt if the function only reads through the address;
+// otherwise what it does ("writes through it at +0x1c").
+std::optional<std::string> address_use(const DecodedFunction& function, uint64_t lea_at,
                                        const std::set<uint64_t>& relocated);
 
 }  // namespace graft::arch

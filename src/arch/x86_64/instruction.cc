@@ -2,6 +2,8 @@
 
 #include <Zydis/Zydis.h>
 
+#include <algorithm>
+
 namespace graft::arch {
 
 namespace {
@@ -133,6 +135,28 @@ std::optional<Instruction> decode_instruction(std::span<const uint8_t> code, uin
         out.flow = Instruction::Flow::Stop;
   }
   return out;
+}
+
+DecodedFunction decode_function(std::span<const uint8_t> code) {
+  DecodedFunction out;
+  for (uint64_t at = 0; at < code.size();) {
+    auto ins = decode_instruction(code.subspan(at), at);
+    if (!ins) {
+      out.undecodable = at;
+      break;
+    }
+    out.instructions.push_back(*ins);
+    at += ins->length;
+  }
+  return out;
+}
+
+const Instruction* DecodedFunction::containing(uint64_t at) const {
+  auto it = std::upper_bound(instructions.begin(), instructions.end(), at,
+                             [](uint64_t a, const Instruction& i) { return a < i.address; });
+  if (it == instructions.begin()) return nullptr;
+  --it;
+  return at < it->address + it->length ? &*it : nullptr;
 }
 
 }  // namespace graft::arch

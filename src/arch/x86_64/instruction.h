@@ -6,6 +6,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "arch/x86_64/register_set.h"
 
@@ -40,5 +41,16 @@ struct Instruction {
 
 // Decodes one instruction at `address`; nullopt if the bytes are not one.
 std::optional<Instruction> decode_instruction(std::span<const uint8_t> code, uint64_t address);
+
+// A function's instructions in order, its bytes `code` decoded from offset
+// 0 (GCC puts no data in code on x86-64); `undecodable`: the offset of the
+// first bytes that are not an instruction, where decoding stopped.
+struct DecodedFunction {
+  std::vector<Instruction> instructions;
+  std::optional<uint64_t> undecodable;
+  // The instruction whose bytes hold offset `at`; nullptr if none does.
+  const Instruction* containing(uint64_t at) const;
+};
+DecodedFunction decode_function(std::span<const uint8_t> code);
 
 }  // namespace graft::arch
