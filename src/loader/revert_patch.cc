@@ -111,19 +111,20 @@ OperationResult revert_here(const std::string& which, pid_t pid, const Operation
                         [&] { callback(Callback::Kind::PostPatch, " (the patch stays applied)"); });
     } else {
       SwitchResult s;
-      try {
-        unload_patch(tracer, memory, maps, scan.records, rec, options, s, nullptr, post_unpatch);
-      } catch (...) {
+      // Reported whether the switch succeeded or not.
+      auto report = [&] {
         result.pause_ms = s.pause_ms;
         result.max_pause_ms = s.max_pause_ms;
         result.retries = s.retries;
         result.run_out = s.threads_run_out;
+      };
+      try {
+        unload_patch(tracer, memory, maps, scan.records, rec, options, s, nullptr, post_unpatch);
+      } catch (...) {
+        report();
         throw;
       }
-      result.pause_ms = s.pause_ms;
-      result.max_pause_ms = s.max_pause_ms;
-      result.retries = s.retries;
-      result.run_out = s.threads_run_out;
+      report();
     }
     tracer.detach();
     result.ok = true;
