@@ -361,6 +361,13 @@ bool Tracer::redirect_breakpoint(pid_t tid) {
   return true;
 }
 
+void Tracer::note_clone(pid_t parent) {
+  unsigned long child = 0;
+  if (ptrace(PTRACE_GETEVENTMSG, parent, nullptr, &child) == 0 && child > 0 &&
+      !threads_.count(static_cast<pid_t>(child)))
+    threads_[static_cast<pid_t>(child)] = {false, false, true};  // its stop follows
+}
+
 void Tracer::handle_event(pid_t got, int status, std::set<pid_t>* pending) {
   int event = status >> 16;
   if (!threads_.count(got)) {
@@ -410,12 +417,7 @@ void Tracer::handle_event(pid_t got, int status, std::set<pid_t>* pending) {
       interrupt(got);
     }
   } else {
-    if (event == PTRACE_EVENT_CLONE) {
-      unsigned long child = 0;
-      if (ptrace(PTRACE_GETEVENTMSG, got, nullptr, &child) == 0 && child > 0 &&
-          !threads_.count(static_cast<pid_t>(child)))
-        threads_[static_cast<pid_t>(child)] = {false, false, true};  // its stop follows
-    }
+    if (event == PTRACE_EVENT_CLONE) note_clone(got);
     // An event stop (a clone, above all: a thread creating threads) clears
     // the interrupt as a signal's stop does; without asking again, the
     // thread went on into a futex wait and never stopped for graft.
@@ -843,12 +845,7 @@ Tracer::RunEnd Tracer::run_to_syscall_at(pid_t tid, uint64_t pc, Clock::time_poi
       if (sig == SIGTRAP) interrupt_stopped(tid);
       return RunEnd::stopped;
     }
-    if (event == PTRACE_EVENT_CLONE) {
-      unsigned long child = 0;
-      if (ptrace(PTRACE_GETEVENTMSG, tid, nullptr, &child) == 0 && child > 0 &&
-          !threads_.count(static_cast<pid_t>(child)))
-        threads_[static_cast<pid_t>(child)] = {false, false, true};  // its stop follows
-    }
+    if (event == PTRACE_EVENT_CLONE) note_clone(tid);
     if (event != 0) continue;
     if (sig == kSyscallStop) {
       if (syscall_entry_stop(tid) && registers(tid).rip == pc) {

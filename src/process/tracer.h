@@ -173,6 +173,9 @@ class Tracer {
   };
   // One waitpid() result; erases `got` from `pending` once it has stopped.
   void handle_event(pid_t got, int status, std::set<pid_t>* pending);
+  // At `parent`'s PTRACE_EVENT_CLONE stop: the new thread, traced from its
+  // birth, whose first stop follows.
+  void note_clone(pid_t parent);
   // waitpid() that sends a thread trapped on graft's breakpoint on before
   // the wait discards its signal; 0 if `block' is false and nothing is there.
   pid_t reap(pid_t which, int* status, bool block);
