@@ -12,6 +12,7 @@
 #include "builder/compiler.h"
 #include "common/error.h"
 #include "common/file.h"
+#include "common/hash.h"
 
 namespace graft {
 
@@ -64,6 +65,33 @@ CommandLine parse(const std::vector<std::string>& args) {
   return c;
 }
 
+// The arguments of a compilation of `source` alone into `output`, with the
+// differ's flags and without the ones that write make dependencies (the
+// build's own compilation writes those).
+std::vector<std::string> side_compilation(const std::string& compiler,
+                                          const std::vector<std::string>& args,
+                                          const CommandLine& line, const std::string& source,
+                                          const std::string& output) {
+  static const std::set<std::string> drop_with_value = {"-o", "-MF", "-MT", "-MQ"};
+  static const std::set<std::string> drop = {"-MD", "-MMD", "-MP"};
+  std::set<std::string> sources(line.sources.begin(), line.sources.end());
+  std::vector<std::string> out = {compiler};
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (drop_with_value.count(a)) { ++i; continue; }
+    if (drop.count(a) || a.rfind("-Wp,-M", 0) == 0 || sources.count(a)) continue;
+    if (takes_value(a) && i + 1 < args.size()) {
+      out.push_back(a);
+      out.push_back(args[++i]);
+      continue;
+    }
+    out.push_back(a);
+  }
+  out.insert(out.end(), differ_compile_flags().begin(), differ_compile_flags().end());
+  out.insert(out.end(), {source, "-o", output});
+  return out;
+}
+
 std::string real_compiler(bool cxx) {
   const char* env = std::getenv(cxx ? "GRAFT_REAL_CXX" : "GRAFT_REAL_CC");
   return env && *env ? env : (cxx ? "c++" : "cc");
@@ -82,9 +110,12 @@ int maybe_run_compiler_wrapper(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   CommandLine line = parse(args);
   bool records = line.compile_only && !line.other_mode && !line.sources.empty();
+  const char* side_env = std::getenv("GRAFT_SIDE_OBJECTS");
+  std::string side_dir = side_env ? side_env : "";
   std::vector<std::string> run = {real_compiler(cxx)};
   run.insert(run.end(), args.begin(), args.end());
-  if (records) run.insert(run.end(), differ_compile_flags().begin(), differ_compile_flags().end());
+  if (records && side_dir.empty())
+    run.insert(run.end(), differ_compile_flags().begin(), differ_compile_flags().end());
   int rc = run_command(run);
   if (rc == -1) {
     std::fprintf(stderr, "graft compiler wrapper: cannot run `%s'\n", run[0].c_str());
@@ -101,8 +132,22 @@ int maybe_run_compiler_wrapper(int argc, char** argv) {
     r.object = !line.output.empty() && line.sources.size() == 1
                    ? absolute(cwd, line.output)
                    : absolute(cwd, fs::path(src).stem().string() + ".o");
+    r.compared = r.object;
     r.argv = run;
     try {
+      if (!side_dir.empty()) {
+        std::string id = r.object;
+        r.compared = fmt::format("{}/{}-{}", side_dir,
+                                 sha256_hex({reinterpret_cast<const uint8_t*>(id.data()), id.size()}).substr(0, 16),
+                                 fs::path(r.object).filename().string());
+        r.argv = side_compilation(run[0], args, line, src, r.compared);
+        int side_rc = run_command(r.argv);
+        if (side_rc != 0) {
+          std::fprintf(stderr, "graft compiler wrapper: compiling %s again with graft's flags "
+                       "failed (exit %d)\n", src.c_str(), side_rc);
+          return side_rc == -1 ? 127 : side_rc;
+        }
+      }
       append_compile_record(log, r);
     } catch (const Error& e) {
       std::fprintf(stderr, "graft compiler wrapper: %s\n", e.what());
@@ -113,8 +158,8 @@ int maybe_run_compiler_wrapper(int argc, char** argv) {
 }
 
 void append_compile_record(const std::string& log, const CompileRecord& r) {
-  nlohmann::json j = {{"cwd", r.cwd}, {"object", r.object}, {"source", r.source},
-                      {"language", r.language}, {"argv", r.argv}};
+  nlohmann::json j = {{"cwd", r.cwd}, {"object", r.object}, {"compared", r.compared},
+                      {"source", r.source}, {"language", r.language}, {"argv", r.argv}};
   std::string line = j.dump() + "\n";
   // One write(2) with O_APPEND: parallel compilers (make -j) never interleave.
   int fd = open(log.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
@@ -141,6 +186,7 @@ std::vector<CompileRecord> read_compile_log(const std::string& path) {
       CompileRecord r;
       r.cwd = j.at("cwd");
       r.object = j.at("object");
+      r.compared = j.value("compared", r.object);
       r.source = j.at("source");
       r.language = j.at("language");
       r.argv = j.at("argv").get<std::vector<std::string>>();

@@ -10,6 +10,12 @@
 // links named graft-cc / graft-c++ to the graft binary. main() sees that
 // name, runs the real compiler ($GRAFT_REAL_CC / $GRAFT_REAL_CXX) with the
 // extra flags and appends one JSON line per object to $GRAFT_COMPILE_LOG.
+//
+// With $GRAFT_SIDE_OBJECTS set to a folder, the build's own compilation runs
+// exactly as asked, so that what it links is the binary the recipe makes
+// (bit for bit, for a reproducible package), and each unit is compiled once
+// more with the extra flags into an object in that folder, which is the one
+// recorded for comparison.
 #pragma once
 #include <string>
 #include <vector>
@@ -18,10 +24,11 @@ namespace graft {
 
 struct CompileRecord {
   std::string cwd;
-  std::string object;    // absolute
+  std::string object;    // absolute: the build's output
+  std::string compared;  // absolute: the object to compare (== object, or a side object)
   std::string source;    // absolute
   std::string language;  // "c" or "c++"
-  std::vector<std::string> argv;  // as run, extra flags included
+  std::vector<std::string> argv;  // compiles `compared`, extra flags included
 };
 
 // Flags added to every compilation.

@@ -1,12 +1,16 @@
 #include "builder/diff_build.h"
 
 #include <elf.h>
+#include <fmt/ranges.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 
+#include "builder/debian_source.h"
 #include "builder/inactive_lines.h"
 #include "builder/patch_builder.h"
 #include "linker/object_linker.h"
@@ -18,6 +22,8 @@
 #include "differ/patch_assembly.h"
 #include "differ/target_match.h"
 #include "differ/unit_diff.h"
+#include "elf/elf_headers.h"
+#include "common/file.h"
 
 namespace graft {
 
@@ -64,35 +70,128 @@ std::string unit_mismatch(const Unit& u, const TargetCode& code) {
   return "";
 }
 
+// A recipe that copies the sources before compiling them (Debian's expat
+// compiles copies in src/ and srcw/): a compiled file with the name and the
+// content of a file the diff touches stands for it.
+void add_copies(std::vector<DiffFile>& touched, const WorkTree& work) {
+  std::set<std::string> known;
+  for (const auto& f : touched) known.insert(f.path);
+  std::vector<DiffFile> copies;
+  for (const auto& u : work.changed_units()) {
+    std::string rel = fs::path(u.record.source).lexically_relative(work.tree()).string();
+    if (known.count(rel) || !fs::is_regular_file(u.record.source)) continue;
+    for (const auto& f : touched) {
+      fs::path original = fs::path(work.tree()) / f.path;
+      if (fs::path(f.path).filename() != fs::path(rel).filename() || !fs::is_regular_file(original)) continue;
+      if (read_text_file(original) != read_text_file(u.record.source)) continue;
+      DiffFile copy = f;
+      copy.path = rel;
+      copies.push_back(std::move(copy));
+      known.insert(rel);
+      break;
+    }
+  }
+  touched.insert(touched.end(), copies.begin(), copies.end());
+}
+
+// Is the target the original build? By build-id when the build made the
+// very binary (a reproducible package); else every function the target
+// shares with the build's objects must have their code (a unit compiled
+// twice, as expat's wide-character copy, needs one matching copy).
+std::string verify_whole_target(const DiffBuildOptions& o, const DebianSource& deb, const WorkTree& work,
+                                const TargetSymbols& symbols, const TargetCode& code) {
+  auto id = read_build_id(o.target);
+  std::string rebuilt;
+  for (const auto& b : recorded_binaries(deb.cache)) {
+    if (id && b.build_id == *id)
+      return fmt::format("{} is Debian's build of {} {}, reproduced exactly (build-id {}, {} in the "
+                         "rebuilt tree)",
+                         o.target, deb.package, deb.version, id->substr(0, 16), b.path);
+    rebuilt += (rebuilt.empty() ? "" : ", ") + b.path + " " + b.build_id.substr(0, 16);
+  }
+  std::vector<std::pair<std::string, std::string>> differing;  // function, what differs
+  std::set<std::string> matched;
+  size_t compared = 0;
+  for (const auto& r : work.original_units()) {
+    std::string source = fs::path(r.source).lexically_relative(work.tree()).string();
+    auto view = view_of(r.compared, source + " (original)", source);
+    for (size_t p = 0; p < view->pieces().size(); ++p) {
+      const Piece& piece = view->pieces()[p];
+      if (!piece.function) continue;
+      std::string file = piece.local ? (piece.file.empty() ? source : piece.file) : "";
+      const ElfSymbol* sym = nullptr;
+      try {
+        sym = symbols.reference(piece.name, file);
+      } catch (const Error&) {
+      }
+      if (!sym) continue;
+      std::string key = piece.name + (file.empty() ? "" : " (" + fs::path(file).filename().string() + ")");
+      ++compared;
+      std::string m = code.mismatch(*view, p);
+      if (m.empty()) matched.insert(key);
+      else differing.emplace_back(key, m + " (" + source + ")");
+    }
+  }
+  std::erase_if(differing, [&](const auto& d) { return matched.count(d.first) > 0; });
+  std::string target_id = id ? id->substr(0, 16) : "none";
+  if (!differing.empty())
+    fail("{} is not the build of {} {}: {} of the functions it shares with the rebuild differ, the "
+         "first `{}': {}; it comes from another version or other sources (its build-id {}; the "
+         "rebuild's binaries: {})",
+         o.target, deb.package, deb.version, differing.size(), differing.front().first,
+         differing.front().second, target_id, rebuilt.empty() ? "none" : rebuilt);
+  if (compared == 0)
+    fail("{} shares no function with the build of {} {} (build-id {}; the rebuild's binaries: {})",
+         o.target, deb.package, deb.version, target_id, rebuilt.empty() ? "none" : rebuilt);
+  return fmt::format("{} is not bit for bit a binary of this build (build-id {}), but all {} "
+                     "functions it shares with it have the same code",
+                     o.target, target_id, matched.size());
+}
+
 }  // namespace
 
 DiffBuildResult build_patch_from_diff(const DiffBuildOptions& o) {
-  ElfFile target(o.target);
-  if (target.type() != ET_EXEC && target.type() != ET_DYN)
-    fail("{}: not an executable or shared library", o.target);
-  TargetSymbols symbols(target);
-  TargetCode code(target, symbols);
+  {
+    ElfFile probe(o.target);
+    if (probe.type() != ET_EXEC && probe.type() != ET_DYN)
+      fail("{}: not an executable or shared library", o.target);
+  }
   if (!fs::is_regular_file(o.diff)) fail("{}: no such file", o.diff);
 
-  WorkTree work(o.source, o.work_dir, o.clean_command, o.progress);
+  WorkTreeSetup setup{o.source, o.work_dir, o.clean_command};
+  std::string command = o.build_command;
+  std::optional<DebianSource> deb;
+  if (!o.debian_source.empty()) {
+    deb = prepare_debian_source(o.debian_source, o.target, o.progress);
+    setup = {deb->tree, deb->cache + "/work", "", true, true, debian_build_environment()};
+    command = debian_build_command();
+  }
+  WorkTree work(setup, o.progress);
+  std::string origin = deb ? fmt::format("{} {}", deb->package, deb->version) : o.source;
   DiffBuildResult result;
   bool building = true;  // a failed build leaves its work directory for the post-mortem
   try {
     work.check_diff_applies(o.diff);
-    work.build_original(o.build_command);
+    if (work.build_original(command) && deb) record_built_binaries(work.tree(), deb->cache);
+    // Read after the build: a Debian rebuild may have provided its symbols.
+    ElfFile target(o.target);
+    TargetSymbols symbols(target);
+    TargetCode code(target, symbols);
+    if (deb) result.notes.push_back(verify_whole_target(o, *deb, work, symbols, code));
     auto touched = work.apply_diff(o.diff);
-    work.build_patched(o.build_command, touched);
+    work.build_patched(command, touched);
     building = false;
+    add_copies(touched, work);
 
     std::vector<std::unique_ptr<Unit>> units;
     for (auto& objects : work.changed_units()) {
       auto u = std::make_unique<Unit>();
       u->source = fs::path(objects.record.source).lexically_relative(work.tree()).string();
       std::string obj = fs::path(objects.record.object).lexically_relative(work.tree()).string();
-      u->patched = view_of(objects.record.object, obj + " (patched)", u->source);
+      u->patched = view_of(objects.record.compared, obj + " (patched)", u->source);
       if (!objects.original.empty()) u->original = view_of(objects.original, obj + " (original)", u->source);
       u->diff = std::make_unique<UnitDiff>(u->original.get(), *u->patched);
-      u->patched_dwarf = std::make_unique<DwarfFacts>(objects.record.object);
+      u->patched_dwarf = std::make_unique<DwarfFacts>(objects.record.compared);
       if (!objects.original.empty()) u->original_dwarf = std::make_unique<DwarfFacts>(objects.original);
       u->objects = std::move(objects);
       units.push_back(std::move(u));
@@ -104,6 +203,7 @@ DiffBuildResult build_patch_from_diff(const DiffBuildOptions& o) {
     // nothing but a line number in a message, at the cost of a busy
     // function's transition.
     std::vector<std::string> line_only;
+    std::map<const Unit*, std::vector<std::string>> line_notes;
     for (auto& u : units) {
       if (!u->original) continue;
       for (size_t p : std::vector<size_t>(u->diff->changed_functions())) {
@@ -114,20 +214,40 @@ DiffBuildResult build_patch_from_diff(const DiffBuildOptions& o) {
         if (!moves) continue;
         u->diff->leave_out(p);
         std::string name = demangle(q.name);
-        line_only.push_back(name.empty() ? q.name : name);
-        result.notes.push_back(fmt::format("left out `{}' ({}): only __LINE__ values moved ({})",
-                                           line_only.back(), u->source, *moves));
+        if (std::find(line_only.begin(), line_only.end(), name.empty() ? q.name : name) == line_only.end())
+          line_only.push_back(name.empty() ? q.name : name);
+        line_notes[u.get()].push_back(fmt::format("left out `{}' ({}): only __LINE__ values moved ({})",
+                                                  name.empty() ? q.name : name, u->source, *moves));
       }
     }
 
     // A source compiled into several objects (a PIC and a non-PIC one, two
     // programs): the target's code is the object whose originals match it.
+    // Copies of one file are one source (a recipe that compiles its sources
+    // twice, as expat's wide-character build): the target has one of them.
     std::map<std::string, std::vector<Unit*>> by_source;
-    for (auto& u : units) by_source[u->source].push_back(u.get());
+    std::map<std::string, std::string> leader_of;  // source -> first source with its name and content
+    for (auto& u : units) {
+      if (!leader_of.count(u->source)) {
+        std::string leader = u->source;
+        for (const auto& [other, its_leader] : leader_of)
+          if (fs::path(other).filename() == fs::path(u->source).filename() &&
+              read_text_file(fs::path(work.tree()) / other) == read_text_file(fs::path(work.tree()) / u->source)) {
+            leader = its_leader;
+            break;
+          }
+        leader_of[u->source] = leader;
+      }
+      by_source[leader_of[u->source]].push_back(u.get());
+    }
     std::vector<Unit*> chosen;
     std::vector<const UnitDiff*> all_diffs;
     std::set<std::string> refusals;
     LayoutChanges layouts;
+    std::set<std::string> notes_seen;
+    auto note_once = [&](const std::string& n) {
+      if (notes_seen.insert(n).second) result.notes.push_back(n);
+    };
     for (auto& [source, candidates] : by_source) {
       Unit* pick = nullptr;
       for (Unit* u : candidates) {
@@ -141,7 +261,19 @@ DiffBuildResult build_patch_from_diff(const DiffBuildOptions& o) {
         u->mismatch = unit_mismatch(*u, code);
         if (u->mismatch.empty() && !pick) pick = u;
       }
+      const Unit* noted = pick ? pick : candidates.front();
+      for (Unit* u : candidates)
+        if (u->source == noted->source)
+          for (const auto& n : line_notes[u]) note_once(n);
+      std::set<std::string> copies;
+      for (Unit* u : candidates)
+        if (u->source != source) copies.insert(u->source);
       if (pick) {
+        if (!copies.empty())
+          note_once(fmt::format("{} is compiled from copies of one file ({} and {}); {} has the code "
+                                "of {}",
+                                fs::path(source).filename().string(), source,
+                                fmt::join(copies, ", "), o.target, pick->source));
         chosen.push_back(pick);
         all_diffs.push_back(pick->diff.get());
         continue;
@@ -151,7 +283,7 @@ DiffBuildResult build_patch_from_diff(const DiffBuildOptions& o) {
           fail("{} was not built from {} with these flags: {} (compared with {}); build the "
                "target from this tree with the same compiler and flags, or pass the build "
                "command that did (--build)",
-               o.target, o.source, u->mismatch, u->objects.record.object);
+               o.target, origin, u->mismatch, u->objects.record.object);
     }
     for (const auto& [type, change] : layouts) {
       std::string units;
@@ -239,14 +371,20 @@ DiffBuildResult build_patch_from_diff(const DiffBuildOptions& o) {
     result.notes.push_back(fmt::format(
         "{} matches the original build: the {} replaced functions have the same "
         "instructions (relocated fields aside) as in the objects built from {}",
-        o.target, result.patch.functions.size(), o.source));
+        o.target, result.patch.functions.size(), origin));
   } catch (...) {
+    if (deb) {
+      work.reverse_diff();
+      if (building) o.progress("build logs: " + work.root());
+      throw;
+    }
     if (!o.work_dir.empty() || !building) throw;
     work.keep();
     o.progress("work directory kept: " + work.root());
     throw;
   }
-  if (!o.work_dir.empty()) result.work_dir = work.root();
+  if (deb) work.reverse_diff();
+  if (!o.work_dir.empty() || deb) result.work_dir = work.root();
   return result;
 }
 

@@ -19,6 +19,10 @@ struct DiffBuildOptions {
   std::string build_command = "make";
   std::string clean_command;  // run in the copy first; "" for a pristine or git tree
   std::string work_dir;  // kept when given
+  // A Debian source package instead of `source`, `build_command` and
+  // `clean_command`: PKG[=VERSION] or an unpacked source's folder
+  // (builder/debian_source.h).
+  std::string debian_source;
   std::string name;      // patch name
   std::function<void(const std::string&)> progress = [](const std::string&) {};
 };

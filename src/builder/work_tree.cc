@@ -26,47 +26,65 @@ std::string self_path() {
 }
 }  // namespace
 
-WorkTree::WorkTree(const std::string& source, const std::string& work, const std::string& clean,
-                   std::function<void(const std::string&)> progress)
-    : progress_(std::move(progress)) {
-  if (!fs::is_directory(source)) fail("{}: not a directory", source);
-  if (work.empty()) {
+WorkTree::WorkTree(const WorkTreeSetup& setup, std::function<void(const std::string&)> progress)
+    : side_objects_(setup.side_objects),
+      reuse_(setup.reuse),
+      extra_env_(setup.environment),
+      progress_(std::move(progress)) {
+  if (!fs::is_directory(setup.source)) fail("{}: not a directory", setup.source);
+  if (setup.work.empty()) {
     std::string tmpl = (fs::temp_directory_path() / "graft-diff-XXXXXX").string();
     if (!mkdtemp(tmpl.data())) fail("cannot create a temporary directory: {}", errno_text(errno));
     root_ = tmpl;
   } else {
-    root_ = fs::absolute(work).lexically_normal().string();
-    if (fs::exists(root_) && !fs::is_empty(root_))
+    root_ = fs::absolute(setup.work).lexically_normal().string();
+    if (!reuse_ && fs::exists(root_) && !fs::is_empty(root_))
       fail("{}: the work directory must be empty or not exist", root_);
     fs::create_directories(root_);
     keep_ = true;
   }
   tree_ = root_ + "/tree";
-  fs::create_directories(root_ + "/bin");
-  fs::create_directories(root_ + "/original");
 
   const char* cc = std::getenv("GRAFT_REAL_CC");
   const char* cxx = std::getenv("GRAFT_REAL_CXX");
   real_cc_ = find_program(cc && *cc ? cc : "cc");
   real_cxx_ = find_program(cxx && *cxx ? cxx : "c++");
   if (real_cc_.empty()) fail("no C compiler: `{}' is not on PATH", cc && *cc ? cc : "cc");
-  std::string self = self_path();
-  for (const char* link : {"graft-cc", "graft-c++", "cc", "gcc", "c++", "g++"})
-    fs::create_symlink(self, root_ + "/bin/" + link);
 
-  bool from_git = clean.empty() && copy_git_files(source);
+  if (reuse_ && fs::exists(root_ + "/original.done")) {
+    load_original_build();
+  } else {
+    start_afresh(setup);
+  }
+  // The links follow graft's binary, which may have moved since a cached build.
+  std::string self = self_path();
+  fs::create_directories(root_ + "/bin");
+  for (const char* link : {"graft-cc", "graft-c++", "cc", "gcc", "c++", "g++"}) {
+    std::error_code ec;
+    fs::remove(root_ + "/bin/" + link, ec);
+    fs::create_symlink(self, root_ + "/bin/" + link);
+  }
+}
+
+void WorkTree::start_afresh(const WorkTreeSetup& setup) {
+  if (reuse_) {
+    for (const auto& entry : fs::directory_iterator(root_)) fs::remove_all(entry.path());
+  }
+  fs::create_directories(root_ + "/original");
+  const std::string& source = setup.source;
+  bool from_git = setup.clean.empty() && copy_git_files(source);
   if (!from_git) {
     progress_("copying " + source + " to " + tree_);
     if (run_command({"cp", "-a", fs::path(source).string() + "/.", tree_}) != 0)
       fail("cannot copy {} to {}", source, tree_);
   }
-  if (!clean.empty()) {
-    progress_("cleaning the copy: " + clean);
+  if (!setup.clean.empty()) {
+    progress_("cleaning the copy: " + setup.clean);
     std::string log = root_ + "/clean.log";
-    int rc = run_in_directory(tree_, {"sh", "-c", clean}, {}, log);
+    int rc = run_in_directory(tree_, {"sh", "-c", setup.clean}, {}, log);
     if (rc != 0)
-      fail("the clean command `{}' failed in {} (exit {}); last lines of {}:{}", clean, tree_, rc,
-           log, tail_of_file(log, 15));
+      fail("the clean command `{}' failed in {} (exit {}); last lines of {}:{}", setup.clean,
+           tree_, rc, log, tail_of_file(log, 15));
   }
   // Objects of an earlier build would keep the build from compiling through
   // the wrapper, and the original objects would not be graft's to compare.
@@ -78,9 +96,33 @@ WorkTree::WorkTree(const std::string& source, const std::string& work, const std
          "pristine tree the target was built from: name the command that cleans it (--clean "
          "\"{}\"), or give a git work tree (graft copies only the files git does not ignore), or "
          "unpack the source again",
-         source, outputs.size(), example, clean.empty() ? "" : " even after --clean",
+         source, outputs.size(), example, setup.clean.empty() ? "" : " even after --clean",
          debian ? "debian/rules clean" : "make distclean");
   }
+}
+
+void WorkTree::load_original_build() {
+  std::string index = read_text_file(root_ + "/original.index");
+  auto records = read_compile_log(root_ + "/original.records");
+  std::map<std::string, const CompileRecord*> by_object;
+  for (const auto& r : records) by_object[r.object] = &r;
+  size_t start = 0;
+  while (start < index.size()) {
+    size_t end = index.find('\n', start);
+    if (end == std::string::npos) end = index.size();
+    std::string line = index.substr(start, end - start);
+    start = end + 1;
+    size_t tab = line.find('\t');
+    if (tab == std::string::npos) continue;
+    auto it = by_object.find(line.substr(0, tab));
+    std::string copy = line.substr(tab + 1);
+    if (it == by_object.end() || !fs::is_regular_file(copy))
+      fail("{}: the cached original build is incomplete ({}); remove {} to build it again",
+           root_, copy, root_);
+    saved_[it->first] = {*it->second, copy};
+  }
+  if (saved_.empty()) fail("{}: the cached original build lists no object; remove it to build it again", root_);
+  reused_ = true;
 }
 
 // The files git would keep of a work tree: tracked ones as they are in it
@@ -133,13 +175,21 @@ WorkTree::~WorkTree() {
 
 std::map<std::string, std::string> WorkTree::build_environment(const std::string& records) const {
   const char* path = std::getenv("PATH");
-  return {{"CC", root_ + "/bin/graft-cc"},
-          {"CXX", root_ + "/bin/graft-c++"},
-          {"PATH", root_ + "/bin:" + (path ? path : "/usr/bin:/bin")},
-          {"GRAFT_REAL_CC", real_cc_},
-          {"GRAFT_REAL_CXX", real_cxx_.empty() ? "c++" : real_cxx_},
-          {"GRAFT_COMPILE_LOG", records}};
+  std::map<std::string, std::string> env = extra_env_;
+  env.insert({{"CC", root_ + "/bin/graft-cc"},
+              {"CXX", root_ + "/bin/graft-c++"},
+              {"PATH", root_ + "/bin:" + (path ? path : "/usr/bin:/bin")},
+              {"GRAFT_REAL_CC", real_cc_},
+              {"GRAFT_REAL_CXX", real_cxx_.empty() ? "c++" : real_cxx_},
+              {"GRAFT_COMPILE_LOG", records}});
+  if (side_objects_) {
+    std::string phase = records.find("original") != std::string::npos ? "original" : "patched";
+    env["GRAFT_SIDE_OBJECTS"] = side_dir(phase.c_str());
+  }
+  return env;
 }
+
+std::string WorkTree::side_dir(const char* phase) const { return root_ + "/side-" + phase; }
 
 void WorkTree::run_build(const std::string& command, const std::string& log_name,
                          const std::string& records) {
@@ -150,20 +200,43 @@ void WorkTree::run_build(const std::string& command, const std::string& log_name
          tail_of_file(log, 15));
 }
 
-void WorkTree::build_original(const std::string& command) {
+bool WorkTree::build_original(const std::string& command) {
+  if (reused_) {
+    progress_(fmt::format("reusing the original build cached in {} ({} objects)", root_, saved_.size()));
+    return false;
+  }
   progress_("building the original tree: " + command);
+  if (side_objects_) fs::create_directories(side_dir("original"));
   run_build(command, "build-original.log", root_ + "/original.records");
   size_t n = 0;
+  std::string index;
   for (const auto& r : read_compile_log(root_ + "/original.records")) {
-    if (!fs::is_regular_file(r.object)) continue;  // a configure test, since removed
-    std::string copy = fmt::format("{}/original/{}-{}", root_, n++, fs::path(r.object).filename().string());
-    fs::copy_file(r.object, copy, fs::copy_options::overwrite_existing);
+    // A configure test, since removed (its side object stays).
+    if (!fs::is_regular_file(r.object) || !fs::is_regular_file(r.compared)) continue;
+    std::string copy = fmt::format("{}/original/{}-{}", root_, n++, fs::path(r.compared).filename().string());
+    fs::copy_file(r.compared, copy, fs::copy_options::overwrite_existing);
     saved_[r.object] = {r, copy};
+    index += r.object + "\t" + copy + "\n";
   }
   if (saved_.empty())
     fail("the build `{}' compiled no object through CC/CXX ({}); graft needs a build that "
          "compiles each source with -c and honours CC and CXX",
          command, tree_);
+  if (reuse_) {
+    write_text_file(root_ + "/original.index", index);
+    write_text_file(root_ + "/original.done", "");
+  }
+  return true;
+}
+
+std::vector<CompileRecord> WorkTree::original_units() const {
+  std::vector<CompileRecord> out;
+  for (const auto& [object, saved] : saved_) {
+    CompileRecord r = saved.first;
+    r.compared = saved.second;
+    out.push_back(std::move(r));
+  }
+  return out;
 }
 
 // The -pN with which the diff applies to the copy (patch --dry-run), or -1.
@@ -192,8 +265,12 @@ std::vector<DiffFile> WorkTree::apply_diff(const std::string& diff_file) {
     fail("{}: does not apply to {} with patch -p1, -p0, -p2 or -p3:{}", diff_file, tree_,
          tail_of_file(log, 10));
   std::string p = "-p" + std::to_string(strip);
+  // From here the cached tree is not the original one until reverse_diff.
+  if (reuse_) fs::remove(root_ + "/original.done");
   if (run_in_directory(tree_, {"patch", p, "--batch", "--forward", "-i", diff}, {}, log) != 0)
     fail("{}: patch {} failed in {}:{}", diff_file, p, tree_, tail_of_file(log, 10));
+  applied_diff_ = diff;
+  applied_strip_ = strip;
   progress_(fmt::format("applied {} with patch {}", diff_file, p));
   auto files = parse_unified_diff(text, strip);
   if (files.empty()) fail("{}: the diff names no file", diff_file);
@@ -229,9 +306,28 @@ std::vector<std::string> WorkTree::dependencies(const CompileRecord& r) const {
   return deps;
 }
 
+void WorkTree::reverse_diff() {
+  if (applied_strip_ < 0) return;
+  std::string log = root_ + "/patch.log";
+  std::string p = "-p" + std::to_string(applied_strip_);
+  if (run_in_directory(tree_, {"patch", "-R", p, "--batch", "-i", applied_diff_}, {}, log) != 0) {
+    progress_(fmt::format("could not take {} out of the cached tree again; the next build starts "
+                          "over", applied_diff_));
+    return;
+  }
+  applied_strip_ = -1;
+  if (reuse_) write_text_file(root_ + "/original.done", "");
+}
+
 void WorkTree::build_patched(const std::string& command, const std::vector<DiffFile>& touched) {
   progress_("building the patched tree: " + command);
   std::string records = root_ + "/patched.records";
+  std::error_code ec;
+  fs::remove(records, ec);
+  if (side_objects_) {
+    fs::remove_all(side_dir("patched"), ec);
+    fs::create_directories(side_dir("patched"));
+  }
   run_build(command, "build-patched.log", records);
   std::set<std::string> rebuilt, touched_paths;
   for (const auto& r : read_compile_log(records)) rebuilt.insert(r.object);
@@ -264,7 +360,7 @@ void WorkTree::build_patched(const std::string& command, const std::vector<DiffF
 std::vector<UnitObjects> WorkTree::changed_units() const {
   std::map<std::string, UnitObjects> by_object;
   for (const auto& r : read_compile_log(root_ + "/patched.records")) {
-    if (!fs::is_regular_file(r.object)) continue;
+    if (!fs::is_regular_file(r.object) || !fs::is_regular_file(r.compared)) continue;
     UnitObjects u;
     u.record = r;
     if (auto it = saved_.find(r.object); it != saved_.end()) u.original = it->second.second;

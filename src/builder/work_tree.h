@@ -4,6 +4,8 @@
 //                    as it is, then with the diff applied (so both builds see
 //                    the same paths: __FILE__, debug info)
 //   WORK/original/   the objects of the first build, saved before the second
+//   WORK/side-*/     with side objects: graft's compilations of each unit,
+//                    beside the build's own (see compile_log.h)
 //   WORK/bin/        graft-cc, graft-c++ (and cc, gcc, c++, g++ for builds
 //                    that name the compiler themselves): links to graft
 //   WORK/*.log       compile records and the output of each step
@@ -13,6 +15,12 @@
 // outputs), or a copy cleaned by the operator's --clean command. Deleting
 // build outputs by guess cannot be made reliable (a stamp file survives the
 // objects it stands for), so a copy that still holds them is refused.
+//
+// A reusable work directory (a cache) keeps the tree and the original
+// build's objects for the next diff: the diff is reversed after the patched
+// build, and the build command must then rebuild from clean (as a Debian
+// package's is: its rules may copy the sources before compiling them). An
+// interrupted run leaves no `original.done', and the next one starts over.
 #pragma once
 #include <functional>
 #include <map>
@@ -29,12 +37,18 @@ struct UnitObjects {
   std::string original;  // saved object of the first build; "" for a new unit
 };
 
+struct WorkTreeSetup {
+  std::string source;  // the pristine tree
+  std::string work;    // "": a temporary directory, removed at destruction
+  std::string clean;   // if not empty, run in the copy (sh -c) before anything else
+  bool side_objects = false;  // the build's outputs as its recipe makes them
+  bool reuse = false;         // `work` is a cache: reuse an original build done there
+  std::map<std::string, std::string> environment;  // more variables for the build
+};
+
 class WorkTree {
  public:
-  // `work` may be empty: a temporary directory, removed at destruction.
-  // `clean`, if not empty, is run in the copy (sh -c) before anything else.
-  WorkTree(const std::string& source, const std::string& work, const std::string& clean,
-           std::function<void(const std::string&)> progress);
+  WorkTree(const WorkTreeSetup& setup, std::function<void(const std::string&)> progress);
   ~WorkTree();
   WorkTree(const WorkTree&) = delete;
   WorkTree& operator=(const WorkTree&) = delete;
@@ -44,7 +58,8 @@ class WorkTree {
 
   // Refuses, before anything is built, a diff that does not apply.
   void check_diff_applies(const std::string& diff_file) const;
-  void build_original(const std::string& command);
+  // Returns false when a cached original build was reused instead.
+  bool build_original(const std::string& command);
   // Applies the diff (patch -p1, else the first -pN that applies) and
   // returns what it touches.
   std::vector<DiffFile> apply_diff(const std::string& diff_file);
@@ -53,7 +68,12 @@ class WorkTree {
   void build_patched(const std::string& command, const std::vector<DiffFile>& touched);
   // The objects the second build produced, with their originals.
   std::vector<UnitObjects> changed_units() const;
+  // The compile records of the original build (its saved objects).
+  std::vector<CompileRecord> original_units() const;
   size_t original_objects() const { return saved_.size(); }
+  // In a reusable work directory: takes the diff out of the tree again, so
+  // that the next diff starts from the original sources.
+  void reverse_diff();
 
   void keep() { keep_ = true; }
 
@@ -65,8 +85,16 @@ class WorkTree {
   std::map<std::string, std::string> build_environment(const std::string& records) const;
   std::vector<std::string> dependencies(const CompileRecord& r) const;
 
+  void load_original_build();
+  void start_afresh(const WorkTreeSetup& setup);
+  std::string side_dir(const char* phase) const;
+
   std::string root_, tree_;
   bool keep_ = false;
+  bool side_objects_ = false, reuse_ = false, reused_ = false;
+  std::map<std::string, std::string> extra_env_;
+  std::string applied_diff_;  // with its -pN, to reverse it
+  int applied_strip_ = -1;
   std::function<void(const std::string&)> progress_;
   std::string real_cc_, real_cxx_;
   std::map<std::string, std::pair<CompileRecord, std::string>> saved_;  // object -> (record, saved copy)

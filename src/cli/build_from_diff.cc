@@ -2,6 +2,7 @@
 // kpatch-build, which functions the patch replaces and why.
 #include <fmt/format.h>
 
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -20,12 +21,16 @@ int build_from_diff(const BuildArgs& args) {
   o.build_command = args.build_command;
   o.clean_command = args.clean_command;
   o.work_dir = args.keep_work;
+  o.debian_source = args.debian_source;
   std::string output = args.output.empty()
                            ? std::filesystem::path(args.diff).stem().string() + ".graft"
                            : args.output;
   o.name = args.name.empty() ? std::filesystem::path(output).stem().string() : args.name;
-  o.progress = [](const std::string& line) {
-    fmt::print(stderr, "graft: {}\n", line);
+  // Each line says when it came, so that the time of each phase shows.
+  auto start = std::chrono::steady_clock::now();
+  o.progress = [start](const std::string& line) {
+    double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    fmt::print(stderr, "graft: [{:6.1f} s] {}\n", s, line);
     std::fflush(stderr);
   };
   DiffBuildResult r = build_patch_from_diff(o);
@@ -69,7 +74,8 @@ int build_from_diff(const BuildArgs& args) {
     fmt::print("  adds     variable {} (starts at its initial value when the patch is applied)\n", v);
   for (const auto& n : r.notes) fmt::print("  {}\n", n);
   for (const auto& n : r.patch.notes) fmt::print("  note: {}\n", n);
-  if (!r.work_dir.empty()) fmt::print("  work directory: {}\n", r.work_dir);
+  if (!r.work_dir.empty())
+    fmt::print("  {}: {}\n", args.debian_source.empty() ? "work directory" : "build cache and logs", r.work_dir);
   for (const auto& w : r.patch.warnings) fmt::print(stderr, "graft: warning: {}\n", w);
   return 0;
 }

@@ -52,6 +52,10 @@ Command add_build(CLI::App& app) {
                   "--from-diff: command that cleans the copied tree of an earlier build's outputs "
                   "(e.g. \"make distclean\"); not needed for a pristine or git tree");
   cmd->add_option("--keep-work", b->keep_work, "--from-diff: keep the work directory here (empty or new)");
+  cmd->add_option("--debian-source", b->debian_source,
+                  "--from-diff: instead of --source, the Debian source package the target was built "
+                  "from: PKG[=VERSION] (apt-get source; the version defaults to the installed one) "
+                  "or an unpacked source's folder; built as Debian builds it, cached");
   add_json(cmd, b->json);
   cmd->add_option("--target", b->target,
                   "Executable or shared library to patch (unstripped, or with its debug file installed)")
@@ -95,8 +99,19 @@ Command add_build(CLI::App& app) {
             if (b->target.empty()) throw Error("build needs --target FILE (or --kernel)", ErrorCode::usage);
             if (b->diff.empty() == b->source.empty())
               throw Error("build needs --from-source FILE or --from-diff FIX.patch", ErrorCode::usage);
-            if (!b->diff.empty() && b->source_dir.empty())
-              throw Error("build --from-diff needs --source DIR (the original source tree)", ErrorCode::usage);
+            if (!b->debian_source.empty()) {
+              if (b->diff.empty())
+                throw Error("--debian-source is for build --from-diff", ErrorCode::usage);
+              if (!b->source_dir.empty() || b->build_command != "make" || !b->clean_command.empty() ||
+                  !b->keep_work.empty())
+                throw Error("build --debian-source builds the package as Debian does, in graft's "
+                            "cache: no --source, --build, --clean or --keep-work",
+                            ErrorCode::usage);
+            } else if (!b->diff.empty() && b->source_dir.empty()) {
+              throw Error("build --from-diff needs --source DIR (the original source tree) or "
+                          "--debian-source PKG",
+                          ErrorCode::usage);
+            }
             if (!b->source.empty() && b->output.empty())
               throw Error("build --from-source needs -o NAME.graft", ErrorCode::usage);
             return b->diff.empty() ? build(*b) : build_from_diff(*b);

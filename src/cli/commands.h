@@ -15,7 +15,7 @@ struct BuildArgs {
   std::vector<std::string> compiler_flags;
   bool replace = false;  // cumulative patch (atomic replace)
   // --from-diff
-  std::string diff, source_dir, build_command = "make", clean_command, keep_work;
+  std::string diff, source_dir, build_command = "make", clean_command, keep_work, debian_source;
   bool json = false;
 };
 // The processes an operation works on, and how.

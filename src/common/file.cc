@@ -58,4 +58,8 @@ void write_file(const std::string& path, std::span<const uint8_t> data) {
   if (rename(tmp.c_str(), path.c_str()) != 0) fail("{}: {}", path, errno_text(errno));
 }
 
+void write_text_file(const std::string& path, const std::string& text) {
+  write_file(path, {reinterpret_cast<const uint8_t*>(text.data()), text.size()});
+}
+
 }  // namespace graft

@@ -9,5 +9,6 @@ namespace graft {
 Bytes read_file(const std::string& path, size_t limit = size_t(1) << 30);
 std::string read_text_file(const std::string& path, size_t limit = size_t(64) << 20);
 void write_file(const std::string& path, std::span<const uint8_t> data);
+void write_text_file(const std::string& path, const std::string& text);
 
 }  // namespace graft

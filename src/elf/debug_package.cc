@@ -10,10 +10,6 @@
 
 namespace graft {
 
-namespace {
-
-// The binary package that installed `path` ("libc6"), tried under the names
-// dpkg may know it by on a merged-/usr system.
 std::string owning_package(const std::string& path) {
   std::vector<std::string> names = {path};
   if (char* real = realpath(path.c_str(), nullptr)) {
@@ -34,6 +30,8 @@ std::string owning_package(const std::string& path) {
   }
   return {};
 }
+
+namespace {
 
 bool archive_has(const std::string& package) {
   auto out = command_output("/", {"apt-cache", "show", "--no-all-versions", package});

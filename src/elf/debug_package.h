@@ -10,4 +10,8 @@ namespace graft {
 // libc6-dbg", or how to provide the debug file when no package owns `path`.
 std::string debug_package_advice(const std::string& path);
 
+// The installed binary package that owns `path` ("libc6"), under the names
+// dpkg may know it by on a merged-/usr system; "" if none.
+std::string owning_package(const std::string& path);
+
 }  // namespace graft

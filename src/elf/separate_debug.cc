@@ -42,7 +42,12 @@ std::string debuglink_name(const std::string& path) {
 
 std::string debug_roots() {
   const char* env = std::getenv("GRAFT_DEBUG_ROOT");
-  return env && *env ? env : "/usr/lib/debug";
+  return env && *env ? env : "/usr/lib/debug:" + graft_debug_root();
+}
+
+std::string graft_debug_root() {
+  const char* env = std::getenv("GRAFT_DEBUG_CACHE");
+  return env && *env ? env : "/var/cache/graft/debug";
 }
 
 std::optional<std::string> find_separate_debug_file(const std::string& path) {

@@ -11,8 +11,12 @@
 namespace graft {
 
 // The folders searched, in order: $GRAFT_DEBUG_ROOT (colon-separated) if
-// set, else /usr/lib/debug.
+// set, else /usr/lib/debug and graft_debug_root().
 std::string debug_roots();
+
+// Where graft keeps debug files it made itself (a rebuilt binary identical
+// to a stripped one): $GRAFT_DEBUG_CACHE, default /var/cache/graft/debug.
+std::string graft_debug_root();
 
 // The separate debug file of the ELF file at `path`, if one is installed and
 // matches it; nullopt otherwise.

@@ -1,0 +1,257 @@
+#include "builder/debian_source.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <thread>
+
+#include "builder/build_command.h"
+#include "common/command_output.h"
+#include "common/error.h"
+#include "common/file.h"
+#include "common/hash.h"
+#include "elf/debug_package.h"
+#include "elf/elf_file.h"
+#include "elf/elf_headers.h"
+#include "elf/separate_debug.h"
+
+namespace graft {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string cache_root() {
+  const char* env = std::getenv("GRAFT_DEBIAN_CACHE");
+  return env && *env ? env : "/var/cache/graft/debian";
+}
+
+std::string trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+// Package names and versions become folder names and apt arguments.
+void check_name(const std::string& what, const std::string& value) {
+  bool ok = !value.empty() && std::all_of(value.begin(), value.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || std::string_view("+-.~:").find(c) != std::string_view::npos;
+  });
+  if (!ok) fail("--debian-source: `{}' is not a Debian {}", value, what);
+}
+
+std::string folder_name(const std::string& package, const std::string& version) {
+  std::string v = version;
+  std::replace(v.begin(), v.end(), ':', '%');  // an epoch
+  return package + "_" + v;
+}
+
+UniqueFd lock_folder(const std::string& folder, const std::function<void(const std::string&)>& progress) {
+  fs::create_directories(folder);
+  std::string path = folder + "/lock";
+  UniqueFd fd(open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+  if (!fd) fail("{}: {}", path, errno_text(errno));
+  if (flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
+    progress("waiting for another graft building in " + folder);
+    if (flock(fd.get(), LOCK_EX) != 0) fail("{}: cannot lock: {}", path, errno_text(errno));
+  }
+  return fd;
+}
+
+// The source package and version the installed package owning `target`
+// was built from, or nullopt when no installed package owns it.
+std::optional<std::pair<std::string, std::string>> installed_source_of(const std::string& target) {
+  std::string binary = owning_package(target);
+  if (binary.empty()) return std::nullopt;
+  auto out = command_output("/", {"dpkg-query", "-W", "-f", "${source:Package}\t${source:Version}", binary});
+  if (!out) return std::nullopt;
+  std::string line = trim(*out);
+  size_t tab = line.find('\t');
+  if (tab == std::string::npos || tab == 0 || tab + 1 == line.size()) return std::nullopt;
+  return std::make_pair(line.substr(0, tab), line.substr(tab + 1));
+}
+
+// A fingerprint of an unpacked tree the operator gives: its files' names,
+// sizes and times, so that a tree changed since (another `quilt pop`) gets
+// an original build of its own.
+std::string tree_fingerprint(const std::string& dir) {
+  std::vector<std::string> entries;
+  for (auto it = fs::recursive_directory_iterator(dir); it != fs::recursive_directory_iterator(); ++it) {
+    if (!it->is_regular_file() || it->is_symlink()) continue;
+    auto time = it->last_write_time().time_since_epoch().count();
+    entries.push_back(fmt::format("{}\t{}\t{}", fs::path(it->path()).lexically_relative(dir).string(),
+                                  it->file_size(), time));
+  }
+  std::sort(entries.begin(), entries.end());
+  std::string all = fs::canonical(dir).string() + "\n";
+  for (const auto& e : entries) all += e + "\n";
+  return sha256_hex({reinterpret_cast<const uint8_t*>(all.data()), all.size()}).substr(0, 12);
+}
+
+std::string changelog_field(const std::string& dir, const char* field) {
+  auto out = command_output(dir, {"dpkg-parsechangelog", "-l", "debian/changelog", "-S", field});
+  if (!out || trim(*out).empty())
+    fail("{}: cannot read the {} from debian/changelog (dpkg-parsechangelog; is dpkg-dev "
+         "installed?)",
+         dir, field);
+  return trim(*out);
+}
+
+// apt-get source into `folder`/source, once.
+std::string fetch_source(const std::string& package, const std::string& version, const std::string& folder,
+                         const std::function<void(const std::string&)>& progress) {
+  std::string dir = folder + "/source";
+  std::string done = dir + "/.graft-fetched";
+  if (fs::exists(done)) return trim(read_text_file(done));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  progress(fmt::format("fetching the source of {} {} (apt-get source)", package, version));
+  std::string log = folder + "/fetch.log";
+  int rc = run_in_directory(dir, {"apt-get", "source", "--only-source", package + "=" + version}, {}, log);
+  if (rc != 0) {
+    std::string text = read_text_file(log);
+    if (text.find("deb-src") != std::string::npos)
+      fail("cannot fetch the source of {} {}: apt has no source archive (deb-src) configured; "
+           "enable it, e.g.: sed 's/^Types: deb$/Types: deb-src/' "
+           "/etc/apt/sources.list.d/debian.sources > /etc/apt/sources.list.d/debian-src.sources "
+           "&& apt-get update",
+           package, version);
+    if (text.find("Unable to find a source package") != std::string::npos ||
+        text.find("Can not find version") != std::string::npos)
+      fail("cannot fetch the source of {} {}: the configured archives do not have that version "
+           "(`apt-cache showsrc {}' lists those they have); unpack the right source yourself and "
+           "pass its folder to --debian-source",
+           package, version, package);
+    fail("cannot fetch the source of {} {} (apt-get source exited with {}); last lines of {}:{}",
+         package, version, rc, log, tail_of_file(log, 10));
+  }
+  for (const auto& entry : fs::directory_iterator(dir))
+    if (entry.is_directory() && fs::exists(entry.path() / "debian/rules")) {
+      write_text_file(done, entry.path().string() + "\n");
+      return entry.path().string();
+    }
+  fail("apt-get source {}={} unpacked no source tree into {}", package, version, dir);
+}
+
+void check_build_dependencies(const DebianSource& s) {
+  std::string log = s.cache + "/builddeps.log";
+  if (run_in_directory(s.tree, {"dpkg-checkbuilddeps"}, {}, log) == 0) return;
+  std::string text = read_text_file(log);
+  std::string unmet;
+  if (size_t at = text.find("Unmet build dependencies:"); at != std::string::npos)
+    unmet = trim(text.substr(at + 25));
+  std::string how = fs::path(s.tree).parent_path().string() == s.cache + "/source"
+                        ? fmt::format("apt-get build-dep {}={}", s.package, s.version)
+                        : fmt::format("apt-get build-dep {}", s.tree);
+  fail("cannot build {} {} the way Debian does: missing build dependencies{}{}; install them "
+       "with: {}",
+       s.package, s.version, unmet.empty() ? "" : ": ", unmet, how);
+}
+
+}  // namespace
+
+DebianSource prepare_debian_source(const std::string& spec, const std::string& target,
+                                   const std::function<void(const std::string&)>& progress) {
+  DebianSource s;
+  if (fs::is_directory(spec)) {
+    if (!fs::is_regular_file(fs::path(spec) / "debian/rules") || !fs::is_regular_file(fs::path(spec) / "debian/changelog"))
+      fail("{}: not an unpacked Debian source package (no debian/rules and debian/changelog)", spec);
+    s.tree = fs::canonical(spec).string();
+    s.package = changelog_field(s.tree, "Source");
+    s.version = changelog_field(s.tree, "Version");
+    check_name("source package", s.package);
+    check_name("version", s.version);
+    s.cache = cache_root() + "/" + folder_name(s.package, s.version) + "-" + tree_fingerprint(s.tree);
+    s.lock = lock_folder(s.cache, progress);
+    progress(fmt::format("source: {} {} from {}", s.package, s.version, s.tree));
+  } else {
+    size_t eq = spec.find('=');
+    s.package = spec.substr(0, eq);
+    check_name("source package", s.package);
+    auto installed = installed_source_of(target);
+    if (eq != std::string::npos) {
+      s.version = spec.substr(eq + 1);
+    } else if (!installed) {
+      fail("{} belongs to no installed package: name the version (--debian-source {}=VERSION) or "
+           "give the unpacked source's folder",
+           target, s.package);
+    } else if (installed->first != s.package) {
+      fail("{} comes from the source package {} {}, not {}", target, installed->first,
+           installed->second, s.package);
+    } else {
+      s.version = installed->second;
+    }
+    check_name("version", s.version);
+    if (installed && installed->first == s.package && installed->second != s.version)
+      progress(fmt::format("note: {} is installed from {} {}, not {}", target, installed->first,
+                           installed->second, s.version));
+    s.cache = cache_root() + "/" + folder_name(s.package, s.version);
+    s.lock = lock_folder(s.cache, progress);
+    s.tree = fetch_source(s.package, s.version, s.cache, progress);
+    progress(fmt::format("source: {} {} (apt-get source, in {})", s.package, s.version, s.tree));
+  }
+  check_build_dependencies(s);
+  return s;
+}
+
+std::string debian_build_command() {
+  return "dpkg-buildpackage --no-sign --rules-target=clean,build-arch";
+}
+
+std::map<std::string, std::string> debian_build_environment() {
+  unsigned jobs = std::max(1u, std::thread::hardware_concurrency());
+  return {{"DEB_BUILD_OPTIONS", fmt::format("nocheck parallel={}", jobs)}};
+}
+
+std::vector<BuiltBinary> record_built_binaries(const std::string& tree, const std::string& cache) {
+  std::vector<BuiltBinary> out;
+  std::string index;
+  for (auto it = fs::recursive_directory_iterator(tree); it != fs::recursive_directory_iterator(); ++it) {
+    if (it->is_directory() && (it->path().filename() == ".git" || it->path().filename() == ".pc")) {
+      it.disable_recursion_pending();
+      continue;
+    }
+    if (!it->is_regular_file() || it->is_symlink()) continue;
+    std::string path = it->path().string();
+    auto headers = read_elf_headers(path);
+    if (!headers || !headers->build_id || (headers->type != 2 && headers->type != 3)) continue;
+    std::string rel = fs::path(path).lexically_relative(tree).string();
+    // Keep the same binary once (libtool's .libs copy and its install copy).
+    std::string id = *headers->build_id;
+    if (std::any_of(out.begin(), out.end(), [&](const BuiltBinary& b) { return b.build_id == id; })) continue;
+    out.push_back({rel, id});
+    index += id + "\t" + rel + "\n";
+    ElfFile elf(path);
+    bool symtab = false;
+    for (const auto& sec : elf.sections()) symtab |= sec.name == ".symtab";
+    if (!symtab || id.size() < 3) continue;
+    fs::path debug = fs::path(graft_debug_root()) / ".build-id" / id.substr(0, 2) / (id.substr(2) + ".debug");
+    if (fs::exists(debug)) continue;
+    fs::create_directories(debug.parent_path());
+    fs::copy_file(path, debug.string() + ".tmp", fs::copy_options::overwrite_existing);
+    fs::rename(debug.string() + ".tmp", debug);
+  }
+  write_text_file(cache + "/binaries", index);
+  return out;
+}
+
+std::vector<BuiltBinary> recorded_binaries(const std::string& cache) {
+  std::vector<BuiltBinary> out;
+  if (!fs::exists(cache + "/binaries")) return out;
+  std::string text = read_text_file(cache + "/binaries");
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    std::string line = text.substr(start, end - start);
+    start = end + 1;
+    size_t tab = line.find('\t');
+    if (tab != std::string::npos) out.push_back({line.substr(tab + 1), line.substr(0, tab)});
+  }
+  return out;
+}
+
+}  // namespace graft
