@@ -151,6 +151,39 @@ void check_build_dependencies(const DebianSource& s) {
        s.package, s.version, unmet.empty() ? "" : ": ", unmet, how);
 }
 
+// A quilt tree whose series lists patches that are not applied would not
+// build what Debian builds from it: dpkg-source --before-build applies them.
+void check_quilt_state(const std::string& tree) {
+  fs::path format = fs::path(tree) / "debian/source/format";
+  if (!fs::exists(format) || read_text_file(format).find("quilt") == std::string::npos) return;
+  fs::path series = fs::path(tree) / "debian/patches/series";
+  if (!fs::exists(series)) return;
+  auto lines = [](const std::string& text) {
+    std::vector<std::string> out;
+    size_t start = 0;
+    while (start < text.size()) {
+      size_t end = text.find('\n', start);
+      if (end == std::string::npos) end = text.size();
+      std::string line = text.substr(start, end - start);
+      start = end + 1;
+      line = line.substr(0, line.find_first_of(" \t#"));
+      if (!line.empty()) out.push_back(line);
+    }
+    return out;
+  };
+  auto listed = lines(read_text_file(series));
+  fs::path applied_file = fs::path(tree) / ".pc/applied-patches";
+  auto applied = fs::exists(applied_file) ? lines(read_text_file(applied_file)) : std::vector<std::string>{};
+  std::vector<std::string> missing;
+  for (const auto& p : listed)
+    if (std::find(applied.begin(), applied.end(), p) == applied.end()) missing.push_back(p);
+  if (!missing.empty())
+    fail("{}: {} patch(es) of debian/patches/series are not applied (the first: {}); Debian's "
+         "build would apply them, so this tree is not what built the target: apply them (quilt "
+         "push -a) or take them out of the series",
+         tree, missing.size(), missing.front());
+}
+
 }  // namespace
 
 DebianSource prepare_debian_source(const std::string& spec, const std::string& target,
@@ -193,6 +226,7 @@ DebianSource prepare_debian_source(const std::string& spec, const std::string& t
     s.tree = fetch_source(s.package, s.version, s.cache, progress);
     progress(fmt::format("source: {} {} (apt-get source, in {})", s.package, s.version, s.tree));
   }
+  check_quilt_state(s.tree);
   check_build_dependencies(s);
   return s;
 }

@@ -142,7 +142,7 @@ GRAFT_ERROR=
 # without_progress: graft's output less the progress lines a per-thread
 # transition prints while it waits (on stderr, before the result).
 without_progress() {
-  grep -Ev '^graft: pid [0-9]+: ((applying|reverting): [0-9]+/[0-9]+ threads moved|after [0-9.]+ s, thread [0-9]+ is still pending: )'
+  grep -Ev '^graft: (pid [0-9]+: ((applying|reverting): [0-9]+/[0-9]+ threads moved|after [0-9.]+ s, thread [0-9]+ is still pending: )|\[ *[0-9.]+ s\] )'
 }
 graft_fails() {
   local want=$1 rc=0 lines
