@@ -101,14 +101,18 @@ void add_copies(std::vector<DiffFile>& touched, const WorkTree& work) {
 std::string verify_whole_target(const DiffBuildOptions& o, const DebianSource& deb, const WorkTree& work,
                                 const TargetSymbols& symbols, const TargetCode& code) {
   auto id = read_build_id(o.target);
-  std::string rebuilt;
+  std::string rebuilt, same_name;  // the rebuild's binaries (of the target's file name)
+  std::string name = fs::path(o.target).filename().string();
   for (const auto& b : recorded_binaries(deb.cache)) {
     if (id && b.build_id == *id)
       return fmt::format("{} is Debian's build of {} {}, reproduced exactly (build-id {}, {} in the "
                          "rebuilt tree)",
                          o.target, deb.package, deb.version, id->substr(0, 16), b.path);
-    rebuilt += (rebuilt.empty() ? "" : ", ") + b.path + " " + b.build_id.substr(0, 16);
+    std::string entry = b.path + " " + b.build_id.substr(0, 16);
+    rebuilt += (rebuilt.empty() ? "" : ", ") + entry;
+    if (fs::path(b.path).filename() == name) same_name += (same_name.empty() ? "" : ", ") + entry;
   }
+  if (!same_name.empty()) rebuilt = same_name;
   std::vector<std::pair<std::string, std::string>> differing;  // function, what differs
   std::set<std::string> matched;
   size_t compared = 0;
@@ -175,9 +179,15 @@ DiffBuildResult build_patch_from_diff(const DiffBuildOptions& o) {
     if (work.build_original(command) && deb) record_built_binaries(work.tree(), deb->cache);
     // Read after the build: a Debian rebuild may have provided its symbols.
     ElfFile target(o.target);
+    if (deb) {
+      // A stripped target that is no rebuilt binary still has its exported
+      // functions to compare.
+      TargetSymbols table(target, target.has_symtab() ? SymbolTable::full : SymbolTable::exported);
+      TargetCode table_code(target, table);
+      result.notes.push_back(verify_whole_target(o, *deb, work, table, table_code));
+    }
     TargetSymbols symbols(target);
     TargetCode code(target, symbols);
-    if (deb) result.notes.push_back(verify_whole_target(o, *deb, work, symbols, code));
     auto touched = work.apply_diff(o.diff);
     work.build_patched(command, touched);
     building = false;

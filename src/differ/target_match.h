@@ -32,6 +32,8 @@ struct RunningFunction {
   // kernel's System.map): alignment padding may follow the code.
   bool padded = false;
 };
+// "*" when the table cannot name what is there (only exported symbols): a
+// branch there is not held against the function.
 using SymbolAt = std::function<std::string(uint64_t address, int64_t* offset)>;
 
 // "" when `running` has the instructions of `piece` of `original`; else

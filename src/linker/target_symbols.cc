@@ -29,18 +29,23 @@ bool same_source_file(const std::string& symbol_file, const std::string& wanted)
   return base(symbol_file) == base(wanted);
 }
 
-TargetSymbols::TargetSymbols(const ElfFile& target) : elf_(target) {
-  if (!target.has_symtab())
+TargetSymbols::TargetSymbols(const ElfFile& target, SymbolTable table)
+    : elf_(target), symbols_(&target.symbols()) {
+  if (table == SymbolTable::exported) {
+    exported_ = target.dynamic_symbols();
+    symbols_ = &exported_;
+  } else if (!target.has_symtab()) {
     fail("{}: is stripped (no .symtab) and no separate debug file matches it (looked for {}); {}",
          target.name(), debug_file_places(target.path()), debug_package_advice(target.path()));
-  const auto& syms = target.symbols();
+  }
+  const auto& syms = *symbols_;
   for (size_t i = 0; i < syms.size(); ++i)
     if (is_definition(syms[i])) by_name_[syms[i].name].push_back(i);
 }
 
 std::vector<const ElfSymbol*> TargetSymbols::candidates(const std::string& name) const {
   std::vector<const ElfSymbol*> out;
-  const auto& syms = elf_.symbols();
+  const auto& syms = *symbols_;
   if (auto it = by_name_.find(name); it != by_name_.end())
     for (size_t i : it->second) out.push_back(&syms[i]);
   // A C++ declaration cannot say "static": `_Z5labelv' in the patch is
@@ -110,7 +115,7 @@ const ElfSymbol* TargetSymbols::reference(const std::string& name, const std::st
 std::vector<const ElfSymbol*> TargetSymbols::cold_parts(const ElfSymbol& function) const {
   std::vector<const ElfSymbol*> out;
   const std::string prefix = function.name + ".cold";
-  for (const auto& s : elf_.symbols()) {
+  for (const auto& s : *symbols_) {
     if (s.bind != STB_LOCAL || !s.defined() || s.name.compare(0, prefix.size(), prefix) != 0)
       continue;
     if (s.name.size() != prefix.size() && s.name[prefix.size()] != '.') continue;

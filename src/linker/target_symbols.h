@@ -10,9 +10,20 @@
 
 namespace graft {
 
+// Which symbols: the symbol table (the file's, or its separate debug
+// file's), or only what a stripped file exports (.dynsym), enough to
+// compare its exported functions with a build.
+enum class SymbolTable { full, exported };
+
 class TargetSymbols {
  public:
-  explicit TargetSymbols(const ElfFile& target);
+  explicit TargetSymbols(const ElfFile& target, SymbolTable table = SymbolTable::full);
+  TargetSymbols(const TargetSymbols&) = delete;
+  TargetSymbols& operator=(const TargetSymbols&) = delete;
+  // Every symbol of the table it reads.
+  const std::vector<ElfSymbol>& all() const { return *symbols_; }
+  // Only exported symbols: an address in none of them may be a static.
+  bool exported_only() const { return symbols_ == &exported_; }
 
   // The function `name` (symbol or full demangled signature), restricted to
   // source file `file` when not empty. Throws with the candidates when the
@@ -31,6 +42,8 @@ class TargetSymbols {
   std::vector<const ElfSymbol*> candidates(const std::string& name) const;
 
   const ElfFile& elf_;
+  std::vector<ElfSymbol> exported_;  // SymbolTable::exported
+  const std::vector<ElfSymbol>* symbols_;
   std::unordered_map<std::string, std::vector<size_t>> by_name_;
   mutable std::unordered_map<std::string, std::vector<size_t>> by_demangled_;
   mutable bool demangled_ready_ = false;
