@@ -73,7 +73,7 @@ def main():
             for kind in ("cold", "warm"):
                 wall, phases = build(a.graft, env, cache, f"{work}/fix.graft")
                 runs[kind].append({"wall_s": round(wall, 1), **{k: round(v, 1) for k, v in phases.items()}})
-                print(f"round {r + 1} {kind}: {wall:.1f} s {phases}", flush=True)
+                print(f"round {r + 1} {kind}: {wall:.1f} s {runs[kind][-1]}", flush=True)
             shutil.rmtree(cache, ignore_errors=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -1,10 +1,12 @@
 #include "builder/debian_source.h"
 
+#include <elf.h>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <filesystem>
 #include <thread>
@@ -251,16 +253,20 @@ std::vector<BuiltBinary> record_built_binaries(const std::string& tree, const st
     if (!it->is_regular_file() || it->is_symlink()) continue;
     std::string path = it->path().string();
     auto headers = read_elf_headers(path);
-    if (!headers || !headers->build_id || (headers->type != 2 && headers->type != 3)) continue;
+    if (!headers || !headers->build_id || (headers->type != ET_EXEC && headers->type != ET_DYN)) continue;
     std::string rel = fs::path(path).lexically_relative(tree).string();
     // Keep the same binary once (libtool's .libs copy and its install copy).
     std::string id = *headers->build_id;
     if (std::any_of(out.begin(), out.end(), [&](const BuiltBinary& b) { return b.build_id == id; })) continue;
     out.push_back({rel, id});
     index += id + "\t" + rel + "\n";
-    ElfFile elf(path);
     bool symtab = false;
-    for (const auto& sec : elf.sections()) symtab |= sec.name == ".symtab";
+    try {
+      ElfFile elf(path);
+      for (const auto& sec : elf.sections()) symtab |= sec.name == ".symtab";
+    } catch (const Error&) {
+      continue;  // not an ELF file libelf can read: nothing to keep
+    }
     if (!symtab || id.size() < 3) continue;
     fs::path debug = fs::path(graft_debug_root()) / ".build-id" / id.substr(0, 2) / (id.substr(2) + ".debug");
     if (fs::exists(debug)) continue;

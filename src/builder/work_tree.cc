@@ -51,7 +51,8 @@ WorkTree::WorkTree(const WorkTreeSetup& setup, std::function<void(const std::str
   real_cxx_ = find_program(cxx && *cxx ? cxx : "c++");
   if (real_cc_.empty()) fail("no C compiler: `{}' is not on PATH", cc && *cc ? cc : "cc");
 
-  if (reuse_ && fs::exists(root_ + "/original.done")) {
+  if (reuse_ && fs::exists(root_ + "/original.done") &&
+      read_text_file(root_ + "/original.done") == cache_key()) {
     load_original_build();
   } else {
     start_afresh(setup);
@@ -173,31 +174,33 @@ WorkTree::~WorkTree() {
   fs::remove_all(root_, ec);
 }
 
-std::map<std::string, std::string> WorkTree::build_environment(const std::string& records) const {
+std::map<std::string, std::string> WorkTree::build_environment(const char* phase) const {
   const char* path = std::getenv("PATH");
   std::map<std::string, std::string> env = extra_env_;
-  env.insert({{"CC", root_ + "/bin/graft-cc"},
-              {"CXX", root_ + "/bin/graft-c++"},
-              {"PATH", root_ + "/bin:" + (path ? path : "/usr/bin:/bin")},
-              {"GRAFT_REAL_CC", real_cc_},
-              {"GRAFT_REAL_CXX", real_cxx_.empty() ? "c++" : real_cxx_},
-              {"GRAFT_COMPILE_LOG", records}});
-  if (side_objects_) {
-    std::string phase = records.find("original") != std::string::npos ? "original" : "patched";
-    env["GRAFT_SIDE_OBJECTS"] = side_dir(phase.c_str());
-  }
+  env["CC"] = root_ + "/bin/graft-cc";
+  env["CXX"] = root_ + "/bin/graft-c++";
+  env["PATH"] = root_ + "/bin:" + (path ? path : "/usr/bin:/bin");
+  env["GRAFT_REAL_CC"] = real_cc_;
+  env["GRAFT_REAL_CXX"] = real_cxx_.empty() ? "c++" : real_cxx_;
+  env["GRAFT_COMPILE_LOG"] = fmt::format("{}/{}.records", root_, phase);
+  if (side_objects_) env["GRAFT_SIDE_OBJECTS"] = side_dir(phase);
   return env;
 }
 
 std::string WorkTree::side_dir(const char* phase) const { return root_ + "/side-" + phase; }
 
-void WorkTree::run_build(const std::string& command, const std::string& log_name,
-                         const std::string& records) {
-  std::string log = root_ + "/" + log_name;
-  int rc = run_in_directory(tree_, {"sh", "-c", command}, build_environment(records), log);
+void WorkTree::run_build(const std::string& command, const char* phase) {
+  std::string log = fmt::format("{}/build-{}.log", root_, phase);
+  int rc = run_in_directory(tree_, {"sh", "-c", command}, build_environment(phase), log);
   if (rc != 0)
     fail("the build `{}' failed in {} (exit {}); last lines of {}:{}", command, tree_, rc, log,
          tail_of_file(log, 15));
+}
+
+std::string WorkTree::cache_key() const {
+  auto version = command_output("/", {real_cc_, "--version"});
+  std::string first = version ? version->substr(0, version->find('\n')) : real_cc_;
+  return "graft work tree 1\n" + first + "\n";
 }
 
 bool WorkTree::build_original(const std::string& command) {
@@ -207,7 +210,7 @@ bool WorkTree::build_original(const std::string& command) {
   }
   progress_("building the original tree: " + command);
   if (side_objects_) fs::create_directories(side_dir("original"));
-  run_build(command, "build-original.log", root_ + "/original.records");
+  run_build(command, "original");
   size_t n = 0;
   std::string index;
   for (const auto& r : read_compile_log(root_ + "/original.records")) {
@@ -224,7 +227,7 @@ bool WorkTree::build_original(const std::string& command) {
          command, tree_);
   if (reuse_) {
     write_text_file(root_ + "/original.index", index);
-    write_text_file(root_ + "/original.done", "");
+    write_text_file(root_ + "/original.done", cache_key());
   }
   return true;
 }
@@ -316,7 +319,7 @@ void WorkTree::reverse_diff() {
     return;
   }
   applied_strip_ = -1;
-  if (reuse_) write_text_file(root_ + "/original.done", "");
+  if (reuse_) write_text_file(root_ + "/original.done", cache_key());
 }
 
 void WorkTree::build_patched(const std::string& command, const std::vector<DiffFile>& touched) {
@@ -328,7 +331,7 @@ void WorkTree::build_patched(const std::string& command, const std::vector<DiffF
     fs::remove_all(side_dir("patched"), ec);
     fs::create_directories(side_dir("patched"));
   }
-  run_build(command, "build-patched.log", records);
+  run_build(command, "patched");
   std::set<std::string> rebuilt, touched_paths;
   for (const auto& r : read_compile_log(records)) rebuilt.insert(r.object);
   for (const auto& f : touched) touched_paths.insert((fs::path(tree_) / f.path).lexically_normal().string());

@@ -81,8 +81,12 @@ class WorkTree {
   bool copy_git_files(const std::string& source);
   std::vector<std::string> build_outputs() const;
   int patch_strip(const std::string& diff) const;
-  void run_build(const std::string& command, const std::string& log_name, const std::string& records);
-  std::map<std::string, std::string> build_environment(const std::string& records) const;
+  // `phase` is "original" or "patched".
+  void run_build(const std::string& command, const char* phase);
+  std::map<std::string, std::string> build_environment(const char* phase) const;
+  // What a cached original build depends on besides the tree: the
+  // compiler and graft's record format.
+  std::string cache_key() const;
   std::vector<std::string> dependencies(const CompileRecord& r) const;
 
   void load_original_build();

@@ -77,6 +77,9 @@ Command add_build(CLI::App& app) {
   return {cmd,
           [b, kernel, as_kernel] {
             if (*as_kernel) {
+              if (!b->debian_source.empty())
+                throw Error("--debian-source is for processes' binaries: build --kernel takes --source",
+                            ErrorCode::usage);
               if (!b->target.empty())
                 throw Error("build --kernel patches the kernel of --kernel-release: --target is for processes",
                             ErrorCode::usage);
