@@ -29,18 +29,20 @@ if [[ -f $DIR/env ]]; then
 fi
 mkdir -p "$CACHE"
 : >"$LOG"
+# Wait for another apt (the test suite's own installs) instead of failing.
+APT=(apt-get -o DPkg::Lock::Timeout=600)
 
 # Source archive, build tools and the package's build dependencies.
 if ! grep -rqs '^Types: deb-src' /etc/apt/sources.list.d/ && ! grep -qs '^deb-src' /etc/apt/sources.list; then
   sed 's/^Types: deb$/Types: deb-src/' /etc/apt/sources.list.d/debian.sources \
     >/etc/apt/sources.list.d/debian-src.sources
-  apt-get update >>"$LOG" 2>&1 || die "apt-get update"
+  "${APT[@]}" update >>"$LOG" 2>&1 || die "apt-get update"
 fi
 if ! command -v dpkg-buildpackage >/dev/null || ! command -v quilt >/dev/null; then
-  DEBIAN_FRONTEND=noninteractive apt-get install -y dpkg-dev quilt >>"$LOG" 2>&1 || die "installing dpkg-dev quilt"
+  DEBIAN_FRONTEND=noninteractive "${APT[@]}" install -y dpkg-dev quilt >>"$LOG" 2>&1 || die "installing dpkg-dev quilt"
 fi
 say "build dependencies of $SRC $VERSION"
-DEBIAN_FRONTEND=noninteractive apt-get build-dep -y "$SRC=$VERSION" >>"$LOG" 2>&1 || die "apt-get build-dep"
+DEBIAN_FRONTEND=noninteractive "${APT[@]}" build-dep -y "$SRC=$VERSION" >>"$LOG" 2>&1 || die "apt-get build-dep"
 
 rm -rf "$DIR" "$DIR.tmp"
 mkdir -p "$DIR.tmp/fetch" "$DIR.tmp/fixes"

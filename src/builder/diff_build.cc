@@ -147,9 +147,11 @@ std::string verify_whole_target(const DiffBuildOptions& o, const DebianSource& d
   if (compared == 0)
     fail("{} shares no function with the build of {} {} (build-id {}; the rebuild's binaries: {})",
          o.target, deb.package, deb.version, target_id, rebuilt.empty() ? "none" : rebuilt);
-  return fmt::format("{} is not bit for bit a binary of this build (build-id {}), but all {} "
-                     "functions it shares with it have the same code",
-                     o.target, target_id, matched.size());
+  // Not bit for bit, yet the same code: typically a binary that records its
+  // build path (nginx keeps its configure line), built elsewhere.
+  return fmt::format("{} is not bit for bit a binary of this build (build-id {}; the rebuild's: {}), "
+                     "but all {} functions it shares with it have the same code",
+                     o.target, target_id, rebuilt.empty() ? "none" : rebuilt, matched.size());
 }
 
 }  // namespace

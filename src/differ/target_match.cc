@@ -3,6 +3,7 @@
 #include <elf.h>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstring>
 #include <optional>
 
@@ -15,17 +16,22 @@ namespace graft {
 TargetCode::TargetCode(const ElfFile& target, const TargetSymbols& symbols)
     : target_(target), symbols_(symbols) {
   for (const auto& s : symbols.all())
-    if (s.type == STT_FUNC && s.defined() && !s.name.empty()) functions_.emplace(s.value, std::make_pair(s.name, s.size));
+    if (s.type == STT_FUNC && s.defined() && !s.name.empty()) {
+      FunctionAt& f = functions_[s.value];
+      f.names.push_back(s.name);
+      f.size = std::max(f.size, s.size);
+    }
 }
 
-std::string TargetCode::symbol_at(uint64_t address, int64_t* offset) const {
+std::string TargetCode::symbol_at(uint64_t address, int64_t* offset, const std::string& wanted) const {
   std::string unknown = symbols_.exported_only() ? "*" : "";
   auto it = functions_.upper_bound(address);
   if (it == functions_.begin()) return unknown;
   --it;
-  if (address - it->first >= std::max<uint64_t>(it->second.second, 1)) return unknown;
+  if (address - it->first >= std::max<uint64_t>(it->second.size, 1)) return unknown;
   *offset = static_cast<int64_t>(address - it->first);
-  return it->second.first;
+  const auto& names = it->second.names;
+  return std::find(names.begin(), names.end(), wanted) != names.end() ? wanted : names.front();
 }
 
 std::string TargetCode::mismatch(const ObjectView& original, size_t piece) const {
@@ -39,7 +45,9 @@ std::string TargetCode::mismatch(const ObjectView& original, size_t piece) const
   }
   RunningFunction running{fn->value, target_.read_vaddr(fn->value, fn->size)};
   std::string m = code_mismatch(original, piece, running,
-                                [this](uint64_t address, int64_t* offset) { return symbol_at(address, offset); });
+                                [this](uint64_t address, int64_t* offset, const std::string& wanted) {
+                                  return symbol_at(address, offset, wanted);
+                                });
   return m;
 }
 
@@ -115,7 +123,7 @@ std::string code_mismatch(const ObjectView& original, size_t piece, const Runnin
                          : pl.piece   ? original.pieces()[*pl.piece].name
                                       : "";
       int64_t off = 0;
-      std::string got = b->flow == a->flow && b->target ? symbol_at(*b->target, &off) : "";
+      std::string got = b->flow == a->flow && b->target ? symbol_at(*b->target, &off, want) : "";
       if (pl.undefined) {
         // Through the PLT, or resolved to the target's own definition.
         if (b->flow != a->flow || !b->target)

@@ -33,8 +33,10 @@ struct RunningFunction {
   bool padded = false;
 };
 // "*" when the table cannot name what is there (only exported symbols): a
-// branch there is not held against the function.
-using SymbolAt = std::function<std::string(uint64_t address, int64_t* offset)>;
+// branch there is not held against the function. Several names at one
+// address (GCC's `f.localalias', an alias) are one function: `wanted' is
+// the name the original build branches to, returned if it is among them.
+using SymbolAt = std::function<std::string(uint64_t address, int64_t* offset, const std::string& wanted)>;
 
 // "" when `running` has the instructions of `piece` of `original`; else
 // what differs. Shared by processes (TargetCode) and the kernel's image.
@@ -54,11 +56,15 @@ class TargetCode {
   std::string mismatch(const ObjectView& original, size_t piece) const;
 
  private:
-  std::string symbol_at(uint64_t address, int64_t* offset) const;
+  std::string symbol_at(uint64_t address, int64_t* offset, const std::string& wanted) const;
 
   const ElfFile& target_;
   const TargetSymbols& symbols_;
-  std::map<uint64_t, std::pair<std::string, uint64_t>> functions_;  // address -> (name, size)
+  struct FunctionAt {
+    std::vector<std::string> names;
+    uint64_t size = 0;
+  };
+  std::map<uint64_t, FunctionAt> functions_;  // by address
 };
 
 }  // namespace graft

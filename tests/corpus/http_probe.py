@@ -6,8 +6,10 @@
       PORT_FILE), counts them in COUNT_FILE and closes each at once.
   http_probe.py load URL STOP_FILE STATS_FILE [THREADS]
       GETs URL over and over from THREADS connections (default 4) until
-      STOP_FILE exists; every answer must be 200 with body "ok\\n". Keeps
-      "ok N failed M" in STATS_FILE, the last line the final count.
+      STOP_FILE exists; every answer must be 200 with body "ok\\n". A kept-alive
+      connection the server closed before answering (a worker leaving at a
+      reload) is retried once on a new one, as HTTP clients do, and counted.
+      Keeps "ok N failed M reconnects R" in STATS_FILE, the final count last.
   http_probe.py big URL BYTES
       One GET with a header of BYTES bytes; prints the status ("none" if the
       connection closed without an answer).
@@ -43,22 +45,35 @@ def upstream(port_file, count_file):
 
 def load(url, stop_file, stats_file, threads=4):
     u = urllib.parse.urlsplit(url)
-    counts = {"ok": 0, "failed": 0}
+    counts = {"ok": 0, "failed": 0, "reconnects": 0}
     lock = threading.Lock()
+    closed = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
+
+    def get(conn):
+        conn.request("GET", u.path or "/")
+        r = conn.getresponse()
+        return r.status == 200 and r.read() == b"ok\n"
 
     def worker():
         conn = None
         while not os.path.exists(stop_file):
-            try:
-                if conn is None:
-                    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=10)
-                conn.request("GET", u.path or "/")
-                r = conn.getresponse()
-                body = r.read()
-                good = r.status == 200 and body == b"ok\n"
-            except (OSError, http.client.HTTPException):
-                good = False
-                conn = None
+            good = False
+            for attempt in range(2):
+                reused = conn is not None
+                try:
+                    if conn is None:
+                        conn = http.client.HTTPConnection(u.hostname, u.port, timeout=10)
+                    good = get(conn)
+                    break
+                except closed:
+                    conn = None
+                    if not reused or attempt:
+                        break
+                    with lock:
+                        counts["reconnects"] += 1
+                except (OSError, http.client.HTTPException):
+                    conn = None
+                    break
             with lock:
                 counts["ok" if good else "failed"] += 1
             time.sleep(0.002)
@@ -69,7 +84,7 @@ def load(url, stop_file, stats_file, threads=4):
 
     def write():
         with lock:
-            line = f"ok {counts['ok']} failed {counts['failed']}\n"
+            line = f"ok {counts['ok']} failed {counts['failed']} reconnects {counts['reconnects']}\n"
         with open(stats_file + ".tmp", "w") as f:
             f.write(line)
         os.rename(stats_file + ".tmp", stats_file)

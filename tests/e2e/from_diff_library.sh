@@ -4,7 +4,9 @@
 # the fix uses a hidden global and a hidden constant table of another unit
 # (local symbols of libcalc.so once linked), a static function and a new
 # string literal; the patch is applied with --all to the two processes that
-# map the library, and reverted.
+# map the library, and reverted. The library is built with
+# -fno-semantic-interposition: calls to its exported functions go through
+# GCC's local aliases (`calc_scale.localalias'), one function with two names.
 source "$(dirname "$0")/common.sh"
 
 tag="e2e-$$-$RANDOM-$(date +%s%N)"
@@ -15,9 +17,10 @@ cp "$PROGRAMS/serve.h" "$T/lib/programs/"
 make -C "$T/lib" -s CC="$CC" TAG="$tag" || fail "libcalc does not build"
 [[ $(nm "$T/lib/libcalc.so" | grep -c ' [bBdr] calc_\(calls\|table\)$') -eq 2 ]] ||
   fail "calc_calls and calc_table are not local symbols of libcalc.so"
+nm "$T/lib/libcalc.so" | grep -q ' calc_scale[.]localalias$' || fail "libcalc.so has no calc_scale.localalias"
 
 lib_edit() {
-  sed -i 's|return x \* weight(x);|return x * weight(x) + calc_table[0] * 1000;|; s|return "calc";|return "calc (fixed)";|' calc.c
+  sed -i 's|return calc_scale(x) \* weight(x);|return calc_scale(x) * weight(x) + calc_table[0] * 1000;|; s|return "calc";|return "calc (fixed)";|' calc.c
 }
 make_fix "$T/lib" fix lib_edit
 
@@ -35,7 +38,7 @@ grep -q "replaces calc: changed directly" "$T/graft.out" || fail "calc is not re
 grep -q "replaces calc_name: changed directly" "$T/graft.out" || fail "calc_name is not replaced"
 graft_ok info "$T/fix.graft" --json
 [[ $(json_get 'sorted(e["name"] + ":" + e["where"] for e in j["externals"])' <"$T/graft.out") == \
-   '["calc_calls:target", "calc_table:target", "weight:target"]' ]] ||
+   '["calc_calls:target", "calc_scale:target", "calc_table:target", "weight:target"]' ]] ||
   fail "the patch does not use the library's own symbols: $(cat "$T/graft.out")"
 
 graft_ok apply "$T/fix.graft" --all --json

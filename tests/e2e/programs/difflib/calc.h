@@ -3,6 +3,7 @@
 #define CALC_API __attribute__((visibility("default")))
 
 CALC_API int calc(int x);
+CALC_API int calc_scale(int x);
 CALC_API int calc_count(void);
 CALC_API const char *calc_name(void);
 
