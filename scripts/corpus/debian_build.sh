@@ -8,7 +8,7 @@
 # Cached under $GRAFT_CORPUS_DIR (default /var/cache/graft-corpus)/debian/,
 # in SOURCE_VERSION_before-PATCH/:
 #   tree/      the unpacked source before PATCH, never built (graft's input)
-#   build/     the copy dpkg-buildpackage built
+#   build/     the copy dpkg-buildpackage built (seen at Debian's build path)
 #   root/      every binary package it made, unpacked (dpkg -x)
 #   fixes/     PATCH and the patches after it, as Debian ships them
 #   env        TREE ROOT FIXES_DIR for tests
@@ -23,7 +23,9 @@ LOG=$DIR.log
 say() { echo "debian_build[$SRC]: $*"; }
 die() { echo "debian_build[$SRC]: FAILED: $* (log: $LOG)" >&2; tail -n 20 "$LOG" >&2 || true; exit 1; }
 
-if [[ -f $DIR/env ]]; then
+# An env without BUILD_PATH: a build made before the tree was built at
+# Debian's build path, made again.
+if [[ -f $DIR/env ]] && grep -q '^BUILD_PATH=' "$DIR/env"; then
   say "cached: $DIR"
   exit 0
 fi
@@ -65,10 +67,26 @@ before=$(grep -B1 -x "$PATCH" "$unpacked/debian/patches/series" | head -n 1)
 ) >>"$LOG" 2>&1 || die "quilt pop"
 mv "$unpacked" "$DIR.tmp/tree"
 
-say "building it as Debian does (dpkg-buildpackage -b)"
+# Debian's buildds build at /build/reproducible-path/SOURCE-UPSTREAM, and
+# packages that record their build path (nginx) differ when built elsewhere:
+# the tree is seen there from a private mount namespace, as graft does.
+upstream=${VERSION#*:}
+upstream=${upstream%-*}
+BUILD_PATH=/build/reproducible-path/$SRC-$upstream
+say "building it as Debian does (dpkg-buildpackage -b at $BUILD_PATH)"
 cp -a "$DIR.tmp/tree" "$DIR.tmp/build"
-# Its symbols file names what the later patches add.
-(cd "$DIR.tmp/build" && DPKG_GENSYMBOLS_CHECK_LEVEL=0 DEB_BUILD_OPTIONS="nocheck parallel=$(nproc)" dpkg-buildpackage -b -uc -us) \
+mkdir -p "${BUILD_PATH%/*}"
+# Its symbols file names what the later patches add. The packages land
+# beside the build path (in the namespace's tmpfs): copied out.
+# shellcheck disable=SC2016
+unshare --mount --propagation private -- sh -c '
+  set -e
+  mount -t tmpfs -o mode=0755 graft-corpus "${1%/*}"
+  mkdir -p "$1"
+  mount --bind "$2" "$1"
+  cd "$1"
+  DPKG_GENSYMBOLS_CHECK_LEVEL=0 DEB_BUILD_OPTIONS="nocheck parallel=$(nproc)" dpkg-buildpackage -b -uc -us
+  cp ../*.deb ../*.buildinfo ../*.changes "$3/"' sh "$BUILD_PATH" "$DIR.tmp/build" "$DIR.tmp" \
   >>"$LOG" 2>&1 || die "dpkg-buildpackage"
 mkdir -p "$DIR.tmp/root"
 for deb in "$DIR.tmp"/*.deb; do dpkg -x "$deb" "$DIR.tmp/root"; done
@@ -78,6 +96,7 @@ cat >"$DIR.tmp/env" <<ENV
 TREE=$DIR/tree
 ROOT=$DIR/root
 FIXES_DIR=$DIR/fixes
+BUILD_PATH=$BUILD_PATH
 ENV
 mv "$DIR.tmp" "$DIR"
 say "built: $DIR"

@@ -10,6 +10,7 @@
 #include <optional>
 #include <set>
 
+#include "builder/build_path.h"
 #include "builder/debian_source.h"
 #include "builder/inactive_lines.h"
 #include "builder/patch_builder.h"
@@ -169,7 +170,8 @@ DiffBuildResult build_patch_from_diff(const DiffBuildOptions& o) {
   std::optional<DebianSource> deb;
   if (!o.debian_source.empty()) {
     deb = prepare_debian_source(o.debian_source, o.target, o.progress);
-    setup = {deb->tree, deb->cache + "/work", "", true, true, debian_build_environment()};
+    setup = {deb->tree, deb->cache + "/work", "", true, true, debian_build_environment(),
+             debian_build_path(deb->package, deb->version)};
     command = debian_build_command();
   }
   WorkTree work(setup, o.progress);

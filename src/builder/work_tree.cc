@@ -8,6 +8,7 @@
 #include <set>
 
 #include "builder/build_command.h"
+#include "builder/build_path.h"
 #include "builder/compiler.h"
 #include "common/command_output.h"
 #include "common/error.h"
@@ -30,6 +31,7 @@ WorkTree::WorkTree(const WorkTreeSetup& setup, std::function<void(const std::str
     : side_objects_(setup.side_objects),
       reuse_(setup.reuse),
       extra_env_(setup.environment),
+      build_path_(setup.build_path),
       progress_(std::move(progress)) {
   if (!fs::is_directory(setup.source)) fail("{}: not a directory", setup.source);
   if (setup.work.empty()) {
@@ -104,9 +106,9 @@ void WorkTree::start_afresh(const WorkTreeSetup& setup) {
 
 void WorkTree::load_original_build() {
   std::string index = read_text_file(root_ + "/original.index");
-  auto records = read_compile_log(root_ + "/original.records");
+  auto recorded = records(root_ + "/original.records");
   std::map<std::string, const CompileRecord*> by_object;
-  for (const auto& r : records) by_object[r.object] = &r;
+  for (const auto& r : recorded) by_object[r.object] = &r;
   size_t start = 0;
   while (start < index.size()) {
     size_t end = index.find('\n', start);
@@ -187,11 +189,30 @@ std::map<std::string, std::string> WorkTree::build_environment(const char* phase
   return env;
 }
 
+std::vector<CompileRecord> WorkTree::records(const std::string& log) const {
+  auto out = read_compile_log(log);
+  if (!build_path_.empty())
+    for (auto& r : out) relocate_record(r, build_path_, tree_);
+  return out;
+}
+
 std::string WorkTree::side_dir(const char* phase) const { return root_ + "/side-" + phase; }
 
 void WorkTree::run_build(const std::string& command, const char* phase) {
   std::string log = fmt::format("{}/build-{}.log", root_, phase);
-  int rc = run_in_directory(tree_, {"sh", "-c", command}, build_environment(phase), log);
+  std::vector<std::string> argv = {"sh", "-c", command};
+  if (!build_path_.empty()) {
+    std::string why;
+    if (auto at = command_at_build_path(tree_, build_path_, command, &why)) {
+      argv = std::move(*at);
+    } else {
+      progress_(fmt::format("building in place, not at {}: {}; a binary that records its build "
+                            "path will differ from the one built there",
+                            build_path_, why));
+      build_path_.clear();
+    }
+  }
+  int rc = run_in_directory(tree_, argv, build_environment(phase), log);
   if (rc != 0)
     fail("the build `{}' failed in {} (exit {}); last lines of {}:{}", command, tree_, rc, log,
          tail_of_file(log, 15));
@@ -200,7 +221,7 @@ void WorkTree::run_build(const std::string& command, const char* phase) {
 std::string WorkTree::cache_key() const {
   auto version = command_output("/", {real_cc_, "--version"});
   std::string first = version ? version->substr(0, version->find('\n')) : real_cc_;
-  return "graft work tree 1\n" + first + "\n";
+  return "graft work tree 1\n" + first + "\n" + (build_path_.empty() ? "" : "built at " + build_path_ + "\n");
 }
 
 bool WorkTree::build_original(const std::string& command) {
@@ -208,12 +229,12 @@ bool WorkTree::build_original(const std::string& command) {
     progress_(fmt::format("reusing the original build cached in {} ({} objects)", root_, saved_.size()));
     return false;
   }
-  progress_("building the original tree: " + command);
+  progress_("building the original tree" + (build_path_.empty() ? "" : " at " + build_path_) + ": " + command);
   if (side_objects_) fs::create_directories(side_dir("original"));
   run_build(command, "original");
   size_t n = 0;
   std::string index;
-  for (const auto& r : read_compile_log(root_ + "/original.records")) {
+  for (const auto& r : records(root_ + "/original.records")) {
     // A configure test, since removed (its side object stays).
     if (!fs::is_regular_file(r.object) || !fs::is_regular_file(r.compared)) continue;
     std::string copy = fmt::format("{}/original/{}-{}", root_, n++, fs::path(r.compared).filename().string());
@@ -323,7 +344,7 @@ void WorkTree::reverse_diff() {
 }
 
 void WorkTree::build_patched(const std::string& command, const std::vector<DiffFile>& touched) {
-  progress_("building the patched tree: " + command);
+  progress_("building the patched tree" + (build_path_.empty() ? "" : " at " + build_path_) + ": " + command);
   std::string records = root_ + "/patched.records";
   std::error_code ec;
   fs::remove(records, ec);
@@ -333,7 +354,7 @@ void WorkTree::build_patched(const std::string& command, const std::vector<DiffF
   }
   run_build(command, "patched");
   std::set<std::string> rebuilt, touched_paths;
-  for (const auto& r : read_compile_log(records)) rebuilt.insert(r.object);
+  for (const auto& r : this->records(records)) rebuilt.insert(r.object);
   for (const auto& f : touched) touched_paths.insert((fs::path(tree_) / f.path).lexically_normal().string());
   std::set<std::string> sources;
   for (const auto& [object, saved] : saved_) sources.insert(saved.first.source);
@@ -362,7 +383,7 @@ void WorkTree::build_patched(const std::string& command, const std::vector<DiffF
 
 std::vector<UnitObjects> WorkTree::changed_units() const {
   std::map<std::string, UnitObjects> by_object;
-  for (const auto& r : read_compile_log(root_ + "/patched.records")) {
+  for (const auto& r : records(root_ + "/patched.records")) {
     if (!fs::is_regular_file(r.object) || !fs::is_regular_file(r.compared)) continue;
     UnitObjects u;
     u.record = r;

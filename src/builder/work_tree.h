@@ -10,6 +10,9 @@
 //                    that name the compiler themselves): links to graft
 //   WORK/*.log       compile records and the output of each step
 //
+// The tree may be built as if it were at another path (build_path.h), as
+// Debian builds its packages.
+//
 // The copy must be the pristine tree the target was built from: the files
 // of a git work tree (tracked and untracked, not the ignored build
 // outputs), or a copy cleaned by the operator's --clean command. Deleting
@@ -44,6 +47,9 @@ struct WorkTreeSetup {
   bool side_objects = false;  // the build's outputs as its recipe makes them
   bool reuse = false;         // `work` is a cache: reuse an original build done there
   std::map<std::string, std::string> environment;  // more variables for the build
+  // If not empty, the builds see the tree at this path (build_path.h); if
+  // this machine cannot, they run in place and progress says so.
+  std::string build_path;
 };
 
 class WorkTree {
@@ -88,6 +94,8 @@ class WorkTree {
   // compiler and graft's record format.
   std::string cache_key() const;
   std::vector<std::string> dependencies(const CompileRecord& r) const;
+  // The compile log of a phase, its paths those of the tree.
+  std::vector<CompileRecord> records(const std::string& log) const;
 
   void load_original_build();
   void start_afresh(const WorkTreeSetup& setup);
@@ -97,6 +105,7 @@ class WorkTree {
   bool keep_ = false;
   bool side_objects_ = false, reuse_ = false, reused_ = false;
   std::map<std::string, std::string> extra_env_;
+  std::string build_path_;
   std::string applied_diff_;  // with its -pN, to reverse it
   int applied_strip_ = -1;
   std::function<void(const std::string&)> progress_;
