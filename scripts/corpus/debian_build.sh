@@ -23,9 +23,25 @@ LOG=$DIR.log
 say() { echo "debian_build[$SRC]: $*"; }
 die() { echo "debian_build[$SRC]: FAILED: $* (log: $LOG)" >&2; tail -n 20 "$LOG" >&2 || true; exit 1; }
 
-# An env without BUILD_PATH: a build made before the tree was built at
-# Debian's build path, made again.
-if [[ -f $DIR/env ]] && grep -q '^BUILD_PATH=' "$DIR/env"; then
+# The installed versions of a tree's build dependencies (Build-Depends and
+# Build-Depends-Arch of the Source stanza) and of the toolchain, hashed: a
+# build made with other versions (say a newer libssl-dev) is not the one
+# graft's rebuild reproduces, and is made again.
+deps_key() {
+  local names
+  names=$(awk '/^#/ {next} /^[ \t]*$/ {exit}
+               /^[^ \t]/ {f = tolower($0) ~ /^build-depends(-arch)?:/; sub(/^[^:]*:/, "")}
+               f' "$1/debian/control" |
+            tr ',|' '\n\n' | sed 's/^[ \t]*//; s/[ \t(:[<].*//' | grep -v '^\$' | grep . | sort -u)
+  # shellcheck disable=SC2086
+  dpkg-query -W -f '${Package}=${Version}\n' $names libc6-dev binutils dpkg-dev make gcc-12 g++-12 debhelper 2>/dev/null |
+    sort -u | sha256sum | cut -c1-16
+}
+
+# An env without BUILD_PATH was made before the tree was built at Debian's
+# build path; one with another DEPS_KEY with other build dependencies.
+if [[ -f $DIR/env ]] && grep -q '^BUILD_PATH=' "$DIR/env" &&
+   grep -qx "DEPS_KEY=$(deps_key "$DIR/tree")" "$DIR/env"; then
   say "cached: $DIR"
   exit 0
 fi
@@ -97,6 +113,7 @@ TREE=$DIR/tree
 ROOT=$DIR/root
 FIXES_DIR=$DIR/fixes
 BUILD_PATH=$BUILD_PATH
+DEPS_KEY=$(deps_key "$DIR.tmp/tree")
 ENV
 mv "$DIR.tmp" "$DIR"
 say "built: $DIR"

@@ -32,23 +32,19 @@ std::vector<std::string> wrapped(const std::string& parent, const std::string& b
 
 }  // namespace
 
-std::optional<std::vector<std::string>> command_at_build_path(const std::string& tree,
-                                                              const std::string& build_path,
-                                                              const std::string& command, std::string* why) {
+std::optional<std::string> build_path_unavailable(const std::string& build_path, const std::string& folder) {
   std::string parent = fs::path(build_path).parent_path().string();
   std::error_code ec;
   fs::create_directories(parent, ec);
-  if (ec) {
-    *why = "cannot create " + parent + ": " + ec.message();
-    return std::nullopt;
-  }
-  auto probe = command_output("/", wrapped(parent, build_path, tree, "true"));
-  if (!probe) {
-    *why = "cannot build in a private mount namespace here (unshare --mount failed: it needs root "
-           "and util-linux)";
-    return std::nullopt;
-  }
-  return wrapped(parent, build_path, tree, command);
+  if (ec) return "cannot create " + parent + ": " + ec.message();
+  if (!command_output("/", wrapped(parent, build_path, folder, "true")))
+    return "no private mount namespace here (`unshare --mount' failed: it needs root and util-linux)";
+  return std::nullopt;
+}
+
+std::vector<std::string> command_at_build_path(const std::string& tree, const std::string& build_path,
+                                               const std::string& command) {
+  return wrapped(fs::path(build_path).parent_path().string(), build_path, tree, command);
 }
 
 void relocate_record(CompileRecord& record, const std::string& build_path, const std::string& tree) {

@@ -18,12 +18,14 @@ namespace graft {
 // PACKAGE VERSION to (epoch and revision dropped), under its buildds' root.
 std::string debian_build_path(const std::string& package, const std::string& version);
 
+// Why a build cannot see a folder at `build_path` here (no privilege for a
+// mount namespace, no unshare); nullopt when it can. Tries it with `folder`.
+std::optional<std::string> build_path_unavailable(const std::string& build_path, const std::string& folder);
+
 // The command line that runs `command` (sh -c) with `tree` seen at
-// `build_path` and as the working directory; nullopt with the reason in
-// `why` when no mount namespace can be made here (no privilege, no unshare).
-std::optional<std::vector<std::string>> command_at_build_path(const std::string& tree,
-                                                              const std::string& build_path,
-                                                              const std::string& command, std::string* why);
+// `build_path` and as the working directory.
+std::vector<std::string> command_at_build_path(const std::string& tree, const std::string& build_path,
+                                               const std::string& command);
 
 // Paths a build at `build_path` recorded, made paths of `tree`.
 void relocate_record(CompileRecord& record, const std::string& build_path, const std::string& tree);

@@ -173,13 +173,7 @@ void append_compile_record(const std::string& log, const CompileRecord& r) {
 std::vector<CompileRecord> read_compile_log(const std::string& path) {
   std::vector<CompileRecord> out;
   if (!fs::exists(path)) return out;
-  std::string text = read_text_file(path);
-  size_t start = 0;
-  while (start < text.size()) {
-    size_t end = text.find('\n', start);
-    if (end == std::string::npos) end = text.size();
-    std::string line = text.substr(start, end - start);
-    start = end + 1;
+  for (const auto& line : split_lines(read_text_file(path))) {
     if (line.empty()) continue;
     try {
       auto j = nlohmann::json::parse(line);

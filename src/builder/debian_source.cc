@@ -9,6 +9,7 @@
 #include <cctype>
 #include <cstdlib>
 #include <filesystem>
+#include <set>
 #include <thread>
 
 #include "builder/build_command.h"
@@ -162,12 +163,7 @@ void check_quilt_state(const std::string& tree) {
   if (!fs::exists(series)) return;
   auto lines = [](const std::string& text) {
     std::vector<std::string> out;
-    size_t start = 0;
-    while (start < text.size()) {
-      size_t end = text.find('\n', start);
-      if (end == std::string::npos) end = text.size();
-      std::string line = text.substr(start, end - start);
-      start = end + 1;
+    for (std::string line : split_lines(text)) {
       line = line.substr(0, line.find_first_of(" \t#"));
       if (!line.empty()) out.push_back(line);
     }
@@ -237,6 +233,64 @@ std::string debian_build_command() {
   return "dpkg-buildpackage --no-sign --rules-target=clean,build-arch";
 }
 
+namespace {
+
+// The names in the Source stanza's Build-Depends and Build-Depends-Arch
+// (alternatives included; versions, architectures and profiles dropped).
+std::set<std::string> build_dependency_names(const std::string& control) {
+  std::set<std::string> names;
+  std::string field;  // the current field's value, continuation lines joined
+  bool wanted = false;
+  auto flush = [&] {
+    if (!wanted) return;
+    size_t start = 0;
+    while (start < field.size()) {
+      size_t end = std::min(field.find_first_of(",|", start), field.size());
+      std::string item = field.substr(start, end - start);
+      start = end + 1;
+      size_t b = item.find_first_not_of(" \t");
+      if (b == std::string::npos) continue;
+      std::string name = item.substr(b, item.find_first_of(" \t(:[<", b) - b);
+      if (!name.empty() && name[0] != '$') names.insert(name);
+    }
+  };
+  for (const auto& line : split_lines(control)) {
+    if (!line.empty() && line[0] == '#') continue;
+    if (line.find_first_not_of(" \t") == std::string::npos) break;  // the end of the Source stanza
+    if (line[0] == ' ' || line[0] == '\t') {
+      field += " " + line;
+      continue;
+    }
+    flush();
+    size_t colon = line.find(':');
+    std::string key = line.substr(0, colon);
+    std::transform(key.begin(), key.end(), key.begin(), [](unsigned char c) { return std::tolower(c); });
+    wanted = colon != std::string::npos && (key == "build-depends" || key == "build-depends-arch");
+    field = colon == std::string::npos ? "" : line.substr(colon + 1);
+  }
+  flush();
+  return names;
+}
+
+}  // namespace
+
+std::string build_dependency_versions(const std::string& tree) {
+  fs::path control = fs::path(tree) / "debian/control";
+  if (!fs::exists(control)) return "";
+  auto names = build_dependency_names(read_text_file(control));
+  for (const char* p : {"libc6-dev", "binutils", "dpkg-dev", "make", "gcc-12", "g++-12", "debhelper"}) names.insert(p);
+  auto installed = command_output("/", {"dpkg-query", "-W", "-f", "${db:Status-Abbrev}\t${Package}\t${Version}\n"});
+  if (!installed) return "";
+  std::string out;
+  for (const auto& line : split_lines(*installed)) {
+    size_t a = line.find('\t'), b = line.find('\t', a + 1);
+    if (a == std::string::npos || b == std::string::npos || line.rfind("ii", 0) != 0) continue;
+    if (names.count(line.substr(a + 1, b - a - 1)))
+      out += line.substr(a + 1, b - a - 1) + "=" + line.substr(b + 1) + "\n";
+  }
+  return out;
+}
+
 std::map<std::string, std::string> debian_build_environment() {
   unsigned jobs = std::max(1u, std::thread::hardware_concurrency());
   return {{"DEB_BUILD_OPTIONS", fmt::format("nocheck parallel={}", jobs)}};
@@ -281,13 +335,7 @@ std::vector<BuiltBinary> record_built_binaries(const std::string& tree, const st
 std::vector<BuiltBinary> recorded_binaries(const std::string& cache) {
   std::vector<BuiltBinary> out;
   if (!fs::exists(cache + "/binaries")) return out;
-  std::string text = read_text_file(cache + "/binaries");
-  size_t start = 0;
-  while (start < text.size()) {
-    size_t end = text.find('\n', start);
-    if (end == std::string::npos) end = text.size();
-    std::string line = text.substr(start, end - start);
-    start = end + 1;
+  for (const auto& line : split_lines(read_text_file(cache + "/binaries"))) {
     size_t tab = line.find('\t');
     if (tab != std::string::npos) out.push_back({line.substr(tab + 1), line.substr(0, tab)});
   }

@@ -43,6 +43,11 @@ DebianSource prepare_debian_source(const std::string& spec, const std::string& t
 // environment: every build starts clean, as a Debian build does (rules may
 // copy the sources before compiling them), and skips the test suite.
 std::string debian_build_command();
+// The installed versions of what the build of `tree` depends on (its
+// Build-Depends and Build-Depends-Arch, and the toolchain's packages), one
+// "PACKAGE=VERSION" line each: a cached build made with others is stale (a
+// newer libssl-dev changes the binaries that include its headers).
+std::string build_dependency_versions(const std::string& tree);
 std::map<std::string, std::string> debian_build_environment();
 
 // An ELF binary (executable or shared object) a build made.

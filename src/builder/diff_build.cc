@@ -171,7 +171,7 @@ DiffBuildResult build_patch_from_diff(const DiffBuildOptions& o) {
   if (!o.debian_source.empty()) {
     deb = prepare_debian_source(o.debian_source, o.target, o.progress);
     setup = {deb->tree, deb->cache + "/work", "", true, true, debian_build_environment(),
-             debian_build_path(deb->package, deb->version)};
+             debian_build_path(deb->package, deb->version), build_dependency_versions(deb->tree)};
     command = debian_build_command();
   }
   WorkTree work(setup, o.progress);

@@ -1,5 +1,6 @@
 #include "builder/work_tree.h"
 
+#include <fmt/ranges.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -32,6 +33,7 @@ WorkTree::WorkTree(const WorkTreeSetup& setup, std::function<void(const std::str
       reuse_(setup.reuse),
       extra_env_(setup.environment),
       build_path_(setup.build_path),
+      cache_key_extra_(setup.cache_key),
       progress_(std::move(progress)) {
   if (!fs::is_directory(setup.source)) fail("{}: not a directory", setup.source);
   if (setup.work.empty()) {
@@ -53,10 +55,18 @@ WorkTree::WorkTree(const WorkTreeSetup& setup, std::function<void(const std::str
   real_cxx_ = find_program(cxx && *cxx ? cxx : "c++");
   if (real_cc_.empty()) fail("no C compiler: `{}' is not on PATH", cc && *cc ? cc : "cc");
 
-  if (reuse_ && fs::exists(root_ + "/original.done") &&
-      read_text_file(root_ + "/original.done") == cache_key()) {
+  if (!build_path_.empty())
+    if (auto why = build_path_unavailable(build_path_, root_)) {
+      progress_(fmt::format("building in place, not at {}: {}; a binary that records its build path "
+                            "will differ from one built there",
+                            build_path_, *why));
+      build_path_.clear();
+    }
+  std::string done = root_ + "/original.done";
+  if (reuse_ && fs::exists(done) && read_text_file(done) == cache_key()) {
     load_original_build();
   } else {
+    if (reuse_ && fs::exists(done)) progress_(stale_cache_reason(read_text_file(done)));
     start_afresh(setup);
   }
   // The links follow graft's binary, which may have moved since a cached build.
@@ -109,12 +119,7 @@ void WorkTree::load_original_build() {
   auto recorded = records(root_ + "/original.records");
   std::map<std::string, const CompileRecord*> by_object;
   for (const auto& r : recorded) by_object[r.object] = &r;
-  size_t start = 0;
-  while (start < index.size()) {
-    size_t end = index.find('\n', start);
-    if (end == std::string::npos) end = index.size();
-    std::string line = index.substr(start, end - start);
-    start = end + 1;
+  for (const auto& line : split_lines(index)) {
     size_t tab = line.find('\t');
     if (tab == std::string::npos) continue;
     auto it = by_object.find(line.substr(0, tab));
@@ -201,27 +206,34 @@ std::string WorkTree::side_dir(const char* phase) const { return root_ + "/side-
 void WorkTree::run_build(const std::string& command, const char* phase) {
   std::string log = fmt::format("{}/build-{}.log", root_, phase);
   std::vector<std::string> argv = {"sh", "-c", command};
-  if (!build_path_.empty()) {
-    std::string why;
-    if (auto at = command_at_build_path(tree_, build_path_, command, &why)) {
-      argv = std::move(*at);
-    } else {
-      progress_(fmt::format("building in place, not at {}: {}; a binary that records its build "
-                            "path will differ from the one built there",
-                            build_path_, why));
-      build_path_.clear();
-    }
-  }
+  if (!build_path_.empty()) argv = command_at_build_path(tree_, build_path_, command);
   int rc = run_in_directory(tree_, argv, build_environment(phase), log);
   if (rc != 0)
     fail("the build `{}' failed in {} (exit {}); last lines of {}:{}", command, tree_, rc, log,
          tail_of_file(log, 15));
 }
 
+// What changed since the cached build: the first lines of the key that
+// are new.
+std::string WorkTree::stale_cache_reason(const std::string& old_key) const {
+  auto old_lines = split_lines(old_key);
+  std::vector<std::string> now;
+  for (const auto& line : split_lines(cache_key()))
+    if (std::find(old_lines.begin(), old_lines.end(), line) == old_lines.end()) now.push_back(line);
+  auto shown = now.begin() + std::min<std::ptrdiff_t>(std::ssize(now), 3);
+  std::string changed = now.empty() ? "fewer build dependencies"
+                                    : fmt::format("now {}{}", fmt::join(now.begin(), shown, ", "),
+                                                  shown != now.end() ? ", ..." : "");
+  return fmt::format("the original build cached in {} was made with another compiler or other build "
+                     "dependencies ({}): building it again",
+                     root_, changed);
+}
+
 std::string WorkTree::cache_key() const {
   auto version = command_output("/", {real_cc_, "--version"});
   std::string first = version ? version->substr(0, version->find('\n')) : real_cc_;
-  return "graft work tree 1\n" + first + "\n" + (build_path_.empty() ? "" : "built at " + build_path_ + "\n");
+  return "graft work tree 1\n" + first + "\n" + (build_path_.empty() ? "" : "built at " + build_path_ + "\n") +
+         cache_key_extra_;
 }
 
 bool WorkTree::build_original(const std::string& command) {

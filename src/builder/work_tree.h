@@ -50,6 +50,9 @@ struct WorkTreeSetup {
   // If not empty, the builds see the tree at this path (build_path.h); if
   // this machine cannot, they run in place and progress says so.
   std::string build_path;
+  // What else a cached original build depends on (the versions of a
+  // package's build dependencies): another value builds it again.
+  std::string cache_key;
 };
 
 class WorkTree {
@@ -93,6 +96,7 @@ class WorkTree {
   // What a cached original build depends on besides the tree: the
   // compiler and graft's record format.
   std::string cache_key() const;
+  std::string stale_cache_reason(const std::string& old_key) const;
   std::vector<std::string> dependencies(const CompileRecord& r) const;
   // The compile log of a phase, its paths those of the tree.
   std::vector<CompileRecord> records(const std::string& log) const;
@@ -106,6 +110,7 @@ class WorkTree {
   bool side_objects_ = false, reuse_ = false, reused_ = false;
   std::map<std::string, std::string> extra_env_;
   std::string build_path_;
+  std::string cache_key_extra_;
   std::string applied_diff_;  // with its -pN, to reverse it
   int applied_strip_ = -1;
   std::function<void(const std::string&)> progress_;

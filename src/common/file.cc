@@ -37,6 +37,17 @@ Bytes read_file(const std::string& path, size_t limit) {
   return out;
 }
 
+std::vector<std::string> split_lines(const std::string& text) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t end = std::min(text.find('\n', start), text.size());
+    out.push_back(text.substr(start, end - start));
+    start = end + 1;
+  }
+  return out;
+}
+
 std::string read_text_file(const std::string& path, size_t limit) {
   Bytes b = read_file(path, limit);
   return std::string(b.begin(), b.end());

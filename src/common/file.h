@@ -1,5 +1,6 @@
 #pragma once
 #include <string>
+#include <vector>
 
 #include "common/hash.h"
 
@@ -10,5 +11,7 @@ Bytes read_file(const std::string& path, size_t limit = size_t(1) << 30);
 std::string read_text_file(const std::string& path, size_t limit = size_t(64) << 20);
 void write_file(const std::string& path, std::span<const uint8_t> data);
 void write_text_file(const std::string& path, const std::string& text);
+// The lines of a text, without their '\n' (a last line without one too).
+std::vector<std::string> split_lines(const std::string& text);
 
 }  // namespace graft
