@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 
 namespace graft {
@@ -140,14 +141,64 @@ std::optional<FunctionSignature> find(Dwarf* dw, uint64_t address) {
   return out;
 }
 
+bool same_value(const ValueType& a, const ValueType& b) { return a.kind == b.kind && a.size == b.size; }
+
+bool same_signature(const FunctionSignature& a, const FunctionSignature& b) {
+  return same_value(a.returns, b.returns) && a.variadic == b.variadic &&
+         std::equal(a.parameters.begin(), a.parameters.end(), b.parameters.begin(), b.parameters.end(),
+                    same_value);
+}
+
+bool has_flag(Dwarf_Die* die, unsigned attribute) {
+  Dwarf_Attribute attr;
+  bool flag = false;
+  return dwarf_attr(die, attribute, &attr) && dwarf_formflag(&attr, &flag) == 0 && flag;
+}
+
+// The definitions (not declarations) of functions named `name' among the
+// children of `parent', namespaces included.
+void named_definitions(Dwarf_Die* parent, const std::string& name, std::vector<FunctionSignature>& out) {
+  Dwarf_Die child;
+  if (dwarf_child(parent, &child) != 0) return;
+  do {
+    int tag = dwarf_tag(&child);
+    if (tag == DW_TAG_namespace) {
+      named_definitions(&child, name, out);
+    } else if (tag == DW_TAG_subprogram && !has_flag(&child, DW_AT_declaration)) {
+      Dwarf_Attribute attr;
+      const char* linkage = nullptr;
+      if (dwarf_attr_integrate(&child, DW_AT_linkage_name, &attr)) linkage = dwarf_formstring(&attr);
+      const char* plain = dwarf_diename(&child);
+      if (linkage ? name == linkage : plain && name == plain) out.push_back(signature_of(&child));
+    }
+  } while (dwarf_siblingof(&child, &child) == 0);
+}
+
+std::optional<FunctionSignature> find_by_name(Dwarf* dw, const std::string& name) {
+  std::vector<FunctionSignature> found;
+  Dwarf_Off off = 0, next;
+  size_t header_size;
+  while (dwarf_nextcu(dw, off, &next, &header_size, nullptr, nullptr, nullptr) == 0) {
+    Dwarf_Die cu;
+    if (dwarf_offdie(dw, off + header_size, &cu)) named_definitions(&cu, name, found);
+    off = next;
+  }
+  if (found.empty()) return std::nullopt;
+  for (const auto& s : found)
+    if (!same_signature(s, found.front())) return std::nullopt;
+  return found.front();
+}
+
 }  // namespace
 
-std::optional<FunctionSignature> function_signature(const std::string& path, uint64_t address) {
+std::optional<FunctionSignature> function_signature(const std::string& path, uint64_t address,
+                                                    const std::string& name) {
   int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return std::nullopt;
   std::optional<FunctionSignature> out;
   if (Dwarf* dw = dwarf_begin(fd, DWARF_C_READ)) {
     out = find(dw, address);
+    if (!out && !name.empty()) out = find_by_name(dw, name);
     dwarf_end(dw);
   }
   close(fd);

@@ -30,7 +30,11 @@ struct FunctionSignature {
 };
 
 // The signature of the function whose code starts at `address` (link-time),
-// from the DWARF of `path`; nullopt if no DWARF describes it.
-std::optional<FunctionSignature> function_signature(const std::string& path, uint64_t address);
+// from the DWARF of `path`; nullopt if no DWARF describes it. A function
+// GCC folded into an identical one (-fipa-icf: its code is a jump to the
+// other) has no DWARF at its address: it is then found by `name' (linkage
+// name, or name), if every definition of that name agrees.
+std::optional<FunctionSignature> function_signature(const std::string& path, uint64_t address,
+                                                    const std::string& name = "");
 
 }  // namespace graft

@@ -450,9 +450,9 @@ std::variant<ThunkRequest, std::string> plan_thunk(const ElfFile& target, const 
   if (!r.wide_caller.empty())
     return fmt::format("`{}' uses 256- or 512-bit vector registers, and the thunk keeps only "
                        "their low 128 bits", r.wide_caller);
-  std::optional<FunctionSignature> sig = function_signature(target.path(), f.address);
+  std::optional<FunctionSignature> sig = function_signature(target.path(), f.address, f.symbol);
   if (!sig && !target.symbols_file().empty() && target.symbols_file() != target.path())
-    sig = function_signature(target.symbols_file(), f.address);
+    sig = function_signature(target.symbols_file(), f.address, f.symbol);
   if (!sig)
     return fmt::format("no DWARF describes the parameters of `{}' (build the target with -g, or "
                        "install its debug file)", f.symbol);
@@ -471,7 +471,10 @@ std::variant<ThunkRequest, std::string> plan_thunk(const ElfFile& target, const 
 }  // namespace
 
 RegisterContract check_register_contract(const ElfFile& target, const Patch& patch, bool thunks) {
+  // A stripped target's units are described by its separate debug file.
   CompileUnits units(target.path());
+  if (units.empty() && !target.symbols_file().empty() && target.symbols_file() != target.path())
+    units = CompileUnits(target.symbols_file());
   CodeIndex definite(target, units, false), possible(target, units, true);
   RegisterContract out;
   // Where no thunk is made (a thunk aligns the stack itself).
