@@ -83,6 +83,21 @@ done
 [[ $out =~ \`many\'\ gets\ an\ entry\ thunk\ that\ keeps\ [^\(]*r11 ]] || fail "many's thunk does not keep r11"
 [[ ! -s $T/graft.err ]] || fail "the build warned: $(cat "$T/graft.err")"
 
+# Stripped, with its debug file: the same thunks (the units, which say who
+# may rely on what, and the signatures come from the debug file).
+thunks() { grep -o "gets an entry thunk.*" "$1" | sort; }
+thunks "$T/graft.out" >"$T/thunks.full"
+mkdir -p "$T/stripped"
+objcopy --only-keep-debug "$T/ipara" "$T/ipara.debug"
+strip --strip-all -o "$T/stripped/ipara" "$T/ipara"
+id=$(LC_ALL=C readelf -n "$T/ipara" | awk '/Build ID/ {print $3}')
+mkdir -p "$T/debug/.build-id/${id:0:2}"
+cp "$T/ipara.debug" "$T/debug/.build-id/${id:0:2}/${id:2}.debug"
+GRAFT_DEBUG_ROOT=$T/debug graft_ok build --from-source "$T/fix.c" --target "$T/stripped/ipara" -o "$T/stripped.graft"
+thunks "$T/graft.out" >"$T/thunks.stripped"
+cmp -s "$T/thunks.full" "$T/thunks.stripped" ||
+  fail "the stripped target gets other thunks: $(diff "$T/thunks.full" "$T/thunks.stripped")"
+
 start_target p "$T/ipara"
 pid=${TPID[p]}
 expect p call 41
