@@ -24,6 +24,7 @@
 #include "differ/target_match.h"
 #include "differ/unit_diff.h"
 #include "elf/elf_headers.h"
+#include "elf/section_diff.h"
 #include "common/file.h"
 
 namespace graft {
@@ -103,6 +104,7 @@ std::string verify_whole_target(const DiffBuildOptions& o, const DebianSource& d
                                 const TargetSymbols& symbols, const TargetCode& code) {
   auto id = read_build_id(o.target);
   std::string rebuilt, same_name;  // the rebuild's binaries (of the target's file name)
+  std::string twin;                // the first of the target's name, in the work tree
   std::string name = fs::path(o.target).filename().string();
   for (const auto& b : recorded_binaries(deb.cache)) {
     if (id && b.build_id == *id)
@@ -111,7 +113,10 @@ std::string verify_whole_target(const DiffBuildOptions& o, const DebianSource& d
                          o.target, deb.package, deb.version, id->substr(0, 16), b.path);
     std::string entry = b.path + " " + b.build_id.substr(0, 16);
     rebuilt += (rebuilt.empty() ? "" : ", ") + entry;
-    if (fs::path(b.path).filename() == name) same_name += (same_name.empty() ? "" : ", ") + entry;
+    if (fs::path(b.path).filename() != name) continue;
+    same_name += (same_name.empty() ? "" : ", ") + entry;
+    if (twin.empty() && fs::is_regular_file(fs::path(work.tree()) / b.path))
+      twin = (fs::path(work.tree()) / b.path).string();
   }
   if (!same_name.empty()) rebuilt = same_name;
   std::vector<std::pair<std::string, std::string>> differing;  // function, what differs
@@ -148,11 +153,20 @@ std::string verify_whole_target(const DiffBuildOptions& o, const DebianSource& d
   if (compared == 0)
     fail("{} shares no function with the build of {} {} (build-id {}; the rebuild's binaries: {})",
          o.target, deb.package, deb.version, target_id, rebuilt.empty() ? "none" : rebuilt);
-  // Not bit for bit, yet the same code: typically a binary that records its
-  // build path (nginx keeps its configure line), built elsewhere.
-  return fmt::format("{} is not bit for bit a binary of this build (build-id {}; the rebuild's: {}), "
+  // Not bit for bit, yet the same code: typically another version of a
+  // build dependency (a string of its headers compiled in) or a build path
+  // recorded in the binary. Where they differ tells which.
+  std::string where;
+  if (!twin.empty()) {
+    try {
+      std::string d = section_differences(o.target, twin);
+      if (!d.empty()) where = "; they differ in " + d;
+    } catch (const Error&) {
+    }
+  }
+  return fmt::format("{} is not bit for bit a binary of this build (build-id {}; the rebuild's: {}{}), "
                      "but all {} functions it shares with it have the same code",
-                     o.target, target_id, rebuilt.empty() ? "none" : rebuilt, matched.size());
+                     o.target, target_id, rebuilt.empty() ? "none" : rebuilt, where, matched.size());
 }
 
 }  // namespace
