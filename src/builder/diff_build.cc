@@ -169,6 +169,23 @@ std::string verify_whole_target(const DiffBuildOptions& o, const DebianSource& d
                      o.target, target_id, rebuilt.empty() ? "none" : rebuilt, where, matched.size());
 }
 
+// The binary of a Debian rebuild, other than those named `target_name',
+// that defines the function `name'; "" if none.
+std::string rebuilt_binary_defining(const DebianSource& deb, const WorkTree& work, const std::string& name,
+                                    const fs::path& target_name) {
+  for (const auto& b : recorded_binaries(deb.cache)) {
+    fs::path path = fs::path(work.tree()) / b.path;
+    if (fs::path(b.path).filename() == target_name || !fs::is_regular_file(path)) continue;
+    try {
+      ElfFile elf(path.string());
+      for (const auto& s : elf.symbols())
+        if (s.name == name && s.type == STT_FUNC && s.defined()) return b.path;
+    } catch (const Error&) {
+    }
+  }
+  return "";
+}
+
 }  // namespace
 
 DiffBuildResult build_patch_from_diff(const DiffBuildOptions& o) {
@@ -306,6 +323,17 @@ DiffBuildResult build_patch_from_diff(const DiffBuildOptions& o) {
         all_diffs.push_back(pick->diff.get());
         continue;
       }
+      for (Unit* u : candidates)
+        if (!u->mismatch.empty() && deb) {
+          // A unit linked into another binary of the package (nginx's
+          // dynamic modules): the patch is for that one.
+          const Piece& fn = u->original->pieces()[*u->diff->original_of(u->diff->changed_functions().front())];
+          std::string other = rebuilt_binary_defining(*deb, work, fn.name, fs::path(o.target).filename());
+          if (!other.empty())
+            fail("{} is not in {} but in {} of the rebuild ({}): build the patch for the installed "
+                 "copy of {}",
+                 fn.name, o.target, other, u->source, fs::path(other).filename().string());
+        }
       for (Unit* u : candidates)
         if (!u->mismatch.empty())
           fail("{} was not built from {} with these flags: {} (compared with {}); build the "
