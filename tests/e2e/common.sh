@@ -210,6 +210,22 @@ expect() {
   log "$1: $2 -> $got"
 }
 
+# check_all COMMAND WANT: every target named in the array PROBES answers WANT.
+check_all() {
+  local p
+  for p in "${PROBES[@]}"; do expect "$p" "$1" "$2"; done
+}
+
+# threads_ok WHAT: every target in PROBES answers `stats' with "ok N failed
+# 0", N > 0: its WHAT thread (a parser, a resolver) worked and never failed.
+threads_ok() {
+  local p s
+  for p in "${PROBES[@]}"; do
+    s=$(ask "$p" stats)
+    [[ $s =~ ^ok\ ([0-9]+)\ failed\ 0$ && ${BASH_REMATCH[1]} -gt 0 ]] || fail "$p: $1 thread: $s"
+  done
+}
+
 # stop_target NAME: kills a target now (SIGKILL) and reaps it.
 stop_target() {
   local name=$1 pid=${TPID[$1]} win=${TIN[$1]} rout=${TOUT[$1]}

@@ -63,24 +63,13 @@ done
 start_target bare "$T/cares_bare"
 grep -q "$LIB" "/proc/${TPID[bare]}/maps" || fail "bare does not map $LIB"
 
-check_all() {  # COMMAND WANT: every probe answers WANT
-  local p
-  for p in "${PROBES[@]}"; do expect $p "$1" "$2"; done
-}
-resolving_ok() {  # every probe's resolver thread: successes and no failure
-  local p s
-  for p in "${PROBES[@]}"; do
-    s=$(ask $p stats)
-    [[ $s =~ ^ok\ ([0-9]+)\ failed\ 0$ && ${BASH_REMATCH[1]} -gt 0 ]] || fail "$p: resolver thread: $s"
-  done
-}
 
 # ---------------------------------------------------------------- before
 check_all "query plain.test" "ok 10.0.0.1"
 check_all "sortlist 111.111.111.111*/16" "status 0 nsort 0"
 check_all "sortlist 1:2:3:4:5:6:7:8/16" "status 0 nsort 0"
 check_all "query empty-first.test" "error Could not contact DNS servers"
-resolving_ok
+threads_ok resolver
 expect bare "sortlist 111.111.111.111*/16" "status 0 nsort 0"
 expect bare "sortlist 1:2:3:4:5:6:7:8/16" "status 0 nsort 0"
 
@@ -127,7 +116,7 @@ if is_applied CVE-2023-32067.diff; then
 fi
 check_all "query plain.test" "ok 10.0.0.1"
 sleep 1
-resolving_ok
+threads_ok resolver
 for p in "${PROBES[@]}"; do
   [[ $(patch_count "${TPID[$p]}") -eq ${#applied[@]} ]] || fail "$p: graft list does not show ${#applied[@]} patches"
   log "$p (pid ${TPID[$p]}): applied ${applied[*]}; resolver $(ask $p stats)"
