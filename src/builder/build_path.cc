@@ -24,10 +24,14 @@ const char* const kScript =
     "set -e; mount -t tmpfs -o mode=0755 graft-build \"$1\"; mkdir -p \"$2\"; "
     "mount --bind \"$3\" \"$2\"; cd \"$2\"; exec sh -c \"$4\"";
 
+// In a PID namespace too, whose first process dies with unshare, which
+// dies with graft (setpriv --pdeathsig): a graft killed mid-build leaves
+// no compiler running.
 std::vector<std::string> wrapped(const std::string& parent, const std::string& build_path,
                                  const std::string& tree, const std::string& command) {
-  return {"unshare", "--mount", "--propagation", "private", "--", "sh", "-c", kScript, "sh",
-          parent,    build_path, tree,            command};
+  return {"setpriv", "--pdeathsig", "KILL", "--", "unshare", "--mount", "--propagation", "private",
+          "--pid", "--fork", "--kill-child", "--mount-proc", "--", "sh", "-c", kScript, "sh",
+          parent, build_path, tree, command};
 }
 
 }  // namespace

@@ -4,7 +4,8 @@
 // flags included) is reproduced bit for bit only there. The build runs in a
 // private mount namespace (util-linux unshare) where a tmpfs over the path's
 // parent holds a bind mount of the tree; on the host only that parent
-// folder is created, empty.
+// folder is created, empty. It runs in its own PID namespace as well, tied
+// to graft's life: killing graft ends the whole build.
 #pragma once
 #include <optional>
 #include <string>
