@@ -66,7 +66,12 @@ WorkTree::WorkTree(const WorkTreeSetup& setup, std::function<void(const std::str
   if (reuse_ && fs::exists(done) && read_text_file(done) == cache_key()) {
     load_original_build();
   } else {
-    if (reuse_ && fs::exists(done)) progress_(stale_cache_reason(read_text_file(done)));
+    if (reuse_ && fs::exists(done))
+      progress_(stale_cache_reason(read_text_file(done)));
+    else if (reuse_ && fs::exists(root_ + "/original.index"))
+      progress_(fmt::format("the original build cached in {} was left with a diff applied (an "
+                            "interrupted run): building it again",
+                            root_));
     start_afresh(setup);
   }
   // The links follow graft's binary, which may have moved since a cached build.
