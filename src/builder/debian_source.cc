@@ -254,9 +254,14 @@ std::set<std::string> build_dependency_names(const std::string& control) {
       if (!name.empty() && name[0] != '$') names.insert(name);
     }
   };
+  bool in_stanza = false;
   for (const auto& line : split_lines(control)) {
     if (!line.empty() && line[0] == '#') continue;
-    if (line.find_first_not_of(" \t") == std::string::npos) break;  // the end of the Source stanza
+    if (line.find_first_not_of(" \t") == std::string::npos) {
+      if (in_stanza) break;  // the end of the Source stanza
+      continue;
+    }
+    in_stanza = true;
     if (line[0] == ' ' || line[0] == '\t') {
       field += " " + line;
       continue;

@@ -42,7 +42,10 @@ echo "BOOT_IMAGE=/vmlinuz root=/dev/sda1 quiet" >"$T/cmdline"
 graft_ok store add "$T/fix.graft"
 
 start_daemon() {
-  "$GRAFT" daemon --kernel-cmdline "$T/cmdline" --rescan 1 "$@" >"$T/daemon.out" 2>"$T/daemon.log" &
+  # Emptied here, not by the background job's redirection: the wait below
+  # must not find the previous daemon's "sync (start)".
+  : >"$T/daemon.log"
+  "$GRAFT" daemon --kernel-cmdline "$T/cmdline" --rescan 1 "$@" >"$T/daemon.out" 2>>"$T/daemon.log" &
   DAEMON=$!
   bg_track $DAEMON
   wait_until 10 grep -q "sync (start)" "$T/daemon.log" || { cat "$T/daemon.log"; fail "the daemon did not start"; }

@@ -21,6 +21,7 @@ TEST(DebianSource, BuildDependencyVersionsReadTheSourceStanza) {
   ASSERT_NE(mkdtemp(dir), nullptr);
   fs::create_directories(fs::path(dir) / "debian");
   write_text_file(std::string(dir) + "/debian/control",
+                  "\n"
                   "Source: x\n"
                   "# a comment\n"
                   "Build-Depends: debhelper-compat (= 13),\n"
