@@ -415,6 +415,10 @@ DiffBuildResult build_patch_from_diff(const DiffBuildOptions& o) {
         if (auto reader = f.unit->replaced_as_reader(f.piece)) {
           r.reason = *reader;
           r.detail.clear();
+        } else if (auto other = f.unit->original()->folded_into(q); !other.empty() && r.reason == "changed") {
+          r.detail = fmt::format("GCC had folded it into `{}', whose code was the same (-fipa-icf: it was "
+                                 "a jump there); the fix makes them differ",
+                                 other);
         }
       } else {
         r.symbol = p.name;

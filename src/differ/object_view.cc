@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <map>
 
+#include "arch/x86_64/instruction.h"
 #include "arch/x86_64/relocation.h"
 #include "common/error.h"
 
@@ -156,6 +157,30 @@ Bytes ObjectView::bytes(const Piece& p) const {
   if (p.bss) return Bytes(p.size, 0);
   const Bytes& d = object_.contents[p.section];
   return Bytes(d.begin() + p.offset, d.begin() + p.offset + p.size);
+}
+
+std::string ObjectView::folded_into(const Piece& p) const {
+  if (!p.function) return "";
+  Bytes code = bytes(p);
+  auto relocs = relocations_in(p);
+  if (relocs.size() != 1) return "";
+  // An optional marker (endbr64: no register read or written), then one
+  // direct jump, the function's only relocation.
+  size_t at = 0;
+  for (int n = 0; at < code.size() && n < 2; ++n) {
+    auto ins = arch::decode_instruction({code.data() + at, code.size() - at}, at);
+    if (!ins) return "";
+    if (ins->flow == arch::Instruction::Flow::Jump && at + ins->length == code.size()) {
+      Place pl = place_of(relocs.front());
+      if (relocs.front().offset < at || pl.undefined || !pl.piece || &pieces_[*pl.piece] == &p ||
+          !pieces_[*pl.piece].function)
+        return "";
+      return pieces_[*pl.piece].name;
+    }
+    if (ins->flow != arch::Instruction::Flow::Next || ins->reads || ins->writes) return "";
+    at += ins->length;
+  }
+  return "";
 }
 
 }  // namespace graft
