@@ -328,7 +328,11 @@ DiffBuildResult build_patch_from_diff(const DiffBuildOptions& o) {
           // A unit linked into another binary of the package (nginx's
           // dynamic modules): the patch is for that one.
           const Piece& fn = u->original->pieces()[*u->diff->original_of(u->diff->changed_functions().front())];
-          std::string other = rebuilt_binary_defining(*deb, work, fn.name, fs::path(o.target).filename());
+          bool in_target = std::any_of(target.symbols().begin(), target.symbols().end(), [&](const ElfSymbol& s) {
+            return s.name == fn.name && s.type == STT_FUNC && s.defined();
+          });
+          std::string other =
+              in_target ? "" : rebuilt_binary_defining(*deb, work, fn.name, fs::path(o.target).filename());
           if (!other.empty())
             fail("{} is not in {} but in {} of the rebuild ({}): build the patch for the installed "
                  "copy of {}",
