@@ -238,8 +238,8 @@ KernelDiffResult build_kernel_patch_from_diff(const KernelDiffOptions& o, const 
   progress(fmt::format("reading kernel {} (System.map, image, exports)", o.release));
   KernelImage image(paths);
   const SymbolTable& symbols = image.symbols();
-  SymbolAt symbol_at = [&](uint64_t address, int64_t* offset, const std::string&) -> std::string {
-    const KernelSymbol* s = symbols.text_at(address);
+  SymbolAt symbol_at = [&](uint64_t address, int64_t* offset, const std::string& wanted) -> std::string {
+    const KernelSymbol* s = symbols.text_at(address, wanted);
     if (!s) return "";
     *offset = int64_t(address - s->address);
     return s->name;

@@ -93,12 +93,15 @@ const KernelSymbol* SymbolTable::next_after(uint64_t address) const {
   return it == symbols_.end() ? nullptr : &*it;
 }
 
-const KernelSymbol* SymbolTable::text_at(uint64_t address) const {
+const KernelSymbol* SymbolTable::text_at(uint64_t address, const std::string& preferred) const {
   auto it = std::upper_bound(symbols_.begin(), symbols_.end(), address,
                              [](uint64_t a, const KernelSymbol& s) { return a < s.address; });
   while (it != symbols_.begin()) {
     --it;
-    if (it->text()) return &*it;
+    if (!it->text()) continue;
+    for (const KernelSymbol* alias : vmlinux_named(preferred))
+      if (alias->address == it->address && alias->text()) return alias;
+    return &*it;
   }
   return nullptr;
 }

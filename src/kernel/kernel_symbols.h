@@ -33,8 +33,10 @@ class SymbolTable {
   // The first vmlinux symbol after `address` at a higher address, or null.
   const KernelSymbol* next_after(uint64_t address) const;
   const KernelSymbol* first(const std::string& name) const;
-  // The last vmlinux text symbol at or below `address`, or null.
-  const KernelSymbol* text_at(uint64_t address) const;
+  // The last vmlinux text symbol at or below `address`, or null; among
+  // several names at that symbol's address (memcpy and __memcpy), the one
+  // named `preferred' if it is one of them.
+  const KernelSymbol* text_at(uint64_t address, const std::string& preferred = "") const;
   size_t size() const { return symbols_.size(); }
 
  private:

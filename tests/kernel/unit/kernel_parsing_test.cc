@@ -45,6 +45,17 @@ TEST(KernelSymbols, ParsesAndResolvesByPosition) {
   EXPECT_EQ(t.next_after(0xffffffff81400080u), nullptr);
 }
 
+TEST(KernelSymbols, TextAtPrefersTheAliasAsked) {
+  auto t = SymbolTable::parse("ffffffff81000000 T _text\n"
+                              "ffffffff81000100 T __memcpy\n"
+                              "ffffffff81000100 T memcpy\n"
+                              "ffffffff81000200 T after\n",
+                              "System.map");
+  EXPECT_EQ(t.text_at(0xffffffff81000110u)->name, "memcpy");  // the last name by default
+  EXPECT_EQ(t.text_at(0xffffffff81000110u, "__memcpy")->name, "__memcpy");
+  EXPECT_EQ(t.text_at(0xffffffff81000110u, "after")->name, "memcpy");  // not at that address
+}
+
 TEST(KernelSymbols, AmbiguityMessageNamesThePositions) {
   auto t = SymbolTable::parse(kMap, "System.map");
   try {
