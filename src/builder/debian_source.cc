@@ -290,8 +290,8 @@ std::string build_dependency_versions(const std::string& tree) {
   for (const auto& line : split_lines(*installed)) {
     size_t a = line.find('\t'), b = line.find('\t', a + 1);
     if (a == std::string::npos || b == std::string::npos || line.rfind("ii", 0) != 0) continue;
-    if (names.count(line.substr(a + 1, b - a - 1)))
-      out += line.substr(a + 1, b - a - 1) + "=" + line.substr(b + 1) + "\n";
+    std::string package = line.substr(a + 1, b - a - 1);
+    if (names.count(package)) out += package + "=" + line.substr(b + 1) + "\n";
   }
   return out;
 }

@@ -33,7 +33,6 @@ WorkTree::WorkTree(const WorkTreeSetup& setup, std::function<void(const std::str
       reuse_(setup.reuse),
       extra_env_(setup.environment),
       build_path_(setup.build_path),
-      cache_key_extra_(setup.cache_key),
       progress_(std::move(progress)) {
   if (!fs::is_directory(setup.source)) fail("{}: not a directory", setup.source);
   if (setup.work.empty()) {
@@ -62,8 +61,9 @@ WorkTree::WorkTree(const WorkTreeSetup& setup, std::function<void(const std::str
                             build_path_, *why));
       build_path_.clear();
     }
+  cache_key_ = make_cache_key(setup.cache_key);
   std::string done = root_ + "/original.done";
-  if (reuse_ && fs::exists(done) && read_text_file(done) == cache_key()) {
+  if (reuse_ && fs::exists(done) && read_text_file(done) == cache_key_) {
     load_original_build();
   } else {
     if (reuse_ && fs::exists(done))
@@ -223,7 +223,7 @@ void WorkTree::run_build(const std::string& command, const char* phase) {
 std::string WorkTree::stale_cache_reason(const std::string& old_key) const {
   auto old_lines = split_lines(old_key);
   std::vector<std::string> now;
-  for (const auto& line : split_lines(cache_key()))
+  for (const auto& line : split_lines(cache_key_))
     if (std::find(old_lines.begin(), old_lines.end(), line) == old_lines.end()) now.push_back(line);
   auto shown = now.begin() + std::min<std::ptrdiff_t>(std::ssize(now), 3);
   std::string changed = now.empty() ? "fewer build dependencies"
@@ -234,11 +234,10 @@ std::string WorkTree::stale_cache_reason(const std::string& old_key) const {
                      root_, changed);
 }
 
-std::string WorkTree::cache_key() const {
+std::string WorkTree::make_cache_key(const std::string& extra) const {
   auto version = command_output("/", {real_cc_, "--version"});
   std::string first = version ? version->substr(0, version->find('\n')) : real_cc_;
-  return "graft work tree 1\n" + first + "\n" + (build_path_.empty() ? "" : "built at " + build_path_ + "\n") +
-         cache_key_extra_;
+  return "graft work tree 1\n" + first + "\n" + (build_path_.empty() ? "" : "built at " + build_path_ + "\n") + extra;
 }
 
 bool WorkTree::build_original(const std::string& command) {
@@ -265,7 +264,7 @@ bool WorkTree::build_original(const std::string& command) {
          command, tree_);
   if (reuse_) {
     write_text_file(root_ + "/original.index", index);
-    write_text_file(root_ + "/original.done", cache_key());
+    write_text_file(root_ + "/original.done", cache_key_);
   }
   return true;
 }
@@ -357,7 +356,7 @@ void WorkTree::reverse_diff() {
     return;
   }
   applied_strip_ = -1;
-  if (reuse_) write_text_file(root_ + "/original.done", cache_key());
+  if (reuse_) write_text_file(root_ + "/original.done", cache_key_);
 }
 
 void WorkTree::build_patched(const std::string& command, const std::vector<DiffFile>& touched) {

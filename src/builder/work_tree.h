@@ -93,9 +93,9 @@ class WorkTree {
   // `phase` is "original" or "patched".
   void run_build(const std::string& command, const char* phase);
   std::map<std::string, std::string> build_environment(const char* phase) const;
-  // What a cached original build depends on besides the tree: the
-  // compiler and graft's record format.
-  std::string cache_key() const;
+  // What a cached original build depends on besides the tree: graft's
+  // record format, the compiler, the build path and setup.cache_key.
+  std::string make_cache_key(const std::string& extra) const;
   std::string stale_cache_reason(const std::string& old_key) const;
   std::vector<std::string> dependencies(const CompileRecord& r) const;
   // The compile log of a phase, its paths those of the tree.
@@ -110,7 +110,7 @@ class WorkTree {
   bool side_objects_ = false, reuse_ = false, reused_ = false;
   std::map<std::string, std::string> extra_env_;
   std::string build_path_;
-  std::string cache_key_extra_;
+  std::string cache_key_;  // what original.done holds (make_cache_key, once)
   std::string applied_diff_;  // with its -pN, to reverse it
   int applied_strip_ = -1;
   std::function<void(const std::string&)> progress_;

@@ -52,10 +52,10 @@ class ObjectView {
   // Functions that refer to data piece `p` (indexes into pieces()).
   const std::vector<size_t>& users(size_t piece) const { return users_[piece]; }
   bool section_is_strings(size_t section) const;
+  bool section_is_constant(size_t section) const;
   // The function `p' is only a jump to, when GCC's identical code folding
   // made it one (-fipa-icf: ngx_atoof is `jmp ngx_atoi'); "" if not.
   std::string folded_into(const Piece& p) const;
-  bool section_is_constant(size_t section) const;
 
  private:
   RelocatableObject object_;

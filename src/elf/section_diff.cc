@@ -14,8 +14,7 @@ namespace graft {
 namespace {
 
 struct Difference {
-  std::string section;
-  uint64_t bytes = 0;  // differing bytes (0: the sizes differ)
+  uint64_t bytes = 0;  // differing bytes (UINT64_MAX: the sizes differ, or one lacks it)
   std::string text;
 };
 
@@ -35,21 +34,21 @@ std::string section_differences(const std::string& a, const std::string& b, size
   for (const auto& [name, s] : sa) {
     auto it = sb.find(name);
     if (it == sb.end()) {
-      found.push_back({name, UINT64_MAX, fmt::format("{} (only in {})", name, a)});
+      found.push_back({UINT64_MAX, fmt::format("{} (only in {})", name, a)});
       continue;
     }
     if (s->size != it->second->size) {
-      found.push_back({name, UINT64_MAX,
+      found.push_back({UINT64_MAX,
                        fmt::format("{} ({:#x} bytes in one, {:#x} in the other)", name, s->size, it->second->size)});
       continue;
     }
     Bytes x = ea.section_data(s->index), y = eb.section_data(it->second->index);
     uint64_t n = 0;
     for (size_t i = 0; i < std::min(x.size(), y.size()); ++i) n += x[i] != y[i];
-    if (n) found.push_back({name, n, fmt::format("{} ({} byte{} differ{})", name, n, n == 1 ? "" : "s", n == 1 ? "s" : "")});
+    if (n) found.push_back({n, fmt::format("{} ({} byte{} differ{})", name, n, n == 1 ? "" : "s", n == 1 ? "s" : "")});
   }
   for (const auto& [name, s] : sb)
-    if (!sa.count(name)) found.push_back({name, UINT64_MAX, fmt::format("{} (only in {})", name, b)});
+    if (!sa.count(name)) found.push_back({UINT64_MAX, fmt::format("{} (only in {})", name, b)});
   std::stable_sort(found.begin(), found.end(),
                    [](const Difference& x, const Difference& y) { return x.bytes > y.bytes; });
   std::string out;
