@@ -29,7 +29,7 @@ die() { echo "debian_build[$SRC]: FAILED: $* (log: $LOG)" >&2; tail -n 20 "$LOG"
 # graft's rebuild reproduces, and is made again.
 deps_key() {
   local names
-  names=$(awk '/^#/ {next} /^[ \t]*$/ {exit}
+  names=$(awk '/^#/ {next} /^[ \t]*$/ {if (seen) exit; next} {seen = 1}
                /^[^ \t]/ {f = tolower($0) ~ /^build-depends(-arch)?:/; sub(/^[^:]*:/, "")}
                f' "$1/debian/control" |
             tr ',|' '\n\n' | sed 's/^[ \t]*//; s/[ \t(:[<].*//' | grep -v '^\$' | grep . | sort -u)
