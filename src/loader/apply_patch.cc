@@ -35,7 +35,8 @@
 #include "loader/placement.h"
 #include "loader/region.h"
 #include "loader/unwind_registration.h"
-#include "process/process_lock.h"
+#include "loader/recovery.h"
+#include "loader/target_session.h"
 #include "process/thread_syscall.h"
 #include "process/tracing_thread.h"
 #include "loader/runtime_binding.h"
@@ -48,18 +49,19 @@ namespace {
 
 class ApplyJob {
  public:
-  ApplyJob(const Patch& patch, pid_t pid, const OperationOptions& options, OperationResult& result)
-      : patch_(patch), pid_(pid), options_(options), result_(result), memory_(pid) {}
+  ApplyJob(const Patch& patch, TargetSession& session, const OperationOptions& options, OperationResult& result)
+      : patch_(patch), session_(session), pid_(session.pid()), options_(options), result_(result),
+        memory_(session.memory()), maps_(session.maps()), records_(session.records()) {}
 
   void run() {
+    // The tracer ends before this job's transition plan, which its
+    // breakpoint handler reads.
+    TracingScope scope(session_);
     refuse_go_program();
-    recover_before(pid_, options_, result_);
-    maps_ = read_maps(pid_);
-    objects_ = loaded_objects(pid_, maps_, build_ids_);
+    recover_before(session_, options_, result_);
     target_ = find_target();
-    auto scan = read_records(pid_, maps_, memory_);
-    if (!scan.problems.empty()) fail("{}; refusing to change this process", scan.problems.front());
-    records_ = std::move(scan.records);
+    if (!session_.scan().problems.empty())
+      fail("{}; refusing to change this process", session_.scan().problems.front());
     for (const auto& r : records_)
       if (r.sha256 == patch_.sha256)
         fail("process {}: patch {} is already applied (state {})", pid_, r.label(), state_name(r.state));
@@ -82,9 +84,8 @@ class ApplyJob {
 
     // A thread in vfork() cannot be stopped until its child lets it go.
     wait_out_vfork(pid_, options_.timeout_s);
-    Tracer tracer(pid_, per_thread_);
-    result_.threads = tracer.thread_count();
-    bind_runtime_functions(tracer, scan.runtime);
+    result_.threads = session_.attach(per_thread_).thread_count();
+    bind_runtime_functions();
     try {
       plan_region();
       resolve_externals();
@@ -95,12 +96,12 @@ class ApplyJob {
       if (per_thread_) gates = plan_gates();
       if (switch_gates_) gates = plan_switch_gates();
       throw_if_interrupted("before the patch region was created");
-      create_region(tracer, memory_, maps_, layout_, patch_.id());
+      create_region(session_, layout_, patch_.id());
       fault_point("region-created");
-      tracer.resume_all();
-      switch_to_patch(tracer, std::move(image), gates);
+      session_.tracer().resume_all();
+      switch_to_patch(std::move(image), gates);
     } catch (...) {
-      if (!region_in_use_) remove_injected_runtime(tracer);
+      if (!region_in_use_) remove_injected_runtime();
       throw;
     }
   }
@@ -110,7 +111,7 @@ class ApplyJob {
   // run post_patch. On failure the region is removed again (after
   // post_unpatch, if pre_patch had run), unless a per-thread transition
   // could be neither completed nor undone (TransitionStuck).
-  void switch_to_patch(Tracer& tracer, Bytes image, const Bytes& gates) {
+  void switch_to_patch(Bytes image, const Bytes& gates) {
     bool pre_patch_done = false;
     try {
       // The record first: from here on, a later graft knows what this
@@ -119,7 +120,7 @@ class ApplyJob {
       memory_.write({layout_.address}, encode_record(record_));
       fault_point("record-written");
       if (!ifuncs_.empty()) {
-        run_ifunc_resolvers(tracer);
+        run_ifunc_resolvers();
         image = relocate();
       }
       memory_.write({layout_.address + layout_.image_offset}, image);
@@ -127,10 +128,10 @@ class ApplyJob {
         memory_.write({*thunk}, arch::kCallReturnThunk);
       fault_point("image-written");
       // Before any thread can run the new code (the pre_patch callback may).
-      register_unwind_info(tracer, memory_, record_, options_.timeout_s);
+      register_unwind_info(session_, record_, options_.timeout_s);
       fault_point("unwind-registered");
 
-      if (auto run = run_callback(tracer, memory_, record_, Callback::Kind::PrePatch, options_.timeout_s)) {
+      if (auto run = run_callback(session_, record_, Callback::Kind::PrePatch, options_.timeout_s)) {
         if (!run->ok()) fail("process {}: {}; patch not applied", pid_, run->describe(Callback::Kind::PrePatch, record_));
         if (static_cast<int32_t>(run->result.value) != 0)
           fail("process {}: {} (a veto); patch not applied", pid_,
@@ -141,25 +142,25 @@ class ApplyJob {
       if (per_thread_) {
         memory_.write({record_.transition.gates}, gates);
         try {
-          run_transition(tracer);
+          run_transition();
         } catch (const TransitionStuck&) {
           region_in_use_ = true;
           throw;
         }
       } else {
         if (switch_gates_) memory_.write({record_.transition.gates}, gates);
-        switch_stop_model(tracer);
+        switch_stop_model();
       }
     } catch (...) {
       if (region_in_use_) throw;
       try {
         if (pre_patch_done)
-          if (auto run = run_callback(tracer, memory_, record_, Callback::Kind::PostUnpatch, options_.timeout_s);
+          if (auto run = run_callback(session_, record_, Callback::Kind::PostUnpatch, options_.timeout_s);
               run && !run->ok())
             result_.notes.push_back(run->describe(Callback::Kind::PostUnpatch, record_));
-        deregister_unwind_info(tracer, memory_, maps_, record_, options_.timeout_s);
-        remove_region(tracer, memory_, maps_, layout_.address, layout_.size);
-        tracer.resume_all();
+        deregister_unwind_info(session_, record_, options_.timeout_s);
+        remove_region(session_, layout_.address, layout_.size);
+        session_.tracer().resume_all();
       } catch (const Error&) {
         // The process is gone or unreachable: nothing left to clean.
       }
@@ -169,27 +170,27 @@ class ApplyJob {
     for (const auto* r : replaced_) {
       // No thread is in the replaced patch's code and no jump leads there.
       try {
-        deregister_unwind_info(tracer, memory_, maps_, *r, options_.timeout_s);
-        remove_region(tracer, memory_, maps_, r->region_start, r->region_size);
+        deregister_unwind_info(session_, *r, options_.timeout_s);
+        remove_region(session_, r->region_start, r->region_size);
         result_.notes.push_back(fmt::format("replaced patch {}", r->label()));
       } catch (const Error& e) {
         result_.notes.push_back(fmt::format("replaced patch {}, but could not unmap it: {}", r->label(), e.what()));
       }
     }
-    if (auto run = run_callback(tracer, memory_, record_, Callback::Kind::PostPatch, options_.timeout_s);
+    if (auto run = run_callback(session_, record_, Callback::Kind::PostPatch, options_.timeout_s);
         run && !run->ok())
       result_.notes.push_back(run->describe(Callback::Kind::PostPatch, record_) + " (the patch stays applied)");
-    tracer.detach();
+    session_.detach();
   }
 
-  void switch_stop_model(Tracer& tracer) {
+  void switch_stop_model() {
     StopOptions stop;
     stop.timeout_s = options_.timeout_s;
     stop.detach_after = false;
     if (auto stub = stop_stub_address(record_)) plan_.stop_stub = *stub;
     SwitchResult s;
     try {
-      run_stop_model(tracer, memory_, plan_, stop, [&] {
+      run_stop_model(session_.tracer(), memory_, plan_, stop, [&] {
         write_record_state(memory_, record_, RecordState::Active);
         if (!replaced_.empty()) fault_point("marked-applied");
         for (const auto* r : replaced_) write_record_state(memory_, *r, RecordState::Reverting);
@@ -293,25 +294,24 @@ class ApplyJob {
 
   // The runtime functions the patch calls are bound before placement: an
   // injected runtime takes address space.
-  void bind_runtime_functions(Tracer& tracer, const std::optional<RuntimeRecord>& existing) {
+  void bind_runtime_functions() {
     std::set<std::string> needed;
     for (const auto& e : patch_.externals)
       if (e.where == ExternalSymbol::Where::Library && is_runtime_function(e.name)) needed.insert(e.name);
     if (needed.empty()) return;
-    RuntimeBindingContext ctx{pid_, maps_, objects_, target_, memory_, existing};
-    runtime_ = bind_runtime(needed, ctx, tracer);
+    runtime_ = bind_runtime(needed, session_, target_);
     if (runtime_.injected) {
       result_.notes.push_back(runtime_.provider);
-      maps_ = read_maps(pid_);
+      session_.reread_maps();
     }
-    tracer.resume_all();
+    session_.tracer().resume_all();
   }
 
-  void remove_injected_runtime(Tracer& tracer) {
+  void remove_injected_runtime() {
     if (!runtime_.injected) return;
     try {
-      remove_region(tracer, memory_, maps_, runtime_.injected->region_start, runtime_.injected->region_size);
-      tracer.resume_all();
+      remove_region(session_, runtime_.injected->region_start, runtime_.injected->region_size);
+      session_.tracer().resume_all();
     } catch (const Error&) {
     }
   }
@@ -324,7 +324,7 @@ class ApplyJob {
   }
 
   LoadedObject find_target() {
-    for (const auto& o : objects_)
+    for (const auto& o : session_.objects())
       if (!o.build_id.empty() && o.build_id == patch_.target.build_id) return o;
     fail("process {} does not map the patch's target {} (build-id {})", pid_, patch_.target.path,
          patch_.target.build_id.substr(0, 16));
@@ -527,7 +527,7 @@ class ApplyJob {
   // The address of every external symbol, except the IFUNCs whose resolver
   // must run in the process (ifuncs_, settled by run_ifunc_resolvers()).
   void resolve_externals() {
-    SymbolResolver resolver(objects_, target_, maps_, memory_, pid_);
+    SymbolResolver resolver(session_, target_);
     if (patch_.layout.unwind_object)
       plan_unwind_registration(record_, resolver, record_.image_base + patch_.layout.eh_frame,
                                record_.image_base + patch_.layout.unwind_object);
@@ -547,10 +547,10 @@ class ApplyJob {
   }
 
   // After the record is written; the thunk first, for a kill-safe return.
-  void run_ifunc_resolvers(Tracer& tracer) {
+  void run_ifunc_resolvers() {
     if (auto thunk = call_return_thunk_address(record_)) memory_.write({*thunk}, arch::kCallReturnThunk);
     for (const auto& [index, call] : ifuncs_) {
-      IfuncResult r = run_ifunc_resolver(tracer, memory_, record_, call, options_.timeout_s);
+      IfuncResult r = run_ifunc_resolver(session_, record_, call, options_.timeout_s);
       addresses_[index] = r.address;
       result_.notes.push_back(r.note);
     }
@@ -660,14 +660,14 @@ class ApplyJob {
     transition_.area = area_;
     transition_.maps = maps_;
     // graft_quiescent() of the process's libgraft-rt, if it maps one.
-    QuiescentRuntime rt = find_quiescent_runtime(objects_, target_, maps_, memory_);
+    QuiescentRuntime rt = find_quiescent_runtime(session_, target_);
     transition_.quiescent_area = rt.area;
     transition_.quiescent_armed = rt.armed;
     transition_.quiescent_users = rt.users;
     return out;
   }
 
-  void run_transition(Tracer& tracer) {
+  void run_transition() {
     TransitionOptions o = transition_options(options_, memory_, record_);
     // The replaced patches are marked for removal right after this one is
     // marked applied, as in switch_stop_model (killed in between, recovery
@@ -682,7 +682,7 @@ class ApplyJob {
       };
     TransitionResult t;
     try {
-      run_per_thread_apply(tracer, memory_, transition_, o, t);
+      run_per_thread_apply(session_.tracer(), memory_, transition_, o, t);
     } catch (...) {
       record_transition(t, result_);
       throw;
@@ -730,15 +730,15 @@ class ApplyJob {
   }
 
   const Patch& patch_;
-  pid_t pid_;
+  TargetSession& session_;
+  const pid_t pid_;
   const OperationOptions& options_;
   OperationResult& result_;
-  ProcessMemory memory_;
-  std::vector<Mapping> maps_;
-  BuildIdCache build_ids_;
-  std::vector<LoadedObject> objects_;
+  // The session's, named for brevity.
+  const ProcessMemory& memory_;
+  const std::vector<Mapping>& maps_;
+  const std::vector<PatchRecord>& records_;
   LoadedObject target_;
-  std::vector<PatchRecord> records_;
   std::vector<const PatchRecord*> replaced_;  // by a cumulative patch
   RuntimeBinding runtime_;
   PatchRecord record_;
@@ -794,8 +794,8 @@ OperationResult apply_patch(const Patch& patch, pid_t pid, const OperationOption
       std::optional<RealtimePriority> priority;
       if (!per_thread(result.model)) priority.emplace();
       try {
-        ProcessLock lock(pid, options.timeout_s);
-        ApplyJob(patch, pid, options, result).run();
+        TargetSession session(pid, options.timeout_s);
+        ApplyJob(patch, session, options, result).run();
         result.ok = true;
       } catch (const TransitionStuck& e) {
         result.error = e.what();

@@ -47,9 +47,10 @@ std::string CallbackRun::describe(Callback::Kind kind, const PatchRecord& patch)
                      patch.label(), result.describe());
 }
 
-RemoteCallResult call_for_patch(Tracer& tracer, const ProcessMemory& memory,
-                                const PatchRecord& patch, RemoteAddress function,
+RemoteCallResult call_for_patch(TargetSession& session, const PatchRecord& patch, RemoteAddress function,
                                 const uint64_t (&args)[6], double timeout_s) {
+  Tracer& tracer = session.tracer();
+  const ProcessMemory& memory = session.memory();
   pid_t tid = callback_thread(tracer);
   bool stopped_here = !tracer.is_stopped(tid);
   if (stopped_here) tracer.stop(tid);
@@ -67,12 +68,11 @@ RemoteCallResult call_for_patch(Tracer& tracer, const ProcessMemory& memory,
   return r;
 }
 
-std::optional<CallbackRun> run_callback(Tracer& tracer, const ProcessMemory& memory,
-                                        const PatchRecord& patch, Callback::Kind kind,
+std::optional<CallbackRun> run_callback(TargetSession& session, const PatchRecord& patch, Callback::Kind kind,
                                         double timeout_s) {
   const CallbackRecord* c = patch.callback(kind);
   if (!c) return std::nullopt;
-  return CallbackRun{c->function, call_for_patch(tracer, memory, patch, {c->address}, {}, timeout_s)};
+  return CallbackRun{c->function, call_for_patch(session, patch, {c->address}, {}, timeout_s)};
 }
 
 }  // namespace graft

@@ -12,9 +12,8 @@
 #include <string>
 
 #include "loader/patch_record.h"
-#include "process/memory.h"
+#include "loader/target_session.h"
 #include "process/remote_call.h"
-#include "process/tracer.h"
 
 namespace graft {
 
@@ -31,14 +30,12 @@ struct CallbackRun {
 // the call if it was running, returning through the patch's thunk when graft
 // has written it (kill-safe), else through the trap at the region's first
 // page. Throws only if the process cannot be traced any more.
-RemoteCallResult call_for_patch(Tracer& tracer, const ProcessMemory& memory,
-                                const PatchRecord& patch, RemoteAddress function,
+RemoteCallResult call_for_patch(TargetSession& session, const PatchRecord& patch, RemoteAddress function,
                                 const uint64_t (&args)[6], double timeout_s);
 
 // nullopt when the patch has no callback of this kind. Throws only if the
 // process cannot be traced any more (exited).
-std::optional<CallbackRun> run_callback(Tracer& tracer, const ProcessMemory& memory,
-                                        const PatchRecord& patch, Callback::Kind kind,
+std::optional<CallbackRun> run_callback(TargetSession& session, const PatchRecord& patch, Callback::Kind kind,
                                         double timeout_s);
 
 }  // namespace graft

@@ -24,9 +24,9 @@ bool file_backed(const Mapping& m) {
 
 }  // namespace
 
-IfuncResult run_ifunc_resolver(Tracer& tracer, const ProcessMemory& memory,
-                               const PatchRecord& patch, const IfuncCall& ifunc, double timeout_s) {
-  pid_t pid = tracer.pid();
+IfuncResult run_ifunc_resolver(TargetSession& session, const PatchRecord& patch, const IfuncCall& ifunc,
+                               double timeout_s) {
+  pid_t pid = session.pid();
   const std::string& object = ifunc.object->path;
   std::vector<Mapping> maps = read_maps(pid);
   const Mapping* at = mapping_at(maps, ifunc.resolver);
@@ -36,7 +36,7 @@ IfuncResult run_ifunc_resolver(Tracer& tracer, const ProcessMemory& memory,
 
   uint64_t args[6];
   arch::ifunc_resolver_arguments(auxv_value(pid, AT_HWCAP).value_or(0), args);
-  RemoteCallResult r = call_for_patch(tracer, memory, patch, {ifunc.resolver}, args, timeout_s);
+  RemoteCallResult r = call_for_patch(session, patch, {ifunc.resolver}, args, timeout_s);
   if (r.status != RemoteCallResult::Status::Returned)
     fail("process {}: the resolver of IFUNC `{}' in {} {}", pid, ifunc.name, object, r.describe());
 

@@ -16,8 +16,7 @@
 
 #include "loader/patch_record.h"
 #include "loader/symbol_resolver.h"
-#include "process/memory.h"
-#include "process/tracer.h"
+#include "loader/target_session.h"
 
 namespace graft {
 
@@ -26,7 +25,7 @@ struct IfuncResult {
   std::string note;  // "`strlen' (an IFUNC of ...): 0x..., from its resolver run in the process"
 };
 
-IfuncResult run_ifunc_resolver(Tracer& tracer, const ProcessMemory& memory,
-                               const PatchRecord& patch, const IfuncCall& ifunc, double timeout_s);
+IfuncResult run_ifunc_resolver(TargetSession& session, const PatchRecord& patch, const IfuncCall& ifunc,
+                               double timeout_s);
 
 }  // namespace graft

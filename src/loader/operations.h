@@ -92,8 +92,5 @@ ProcessPatches list_patches(pid_t pid);
 std::vector<pid_t> processes_mapping(const std::string& build_id);
 // Every process that holds a graft region.
 std::vector<pid_t> processes_with_patches();
-// Repairs first, if an interrupted graft left something in the process;
-// throws if the repair fails (the operation must not go on then).
-void recover_before(pid_t pid, const OperationOptions& options, OperationResult& result);
 
 }  // namespace graft

@@ -22,9 +22,10 @@ std::string name_of(const FunctionRecord& f) { return f.demangled.empty() ? f.sy
 
 }  // namespace
 
-TransitionPlan reverse_transition_plan(const ProcessMemory& memory, const std::vector<Mapping>& maps,
-                                       const std::vector<PatchRecord>& records, const PatchRecord& rec) {
-  pid_t pid = memory.pid();
+TransitionPlan reverse_transition_plan(TargetSession& session, const PatchRecord& rec) {
+  pid_t pid = session.pid();
+  const ProcessMemory& memory = session.memory();
+  const std::vector<PatchRecord>& records = session.records();
   const TransitionRecord& t = rec.transition;
   if (!rec.per_thread())
     fail("process {}: patch {} was applied with --model {}: it has no gates to go back through; "
@@ -100,8 +101,8 @@ TransitionPlan reverse_transition_plan(const ProcessMemory& memory, const std::v
   plan.trap_handler = t.trap_handler;
   plan.return_stubs = t.return_stubs;
   plan.return_stub_count = static_cast<uint32_t>(t.return_stub_count);
-  plan.maps = maps;
-  QuiescentRuntime rt = find_quiescent_runtime(maps, memory, rec.build_id);
+  plan.maps = session.maps();
+  QuiescentRuntime rt = find_quiescent_runtime(session, rec.build_id);
   plan.quiescent_area = rt.area;
   plan.quiescent_armed = rt.armed;
   plan.quiescent_users = rt.users;
@@ -201,15 +202,14 @@ void warn_forced(const OperationOptions& options, pid_t pid, size_t forced, cons
                                pid, forced, code));
 }
 
-void revert_per_thread(Tracer& tracer, const ProcessMemory& memory, const std::vector<Mapping>& maps,
-                       const PatchRecord& rec, const TransitionPlan& plan,
+void revert_per_thread(TargetSession& session, const PatchRecord& rec, const TransitionPlan& plan,
                        const OperationOptions& options, OperationResult& result,
                        const std::function<void()>& after_switch,
                        const std::function<void()>& turned_back) {
-  TransitionOptions o = transition_options(options, memory, rec);
+  TransitionOptions o = transition_options(options, session.memory(), rec);
   TransitionResult t;
   try {
-    run_per_thread_revert(tracer, memory, plan, o, t);
+    run_per_thread_revert(session.tracer(), session.memory(), plan, o, t);
   } catch (...) {
     record_transition(t, result);
     throw;
@@ -222,12 +222,12 @@ void revert_per_thread(Tracer& tracer, const ProcessMemory& memory, const std::v
          "{}; the revert turned back: every thread runs the new code again and the patch stays applied",
          t.reason);
   }
-  warn_forced(options, memory.pid(), t.forced, "old");
+  warn_forced(options, session.pid(), t.forced, "old");
   fault_point("reverted");
   after_switch();
   // No thread is in the patch's code or its gates, and nothing leads there.
-  deregister_unwind_info(tracer, memory, maps, rec, options.timeout_s);
-  remove_region(tracer, memory, maps, rec.region_start, rec.region_size);
+  deregister_unwind_info(session, rec, options.timeout_s);
+  remove_region(session, rec.region_start, rec.region_size);
   fault_point("region-removed");
 }
 

@@ -10,9 +10,7 @@
 #include "consistency/per_thread_model.h"
 #include "loader/operations.h"
 #include "loader/patch_record.h"
-#include "process/maps.h"
-#include "process/memory.h"
-#include "process/tracer.h"
+#include "loader/target_session.h"
 
 namespace graft {
 
@@ -23,16 +21,14 @@ namespace graft {
 // patch below, which may have been reverted since). Throws, naming the
 // function, if not, or if the transition table cannot hold every thread;
 // nothing is written.
-TransitionPlan reverse_transition_plan(const ProcessMemory& memory, const std::vector<Mapping>& maps,
-                                       const std::vector<PatchRecord>& records, const PatchRecord& rec);
+TransitionPlan reverse_transition_plan(TargetSession& session, const PatchRecord& rec);
 
 // Runs the reverse transition of `plan' and, if every thread moved back,
 // `after_switch' (post_unpatch) and the region's removal. If threads could
 // not move back in time, the revert turns around: `turned_back' runs
 // (post_patch) and it throws, with the patch applied as before.
 // TransitionStuck if it could do neither.
-void revert_per_thread(Tracer& tracer, const ProcessMemory& memory, const std::vector<Mapping>& maps,
-                       const PatchRecord& rec, const TransitionPlan& plan,
+void revert_per_thread(TargetSession& session, const PatchRecord& rec, const TransitionPlan& plan,
                        const OperationOptions& options, OperationResult& result,
                        const std::function<void()>& after_switch,
                        const std::function<void()>& turned_back);

@@ -8,10 +8,9 @@
 
 namespace graft {
 
-QuiescentRuntime find_quiescent_runtime(const std::vector<LoadedObject>& objects, const LoadedObject& target,
-                                        const std::vector<Mapping>& maps, const ProcessMemory& memory) {
+QuiescentRuntime find_quiescent_runtime(TargetSession& session, const LoadedObject& target) {
   QuiescentRuntime rt;
-  SymbolResolver resolver(objects, target, maps, memory, memory.pid());
+  SymbolResolver resolver(session, target);
   try {
     rt.area = resolver.resolve("graft_rt_transition_area");
     rt.armed = resolver.resolve("graft_rt_transition_armed");
@@ -26,14 +25,12 @@ QuiescentRuntime find_quiescent_runtime(const std::vector<LoadedObject>& objects
   return rt;
 }
 
-QuiescentRuntime find_quiescent_runtime(const std::vector<Mapping>& maps, const ProcessMemory& memory,
-                                        const std::string& build_id) {
-  BuildIdCache ids;
-  auto objects = loaded_objects(memory.pid(), maps, ids);
+QuiescentRuntime find_quiescent_runtime(TargetSession& session, const std::string& build_id) {
+  const auto& objects = session.objects();
   auto target = std::find_if(objects.begin(), objects.end(),
                              [&](const LoadedObject& o) { return !o.build_id.empty() && o.build_id == build_id; });
   if (target == objects.end()) return {};
-  return find_quiescent_runtime(objects, *target, maps, memory);
+  return find_quiescent_runtime(session, *target);
 }
 
 void disarm_abandoned(Tracer& tracer, const QuiescentRuntime& rt, const ProcessMemory& memory, uint64_t area,

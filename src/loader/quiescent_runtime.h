@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "loader/loaded_objects.h"
+#include "loader/target_session.h"
 #include "process/maps.h"
 #include "process/memory.h"
 #include "process/tracer.h"
@@ -19,11 +20,9 @@ struct QuiescentRuntime {
 };
 
 // Found by symbol, as the patch's target object sees them.
-QuiescentRuntime find_quiescent_runtime(const std::vector<LoadedObject>& objects, const LoadedObject& target,
-                                        const std::vector<Mapping>& maps, const ProcessMemory& memory);
+QuiescentRuntime find_quiescent_runtime(TargetSession& session, const LoadedObject& target);
 // The same, for the object with this build-id.
-QuiescentRuntime find_quiescent_runtime(const std::vector<Mapping>& maps, const ProcessMemory& memory,
-                                        const std::string& build_id);
+QuiescentRuntime find_quiescent_runtime(TargetSession& session, const std::string& build_id);
 
 // Before the region of an abandoned transition (its area at `area') goes:
 // if graft_quiescent() is still armed for that area, disarms it and waits,

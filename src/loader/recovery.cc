@@ -52,16 +52,20 @@ bool interrupted(const PatchRecord& r, const ProcessMemory& memory) {
 
 }  // namespace
 
-bool needs_recovery(pid_t pid) {
-  if (!leaked_memfds(pid).empty()) return true;
-  ProcessMemory memory(pid);
-  auto scan = read_records(pid, read_maps(pid), memory);
-  for (const auto& r : scan.records)
-    if (interrupted(r, memory)) return true;
-  for (const auto& bad : scan.invalid)
+namespace {
+
+bool needs_recovery(const TargetSession& session) {
+  if (!leaked_memfds(session.pid()).empty()) return true;
+  for (const auto& r : session.records())
+    if (interrupted(r, session.memory())) return true;
+  for (const auto& bad : session.scan().invalid)
     if (bad.blank) return true;
   return false;
 }
+
+}  // namespace
+
+bool needs_recovery(pid_t pid) { return needs_recovery(TargetSession(pid, std::nullopt)); }
 
 std::vector<pid_t> processes_needing_recovery() {
   std::vector<pid_t> out;
@@ -77,22 +81,26 @@ std::vector<pid_t> processes_needing_recovery() {
 
 namespace {
 
-// recover_process(), on the thread that traces the process.
-RecoveryResult recover_here(pid_t pid, const OperationOptions& options) {
+// Repairs the process of `session`, on the thread that traces it; detached
+// again after.
+RecoveryResult recover_here(TargetSession& session, const OperationOptions& options) {
   RecoveryResult result;
-  result.pid = pid;
+  result.pid = session.pid();
   RealtimePriority priority;
   try {
-    // Traced first: from then on no other graft can be working on it.
-    Tracer tracer(pid);
-    ProcessMemory memory(pid);
-    auto maps = read_maps(pid);
-    auto scan = read_records(pid, maps, memory);
+    TracingScope scope(session);
+    // Traced first, then read: from then on no other graft can be working
+    // on it.
+    Tracer& tracer = session.attach();
+    session.reread();
+    const ProcessMemory& memory = session.memory();
+    pid_t pid = session.pid();
+    std::vector<PatchRecord>& records = session.records();
 
-    for (const auto& bad : scan.invalid) {
+    for (const auto& bad : session.scan().invalid) {
       if (!bad.blank) continue;
       tracer.stop_all();
-      remove_region(tracer, memory, maps, bad.range.start, bad.range.size);
+      remove_region(session, bad.range.start, bad.range.size);
       tracer.resume_all();
       result.actions.push_back(fmt::format(
           "removed an empty graft region at {:#x} (graft died before writing to it)", bad.range.start));
@@ -100,7 +108,7 @@ RecoveryResult recover_here(pid_t pid, const OperationOptions& options) {
     // Newest first, so an entry restored to a lower patch's jump ends up
     // at the right one even if several operations were interrupted.
     std::set<std::string> replaced;  // ids of patches a settled cumulative patch replaced
-    for (auto it = scan.records.rbegin(); it != scan.records.rend(); ++it) {
+    for (auto it = records.rbegin(); it != records.rend(); ++it) {
       PatchRecord& rec = *it;  // its state is updated below, for the records after it
       // A patch a settled cumulative patch replaced (marked above) is removed.
       if (!replaced.count(rec.id) && !interrupted(rec, memory)) continue;
@@ -108,7 +116,7 @@ RecoveryResult recover_here(pid_t pid, const OperationOptions& options) {
         // Its switch completed: every earlier patch of its target is
         // replaced, whatever state its graft had time to write. Marked
         // before the record is settled (after it, nothing would say so).
-        for (auto& r : scan.records)
+        for (auto& r : records)
           if (r.build_id == rec.build_id && r.seq < rec.seq) {
             replaced.insert(r.id);
             if (r.state == RecordState::Active) {
@@ -125,7 +133,7 @@ RecoveryResult recover_here(pid_t pid, const OperationOptions& options) {
       SwitchResult s;
       size_t redirected = 0;
       size_t returns = 0;
-      unload_patch(tracer, memory, maps, scan.records, rec, options, s, &redirected, {}, &returns);
+      unload_patch(session, rec, options, s, &redirected, {}, &returns);
       if (returns)
         result.actions.push_back(fmt::format("put back the return address of {} thread(s) that still led to "
                                              "an exit stub of patch {}",
@@ -146,13 +154,13 @@ RecoveryResult recover_here(pid_t pid, const OperationOptions& options) {
     auto fds = leaked_memfds(pid);
     if (!fds.empty()) {
       tracer.stop_all();
-      RemoteSyscalls sys(tracer, memory, maps);
+      RemoteSyscalls sys(tracer, memory, session.maps());
       for (int fd : fds) {
         sys.call(SYS_close, static_cast<uint64_t>(fd));
         result.actions.push_back(fmt::format("closed graft's memfd left open as descriptor {}", fd));
       }
     }
-    tracer.detach();
+    session.detach();
     result.ok = true;
   } catch (const std::exception& e) {
     result.error = e.what();
@@ -166,19 +174,26 @@ RecoveryResult recover_process(pid_t pid, const OperationOptions& options) {
   RecoveryResult result;
   result.pid = pid;
   try {
-    run_tracing_thread([&] { result = recover_here(pid, options); });
+    run_tracing_thread([&] {
+      TargetSession session(pid, std::nullopt);
+      result = recover_here(session, options);
+    });
   } catch (const std::exception& e) {
     result.error = e.what();
   }
   return result;
 }
 
-void recover_before(pid_t pid, const OperationOptions& options, OperationResult& result) {
-  if (!needs_recovery(pid)) return;
-  RecoveryResult r = recover_process(pid, options);
+void recover_before(TargetSession& session, const OperationOptions& options, OperationResult& result) {
+  if (!needs_recovery(session)) return;
+  // On a tracing thread of its own, whose exit detaches the threads at
+  // once (process/tracing_thread.h): the operation attaches again after.
+  RecoveryResult r;
+  run_tracing_thread([&] { r = recover_here(session, options); });
   if (!r.ok)
-    fail("process {} holds what an interrupted graft left, and graft could not repair it first: {}", pid,
-         r.error);
+    fail("process {} holds what an interrupted graft left, and graft could not repair it first: {}",
+         session.pid(), r.error);
+  session.reread();
   result.recovered = std::move(r.actions);
 }
 

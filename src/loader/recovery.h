@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "loader/operations.h"
+#include "loader/target_session.h"
 
 namespace graft {
 
@@ -40,5 +41,9 @@ bool needs_recovery(pid_t pid);
 RecoveryResult recover_process(pid_t pid, const OperationOptions& options);
 // Every process for which needs_recovery() holds.
 std::vector<pid_t> processes_needing_recovery();
+// Before an operation on the (detached) session's process: repairs first,
+// if an interrupted graft left something there, and reads the process
+// again. Throws if the repair fails (the operation must not go on then).
+void recover_before(TargetSession& session, const OperationOptions& options, OperationResult& result);
 
 }  // namespace graft

@@ -16,10 +16,9 @@ void check(long rc, const char* what, pid_t pid, bool adds_exec = false) {
 }
 }  // namespace
 
-void create_region(Tracer& tracer, const ProcessMemory& memory, const std::vector<Mapping>& maps,
-                   const RegionLayout& l, const std::string& name) {
-  pid_t pid = tracer.pid();
-  RemoteSyscalls sys(tracer, memory, maps);
+void create_region(TargetSession& session, const RegionLayout& l, const std::string& name) {
+  pid_t pid = session.pid();
+  RemoteSyscalls sys(session.tracer(), session.memory(), session.maps());
   RemoteAddress name_at = sys.scratch_string(std::string(kRegionNamePrefix) + name);
   long fd = sys.call(SYS_memfd_create, name_at.value, MFD_CLOEXEC);
   check(fd, "memfd_create", pid);
@@ -56,10 +55,9 @@ void create_region(Tracer& tracer, const ProcessMemory& memory, const std::vecto
   }
 }
 
-void remove_region(Tracer& tracer, const ProcessMemory& memory, const std::vector<Mapping>& maps,
-                   uint64_t address, uint64_t size) {
-  RemoteSyscalls sys(tracer, memory, maps);
-  check(sys.call(SYS_munmap, address, size), "munmap", tracer.pid());
+void remove_region(TargetSession& session, uint64_t address, uint64_t size) {
+  RemoteSyscalls sys(session.tracer(), session.memory(), session.maps());
+  check(sys.call(SYS_munmap, address, size), "munmap", session.pid());
 }
 
 }  // namespace graft

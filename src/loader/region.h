@@ -3,10 +3,8 @@
 #pragma once
 #include <string>
 
+#include "loader/target_session.h"
 #include "patch/patch.h"
-#include "process/maps.h"
-#include "process/memory.h"
-#include "process/tracer.h"
 
 namespace graft {
 
@@ -24,9 +22,8 @@ struct RegionLayout {
 // Maps a memfd named "graft:<name>" at exactly layout.address: the record
 // pages and rodata read-only, the code read+execute, data read+write; never
 // writable and executable at once.
-void create_region(Tracer& tracer, const ProcessMemory& memory, const std::vector<Mapping>& maps,
-                   const RegionLayout& layout, const std::string& name);
-void remove_region(Tracer& tracer, const ProcessMemory& memory, const std::vector<Mapping>& maps,
-                   uint64_t address, uint64_t size);
+// The session must be attached.
+void create_region(TargetSession& session, const RegionLayout& layout, const std::string& name);
+void remove_region(TargetSession& session, uint64_t address, uint64_t size);
 
 }  // namespace graft

@@ -13,7 +13,7 @@
 #include "loader/revert_during_transition.h"
 #include "loader/revert_under_stop.h"
 #include "process/proc_status.h"
-#include "process/process_lock.h"
+#include "loader/target_session.h"
 #include "process/thread_syscall.h"
 #include "process/tracing_thread.h"
 
@@ -42,15 +42,14 @@ OperationResult revert_here(const std::string& which, pid_t pid, const Operation
       // A per-thread transition in progress is driven by the graft that
       // started it (which holds the process traced and its lock): asked to
       // reverse, without taking the lock it holds.
-      ProcessMemory memory(pid);
-      auto scan = read_records(pid, read_maps(pid), memory);
-      if (scan.problems.empty()) {
-        const PatchRecord& rec = find_record(scan.records, which, pid);
-        if (rec.in_transition() && transition_driven(memory, rec)) {
+      TargetSession peek(pid, std::nullopt);
+      if (peek.scan().problems.empty()) {
+        const PatchRecord& rec = find_record(peek.records(), which, pid);
+        if (rec.in_transition() && transition_driven(peek.memory(), rec)) {
           result.patch_id = rec.id;
           result.patch_name = rec.name;
           result.patch_sha256 = rec.sha256;
-          int driver = revert_during_transition(rec, pid, memory, options.timeout_s);
+          int driver = revert_during_transition(rec, pid, peek.memory(), options.timeout_s);
           result.notes.push_back(fmt::format("the apply in progress (graft pid {}) reversed its "
                                              "transition: every thread runs the old code again",
                                              driver));
@@ -63,13 +62,13 @@ OperationResult revert_here(const std::string& which, pid_t pid, const Operation
         // while another graft's revert ends).
       }
     }
-    ProcessLock lock(pid, options.timeout_s);
-    recover_before(pid, options, result);
-    ProcessMemory memory(pid);
-    auto maps = read_maps(pid);
-    auto scan = read_records(pid, maps, memory);
-    if (!scan.problems.empty()) fail("{}; refusing to change this process", scan.problems.front());
-    const PatchRecord& rec = find_record(scan.records, which, pid);
+    // Outlives the session's tracer, whose breakpoint handler reads it.
+    std::optional<TransitionPlan> plan;
+    TargetSession session(pid, options.timeout_s);
+    recover_before(session, options, result);
+    if (!session.scan().problems.empty())
+      fail("{}; refusing to change this process", session.scan().problems.front());
+    const PatchRecord& rec = find_record(session.records(), which, pid);
     result.patch_id = rec.id;
     result.patch_name = rec.name;
     result.patch_sha256 = rec.sha256;
@@ -77,10 +76,9 @@ OperationResult revert_here(const std::string& which, pid_t pid, const Operation
     // As asked, else the model the patch was applied with.
     bool asked = options.model.has_value();
     result.model = options.model.value_or(rec.model);
-    std::optional<TransitionPlan> plan;  // outlives the tracer, whose breakpoint handler reads it
     if (per_thread(result.model)) {
       try {
-        plan = reverse_transition_plan(memory, maps, scan.records, rec);
+        plan = reverse_transition_plan(session, rec);
       } catch (const Error& e) {
         if (asked) throw;
         result.notes.push_back(fmt::format("reverted with the stop model: {}", e.what()));
@@ -89,14 +87,13 @@ OperationResult revert_here(const std::string& which, pid_t pid, const Operation
     }
     if (!plan) priority.emplace();
     wait_out_vfork(pid, options.timeout_s);
-    Tracer tracer(pid, plan.has_value());
-    result.threads = tracer.thread_count();
+    result.threads = session.attach(plan.has_value()).thread_count();
     // pre_unpatch cannot veto (as in the kernel): a failure is reported and
     // the revert goes on, as the operator asked.
     bool active = rec.state == RecordState::Active;
     auto callback = [&](Callback::Kind kind, const char* suffix) {
       if (active)
-        if (auto run = run_callback(tracer, memory, rec, kind, options.timeout_s); run && !run->ok())
+        if (auto run = run_callback(session, rec, kind, options.timeout_s); run && !run->ok())
           result.notes.push_back(run->describe(kind, rec) + suffix);
     };
     callback(Callback::Kind::PreUnpatch, "");
@@ -107,7 +104,7 @@ OperationResult revert_here(const std::string& which, pid_t pid, const Operation
       // undoes what pre_unpatch did, as in the kernel.
       OperationOptions per_thread = options;
       per_thread.model = result.model;  // the record's model if none was asked
-      revert_per_thread(tracer, memory, maps, rec, *plan, per_thread, result, post_unpatch,
+      revert_per_thread(session, rec, *plan, per_thread, result, post_unpatch,
                         [&] { callback(Callback::Kind::PostPatch, " (the patch stays applied)"); });
     } else {
       SwitchResult s;
@@ -119,14 +116,14 @@ OperationResult revert_here(const std::string& which, pid_t pid, const Operation
         result.run_out = s.threads_run_out;
       };
       try {
-        unload_patch(tracer, memory, maps, scan.records, rec, options, s, nullptr, post_unpatch);
+        unload_patch(session, rec, options, s, nullptr, post_unpatch);
       } catch (...) {
         report();
         throw;
       }
       report();
     }
-    tracer.detach();
+    session.detach();
     result.ok = true;
   } catch (const TransitionStuck& e) {
     result.error = e.what();

@@ -93,14 +93,15 @@ std::vector<SiteWrite> universes_to_old(const ProcessMemory& memory, const Patch
 
 }  // namespace
 
-void unload_patch(Tracer& tracer, const ProcessMemory& memory, const std::vector<Mapping>& maps,
-                  const std::vector<PatchRecord>& records, const PatchRecord& rec,
-                  const OperationOptions& options, SwitchResult& s, size_t* redirected,
-                  const std::function<void()>& after_switch, size_t* returns_restored) {
+void unload_patch(TargetSession& session, const PatchRecord& rec, const OperationOptions& options, SwitchResult& s,
+                  size_t* redirected, const std::function<void()>& after_switch, size_t* returns_restored) {
+  Tracer& tracer = session.tracer();
+  const ProcessMemory& memory = session.memory();
+  const std::vector<PatchRecord>& records = session.records();
   if (rec.per_thread()) {
     // A transition abandoned while threads could move themselves leaves
     // graft_quiescent() armed with an area about to be unmapped.
-    disarm_abandoned(tracer, find_quiescent_runtime(maps, memory, rec.build_id), memory, rec.transition.area,
+    disarm_abandoned(tracer, find_quiescent_runtime(session, rec.build_id), memory, rec.transition.area,
                      options.timeout_s);
     complete_int3s(tracer, memory, records, rec, options);
     // A thread whose return still leads to an exit stub in the region gets
@@ -193,14 +194,14 @@ void unload_patch(Tracer& tracer, const ProcessMemory& memory, const std::vector
   if (rec.per_thread() && rec.transition.trap_handler && rec.state != RecordState::Active) {
     tracer.stop_all();
     {
-      RemoteSyscalls sys(tracer, memory, maps);
+      RemoteSyscalls sys(tracer, memory, session.maps());
       remove_trap_handler(sys, memory, rec.transition.trap_handler);
     }
     tracer.resume_all();
   }
   // No thread is in the patch's code and nothing leads there any more.
-  deregister_unwind_info(tracer, memory, maps, rec, options.timeout_s);
-  remove_region(tracer, memory, maps, rec.region_start, rec.region_size);
+  deregister_unwind_info(session, rec, options.timeout_s);
+  remove_region(session, rec.region_start, rec.region_size);
   fault_point("region-removed");
 }
 

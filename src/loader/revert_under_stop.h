@@ -9,9 +9,7 @@
 #include "consistency/switch_plan.h"
 #include "loader/operations.h"
 #include "loader/patch_record.h"
-#include "process/maps.h"
-#include "process/memory.h"
-#include "process/tracer.h"
+#include "loader/target_session.h"
 
 namespace graft {
 
@@ -19,9 +17,9 @@ namespace graft {
 // fails, it gets its state back and nothing is written. `redirected`
 // receives how many entries still led to the patch. `after_switch` runs
 // once nothing leads to the patch, before its region goes.
-void unload_patch(Tracer& tracer, const ProcessMemory& memory, const std::vector<Mapping>& maps,
-                  const std::vector<PatchRecord>& records, const PatchRecord& rec,
-                  const OperationOptions& options, SwitchResult& s, size_t* redirected = nullptr,
-                  const std::function<void()>& after_switch = {}, size_t* returns_restored = nullptr);
+// `rec` is one of the session's records; the session must be attached.
+void unload_patch(TargetSession& session, const PatchRecord& rec, const OperationOptions& options, SwitchResult& s,
+                  size_t* redirected = nullptr, const std::function<void()>& after_switch = {},
+                  size_t* returns_restored = nullptr);
 
 }  // namespace graft

@@ -45,7 +45,7 @@ LinkedRuntime link_builtin() {
   }
 }
 
-RuntimeRecord inject(const RuntimeBindingContext& ctx, Tracer& tracer) {
+RuntimeRecord inject(TargetSession& session, const LoadedObject& target) {
   const LinkedRuntime& rt = builtin_runtime();
   RuntimeRecord rec;
   rec.sha256 = rt.image.sha256;
@@ -60,7 +60,7 @@ RuntimeRecord inject(const RuntimeBindingContext& ctx, Tracer& tracer) {
   layout.image_offset = runtime_record_pages(widest);
   layout.image = rt.image.layout;
   layout.size = layout.image_offset + rt.image.layout.memory_size();
-  layout.address = choose_region_address(ctx.maps, ctx.target, layout.size, ctx.pid);
+  layout.address = choose_region_address(session.maps(), target, layout.size, session.pid());
   uint64_t base = layout.address + layout.image_offset;
   rec.region_start = layout.address;
   rec.region_size = layout.size;
@@ -69,21 +69,21 @@ RuntimeRecord inject(const RuntimeBindingContext& ctx, Tracer& tracer) {
 
   // The runtime's own references (malloc, free, syscall, ...) come from the
   // process's libc, as for any patch.
-  SymbolResolver resolver(ctx.objects, ctx.target, ctx.maps, ctx.memory, ctx.pid);
+  SymbolResolver resolver(session, target);
   std::vector<uint64_t> addresses;
   for (const auto& e : rt.image.externals) addresses.push_back(resolver.resolve(e.name));
   Bytes image = rt.image.image;
   for (const auto& r : rt.image.relocations) {
     uint64_t S = r.external >= 0 ? addresses[r.external] : base + r.image_offset;
     arch::apply_relocation(r.type, image.data() + r.offset, base + r.offset, S, r.addend,
-                           fmt::format("process {}: graft runtime", ctx.pid));
+                           fmt::format("process {}: graft runtime", session.pid()));
   }
-  create_region(tracer, ctx.memory, ctx.maps, layout, kRuntimeRegionName);
+  create_region(session, layout, kRuntimeRegionName);
   try {
-    ctx.memory.write({base}, image);
-    ctx.memory.write({layout.address}, encode_runtime_record(rec));
+    session.memory().write({base}, image);
+    session.memory().write({layout.address}, encode_runtime_record(rec));
   } catch (...) {
-    remove_region(tracer, ctx.memory, ctx.maps, layout.address, layout.size);
+    remove_region(session, layout.address, layout.size);
     throw;
   }
   return rec;
@@ -100,26 +100,26 @@ bool is_runtime_function(const std::string& name) {
   return builtin_runtime().exports.count(name) != 0;
 }
 
-RuntimeBinding bind_runtime(const std::set<std::string>& needed, const RuntimeBindingContext& ctx,
-                            Tracer& tracer) {
+RuntimeBinding bind_runtime(const std::set<std::string>& needed, TargetSession& session,
+                            const LoadedObject& target) {
   RuntimeBinding b;
   if (needed.empty()) return b;
   auto from_record = [&](const RuntimeRecord& r) {
     for (const auto& name : needed) {
       auto it = r.exports.find(name);
       if (it == r.exports.end())
-        fail("process {}: its graft runtime (injected by an older graft) has no `{}'", ctx.pid, name);
+        fail("process {}: its graft runtime (injected by an older graft) has no `{}'", session.pid(), name);
       b.addresses[name] = it->second;
     }
   };
-  if (ctx.existing) {
-    from_record(*ctx.existing);
-    b.provider = fmt::format("graft runtime region at {:#x}", ctx.existing->region_start);
+  if (const auto& existing = session.scan().runtime) {
+    from_record(*existing);
+    b.provider = fmt::format("graft runtime region at {:#x}", existing->region_start);
     return b;
   }
   // libgraft-rt.so, mapped by the program: all of the functions must come
   // from it (a mix would give the process two shadow tables).
-  SymbolResolver resolver(ctx.objects, ctx.target, ctx.maps, ctx.memory, ctx.pid);
+  SymbolResolver resolver(session, target);
   std::optional<uint64_t> probe;
   try {
     probe = resolver.resolve("graft_rt_abi_version");
@@ -130,18 +130,18 @@ RuntimeBinding bind_runtime(const std::set<std::string>& needed, const RuntimeBi
       try {
         b.addresses[name] = resolver.resolve(name);
       } catch (const Error&) {
-        fail("process {}: its libgraft-rt has no `{}' (an older version?)", ctx.pid, name);
+        fail("process {}: its libgraft-rt has no `{}' (an older version?)", session.pid(), name);
       }
     }
     b.provider = "libgraft-rt.so of the process";
     return b;
   }
   try {
-    b.injected = inject(ctx, tracer);
+    b.injected = inject(session, target);
   } catch (const Error& e) {
     fail("process {}: the patch calls graft's runtime ({}), the process has none, and graft "
          "cannot inject it: {}",
-         ctx.pid, *needed.begin(), e.what());
+         session.pid(), *needed.begin(), e.what());
   }
   from_record(*b.injected);
   b.provider = fmt::format("graft runtime injected at {:#x}", b.injected->region_start);

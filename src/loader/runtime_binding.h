@@ -21,8 +21,7 @@
 #include "linker/object_linker.h"
 #include "loader/loaded_objects.h"
 #include "loader/patch_record.h"
-#include "process/memory.h"
-#include "process/tracer.h"
+#include "loader/target_session.h"
 
 namespace graft {
 
@@ -38,18 +37,10 @@ struct RuntimeBinding {
   std::optional<RuntimeRecord> injected;
 };
 
-struct RuntimeBindingContext {
-  pid_t pid;
-  const std::vector<Mapping>& maps;
-  const std::vector<LoadedObject>& objects;
-  const LoadedObject& target;
-  const ProcessMemory& memory;
-  const std::optional<RuntimeRecord>& existing;
-};
-
-// `needed`: the runtime functions the patch calls. The tracer must be
-// attached; a stopped thread is used to create the region if needed.
-RuntimeBinding bind_runtime(const std::set<std::string>& needed, const RuntimeBindingContext& ctx,
-                            Tracer& tracer);
+// `needed`: the runtime functions the patch calls, with symbols looked up
+// as `target` sees them. The session must be attached; a stopped thread is
+// used to create the region if needed.
+RuntimeBinding bind_runtime(const std::set<std::string>& needed, TargetSession& session,
+                            const LoadedObject& target);
 
 }  // namespace graft

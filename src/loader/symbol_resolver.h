@@ -24,6 +24,7 @@
 
 #include "elf/elf_file.h"
 #include "loader/loaded_objects.h"
+#include "loader/target_session.h"
 #include "process/memory.h"
 
 namespace graft {
@@ -46,6 +47,9 @@ class SymbolResolver {
  public:
   SymbolResolver(const std::vector<LoadedObject>& objects, const LoadedObject& target,
                  const std::vector<Mapping>& maps, const ProcessMemory& memory, pid_t pid);
+  // The objects, mappings and memory of the session.
+  SymbolResolver(TargetSession& session, const LoadedObject& target)
+      : SymbolResolver(session.objects(), target, session.maps(), session.memory(), session.pid()) {}
   SymbolLookup lookup(const std::string& name);
   // lookup() for callers that cannot run a resolver: such an IFUNC fails.
   uint64_t resolve(const std::string& name);

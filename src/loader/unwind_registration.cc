@@ -36,10 +36,10 @@ void check_function(const std::vector<Mapping>& maps, const PatchRecord& record,
   fail("patch {}: its record names {} at {:#x}, which is not the code of a loaded object", record.label(), what, fn);
 }
 
-RemoteCallResult call(Tracer& tracer, const ProcessMemory& memory, const PatchRecord& record, uint64_t fn,
-                      uint64_t a0, uint64_t a1, double timeout_s) {
+RemoteCallResult call(TargetSession& session, const PatchRecord& record, uint64_t fn, uint64_t a0, uint64_t a1,
+                      double timeout_s) {
   const uint64_t args[6] = {a0, a1};
-  return call_for_patch(tracer, memory, record, {fn}, args, timeout_s);
+  return call_for_patch(session, record, {fn}, args, timeout_s);
 }
 
 }  // namespace
@@ -52,19 +52,19 @@ void plan_unwind_registration(PatchRecord& record, SymbolResolver& resolver, uin
   if (u.register_fn && u.deregister_fn && u.find_fde_fn) record.unwind = u;
 }
 
-void register_unwind_info(Tracer& tracer, const ProcessMemory& memory, const PatchRecord& record,
-                          double timeout_s) {
+void register_unwind_info(TargetSession& session, const PatchRecord& record, double timeout_s) {
   if (!record.unwind.eh_frame) return;
-  RemoteCallResult r = call(tracer, memory, record, record.unwind.register_fn, record.unwind.eh_frame,
+  RemoteCallResult r = call(session, record, record.unwind.register_fn, record.unwind.eh_frame,
                             record.unwind.object, timeout_s);
   if (r.status != RemoteCallResult::Status::Returned)
     fail("process {}: registering the unwind information of patch {} with libgcc (so that C++ exceptions "
          "pass through its functions) failed: __register_frame_info {}",
-         memory.pid(), record.label(), r.describe());
+         session.pid(), record.label(), r.describe());
 }
 
-void deregister_unwind_info(Tracer& tracer, const ProcessMemory& memory, const std::vector<Mapping>& maps,
-                            const PatchRecord& record, double timeout_s) {
+void deregister_unwind_info(TargetSession& session, const PatchRecord& record, double timeout_s) {
+  const ProcessMemory& memory = session.memory();
+  const std::vector<Mapping>& maps = session.maps();
   const UnwindRecord& u = record.unwind;
   if (!u.eh_frame || record.functions.empty()) return;
   // libgcc has never seen it if its `struct object' is still all zero.
@@ -91,7 +91,7 @@ void deregister_unwind_info(Tracer& tracer, const ProcessMemory& memory, const s
     fail("process {}: libgcc may hold the unwind information of patch {}, which covers none of its code: "
          "it cannot be asked whether it does",
          memory.pid(), record.label());
-  RemoteCallResult found = call(tracer, memory, record, u.find_fde_fn, *pc, u.object + kBasesOffset, timeout_s);
+  RemoteCallResult found = call(session, record, u.find_fde_fn, *pc, u.object + kBasesOffset, timeout_s);
   if (found.status != RemoteCallResult::Status::Returned)
     fail("process {}: asking libgcc whether it holds the unwind information of patch {} failed: "
          "_Unwind_Find_FDE {}",
@@ -101,7 +101,7 @@ void deregister_unwind_info(Tracer& tracer, const ProcessMemory& memory, const s
     fail("process {}: libgcc finds the code of patch {} in unwind information outside it", memory.pid(),
          record.label());
   if (held) {
-    RemoteCallResult r = call(tracer, memory, record, u.deregister_fn, u.eh_frame, 0, timeout_s);
+    RemoteCallResult r = call(session, record, u.deregister_fn, u.eh_frame, 0, timeout_s);
     if (r.status != RemoteCallResult::Status::Returned || r.value != u.object)
       fail("process {}: deregistering the unwind information of patch {} from libgcc failed: "
            "__deregister_frame_info {}",

@@ -21,9 +21,7 @@
 
 #include "loader/patch_record.h"
 #include "loader/symbol_resolver.h"
-#include "process/maps.h"
-#include "process/memory.h"
-#include "process/tracer.h"
+#include "loader/target_session.h"
 
 namespace graft {
 
@@ -34,13 +32,11 @@ namespace graft {
 void plan_unwind_registration(PatchRecord& record, SymbolResolver& resolver, uint64_t eh_frame, uint64_t object);
 
 // Registers; throws graft::Error naming the process if the call fails.
-void register_unwind_info(Tracer& tracer, const ProcessMemory& memory, const PatchRecord& record,
-                          double timeout_s);
+void register_unwind_info(TargetSession& session, const PatchRecord& record, double timeout_s);
 
 // Before the region of `record` is unmapped: deregisters it if libgcc
 // holds it. Throws graft::Error if that cannot be settled: the region must
 // then stay mapped.
-void deregister_unwind_info(Tracer& tracer, const ProcessMemory& memory, const std::vector<Mapping>& maps,
-                            const PatchRecord& record, double timeout_s);
+void deregister_unwind_info(TargetSession& session, const PatchRecord& record, double timeout_s);
 
 }  // namespace graft
