@@ -8,10 +8,10 @@
 #include "loader/footprint.h"
 #include "loader/loaded_objects.h"
 #include "loader/operations.h"
-#include "loader/per_thread.h"
 #include "loader/recovery.h"
 #include "loader/revert_during_transition.h"
-#include "loader/revert_under_stop.h"
+#include "consistency/per_thread_model.h"
+#include "loader/switch_method.h"
 #include "process/proc_status.h"
 #include "loader/target_session.h"
 #include "process/thread_syscall.h"
@@ -62,8 +62,9 @@ OperationResult revert_here(const std::string& which, pid_t pid, const Operation
         // while another graft's revert ends).
       }
     }
-    // Outlives the session's tracer, whose breakpoint handler reads it.
-    std::optional<TransitionPlan> plan;
+    // Outlives the session's tracer, whose breakpoint handler reads its
+    // transition plan.
+    std::unique_ptr<SwitchMethod> method;
     TargetSession session(pid, options.timeout_s);
     recover_before(session, options, result);
     if (!session.scan().problems.empty())
@@ -73,21 +74,23 @@ OperationResult revert_here(const std::string& which, pid_t pid, const Operation
     result.patch_name = rec.name;
     result.patch_sha256 = rec.sha256;
 
-    // As asked, else the model the patch was applied with.
+    // As asked, else the model the patch was applied with; the stop model
+    // if a per-thread revert was not asked for and cannot be done.
     bool asked = options.model.has_value();
     result.model = options.model.value_or(rec.model);
-    if (per_thread(result.model)) {
-      try {
-        plan = reverse_transition_plan(session, rec);
-      } catch (const Error& e) {
-        if (asked) throw;
-        result.notes.push_back(fmt::format("reverted with the stop model: {}", e.what()));
-        result.model = Model::stop;
-      }
+    method = make_switch_method(revert_switch_kind(result.model, rec));
+    try {
+      method->prepare_backward(session, rec);
+    } catch (const Error& e) {
+      if (asked || method->kind() != SwitchKind::per_thread) throw;
+      result.notes.push_back(fmt::format("reverted with the stop model: {}", e.what()));
+      result.model = Model::stop;
+      method = make_switch_method(revert_switch_kind(result.model, rec));
+      method->prepare_backward(session, rec);
     }
-    if (!plan) priority.emplace();
+    if (method->kind() != SwitchKind::per_thread) priority.emplace();
     wait_out_vfork(pid, options.timeout_s);
-    result.threads = session.attach(plan.has_value()).thread_count();
+    result.threads = session.attach(method->traces_clones()).thread_count();
     // pre_unpatch cannot veto (as in the kernel): a failure is reported and
     // the revert goes on, as the operator asked.
     bool active = rec.state == RecordState::Active;
@@ -97,32 +100,16 @@ OperationResult revert_here(const std::string& which, pid_t pid, const Operation
           result.notes.push_back(run->describe(kind, rec) + suffix);
     };
     callback(Callback::Kind::PreUnpatch, "");
-    // post_unpatch: after the switch back, while the code is still mapped.
-    auto post_unpatch = [&] { callback(Callback::Kind::PostUnpatch, ""); };
-    if (plan) {
-      // A revert that turns back leaves the patch applied: post_patch
-      // undoes what pre_unpatch did, as in the kernel.
-      OperationOptions per_thread = options;
-      per_thread.model = result.model;  // the record's model if none was asked
-      revert_per_thread(session, rec, *plan, per_thread, result, post_unpatch,
-                        [&] { callback(Callback::Kind::PostPatch, " (the patch stays applied)"); });
-    } else {
-      SwitchResult s;
-      // Reported whether the switch succeeded or not.
-      auto report = [&] {
-        result.pause_ms = s.pause_ms;
-        result.max_pause_ms = s.max_pause_ms;
-        result.retries = s.retries;
-        result.run_out = s.threads_run_out;
-      };
-      try {
-        unload_patch(session, rec, options, s, nullptr, post_unpatch);
-      } catch (...) {
-        report();
-        throw;
-      }
-      report();
-    }
+    OperationOptions backward = options;
+    backward.model = result.model;  // the record's model if none was asked
+    BackwardContext c{session, rec, backward, result,
+                      // post_unpatch: after the switch back, while the code is still mapped.
+                      [&] { callback(Callback::Kind::PostUnpatch, ""); },
+                      // A per-thread revert that turns back leaves the patch
+                      // applied: post_patch undoes what pre_unpatch did, as in
+                      // the kernel.
+                      [&] { callback(Callback::Kind::PostPatch, " (the patch stays applied)"); }};
+    method->backward(c);
     session.detach();
     result.ok = true;
   } catch (const TransitionStuck& e) {

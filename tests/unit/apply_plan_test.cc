@@ -3,29 +3,13 @@
 // that refuse a function (too short, modified, entry overwritten).
 #include <gtest/gtest.h>
 
-#include <map>
-
 #include "arch/x86_64/jump.h"
 #include "common/error.h"
 #include "loader/apply_plan.h"
+#include "fake_memory.h"
 
 namespace graft {
 namespace {
-
-// A process's memory: byte strings at addresses.
-class FakeMemory : public MemoryReader {
- public:
-  void put(uint64_t at, Bytes bytes) { regions_[at] = std::move(bytes); }
-  Bytes read(RemoteAddress at, size_t size) const override {
-    for (const auto& [start, bytes] : regions_)
-      if (at.value >= start && at.value + size <= start + bytes.size())
-        return Bytes(bytes.begin() + (at.value - start), bytes.begin() + (at.value - start) + size);
-    fail("fake process: cannot read {} bytes at {:#x}", size, at.value);
-  }
-
- private:
-  std::map<uint64_t, Bytes> regions_;
-};
 
 constexpr uint64_t kBias = 0x555500000000;
 // push %rbp; mov %rsp,%rbp; mov $1,%eax; pop %rbp; ret; nop...
