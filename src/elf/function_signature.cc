@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <cstdlib>
 
+#include "common/unique_resource.h"
+
 namespace graft {
 
 namespace {
@@ -193,15 +195,12 @@ std::optional<FunctionSignature> find_by_name(Dwarf* dw, const std::string& name
 
 std::optional<FunctionSignature> function_signature(const std::string& path, uint64_t address,
                                                     const std::string& name) {
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return std::nullopt;
-  std::optional<FunctionSignature> out;
-  if (Dwarf* dw = dwarf_begin(fd, DWARF_C_READ)) {
-    out = find(dw, address);
-    if (!out && !name.empty()) out = find_by_name(dw, name);
-    dwarf_end(dw);
-  }
-  close(fd);
+  UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return std::nullopt;
+  UniqueHandle<Dwarf, dwarf_end> dw(dwarf_begin(fd.get(), DWARF_C_READ));
+  if (!dw) return std::nullopt;
+  std::optional<FunctionSignature> out = find(dw.get(), address);
+  if (!out && !name.empty()) out = find_by_name(dw.get(), name);
   return out;
 }
 

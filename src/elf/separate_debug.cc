@@ -11,6 +11,7 @@
 #include <cstring>
 #include <memory>
 
+#include "common/unique_resource.h"
 #include "elf/elf_file.h"
 
 namespace graft {
@@ -26,16 +27,12 @@ const std::string& dwfl_search_path() {
 
 std::string debuglink_name(const std::string& path) {
   elf_version(EV_CURRENT);
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return {};
-  std::string out;
-  if (Elf* elf = elf_begin(fd, ELF_C_READ_MMAP, nullptr)) {
-    GElf_Word crc = 0;
-    if (const char* name = dwelf_elf_gnu_debuglink(elf, &crc)) out = name;
-    elf_end(elf);
-  }
-  close(fd);
-  return out;
+  UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return {};
+  UniqueHandle<Elf, elf_end> elf(elf_begin(fd.get(), ELF_C_READ_MMAP, nullptr));
+  GElf_Word crc = 0;
+  const char* name = elf ? dwelf_elf_gnu_debuglink(elf.get(), &crc) : nullptr;
+  return name ? name : "";
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include "common/clock.h"
 #include "common/error.h"
 #include "common/realtime_priority.h"
+#include "common/unique_resource.h"
 #include "loader/per_thread.h"
 #include "loader/region.h"
 #include "loader/revert_during_transition.h"
@@ -26,10 +27,10 @@ namespace {
 std::vector<int> leaked_memfds(pid_t pid) {
   std::vector<int> out;
   std::string dir = fmt::format("/proc/{}/fd", pid);
-  DIR* d = opendir(dir.c_str());
+  UniqueDir d(opendir(dir.c_str()));
   if (!d) return out;
   const std::string prefix = std::string("/memfd:") + kRegionNamePrefix;
-  while (dirent* e = readdir(d)) {
+  while (dirent* e = readdir(d.get())) {
     char* end;
     long fd = std::strtol(e->d_name, &end, 10);
     if (*end != 0 || fd < 0) continue;
@@ -39,7 +40,6 @@ std::vector<int> leaked_memfds(pid_t pid) {
     if (std::string(target, static_cast<size_t>(n)).rfind(prefix, 0) == 0)
       out.push_back(static_cast<int>(fd));
   }
-  closedir(d);
   return out;
 }
 

@@ -8,6 +8,7 @@
 
 #include "common/error.h"
 #include "common/file.h"
+#include "common/unique_resource.h"
 #include "loader/operations.h"
 #include "process/maps.h"
 
@@ -19,25 +20,23 @@ namespace {
 // inspect, anything else for one that is gone (or a kernel thread).
 std::optional<std::string> maps_text(pid_t pid, int& err) {
   std::string path = fmt::format("/proc/{}/maps", pid);
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
+  UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) {
     err = errno;
     return std::nullopt;
   }
   std::string text;
   char buf[65536];
   for (;;) {
-    ssize_t n = read(fd, buf, sizeof buf);
+    ssize_t n = read(fd.get(), buf, sizeof buf);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
       err = errno;
-      close(fd);
       return std::nullopt;
     }
     if (n == 0) break;
     text.append(buf, static_cast<size_t>(n));
   }
-  close(fd);
   return text;
 }
 
