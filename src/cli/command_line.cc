@@ -142,8 +142,8 @@ Command add_keygen(CLI::App& app) {
 
 Command add_sign(CLI::App& app) {
   auto a = std::make_shared<SignArgs>();
-  auto* cmd = app.add_subcommand("sign", "Sign a patch file (replaces any earlier signature)");
-  cmd->add_option("patch", a->patch_file, "Patch file")->required()->check(CLI::ExistingFile);
+  auto* cmd = app.add_subcommand("sign", "Sign a patch file or a kernel livepatch module (replaces any earlier signature)");
+  cmd->add_option("patch", a->patch_file, "Patch file, or kernel module (.ko) from graft build --kernel")->required()->check(CLI::ExistingFile);
   cmd->add_option("--key", a->key_file, "Secret key file (from graft keygen)")->required()->check(CLI::ExistingFile);
   cmd->add_option("-o,--output", a->output, "Signed file to write (default: the patch file itself)");
   add_json(cmd, a->json);

@@ -438,11 +438,33 @@ int keygen(const KeygenArgs& args) {
   return 0;
 }
 
+namespace {
+
+// A kernel livepatch module (graft build --kernel) is signed the same way.
+int sign_module(const SignArgs& args, const SecretKey& key, const Bytes& file) {
+  Bytes signed_file = sign_module_file(file, args.patch_file, key);
+  std::string out = args.output.empty() ? args.patch_file : args.output;
+  write_file(out, signed_file);
+  SignedModule m = parse_signed_module(signed_file, out);
+  if (!module_signature_valid(m)) fail("{}: the new signature does not verify", out);
+  if (args.json) {
+    fmt::print("{}\n", json{{"command", "sign"}, {"ok", true}, {"output", out}, {"kernel_module", true},
+                            {"sha256", m.sha256}, {"signer", signer_of(m.signature)}}
+                           .dump());
+    return 0;
+  }
+  fmt::print("signed kernel module {} as {}\n", out, signer_of(m.signature));
+  return 0;
+}
+
+}  // namespace
+
 int sign(const SignArgs& args) {
   const std::string& patch_file = args.patch_file;
   const std::string& output = args.output;
   SecretKey key = load_secret_key(args.key_file);
   Bytes file = read_file(patch_file, size_t(1) << 30);
+  if (file.size() >= 4 && std::equal(file.begin(), file.begin() + 4, "\x7f" "ELF")) return sign_module(args, key, file);
   Bytes signed_file = sign_patch_file(file, patch_file, key);
   std::string out = output.empty() ? patch_file : output;
   write_file(out, signed_file);

@@ -163,14 +163,13 @@ int kernel_build(const KernelBuildArgs& a) {
 
 namespace {
 
-int apply_module(const std::string& module, const KernelPatchManifest& m, const KernelTransitionArgs& a,
+int apply_module(const ModuleImage& image, const KernelPatchManifest& m, const KernelTransitionArgs& a,
                  std::string* outcome);
 
 }  // namespace
 
-// Kernel patches go to the same audit log as process patches (pid 0: the
-// kernel). graft signatures cover graft patch files only: a policy that
-// requires signatures refuses every kernel module.
+// Kernel patches go to the same audit log, under the same signature policy
+// (graft sign NAME.ko), as process patches (pid 0: the kernel).
 int kernel_apply(const std::string& module, const KernelTransitionArgs& a) {
   Policy policy = load_policy(a.policy);
   AuditLog audit(policy);
@@ -178,18 +177,29 @@ int kernel_apply(const std::string& module, const KernelTransitionArgs& a) {
   e.action = "apply";
   e.patch_file = module;
   try {
-    e.patch_sha256 = sha256_hex(read_file(module, size_t(64) << 20));
-    KernelPatchManifest m = read_module_manifest(module);
-    e.patch_name = "kernel:" + m.name;
-    if (policy.require_signature) {
+    Bytes file = read_file(module, size_t(64) << 20);
+    SignedModule signed_module = parse_signed_module(file, module);
+    e.patch_sha256 = signed_module.sha256;
+    e.signer = signer_of(signed_module.signature);
+    // Judged before anything else reads the module's contents.
+    if (auto why = refusal(policy, signed_module, module)) {
       e.result = "refused";
-      e.reason = "the policy requires signed patches; graft cannot sign kernel modules yet";
+      e.reason = *why;
       audit.record(e);
-      std::fprintf(stderr, "graft: refused by policy %s: %s\n", policy.source.c_str(), e.reason.c_str());
+      if (a.json)
+        std::printf("%s\n", json{{"command", "apply"}, {"patch_file", module}, {"ok", false}, {"refused", *why},
+                                  {"error", *why}, {"error_code", error_code_name(ErrorCode::refused_by_policy)}}
+                                 .dump()
+                                 .c_str());
+      else
+        std::fprintf(stderr, "graft: refused by policy: %s\n", why->c_str());
       return kExitRefused;
     }
+    ModuleImage image(signed_module.module, module);
+    KernelPatchManifest m = read_module_manifest(image.proc_path(), module);
+    e.patch_name = "kernel:" + m.name;
     std::string outcome;
-    int rc = apply_module(module, m, a, &outcome);
+    int rc = apply_module(image, m, a, &outcome);
     e.result = rc == 0 ? "ok" : "failed";
     e.reason = "transition " + outcome;
     audit.record(e);
@@ -204,7 +214,7 @@ int kernel_apply(const std::string& module, const KernelTransitionArgs& a) {
 
 namespace {
 
-int apply_module(const std::string& module, const KernelPatchManifest& m, const KernelTransitionArgs& a,
+int apply_module(const ModuleImage& image, const KernelPatchManifest& m, const KernelTransitionArgs& a,
                  std::string* outcome) {
   LivepatchSysfs sysfs;
   if (!sysfs.available()) throw Error("this kernel has no livepatch support (/sys/kernel/livepatch is missing)");
@@ -217,7 +227,7 @@ int apply_module(const std::string& module, const KernelPatchManifest& m, const 
                    "%zu relocated addresses)\n",
                    f.name.c_str(), (unsigned long)f.address, f.bytes_compared, f.bytes_masked, f.relocated_fields);
   auto before = sysfs.names();
-  load_module(module, m.name);
+  load_module(image, m.name);
   if (!a.json) std::fprintf(stderr, "loaded %s; patching\n", m.name.c_str());
   TransitionResult r = transition(sysfs, m.name, true, a);
   std::vector<std::string> replaced, kept_loaded;

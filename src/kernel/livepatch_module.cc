@@ -1,6 +1,7 @@
 #include "kernel/livepatch_module.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/klog.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -38,12 +39,23 @@ std::string kernel_log_about(const std::string& name) {
 
 }  // namespace
 
-void load_module(const std::string& path, const std::string& name) {
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) fail("cannot open {}: {}", path, errno_text(errno));
-  long rc = syscall(SYS_finit_module, fd, "", 0);
+ModuleImage::ModuleImage(std::span<const uint8_t> bytes, std::string path)
+    : fd_(static_cast<int>(syscall(SYS_memfd_create, "graft-kernel-module", MFD_CLOEXEC))), path_(std::move(path)) {
+  if (!fd_) fail("{}: memfd_create: {}", path_, errno_text(errno));
+  for (size_t done = 0; done < bytes.size();) {
+    ssize_t n = write(fd_.get(), bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) fail("{}: writing the module to a memfd: {}", path_, errno_text(errno));
+    done += static_cast<size_t>(n);
+  }
+}
+
+std::string ModuleImage::proc_path() const { return fmt::format("/proc/self/fd/{}", fd_.get()); }
+
+void load_module(const ModuleImage& image, const std::string& name) {
+  const std::string& path = image.path();
+  long rc = syscall(SYS_finit_module, image.fd(), "", 0);
   int err = errno;
-  close(fd);
   if (rc == 0) return;
   std::string hint;
   if (err == EEXIST) hint = " (a module of that name is loaded: revert it first, or build the patch under another name)";

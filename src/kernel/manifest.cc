@@ -88,14 +88,15 @@ KernelPatchManifest manifest_from_json(const std::string& text, const std::strin
   return m;
 }
 
-KernelPatchManifest read_module_manifest(const std::string& module_path) {
-  ElfFile elf(module_path);
+KernelPatchManifest read_module_manifest(const std::string& module_path, const std::string& display) {
+  const std::string& name = display.empty() ? module_path : display;
+  ElfFile elf(module_path, name);
   const ElfSection* s = elf.section(kManifestSection);
   if (!s)
-    fail("{}: not a graft livepatch module (no {} section); build it with graft build --kernel",
-         module_path, kManifestSection);
+    fail("{}: not a graft livepatch module (no {} section); build it with graft build --kernel", name,
+         kManifestSection);
   Bytes data = elf.section_data(s->index);
-  return manifest_from_json(std::string(data.begin(), data.end()), module_path);
+  return manifest_from_json(std::string(data.begin(), data.end()), name);
 }
 
 }  // namespace graft::kernel

@@ -54,7 +54,8 @@ struct KernelPatchManifest {
 std::string manifest_to_json(const KernelPatchManifest& m);
 // Validates every field; `origin` names the module in messages.
 KernelPatchManifest manifest_from_json(const std::string& text, const std::string& origin);
-// Reads the manifest section of a module file.
-KernelPatchManifest read_module_manifest(const std::string& module_path);
+// Reads the manifest section of a module file; `display` names it in
+// messages (default: the path).
+KernelPatchManifest read_module_manifest(const std::string& module_path, const std::string& display = {});
 
 }  // namespace graft::kernel

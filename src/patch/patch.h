@@ -145,5 +145,9 @@ Patch load_patch_file(const std::string& path);
 std::span<const uint8_t> unsigned_part(std::span<const uint8_t> file, const std::string& name);
 // `unsigned_file` followed by the trailer of `signature`.
 Bytes append_signature(std::span<const uint8_t> unsigned_file, const PatchSignature& signature);
+// The signature block append_signature() writes: nullopt for no bytes;
+// throws graft::Error naming `name` for anything but exactly one
+// well-formed block.
+std::optional<PatchSignature> parse_signature_block(std::span<const uint8_t> block, const std::string& name);
 
 }  // namespace graft

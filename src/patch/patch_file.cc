@@ -379,8 +379,9 @@ uint64_t unsigned_size(std::span<const uint8_t> in, const std::string& name) {
   return size;
 }
 
-// The trailer after the image: absent, or exactly one well-formed signature.
-std::optional<PatchSignature> parse_trailer(std::span<const uint8_t> t, const std::string& name) {
+}  // namespace
+
+std::optional<PatchSignature> parse_signature_block(std::span<const uint8_t> t, const std::string& name) {
   if (t.empty()) return std::nullopt;
   if (t.size() < kSignatureFixed || std::memcmp(t.data(), kSignatureMagic, 8) != 0)
     fail("{}: truncated or has trailing bytes ({} bytes after the image, not a signature)", name,
@@ -397,8 +398,6 @@ std::optional<PatchSignature> parse_trailer(std::span<const uint8_t> t, const st
   check_text(s.signer, name + ": signer name", false);
   return s;
 }
-
-}  // namespace
 
 std::span<const uint8_t> unsigned_part(std::span<const uint8_t> in, const std::string& name) {
   return in.first(unsigned_size(in, name));
@@ -419,7 +418,7 @@ Bytes append_signature(std::span<const uint8_t> unsigned_file, const PatchSignat
 
 Patch parse_patch(std::span<const uint8_t> in, const std::string& name) {
   uint64_t size = unsigned_size(in, name);
-  std::optional<PatchSignature> signature = parse_trailer(in.subspan(size), name);
+  std::optional<PatchSignature> signature = parse_signature_block(in.subspan(size), name);
   uint32_t version = get<uint32_t>(in, 8);
   uint64_t manifest_size = get<uint32_t>(in, 12);
   uint64_t image_size = get<uint64_t>(in, 16);

@@ -72,31 +72,47 @@ Policy load_policy(const std::string& given) {
   return p;
 }
 
-std::string signer_of(const Patch& patch) {
-  if (!patch.signature) return "";
-  PublicKey k{patch.signature->public_key, patch.signature->signer};
+std::string signer_of(const std::optional<PatchSignature>& signature) {
+  if (!signature) return "";
+  PublicKey k{signature->public_key, signature->signer};
   return fmt::format("{} (key {})", k.name, k.id());
 }
 
-std::optional<std::string> refusal(const Policy& policy, const Patch& patch) {
+std::string signer_of(const Patch& patch) { return signer_of(patch.signature); }
+
+namespace {
+
+// The same rules for patch files and kernel modules: `what` names it,
+// `valid` says whether its signature (if any) verifies.
+std::optional<std::string> refusal(const Policy& policy, const std::string& what,
+                                   const std::optional<PatchSignature>& signature, bool valid) {
   if (!policy.require_signature) {
     // A signature that is present is still checked: a bad one is never
     // silently accepted.
-    if (patch.signature && !signature_valid(patch))
-      return fmt::format("bad signature: {} is not signed by {} as it claims", patch.name,
-                         signer_of(patch));
+    if (signature && !valid)
+      return fmt::format("bad signature: {} is not signed by {} as it claims", what, signer_of(signature));
     return std::nullopt;
   }
-  if (!patch.signature)
+  if (!signature)
     return fmt::format("unsigned: the policy {} requires a signature from a trusted key", policy.source);
-  if (!signature_valid(patch))
+  if (!valid)
     return fmt::format("bad signature: {} is not signed by {} as it claims (the file was changed "
                        "after signing, or the signature forged)",
-                       patch.name, signer_of(patch));
+                       what, signer_of(signature));
   for (const auto& k : policy.trusted_keys)
-    if (k.key == patch.signature->public_key) return std::nullopt;
-  return fmt::format("unknown key: {} is signed by {}, which the policy {} does not trust",
-                     patch.name, signer_of(patch), policy.source);
+    if (k.key == signature->public_key) return std::nullopt;
+  return fmt::format("unknown key: {} is signed by {}, which the policy {} does not trust", what,
+                     signer_of(signature), policy.source);
+}
+
+}  // namespace
+
+std::optional<std::string> refusal(const Policy& policy, const Patch& patch) {
+  return refusal(policy, patch.name, patch.signature, patch.signature && signature_valid(patch));
+}
+
+std::optional<std::string> refusal(const Policy& policy, const SignedModule& module, const std::string& name) {
+  return refusal(policy, name, module.signature, module.signature && module_signature_valid(module));
 }
 
 }  // namespace graft

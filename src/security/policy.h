@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "patch/patch.h"
+#include "security/module_signature.h"
 #include "security/signing.h"
 
 namespace graft {
@@ -45,7 +46,11 @@ Policy load_policy(const std::string& path);
 // unsigned, bad signature, or signed by a key the policy does not trust.
 std::optional<std::string> refusal(const Policy& policy, const Patch& patch);
 
+// The same for a kernel module (graft build --kernel) called `name`.
+std::optional<std::string> refusal(const Policy& policy, const SignedModule& module, const std::string& name);
+
 // "NAME (key ID)" of the patch's signer, with "" for an unsigned patch.
 std::string signer_of(const Patch& patch);
+std::string signer_of(const std::optional<PatchSignature>& signature);
 
 }  // namespace graft

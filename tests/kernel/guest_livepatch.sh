@@ -30,15 +30,27 @@ stop_sleeper() {
 
 mkdir -p /var/log/graft
 
-step "a policy that requires signatures refuses kernel modules"
+step "a policy that requires signatures: unsigned, untrusted and altered modules are refused"
 graft keygen -o /tmp/ops >/dev/null || fail "keygen"
+graft keygen -o /tmp/other >/dev/null || fail "keygen other"
 echo '{"require_signature": true, "trusted_keys": ["/tmp/ops.pub"]}' >/tmp/policy
 chmod 644 /tmp/policy
-status=0
-graft apply --kernel cmdline_v1.ko --policy /tmp/policy >out 2>&1 || status=$?
-cat out
-[ $status = 3 ] || fail "policy refusal should exit 3, not $status"
-has_module cmdline_v1 && fail "module loaded despite the policy"
+graft sign cmdline_v1.ko --key /tmp/other.key -o other_v1.ko || fail "sign with the other key"
+graft sign cmdline_v1.ko --key /tmp/ops.key -o signed_v1.ko || fail "sign with the trusted key"
+cp signed_v1.ko altered_v1.ko
+printf 'X' | dd of=altered_v1.ko bs=1 seek=2000 conv=notrunc 2>/dev/null
+# refused FILE REASON: exit 3, the reason said, nothing loaded.
+refused() {
+  status=0
+  graft apply --kernel "$1" --policy /tmp/policy >out 2>&1 || status=$?
+  cat out
+  [ $status = 3 ] || fail "$1: policy refusal should exit 3, not $status"
+  grep -q "refused by policy: $2" out || fail "$1: not refused as $2"
+  has_module cmdline_v1 && fail "$1: module loaded despite the policy"
+}
+refused cmdline_v1.ko unsigned
+refused other_v1.ko "unknown key"
+refused altered_v1.ko "bad signature"
 
 step "run-pre check refuses a module built for other code"
 if graft apply --kernel tampered.ko >out 2>&1; then fail "tampered.ko was applied"; fi
@@ -56,8 +68,8 @@ cat out
 grep -Eq '"kaslr_offset": -?[1-9][0-9]*,?$' out || fail "the KASLR offset is zero: the step checked no relocation"
 graft revert --kernel quota_warning || fail "revert quota_warning (json)"
 
-step "apply cmdline_v1"
-graft apply --kernel cmdline_v1.ko || fail "apply cmdline_v1"
+step "apply cmdline_v1, signed by a key the policy trusts"
+graft apply --kernel signed_v1.ko --policy /tmp/policy || fail "apply cmdline_v1"
 [ "$(cat /proc/cmdline)" = "graft-v1 $orig" ] || fail "v1 not visible: $(cat /proc/cmdline)"
 graft apply --kernel cmdline_v1.ko >out 2>&1 && fail "applied twice"
 grep -q "already applied" out || fail "second apply: $(cat out)"
@@ -137,8 +149,8 @@ stop_sleeper
 graft list --kernel | grep -q "^nsleep enabled" || fail "nsleep not enabled after force"
 step "audit log"
 cat /var/log/graft/audit.log | head -3
-grep -q '"action":"apply".*"patch":"kernel:cmdline_v1".*"result":"ok"' /var/log/graft/audit.log ||
-  fail "no audit record of cmdline_v1"
+grep -q '"action":"apply".*"patch":"kernel:cmdline_v1".*"result":"ok".*"signer":"ops (key ' /var/log/graft/audit.log ||
+  fail "no audit record of cmdline_v1 and its signer"
 grep -q '"refused"' /var/log/graft/audit.log || fail "no audit record of the refusal"
 grep -q '"revert"' /var/log/graft/audit.log || fail "no audit record of a revert"
 echo "all kernel checks passed"

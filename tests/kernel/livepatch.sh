@@ -2,7 +2,9 @@
 # Kernel live patching end to end, in a QEMU guest booting Debian's 6.1.170
 # cloud kernel (KASLR on): graft builds the modules of tests/kernel/patches
 # on the host, then inside the guest (guest_livepatch.sh)
-#  - a policy requiring signatures refuses a module; a module whose recorded
+#  - a policy requiring signatures refuses an unsigned module, one signed by
+#    an untrusted key and one altered after signing, and applies the module
+#    signed by the trusted key (graft sign); a module whose recorded
 #    code was altered is refused by the run-pre check; quota_warning's
 #    absolute addresses are accepted moved by the KASLR offset;
 #  - cmdline_v1 changes /proc/cmdline live; cmdline_v2 stacks on it and is
