@@ -80,12 +80,12 @@ def medp90(xs):
 class Target:
     """One bench/target.c process, driven over its stdin/stdout."""
 
-    def __init__(self, exe, workers, mode, heartbeat_sleep_us, timeout=20.0):
+    def __init__(self, exe, workers, mode, heartbeat_sleep_us, timeout=20.0, env=None):
         self.timeout = timeout
         self.buf = b""
         self.proc = subprocess.Popen(
             [exe, str(workers), mode, str(heartbeat_sleep_us)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
         self.pid = self.proc.pid
         line = self._readline()
         if not line.startswith("ready "):

@@ -1,6 +1,6 @@
 /* bench/target.c: the process the stop-model benchmark patches.
  *
- *   target WORKERS idle|busy [HEARTBEAT_SLEEP_US]
+ *   target WORKERS idle|busy|tick [HEARTBEAT_SLEEP_US]
  *
  * Threads of the process: the main thread (control, see below), one
  * heartbeat thread and WORKERS worker threads, so WORKERS + 2 in all.
@@ -11,6 +11,9 @@
  *         pthread_cond_timedwait loop and a read() on a pipe nobody writes.
  *         The sleeping kinds call bench_work() once per wake-up.
  *   busy  every worker spins calling bench_work() and bumping a counter.
+ *   tick  every worker calls bench_work() once per millisecond (a 1 ms
+ *         nanosleep between calls): the function is hot, yet its callers
+ *         are almost always blocked (bench/side_by_side.py).
  *
  * bench_work() is the function the benchmark's patch (bench/patch.c)
  * replaces. The original returns 3x+1, the patch 3x+2; callers classify
@@ -66,7 +69,7 @@ __attribute__((noipa)) int bench_work(int x) {
   return 3 * x + 1 + (int)(h & ((unsigned)x >> 20));
 }
 
-enum { MODE_IDLE, MODE_BUSY };
+enum { MODE_IDLE, MODE_BUSY, MODE_TICK };
 
 /* Per-worker counters, one cache line each so busy workers do not share. */
 struct worker {
@@ -112,6 +115,17 @@ static void *worker_main(void *arg) {
     for (int x = w->index;; x = (x + 1) & 0xffff) {
       classify(w, x, bench_work(x));
       spins++;
+    }
+  }
+  if (w->mode == MODE_TICK) {
+    for (int x = w->index;; x = (x + 1) & 0xffff) {
+      struct timespec d = {0, 1000 * 1000};
+      while (nanosleep(&d, &d) != 0)
+        if (errno != EINTR) {
+          atomic_fetch_add(&w->errors, 1);
+          break;
+        }
+      classify(w, x, bench_work(x));
     }
   }
   switch (w->index % 3) {
@@ -217,7 +231,7 @@ static void heartbeat_call(int c) {
 }
 
 static void usage(void) {
-  fprintf(stderr, "usage: target WORKERS idle|busy [HEARTBEAT_SLEEP_US]\n");
+  fprintf(stderr, "usage: target WORKERS idle|busy|tick [HEARTBEAT_SLEEP_US]\n");
   exit(2);
 }
 
@@ -234,6 +248,8 @@ int main(int argc, char **argv) {
     mode = MODE_IDLE;
   else if (!strcmp(argv[2], "busy"))
     mode = MODE_BUSY;
+  else if (!strcmp(argv[2], "tick"))
+    mode = MODE_TICK;
   else
     usage();
   if (argc == 4) {
