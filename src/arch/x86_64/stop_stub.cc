@@ -19,7 +19,7 @@ constexpr uint8_t kCode[] = {
     0x48, 0x8d, 0xa4, 0x24, 0x80, 0x00, 0x00, 0x00,  // +20 lea 0x80(%rsp),%rsp
     0xff, 0x25, 0x06, 0x00, 0x00, 0x00,              // +28 jmp *6(%rip): +40
 };
-constexpr size_t kOriginal = 40, kSlot = 48, kTid = 56;
+constexpr size_t kOriginal = kStopStubOriginal, kSlot = 48, kTid = 56;
 static_assert(sizeof kCode <= kOriginal);
 
 void put64(Bytes& b, size_t at, uint64_t v) { std::memcpy(b.data() + at, &v, 8); }

@@ -42,6 +42,7 @@
 namespace graft::arch {
 
 constexpr size_t kStopStubSize = 64;
+constexpr size_t kStopStubOriginal = 40;  // where the stub keeps the real return address
 constexpr uint64_t kStopStubSyscallEnd = 16;  // pc at its system call's entry stop
 
 // The stub at `at`, returning to `s.original`.

@@ -1,0 +1,66 @@
+#include "arch/x86_64/stub_unwind_info.h"
+
+#include "arch/x86_64/call_frame_info.h"
+#include "arch/x86_64/return_stub.h"
+#include "arch/x86_64/stop_stub.h"
+
+namespace graft::arch {
+
+namespace {
+
+void terminate(Bytes& out) { out.insert(out.end(), 4, 0); }
+
+}  // namespace
+
+Bytes return_stubs_eh_frame(uint64_t at, uint64_t stubs, uint32_t count) {
+  Bytes out;
+  const size_t cie = cfi::append_cie(out, {cfi::kDefCfa, cfi::kRsp, 0});
+  for (uint32_t i = 0; i < count; ++i) {
+    const uint64_t stub = stubs + uint64_t(i) * kReturnStubSize;
+    const size_t fde = cfi::append_fde_at(out, at, cie, stub - 1, kReturnStubSize);
+    cfi::saved_at_address(out, cfi::kReturnAddress, stub + kReturnStubOriginal);
+    cfi::finish_entry(out, fde);
+  }
+  terminate(out);
+  return out;
+}
+
+uint64_t return_stubs_eh_frame_size(uint32_t count) { return return_stubs_eh_frame(1 << 20, 1 << 20, count).size(); }
+
+Bytes stop_stub_eh_frame(uint64_t at, uint64_t stub) {
+  Bytes out;
+  const size_t cie = cfi::append_cie(out, {cfi::kDefCfa, cfi::kRsp, 0});
+  // The code ends at kStopStubOriginal; pc_begin is stub-1, so a row for
+  // stub offset k starts k+1 bytes in (stop_stub.h lists the offsets).
+  const size_t fde = cfi::append_fde_at(out, at, cie, stub - 1, kStopStubOriginal + 1);
+  cfi::saved_at_address(out, cfi::kReturnAddress, stub + kStopStubOriginal);
+  cfi::advance(out, 5 + 1);  // +5: below the red zone
+  cfi::def_cfa_offset(out, 128);
+  cfi::advance(out, 1);  // +6: rax pushed
+  cfi::def_cfa_offset(out, 136);
+  cfi::append(out, {cfi::kOffset | cfi::kRax, 136 / 8});
+  cfi::advance(out, 1);  // +7: rcx pushed
+  cfi::def_cfa_offset(out, 144);
+  cfi::append(out, {cfi::kOffset | cfi::kRcx, 144 / 8});
+  cfi::advance(out, 2);  // +9: r11 pushed
+  cfi::def_cfa_offset(out, 152);
+  cfi::append(out, {cfi::kOffset | cfi::kR11, 152 / 8});
+  cfi::advance(out, 9);  // +18: r11 popped
+  cfi::def_cfa_offset(out, 144);
+  cfi::append(out, {cfi::kRestore | cfi::kR11});
+  cfi::advance(out, 1);  // +19: rcx popped
+  cfi::def_cfa_offset(out, 136);
+  cfi::append(out, {cfi::kRestore | cfi::kRcx});
+  cfi::advance(out, 1);  // +20: rax popped
+  cfi::def_cfa_offset(out, 128);
+  cfi::append(out, {cfi::kRestore | cfi::kRax});
+  cfi::advance(out, 8);  // +28: back above the red zone
+  cfi::def_cfa_offset(out, 0);
+  cfi::finish_entry(out, fde);
+  terminate(out);
+  return out;
+}
+
+uint64_t stop_stub_eh_frame_size() { return stop_stub_eh_frame(1 << 20, 1 << 20).size(); }
+
+}  // namespace graft::arch

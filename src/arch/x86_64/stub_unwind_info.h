@@ -1,0 +1,38 @@
+// Unwind information for graft's return stubs, so that libgcc's unwinder
+// (C++ exceptions, pthread_cancel's forced unwind, backtrace()) passes a
+// frame whose return address graft pointed at a stub, as if the return
+// address were still the real one.
+//
+// The frame below the stub (the replaced function) returns to the stub:
+// libgcc looks its caller up at ra-1 = stub-1 (at pc itself for a frame a
+// signal interrupted), so each stub's FDE covers [stub-1, end of its code
+// and data). Its rows say what returning to the real caller would:
+//
+//   CFA    = %rsp (+ what the stub has pushed, for the stop stub), i.e.
+//            the caller's %rsp once the stub has returned
+//   ra     = the word at stub+kReturnStubOriginal (kStopStubOriginal):
+//            DW_CFA_expression with the slot's constant address, so the
+//            FDE stays right whatever return address the stub holds
+//   others = unchanged (the stop stub's saved rax, rcx, r11 are described
+//            while they are on the stack)
+//
+// An unwinder that uses these rules never runs the stub: the thread is
+// moved by graft's other checks (see consistency/return_traps.h).
+#pragma once
+#include <cstdint>
+
+#include "common/hash.h"
+
+namespace graft::arch {
+
+// The .eh_frame (CIE, one FDE per stub, zero terminator) of `count` exit
+// stubs (return_stub.h) laid out from `stubs`, to be placed at `at`.
+// Throws graft::Error if a stub is out of its reach.
+Bytes return_stubs_eh_frame(uint64_t at, uint64_t stubs, uint32_t count);
+uint64_t return_stubs_eh_frame_size(uint32_t count);
+
+// The .eh_frame of the stop model's return trap (stop_stub.h) at `stub`.
+Bytes stop_stub_eh_frame(uint64_t at, uint64_t stub);
+uint64_t stop_stub_eh_frame_size();
+
+}  // namespace graft::arch
