@@ -97,7 +97,7 @@ class Transition {
         options_(options),
         result_(result),
         area_(memory, plan.area, getpid()),
-        return_traps_(tracer.pid()) {
+        return_traps_(tracer.pid(), plan.return_stubs_unwind) {
     returns_enabled_ = plan.return_stub_count > 0 && !return_stubs_disabled();
   }
 
@@ -892,8 +892,17 @@ class Transition {
   // outermost busy frame at an exit stub that moves it the moment that
   // frame returns. Returns the reason to report for the thread.
   std::string rewrite_return(pid_t tid, uint64_t tp, const arch::Registers& regs, Pass& p, const std::string& why) {
-    for (const auto& [stub, r] : rewrites_)
-      if (r.tid == tid) return fmt::format("{}; moves when it returns (its return leads to an exit stub)", r.what);
+    for (auto it = rewrites_.begin(); it != rewrites_.end(); ++it) {
+      if (it->second.tid != tid) continue;
+      uint64_t word = 0;
+      if (it->second.slot >= arch::sp(regs) && memory_.try_read({it->second.slot}, &word, sizeof word) &&
+          word == it->first)
+        return fmt::format("{}; moves when it returns (its return leads to an exit stub)", it->second.what);
+      // It left that frame by an exception or a longjmp, never running the
+      // stub, and is busy again: its new frame may have a stub of its own.
+      rewrites_.erase(it);
+      break;
+    }
     if (!returns_enabled_ || options_.force || next_stub_ >= plan_.return_stub_count) return why;
     auto ret = p.check.outermost_busy_return(regs);
     if (!ret) return why;

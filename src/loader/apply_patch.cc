@@ -13,6 +13,7 @@
 #include "arch/x86_64/relocation.h"
 #include "arch/x86_64/sigreturn_frame.h"
 #include "arch/x86_64/return_stub.h"
+#include "arch/x86_64/stub_unwind_info.h"
 #include "arch/x86_64/trap_handler.h"
 #include "common/clock.h"
 #include "common/error.h"
@@ -20,6 +21,7 @@
 #include "common/interrupt.h"
 #include "common/realtime_priority.h"
 #include "consistency/per_thread_model.h"
+#include "consistency/return_traps.h"
 #include "consistency/stop_model.h"
 #include "loader/apply_plan.h"
 #include "loader/callbacks.h"
@@ -140,6 +142,11 @@ class ApplyJob {
 
       if (per_thread_) {
         memory_.write({record_.transition.gates}, gates);
+        fault_point("gates-written");
+        // Once, with the gates: every exit stub of the region is covered.
+        transition_.return_stubs_unwind =
+            stub_unwind_info_disabled() ? "" : register_stub_unwind_info(tracer, memory_, record_, options_.timeout_s);
+        fault_point("stub-unwind-registered");
         try {
           run_transition(tracer);
         } catch (const TransitionStuck&) {
@@ -455,6 +462,7 @@ class ApplyJob {
       }
     }
     widest.unwind = {UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX};
+    if (per_thread_) widest.stub_unwind = widest.unwind;
     if (per_thread_ || switch_gates_) {
       widest.transition = {UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT32_MAX, UINT32_MAX, UINT64_MAX, UINT64_MAX,
                            UINT64_MAX};
@@ -470,8 +478,10 @@ class ApplyJob {
     if (per_thread_) {
       area_ = TransitionAreaLayout::for_threads(list_threads(pid_).size());
       layout_.transition_offset = layout_.image_offset;
-      layout_.transition_size = area_.size;
-      layout_.gates_offset = layout_.transition_offset + area_.size;
+      // The area, then a page for libgcc's `struct object' of the exit
+      // stubs' unwind information (written by libgcc: not in the gates).
+      layout_.transition_size = area_.size + kPageSize;
+      layout_.gates_offset = layout_.transition_offset + layout_.transition_size;
       for (size_t i = 0; i < record_.functions.size(); ++i) {
         planned_[i].slot = slots;
         slots += record_.functions[i].restores ? kRestoreSlot : kGateSlot;
@@ -479,10 +489,14 @@ class ApplyJob {
       // The gates, the exit stubs, then the SIGTRAP handler that stands in
       // for graft if it dies with an int3 in running code (the entries'
       // and the stubs').
+      // The first stub's FDE covers the byte before it (stub_unwind_info.h):
+      // a gap, so that no gate code lies there.
       stubs_ = std::min<uint32_t>(area_.capacity, kMaxReturnStubs);
-      stubs_offset_ = slots;
-      slots += uint64_t(stubs_) * arch::kReturnStubSize;
-      layout_.gates_size = page_round_up(slots + arch::trap_handler_size(record_.functions.size() + stubs_));
+      stubs_offset_ = slots + 16;
+      slots = stubs_offset_ + uint64_t(stubs_) * arch::kReturnStubSize;
+      // The stubs' .eh_frame after the handler.
+      stubs_eh_frame_offset_ = (slots + arch::trap_handler_size(record_.functions.size() + stubs_) + 7) & ~uint64_t(7);
+      layout_.gates_size = page_round_up(stubs_eh_frame_offset_ + arch::return_stubs_eh_frame_size(stubs_));
       layout_.image_offset = layout_.gates_offset + layout_.gates_size;
     } else if (switch_gates_) {
       layout_.gates_offset = layout_.image_offset;
@@ -501,6 +515,7 @@ class ApplyJob {
                             area_.report_capacity, gates + slots, record_.functions.size() + stubs_};
       record_.transition.return_stubs = gates + stubs_offset_;
       record_.transition.return_stub_count = stubs_;
+      stubs_unwind_object_ = area_.address + area_.size;
     }
     if (switch_gates_) {
       uint64_t gates = layout_.address + layout_.gates_offset;
@@ -531,6 +546,9 @@ class ApplyJob {
     if (patch_.layout.unwind_object)
       plan_unwind_registration(record_, resolver, record_.image_base + patch_.layout.eh_frame,
                                record_.image_base + patch_.layout.unwind_object);
+    if (per_thread_)
+      plan_stub_unwind_registration(record_, resolver, record_.transition.gates + stubs_eh_frame_offset_,
+                                    stubs_unwind_object_);
     for (size_t i = 0; i < patch_.externals.size(); ++i) {
       const auto& e = patch_.externals[i];
       if (e.where == ExternalSymbol::Where::Target) {
@@ -652,6 +670,8 @@ class ApplyJob {
     transition_.return_stub_count = stubs_;
     Bytes handler = arch::trap_handler_block(record_.transition.trap_handler, traps);
     std::copy(handler.begin(), handler.end(), out.begin() + (record_.transition.trap_handler - gates));
+    Bytes frames = arch::return_stubs_eh_frame(gates + stubs_eh_frame_offset_, record_.transition.return_stubs, stubs_);
+    std::copy(frames.begin(), frames.end(), out.begin() + stubs_eh_frame_offset_);
     transition_.trap_handler = record_.transition.trap_handler;
     transition_.old_code = plan_.busy;
     transition_.new_code = {{record_.code(), "the code of patch " + record_.label()}};
@@ -757,6 +777,8 @@ class ApplyJob {
   static constexpr uint32_t kMaxReturnStubs = 256;
   uint32_t stubs_ = 0;
   uint64_t stubs_offset_ = 0;
+  uint64_t stubs_eh_frame_offset_ = 0;  // in the gates
+  uint64_t stubs_unwind_object_ = 0;    // libgcc's `struct object' for it
   static constexpr uint64_t kRestoreSlot = kGateSlot + arch::kMaxOldPathSize;  // + the original's new code
   bool switch_gates_ = false;
   static constexpr uint64_t kSwitchFlagArea = 64;

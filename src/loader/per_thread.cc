@@ -100,6 +100,8 @@ TransitionPlan reverse_transition_plan(const ProcessMemory& memory, const std::v
   plan.trap_handler = t.trap_handler;
   plan.return_stubs = t.return_stubs;
   plan.return_stub_count = static_cast<uint32_t>(t.return_stub_count);
+  // Registered by the apply, for as long as the gates exist.
+  if (stub_unwind_registered(memory, rec)) plan.return_stubs_unwind.clear();
   plan.maps = maps;
   QuiescentRuntime rt = find_quiescent_runtime(maps, memory, rec.build_id);
   plan.quiescent_area = rt.area;
