@@ -194,7 +194,7 @@ void run_stop_model(Tracer& tracer, const ProcessMemory& memory, const SwitchPla
     arch::Registers regs = tracer.registers(tid);
     if (stub && !stub_checked) {
       stub_checked = true;
-      if (!ReturnTrapPolicy(tracer.pid(), "the stop model's return trap has none").refusal(tracer.pid()).empty()) stub = 0;
+      if (!ReturnTrapPolicy(tracer.pid(), plan.stop_stub_unwind).refusal(tracer.pid()).empty()) stub = 0;
     }
     try {
       if (stub) {

@@ -131,6 +131,7 @@ class ApplyJob {
       // Before any thread can run the new code (the pre_patch callback may).
       register_unwind_info(tracer, memory_, record_, options_.timeout_s);
       fault_point("unwind-registered");
+      register_stubs_unwind_info(tracer);
 
       if (auto run = run_callback(tracer, memory_, record_, Callback::Kind::PrePatch, options_.timeout_s)) {
         if (!run->ok()) fail("process {}: {}; patch not applied", pid_, run->describe(Callback::Kind::PrePatch, record_));
@@ -142,11 +143,6 @@ class ApplyJob {
 
       if (per_thread_) {
         memory_.write({record_.transition.gates}, gates);
-        fault_point("gates-written");
-        // Once, with the gates: every exit stub of the region is covered.
-        transition_.return_stubs_unwind =
-            stub_unwind_info_disabled() ? "" : register_stub_unwind_info(tracer, memory_, record_, options_.timeout_s);
-        fault_point("stub-unwind-registered");
         try {
           run_transition(tracer);
         } catch (const TransitionStuck&) {
@@ -187,6 +183,29 @@ class ApplyJob {
         run && !run->ok())
       result_.notes.push_back(run->describe(Callback::Kind::PostPatch, record_) + " (the patch stays applied)");
     tracer.detach();
+  }
+
+  uint64_t stubs_unwind_size() const {
+    return page_round_up(kUnwindObjectSize + arch::return_stubs_eh_frame_size(stubs_, true));
+  }
+
+  // The .eh_frame of every stub of the region (the exit stubs, the stop
+  // model's return trap), registered once, before any of them can serve.
+  // Without it, the stubs may not serve where libgcc unwinds
+  // (consistency/return_traps.h).
+  void register_stubs_unwind_info(Tracer& tracer) {
+    std::string missing;
+    if (!stub_unwind_info_disabled()) {
+      if (record_.stub_unwind.eh_frame)
+        memory_.write({record_.stub_unwind.eh_frame},
+                      arch::return_stubs_eh_frame(record_.stub_unwind.eh_frame,
+                                                  {record_.transition.return_stubs, stubs_,
+                                                   stop_stub_address(record_).value_or(0)}));
+      missing = register_stub_unwind_info(tracer, memory_, record_, options_.timeout_s);
+    }
+    transition_.return_stubs_unwind = missing;
+    plan_.stop_stub_unwind = missing;
+    fault_point("stub-unwind-registered");
   }
 
   void switch_stop_model(Tracer& tracer) {
@@ -462,7 +481,7 @@ class ApplyJob {
       }
     }
     widest.unwind = {UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX};
-    if (per_thread_) widest.stub_unwind = widest.unwind;
+    widest.stub_unwind = widest.unwind;
     if (per_thread_ || switch_gates_) {
       widest.transition = {UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT32_MAX, UINT32_MAX, UINT64_MAX, UINT64_MAX,
                            UINT64_MAX};
@@ -477,10 +496,10 @@ class ApplyJob {
     uint64_t slots = 0;  // bytes of the gates' slots
     if (per_thread_) {
       area_ = TransitionAreaLayout::for_threads(list_threads(pid_).size());
+      stubs_ = std::min<uint32_t>(area_.capacity, kMaxReturnStubs);
       layout_.transition_offset = layout_.image_offset;
-      // The area, then a page for libgcc's `struct object' of the exit
-      // stubs' unwind information (written by libgcc: not in the gates).
-      layout_.transition_size = area_.size + kPageSize;
+      // The area, then the stubs' unwind information.
+      layout_.transition_size = area_.size + stubs_unwind_size();
       layout_.gates_offset = layout_.transition_offset + layout_.transition_size;
       for (size_t i = 0; i < record_.functions.size(); ++i) {
         planned_[i].slot = slots;
@@ -491,23 +510,27 @@ class ApplyJob {
       // and the stubs').
       // The first stub's FDE covers the byte before it (stub_unwind_info.h):
       // a gap, so that no gate code lies there.
-      stubs_ = std::min<uint32_t>(area_.capacity, kMaxReturnStubs);
       stubs_offset_ = slots + 16;
       slots = stubs_offset_ + uint64_t(stubs_) * arch::kReturnStubSize;
-      // The stubs' .eh_frame after the handler.
-      stubs_eh_frame_offset_ = (slots + arch::trap_handler_size(record_.functions.size() + stubs_) + 7) & ~uint64_t(7);
-      layout_.gates_size = page_round_up(stubs_eh_frame_offset_ + arch::return_stubs_eh_frame_size(stubs_));
+      layout_.gates_size = page_round_up(slots + arch::trap_handler_size(record_.functions.size() + stubs_));
       layout_.image_offset = layout_.gates_offset + layout_.gates_size;
-    } else if (switch_gates_) {
-      layout_.gates_offset = layout_.image_offset;
-      layout_.gates_size = page_round_up(kSwitchFlagArea + patch_.functions.size() * kSwitchSlot);
-      layout_.image_offset = layout_.gates_offset + layout_.gates_size;
+    } else {
+      // The stop stub's unwind information, in rw pages of their own.
+      layout_.transition_offset = layout_.image_offset;
+      layout_.transition_size = stubs_unwind_size();
+      layout_.image_offset += layout_.transition_size;
+      if (switch_gates_) {
+        layout_.gates_offset = layout_.image_offset;
+        layout_.gates_size = page_round_up(kSwitchFlagArea + patch_.functions.size() * kSwitchSlot);
+        layout_.image_offset = layout_.gates_offset + layout_.gates_size;
+      }
     }
     layout_.image = patch_.layout;
     layout_.size = layout_.image_offset + patch_.layout.memory_size();
     layout_.address = choose_region_address(maps_, target_, layout_.size, pid_);
 
     uint64_t base = layout_.address + layout_.image_offset;
+    stubs_unwind_ = layout_.address + layout_.transition_offset;
     if (per_thread_) {
       area_.address = layout_.address + layout_.transition_offset;
       uint64_t gates = layout_.address + layout_.gates_offset;
@@ -515,7 +538,7 @@ class ApplyJob {
                             area_.report_capacity, gates + slots, record_.functions.size() + stubs_};
       record_.transition.return_stubs = gates + stubs_offset_;
       record_.transition.return_stub_count = stubs_;
-      stubs_unwind_object_ = area_.address + area_.size;
+      stubs_unwind_ += area_.size;
     }
     if (switch_gates_) {
       uint64_t gates = layout_.address + layout_.gates_offset;
@@ -546,9 +569,9 @@ class ApplyJob {
     if (patch_.layout.unwind_object)
       plan_unwind_registration(record_, resolver, record_.image_base + patch_.layout.eh_frame,
                                record_.image_base + patch_.layout.unwind_object);
-    if (per_thread_)
-      plan_stub_unwind_registration(record_, resolver, record_.transition.gates + stubs_eh_frame_offset_,
-                                    stubs_unwind_object_);
+    // Nothing to describe (and nothing to ask libgcc about) without a stub.
+    if (per_thread_ || stop_stub_address(record_))
+      plan_stub_unwind_registration(record_, resolver, stubs_unwind_ + kUnwindObjectSize, stubs_unwind_);
     for (size_t i = 0; i < patch_.externals.size(); ++i) {
       const auto& e = patch_.externals[i];
       if (e.where == ExternalSymbol::Where::Target) {
@@ -670,8 +693,6 @@ class ApplyJob {
     transition_.return_stub_count = stubs_;
     Bytes handler = arch::trap_handler_block(record_.transition.trap_handler, traps);
     std::copy(handler.begin(), handler.end(), out.begin() + (record_.transition.trap_handler - gates));
-    Bytes frames = arch::return_stubs_eh_frame(gates + stubs_eh_frame_offset_, record_.transition.return_stubs, stubs_);
-    std::copy(frames.begin(), frames.end(), out.begin() + stubs_eh_frame_offset_);
     transition_.trap_handler = record_.transition.trap_handler;
     transition_.old_code = plan_.busy;
     transition_.new_code = {{record_.code(), "the code of patch " + record_.label()}};
@@ -777,8 +798,9 @@ class ApplyJob {
   static constexpr uint32_t kMaxReturnStubs = 256;
   uint32_t stubs_ = 0;
   uint64_t stubs_offset_ = 0;
-  uint64_t stubs_eh_frame_offset_ = 0;  // in the gates
-  uint64_t stubs_unwind_object_ = 0;    // libgcc's `struct object' for it
+  // The stubs' unwind information (rw pages: libgcc's `struct object',
+  // then the .eh_frame).
+  uint64_t stubs_unwind_ = 0;
   static constexpr uint64_t kRestoreSlot = kGateSlot + arch::kMaxOldPathSize;  // + the original's new code
   bool switch_gates_ = false;
   static constexpr uint64_t kSwitchFlagArea = 64;

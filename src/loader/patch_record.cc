@@ -246,8 +246,6 @@ PatchRecord from_json(const json& j, const Mapping& region, const Header& h,
   };
   r.unwind = unwind("unwind");
   r.stub_unwind = unwind("stub_unwind");
-  if (r.stub_unwind.eh_frame && !AddressRange{r.transition.gates, r.transition.gates_size}.contains(r.stub_unwind.eh_frame))
-    fail("the exit stubs' unwind information lies outside the gates");
   if (r.switch_gates()) {
     // The stop model's switch gates: no transition area, a flag inside them.
     const auto& t = r.transition;

@@ -120,8 +120,8 @@ struct PatchRecord {
   Model model = Model::stop;  // consistency model it was applied with
   TransitionRecord transition;
   UnwindRecord unwind;
-  // The exit stubs' unwind information (eh_frame in the gates, object in
-  // the rw page after the transition area); eh_frame == 0 if not planned.
+  // The return stubs' unwind information (loader/unwind_registration.h);
+  // eh_frame == 0 if not planned.
   UnwindRecord stub_unwind;
 
   bool in_transition() const { return state == RecordState::Applying || state == RecordState::Unapplying; }

@@ -145,6 +145,7 @@ void settle_replace(const ProcessMemory& memory, PatchRecord& rec) {
   // Within the record's own pages: before the transition area or the gates
   // (per thread), before the code (stop model).
   uint64_t room = (rec.per_thread() ? std::min(t.area, t.gates) : rec.image_base) - rec.region_start;
+  if (rec.stub_unwind.object) room = std::min(room, rec.stub_unwind.object - rec.region_start);
   Bytes encoded = encode_record(rec);
   if (encoded.size() > room)
     fail("process {}: the settled record of patch {} would not fit its pages", pid, rec.label());

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "arch/x86_64/stub_unwind_info.h"
 #include "common/address_range.h"
 #include "common/error.h"
 #include "elf/eh_frame_table.h"
@@ -151,10 +152,12 @@ void deregister(Tracer& tracer, const ProcessMemory& memory, const std::vector<M
 
 void deregister_unwind_info(Tracer& tracer, const ProcessMemory& memory, const std::vector<Mapping>& maps,
                             const PatchRecord& record, double timeout_s) {
-  const TransitionRecord& t = record.transition;
-  if (record.stub_unwind.eh_frame)
-    deregister(tracer, memory, maps, record, record.stub_unwind, t.gates + t.gates_size,
-               "the exit stubs of patch " + record.label(), timeout_s);
+  if (const UnwindRecord& u = record.stub_unwind; u.eh_frame) {
+    uint64_t size = arch::return_stubs_eh_frame_size(
+        static_cast<uint32_t>(std::min<uint64_t>(record.transition.return_stub_count, 65536)), true);
+    deregister(tracer, memory, maps, record, u, u.eh_frame + size, "the return stubs of patch " + record.label(),
+               timeout_s);
+  }
   if (record.unwind.eh_frame && !record.functions.empty())
     deregister(tracer, memory, maps, record, record.unwind, record.region_start + record.region_size,
                "patch " + record.label(), timeout_s);

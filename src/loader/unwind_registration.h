@@ -10,10 +10,11 @@
 // region is unmapped, whichever way it goes (revert, failed apply,
 // recovery after a killed graft): libgcc keeps pointers into the region.
 //
-// The exit stubs of the per-thread models (arch/x86_64/stub_unwind_info.h)
-// are registered the same way, once with the gate pages: their .eh_frame
-// in the gate pages, their `struct object' in the rw page after the
-// transition area (record.stub_unwind).
+// The region's return stubs (the per-thread models' exit stubs, the stop
+// model's return trap: arch/x86_64/stub_unwind_info.h) are registered the
+// same way, once per region, before any stub can serve: their `struct
+// object' and .eh_frame in rw pages of the region (after the transition
+// area, or after the record pages), record.stub_unwind.
 //
 // Whether libgcc holds the registration is asked of libgcc itself
 // (_Unwind_Find_FDE on a replacement function), since calling
@@ -38,7 +39,7 @@ namespace graft {
 // `object` are runtime addresses in the region.
 void plan_unwind_registration(PatchRecord& record, SymbolResolver& resolver, uint64_t eh_frame, uint64_t object);
 
-// Fills record.stub_unwind likewise, for the exit stubs' .eh_frame.
+// Fills record.stub_unwind likewise, for the stubs' .eh_frame.
 void plan_stub_unwind_registration(PatchRecord& record, SymbolResolver& resolver, uint64_t eh_frame,
                                    uint64_t object);
 
@@ -46,18 +47,18 @@ void plan_stub_unwind_registration(PatchRecord& record, SymbolResolver& resolver
 void register_unwind_info(Tracer& tracer, const ProcessMemory& memory, const PatchRecord& record,
                           double timeout_s);
 
-// Registers the exit stubs' unwind information. Returns why it is not
+// Registers the stubs' unwind information. Returns why it is not
 // registered ("" if it is): the stubs may then not serve where libgcc
 // unwinds (consistency/return_traps.h).
 std::string register_stub_unwind_info(Tracer& tracer, const ProcessMemory& memory, const PatchRecord& record,
                                       double timeout_s);
 
-// Whether libgcc has taken the exit stubs' registration of `record` (its
+// Whether libgcc has taken the stubs' registration of `record` (its
 // `struct object' is no longer blank).
 bool stub_unwind_registered(const ProcessMemory& memory, const PatchRecord& record);
 
 // Before the region of `record` is unmapped: deregisters the patch's and
-// the exit stubs' unwind information where libgcc holds it. Throws graft::Error if that cannot be settled: the region must
+// the stubs' unwind information where libgcc holds it. Throws graft::Error if that cannot be settled: the region must
 // then stay mapped.
 void deregister_unwind_info(Tracer& tracer, const ProcessMemory& memory, const std::vector<Mapping>& maps,
                             const PatchRecord& record, double timeout_s);

@@ -29,25 +29,29 @@ constexpr uint32_t kStubs = 4;
 
 TEST(StubUnwindInfo, OneFdePerStubFromTheByteBefore) {
   const uint64_t stubs = 0x7f0000010010, at = 0x7f0000011000;
-  Bytes frames = arch::return_stubs_eh_frame(at, stubs, kStubs);
-  EXPECT_EQ(frames.size(), arch::return_stubs_eh_frame_size(kStubs));
+  const uint64_t stop = stubs + 0x800;
+  Bytes frames = arch::return_stubs_eh_frame(at, {stubs, kStubs, stop});
+  EXPECT_EQ(frames.size(), arch::return_stubs_eh_frame_size(kStubs, true));
   EXPECT_EQ(frames.size() % 8, 4u);  // entries 8-aligned, then the terminator
   EXPECT_EQ(std::vector<uint8_t>(frames.end() - 4, frames.end()), std::vector<uint8_t>(4, 0));
   auto fdes = eh_frame_table(frames, at);
-  ASSERT_EQ(fdes.size(), kStubs);
+  ASSERT_EQ(fdes.size(), kStubs + 1);
   for (uint32_t i = 0; i < kStubs; ++i) EXPECT_EQ(fdes[i].pc, stubs + i * arch::kReturnStubSize - 1);
+  EXPECT_EQ(fdes[kStubs].pc, stop - 1);
 
-  Bytes stop = arch::stop_stub_eh_frame(at, stubs);
-  EXPECT_EQ(stop.size(), arch::stop_stub_eh_frame_size());
-  auto one = eh_frame_table(stop, at);
+  Bytes exit_only = arch::return_stubs_eh_frame(at, {stubs, kStubs, 0});
+  EXPECT_EQ(exit_only.size(), arch::return_stubs_eh_frame_size(kStubs, false));
+  EXPECT_EQ(eh_frame_table(exit_only, at).size(), kStubs);
+  Bytes stop_only = arch::return_stubs_eh_frame(at, {0, 0, stop});
+  auto one = eh_frame_table(stop_only, at);
   ASSERT_EQ(one.size(), 1u);
-  EXPECT_EQ(one[0].pc, stubs - 1);
+  EXPECT_EQ(one[0].pc, stop - 1);
   // Out of pc-relative reach.
-  EXPECT_ANY_THROW(arch::return_stubs_eh_frame(at, at + (uint64_t(1) << 32), 1));
+  EXPECT_ANY_THROW(arch::return_stubs_eh_frame(at, {at + (uint64_t(1) << 32), 1, 0}));
 }
 
 // A page with kStubs exit stubs, a stop stub and their .eh_frame, which
-// libgcc holds while the object lives.
+// libgcc holds while the object lives, as graft registers it.
 class StubPage {
  public:
   explicit StubPage(bool registered) : registered_(registered) {
@@ -61,20 +65,12 @@ class StubPage {
     }
     Bytes stop = arch::unused_stop_stub(stop_stub());
     std::memcpy(page_ + 0x400, stop.data(), stop.size());
-    Bytes frames = arch::return_stubs_eh_frame(base_ + 0x800, exit_stub(0), kStubs);
+    Bytes frames = arch::return_stubs_eh_frame(base_ + 0x800, {exit_stub(0), kStubs, stop_stub()});
     std::memcpy(page_ + 0x800, frames.data(), frames.size());
-    Bytes stop_frames = arch::stop_stub_eh_frame(base_ + 0xc00, stop_stub());
-    std::memcpy(page_ + 0xc00, stop_frames.data(), stop_frames.size());
-    if (registered_) {
-      __register_frame_info(page_ + 0x800, objects_[0]);
-      __register_frame_info(page_ + 0xc00, objects_[1]);
-    }
+    if (registered_) __register_frame_info(page_ + 0x800, object_);
   }
   ~StubPage() {
-    if (registered_) {
-      __deregister_frame_info(page_ + 0xc00);
-      __deregister_frame_info(page_ + 0x800);
-    }
+    if (registered_) __deregister_frame_info(page_ + 0x800);
     munmap(page_, 2 * 4096);
   }
   uint64_t exit_stub(uint32_t i) const { return base_ + 16 + i * arch::kReturnStubSize; }
@@ -86,7 +82,7 @@ class StubPage {
   bool registered_;
   uint8_t* page_;
   uint64_t base_;
-  alignas(16) uint64_t objects_[2][16] = {};
+  alignas(16) uint64_t object_[16] = {};
 };
 
 // What victim() does once its return leads to a stub.

@@ -8,28 +8,13 @@ namespace graft::arch {
 
 namespace {
 
-void terminate(Bytes& out) { out.insert(out.end(), 4, 0); }
-
-}  // namespace
-
-Bytes return_stubs_eh_frame(uint64_t at, uint64_t stubs, uint32_t count) {
-  Bytes out;
-  const size_t cie = cfi::append_cie(out, {cfi::kDefCfa, cfi::kRsp, 0});
-  for (uint32_t i = 0; i < count; ++i) {
-    const uint64_t stub = stubs + uint64_t(i) * kReturnStubSize;
-    const size_t fde = cfi::append_fde_at(out, at, cie, stub - 1, kReturnStubSize);
-    cfi::saved_at_address(out, cfi::kReturnAddress, stub + kReturnStubOriginal);
-    cfi::finish_entry(out, fde);
-  }
-  terminate(out);
-  return out;
+void exit_stub_fde(Bytes& out, uint64_t at, size_t cie, uint64_t stub) {
+  const size_t fde = cfi::append_fde_at(out, at, cie, stub - 1, kReturnStubSize);
+  cfi::saved_at_address(out, cfi::kReturnAddress, stub + kReturnStubOriginal);
+  cfi::finish_entry(out, fde);
 }
 
-uint64_t return_stubs_eh_frame_size(uint32_t count) { return return_stubs_eh_frame(1 << 20, 1 << 20, count).size(); }
-
-Bytes stop_stub_eh_frame(uint64_t at, uint64_t stub) {
-  Bytes out;
-  const size_t cie = cfi::append_cie(out, {cfi::kDefCfa, cfi::kRsp, 0});
+void stop_stub_fde(Bytes& out, uint64_t at, size_t cie, uint64_t stub) {
   // The code ends at kStopStubOriginal; pc_begin is stub-1, so a row for
   // stub offset k starts k+1 bytes in (stop_stub.h lists the offsets).
   const size_t fde = cfi::append_fde_at(out, at, cie, stub - 1, kStopStubOriginal + 1);
@@ -57,10 +42,23 @@ Bytes stop_stub_eh_frame(uint64_t at, uint64_t stub) {
   cfi::advance(out, 8);  // +28: back above the red zone
   cfi::def_cfa_offset(out, 0);
   cfi::finish_entry(out, fde);
-  terminate(out);
+}
+
+}  // namespace
+
+Bytes return_stubs_eh_frame(uint64_t at, const ReturnStubs& stubs) {
+  Bytes out;
+  const size_t cie = cfi::append_cie(out, {cfi::kDefCfa, cfi::kRsp, 0});
+  for (uint32_t i = 0; i < stubs.exit_count; ++i)
+    exit_stub_fde(out, at, cie, stubs.exit_stubs + uint64_t(i) * kReturnStubSize);
+  if (stubs.stop_stub) stop_stub_fde(out, at, cie, stubs.stop_stub);
+  out.insert(out.end(), 4, 0);  // the end of the list
   return out;
 }
 
-uint64_t stop_stub_eh_frame_size() { return stop_stub_eh_frame(1 << 20, 1 << 20).size(); }
+uint64_t return_stubs_eh_frame_size(uint32_t exit_count, bool stop_stub) {
+  const uint64_t near = uint64_t(1) << 20;
+  return return_stubs_eh_frame(near, {near, exit_count, stop_stub ? near : 0}).size();
+}
 
 }  // namespace graft::arch

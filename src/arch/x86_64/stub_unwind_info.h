@@ -25,14 +25,19 @@
 
 namespace graft::arch {
 
-// The .eh_frame (CIE, one FDE per stub, zero terminator) of `count` exit
-// stubs (return_stub.h) laid out from `stubs`, to be placed at `at`.
-// Throws graft::Error if a stub is out of its reach.
-Bytes return_stubs_eh_frame(uint64_t at, uint64_t stubs, uint32_t count);
-uint64_t return_stubs_eh_frame_size(uint32_t count);
+// The return stubs of a patch region: `exit_count` exit stubs
+// (return_stub.h) laid out from `exit_stubs`, and the stop model's return
+// trap (stop_stub.h) at `stop_stub` (0: none).
+struct ReturnStubs {
+  uint64_t exit_stubs = 0;
+  uint32_t exit_count = 0;
+  uint64_t stop_stub = 0;
+};
 
-// The .eh_frame of the stop model's return trap (stop_stub.h) at `stub`.
-Bytes stop_stub_eh_frame(uint64_t at, uint64_t stub);
-uint64_t stop_stub_eh_frame_size();
+// Their .eh_frame (a CIE, an FDE per stub, the zero terminator), to be
+// placed at `at`. Throws graft::Error if a stub is out of its reach.
+Bytes return_stubs_eh_frame(uint64_t at, const ReturnStubs& stubs);
+// Its size for `exit_count` exit stubs and, if `stop_stub`, the stop stub.
+uint64_t return_stubs_eh_frame_size(uint32_t exit_count, bool stop_stub);
 
 }  // namespace graft::arch
