@@ -161,15 +161,15 @@ TEST(StubUnwindInfo, BacktracesShowTheRealCaller) {
   }
 }
 
+void throw_without_unwind_info() {
+  StubPage page(false);
+  scene = {&page, false, 0, {}};
+  caller(Then::Throw);
+}
+
 TEST(StubUnwindInfoDeathTest, WithoutItAnExceptionTerminates) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
-  EXPECT_DEATH(
-      {
-        StubPage page(false);
-        scene = {&page, false, 0, {}};
-        caller(Then::Throw);
-      },
-      "");
+  EXPECT_DEATH(throw_without_unwind_info(), "");
 }
 
 }  // namespace
