@@ -571,7 +571,8 @@ class ApplyJob {
                                record_.image_base + patch_.layout.unwind_object);
     // Nothing to describe (and nothing to ask libgcc about) without a stub.
     if (per_thread_ || stop_stub_address(record_))
-      plan_stub_unwind_registration(record_, resolver, stubs_unwind_ + kUnwindObjectSize, stubs_unwind_);
+      plan_stub_unwind_registration(record_, resolver, objects_, pid_, stubs_unwind_ + kUnwindObjectSize,
+                                    stubs_unwind_);
     for (size_t i = 0; i < patch_.externals.size(); ++i) {
       const auto& e = patch_.externals[i];
       if (e.where == ExternalSymbol::Where::Target) {

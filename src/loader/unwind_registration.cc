@@ -1,11 +1,15 @@
 #include "loader/unwind_registration.h"
 
+#include <elf.h>
+
 #include <algorithm>
+#include <filesystem>
 
 #include "arch/x86_64/stub_unwind_info.h"
 #include "common/address_range.h"
 #include "common/error.h"
 #include "elf/eh_frame_table.h"
+#include "elf/elf_file.h"
 #include "loader/callbacks.h"
 
 namespace graft {
@@ -46,6 +50,38 @@ UnwindRecord libgcc_registration(SymbolResolver& resolver, uint64_t eh_frame, ui
   return {};
 }
 
+// A static executable has no dynamic symbols to resolve libgcc_eh's
+// functions with: its .symtab names them. None if the process maps any
+// shared object (its unwinder is then a library's, found above).
+UnwindRecord static_libgcc_registration(const std::vector<LoadedObject>& objects, pid_t pid, uint64_t eh_frame,
+                                        uint64_t object) {
+  std::error_code ec;
+  auto exe = std::filesystem::read_symlink(fmt::format("/proc/{}/exe", pid), ec);
+  if (ec) return {};
+  const LoadedObject* self = nullptr;
+  for (const auto& o : objects) {
+    if (o.path == exe.string())
+      self = &o;
+    else if (!o.path.empty() && o.path[0] == '/')
+      return {};  // a shared object
+  }
+  if (!self) return {};
+  UnwindRecord u{eh_frame, object, 0, 0, 0};
+  try {
+    ElfFile elf(self->file.empty() ? self->path : self->file, self->path);
+    for (const auto& sym : elf.symbols()) {
+      if (!sym.defined() || sym.type != STT_FUNC) continue;
+      if (sym.name == "__register_frame_info") u.register_fn = self->bias + sym.value;
+      if (sym.name == "__deregister_frame_info") u.deregister_fn = self->bias + sym.value;
+      if (sym.name == "_Unwind_Find_FDE") u.find_fde_fn = self->bias + sym.value;
+    }
+  } catch (const Error&) {
+    return {};
+  }
+  if (u.register_fn && u.deregister_fn && u.find_fde_fn) return u;
+  return {};
+}
+
 RemoteCallResult call(Tracer& tracer, const ProcessMemory& memory, const PatchRecord& record, uint64_t fn,
                       uint64_t a0, uint64_t a1, double timeout_s) {
   const uint64_t args[6] = {a0, a1};
@@ -58,9 +94,11 @@ void plan_unwind_registration(PatchRecord& record, SymbolResolver& resolver, uin
   record.unwind = libgcc_registration(resolver, eh_frame, object);
 }
 
-void plan_stub_unwind_registration(PatchRecord& record, SymbolResolver& resolver, uint64_t eh_frame,
+void plan_stub_unwind_registration(PatchRecord& record, SymbolResolver& resolver,
+                                   const std::vector<LoadedObject>& objects, pid_t pid, uint64_t eh_frame,
                                    uint64_t object) {
   record.stub_unwind = libgcc_registration(resolver, eh_frame, object);
+  if (!record.stub_unwind.eh_frame) record.stub_unwind = static_libgcc_registration(objects, pid, eh_frame, object);
 }
 
 std::string register_stub_unwind_info(Tracer& tracer, const ProcessMemory& memory, const PatchRecord& record,

@@ -39,8 +39,11 @@ namespace graft {
 // `object` are runtime addresses in the region.
 void plan_unwind_registration(PatchRecord& record, SymbolResolver& resolver, uint64_t eh_frame, uint64_t object);
 
-// Fills record.stub_unwind likewise, for the stubs' .eh_frame.
-void plan_stub_unwind_registration(PatchRecord& record, SymbolResolver& resolver, uint64_t eh_frame,
+// Fills record.stub_unwind likewise, for the stubs' .eh_frame; in a static
+// executable (`objects`: what process `pid` maps), from its .symtab, where
+// libgcc_eh's functions are.
+void plan_stub_unwind_registration(PatchRecord& record, SymbolResolver& resolver,
+                                   const std::vector<LoadedObject>& objects, pid_t pid, uint64_t eh_frame,
                                    uint64_t object);
 
 // Registers; throws graft::Error naming the process if the call fails.

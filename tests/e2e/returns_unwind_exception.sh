@@ -7,10 +7,12 @@
 # stub and is moved by the stack checks once outside, the transition
 # completes, and the revert leaves nothing behind. With the registration
 # left out (GRAFT_STUB_UNWIND_INFO=0, the stubs serving anyway), the same
-# throw ends the process (std::terminate).
+# throw ends the process (std::terminate). Also with the target linked
+# statically (libgcc_eh inside, its functions found in .symtab).
 source "$(dirname "$0")/common.sh"
 
 cxx -pthread -rdynamic "$PROGRAMS/unwinding.cc" -o "$T/unwinding"
+cxx -pthread -static "$PROGRAMS/unwinding.cc" -o "$T/unwinding-static"
 cat >"$T/fix.cc" <<'CXX'
 #include <graft/patch.h>
 #include <stdexcept>
@@ -27,15 +29,20 @@ static int new_dwell(int ms, int how) {
 GRAFT_REPLACE(dwell, new_dwell);
 CXX
 build_patch "$T/fix.cc" "$T/unwinding" "$T/fix.graft"
+build_patch "$T/fix.cc" "$T/unwinding-static" "$T/fix-static.graft"
 
-start_target s "$T/unwinding"
+for kind in shared static; do
+patch=$T/fix.graft target=$T/unwinding
+[[ $kind == static ]] && patch=$T/fix-static.graft target=$T/unwinding-static
+log "--- $kind"
+start_target s "$target"
 pid=${TPID[s]}
 maps0=$(grep -vc 'graft:' "/proc/$pid/maps")
 fds0=$(ls "/proc/$pid/fd" | wc -l)
 tid=$(ask s thrower)
 expect s "entered 1" 1
 sleep 0.3  # inside dwell(), 2.7 s to go
-apply_ok "$T/fix.graft" "$pid" --model hybrid --timeout 30 --json
+apply_ok "$patch" "$pid" --model hybrid --timeout 30 --json
 rewritten=$(json_get 'j["results"][0]["returns_rewritten"]' <"$T/graft.out")
 passed=$(json_get 'j["results"][0]["returns_passed"]' <"$T/graft.out")
 log "thrower $tid: rewritten=$rewritten passed=$passed; $(ask s stats)"
@@ -56,6 +63,7 @@ expect s call 1
 [[ $(grep -vc 'graft:' "/proc/$pid/maps") -eq $maps0 ]] || fail "the target's mappings changed"
 [[ $(ls "/proc/$pid/fd" | wc -l) -eq $fds0 ]] || fail "the target's fds changed"
 stop_target s
+done
 
 # Without the unwind information, the throw through the stub terminates.
 start_target n "$T/unwinding"
