@@ -186,7 +186,17 @@ class ApplyJob {
   }
 
   uint64_t stubs_unwind_size() const {
-    return page_round_up(kUnwindObjectSize + arch::return_stubs_eh_frame_size(stubs_, true));
+    return page_round_up(kUnwindObjectSize + arch::return_stubs_eh_frame_size(stubs_, !per_thread_));
+  }
+
+  // The stubs the region's .eh_frame describes. libgcc takes the registered
+  // object whose lowest pc is the nearest below a pc and searches no other:
+  // the objects may not overlap. A per-thread region's table covers its
+  // exit stubs, in the gates before the image; the stop stub, in the slack
+  // after the patch's code, would make it span the patch's own object.
+  arch::ReturnStubs described_stubs() const {
+    if (per_thread_) return {record_.transition.return_stubs, stubs_, 0};
+    return {0, 0, stop_stub_address(record_).value_or(0)};
   }
 
   // The .eh_frame of every stub of the region (the exit stubs, the stop
@@ -198,9 +208,7 @@ class ApplyJob {
     if (!stub_unwind_info_disabled()) {
       if (record_.stub_unwind.eh_frame)
         memory_.write({record_.stub_unwind.eh_frame},
-                      arch::return_stubs_eh_frame(record_.stub_unwind.eh_frame,
-                                                  {record_.transition.return_stubs, stubs_,
-                                                   stop_stub_address(record_).value_or(0)}));
+                      arch::return_stubs_eh_frame(record_.stub_unwind.eh_frame, described_stubs()));
       missing = register_stub_unwind_info(tracer, memory_, record_, options_.timeout_s);
     }
     transition_.return_stubs_unwind = missing;
@@ -570,7 +578,7 @@ class ApplyJob {
       plan_unwind_registration(record_, resolver, record_.image_base + patch_.layout.eh_frame,
                                record_.image_base + patch_.layout.unwind_object);
     // Nothing to describe (and nothing to ask libgcc about) without a stub.
-    if (per_thread_ || stop_stub_address(record_))
+    if (described_stubs().exit_count || described_stubs().stop_stub)
       plan_stub_unwind_registration(record_, resolver, objects_, pid_, stubs_unwind_ + kUnwindObjectSize,
                                     stubs_unwind_);
     for (size_t i = 0; i < patch_.externals.size(); ++i) {

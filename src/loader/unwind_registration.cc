@@ -192,7 +192,7 @@ void deregister_unwind_info(Tracer& tracer, const ProcessMemory& memory, const s
                             const PatchRecord& record, double timeout_s) {
   if (const UnwindRecord& u = record.stub_unwind; u.eh_frame) {
     uint64_t size = arch::return_stubs_eh_frame_size(
-        static_cast<uint32_t>(std::min<uint64_t>(record.transition.return_stub_count, 65536)), true);
+        static_cast<uint32_t>(std::min<uint64_t>(record.transition.return_stub_count, 65536)), !record.per_thread());
     deregister(tracer, memory, maps, record, u, u.eh_frame + size, "the return stubs of patch " + record.label(),
                timeout_s);
   }
