@@ -14,13 +14,13 @@ void put32(Bytes& b, size_t at, uint32_t v) { std::memcpy(b.data() + at, &v, 4);
 
 void append(Bytes& out, std::initializer_list<uint8_t> bytes) { out.insert(out.end(), bytes); }
 
-size_t append_cie(Bytes& out, std::initializer_list<uint8_t> initial) {
+size_t append_cie(Bytes& out, const Bytes& initial) {
   const size_t start = out.size();
   out.resize(start + 4, 0);
   // CIE id 0, version 1, "zR", code alignment 1, data alignment -8 (sleb
   // 0x78), return address column, augmentation data: 1 byte, pcrel|sdata4.
   append(out, {0, 0, 0, 0, 1, 'z', 'R', 0, 1, 0x78, kReturnAddress, 1, 0x1b});
-  append(out, initial);
+  out.insert(out.end(), initial.begin(), initial.end());
   finish_entry(out, start);
   return start;
 }
@@ -73,6 +73,14 @@ void def_cfa_offset(Bytes& out, uint64_t offset) {
 void saved_at_address(Bytes& out, uint8_t reg, uint64_t at) {
   append(out, {kExpression, reg, 9, kOpAddr});
   for (int i = 0; i < 8; ++i) out.push_back(static_cast<uint8_t>(at >> (8 * i)));
+}
+
+void saved_below_cfa(Bytes& out, uint8_t reg, uint8_t below) {
+  append(out, {kExpression, reg, 3, kOpConst1u, below, kOpMinus});  // the CFA is pushed first
+}
+
+void value_below_cfa(Bytes& out, uint8_t reg, uint8_t below) {
+  append(out, {kValExpression, reg, 3, kOpConst1u, below, kOpMinus});
 }
 
 }  // namespace graft::arch::cfi

@@ -15,16 +15,18 @@ namespace graft::arch::cfi {
 // used.
 enum : uint8_t {
   kNop = 0x00, kAdvanceLoc1 = 0x02, kAdvanceLoc2 = 0x03, kDefCfa = 0x0c, kDefCfaRegister = 0x0d,
-  kDefCfaOffset = 0x0e, kExpression = 0x10, kAdvanceLoc = 0x40, kOffset = 0x80, kRestore = 0xc0,
+  kDefCfaOffset = 0x0e, kExpression = 0x10, kValExpression = 0x16, kAdvanceLoc = 0x40, kOffset = 0x80,
+  kRestore = 0xc0,
 };
-constexpr uint8_t kOpAddr = 0x03;
+// DWARF expression operators (DWARF 5, 2.5.1).
+enum : uint8_t { kOpAddr = 0x03, kOpConst1u = 0x08, kOpMinus = 0x1c };
 
 // DWARF register numbers of x86-64 (psABI, figure 3.36).
 constexpr uint8_t kRax = 0, kRcx = 2, kRbp = 6, kRsp = 7, kR11 = 11, kReturnAddress = 16;
 
 // Appends a CIE whose initial instructions are `initial`; returns its
 // offset in `out`.
-size_t append_cie(Bytes& out, std::initializer_list<uint8_t> initial);
+size_t append_cie(Bytes& out, const Bytes& initial);
 
 // Appends the head of an FDE of the CIE at offset `cie` covering `range`
 // bytes; its pc_begin field (at the returned offset + 8) holds `pc_begin`,
@@ -47,6 +49,13 @@ void def_cfa_offset(Bytes& out, uint64_t offset);
 
 // DW_CFA_expression: `reg` was saved at the constant address `at`.
 void saved_at_address(Bytes& out, uint8_t reg, uint64_t at);
+
+// DW_CFA_expression: `reg` was saved at CFA - `below` (any byte offset,
+// where DW_CFA_offset takes multiples of the data alignment).
+void saved_below_cfa(Bytes& out, uint8_t reg, uint8_t below);
+
+// DW_CFA_val_expression: the value of `reg` is CFA - `below`.
+void value_below_cfa(Bytes& out, uint8_t reg, uint8_t below);
 
 void append(Bytes& out, std::initializer_list<uint8_t> bytes);
 

@@ -8,6 +8,17 @@ namespace graft::arch {
 
 namespace {
 
+// The stub's CFA lies kCfaBias above where the caller's stack pointer will
+// be (see stub_unwind_info.h), which the CIE gives as a value.
+constexpr uint8_t kCfaBias = 1;
+
+// CFA = rsp + kCfaBias; the caller's rsp = CFA - kCfaBias.
+Bytes initial_rules() {
+  Bytes b = {cfi::kDefCfa, cfi::kRsp, kCfaBias};
+  cfi::value_below_cfa(b, cfi::kRsp, kCfaBias);
+  return b;
+}
+
 void exit_stub_fde(Bytes& out, uint64_t at, size_t cie, uint64_t stub) {
   const size_t fde = cfi::append_fde_at(out, at, cie, stub - 1, kReturnStubSize);
   cfi::saved_at_address(out, cfi::kReturnAddress, stub + kReturnStubOriginal);
@@ -20,27 +31,27 @@ void stop_stub_fde(Bytes& out, uint64_t at, size_t cie, uint64_t stub) {
   const size_t fde = cfi::append_fde_at(out, at, cie, stub - 1, kStopStubOriginal + 1);
   cfi::saved_at_address(out, cfi::kReturnAddress, stub + kStopStubOriginal);
   cfi::advance(out, 5 + 1);  // +5: below the red zone
-  cfi::def_cfa_offset(out, 128);
+  cfi::def_cfa_offset(out, kCfaBias + 128);
   cfi::advance(out, 1);  // +6: rax pushed
-  cfi::def_cfa_offset(out, 136);
-  cfi::append(out, {cfi::kOffset | cfi::kRax, 136 / 8});
+  cfi::def_cfa_offset(out, kCfaBias + 136);
+  cfi::saved_below_cfa(out, cfi::kRax, kCfaBias + 136);
   cfi::advance(out, 1);  // +7: rcx pushed
-  cfi::def_cfa_offset(out, 144);
-  cfi::append(out, {cfi::kOffset | cfi::kRcx, 144 / 8});
+  cfi::def_cfa_offset(out, kCfaBias + 144);
+  cfi::saved_below_cfa(out, cfi::kRcx, kCfaBias + 144);
   cfi::advance(out, 2);  // +9: r11 pushed
-  cfi::def_cfa_offset(out, 152);
-  cfi::append(out, {cfi::kOffset | cfi::kR11, 152 / 8});
+  cfi::def_cfa_offset(out, kCfaBias + 152);
+  cfi::saved_below_cfa(out, cfi::kR11, kCfaBias + 152);
   cfi::advance(out, 9);  // +18: r11 popped
-  cfi::def_cfa_offset(out, 144);
+  cfi::def_cfa_offset(out, kCfaBias + 144);
   cfi::append(out, {cfi::kRestore | cfi::kR11});
   cfi::advance(out, 1);  // +19: rcx popped
-  cfi::def_cfa_offset(out, 136);
+  cfi::def_cfa_offset(out, kCfaBias + 136);
   cfi::append(out, {cfi::kRestore | cfi::kRcx});
   cfi::advance(out, 1);  // +20: rax popped
-  cfi::def_cfa_offset(out, 128);
+  cfi::def_cfa_offset(out, kCfaBias + 128);
   cfi::append(out, {cfi::kRestore | cfi::kRax});
   cfi::advance(out, 8);  // +28: back above the red zone
-  cfi::def_cfa_offset(out, 0);
+  cfi::def_cfa_offset(out, kCfaBias);
   cfi::finish_entry(out, fde);
 }
 
@@ -48,7 +59,7 @@ void stop_stub_fde(Bytes& out, uint64_t at, size_t cie, uint64_t stub) {
 
 Bytes return_stubs_eh_frame(uint64_t at, const ReturnStubs& stubs) {
   Bytes out;
-  const size_t cie = cfi::append_cie(out, {cfi::kDefCfa, cfi::kRsp, 0});
+  const size_t cie = cfi::append_cie(out, initial_rules());
   for (uint32_t i = 0; i < stubs.exit_count; ++i)
     exit_stub_fde(out, at, cie, stubs.exit_stubs + uint64_t(i) * kReturnStubSize);
   if (stubs.stop_stub) stop_stub_fde(out, at, cie, stubs.stop_stub);

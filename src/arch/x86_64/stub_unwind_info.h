@@ -8,13 +8,20 @@
 // signal interrupted), so each stub's FDE covers [stub-1, end of its code
 // and data). Its rows say what returning to the real caller would:
 //
-//   CFA    = %rsp (+ what the stub has pushed, for the stop stub), i.e.
-//            the caller's %rsp once the stub has returned
+//   CFA    = %rsp + 1 (+ what the stop stub has pushed): one byte above
+//            the caller's %rsp once the stub has returned, which is given
+//            as a value (DW_CFA_val_expression rsp: CFA - 1)
 //   ra     = the word at stub+kReturnStubOriginal (kStopStubOriginal):
 //            DW_CFA_expression with the slot's constant address, so the
 //            FDE stays right whatever return address the stub holds
 //   others = unchanged (the stop stub's saved rax, rcx, r11 are described
 //            while they are on the stack)
+//
+// Why not CFA = the caller's %rsp: the stub's frame has no size, so its CFA
+// would equal that of the frame below it, and libgcc tells frames apart by
+// their CFA (uw_identify_context): in the second phase of a throw it would
+// take the stub for the handler's frame found in the first and abort. A CFA
+// one byte off is no real frame's (those are 8-aligned).
 //
 // An unwinder that uses these rules never runs the stub: the thread is
 // moved by graft's other checks (see consistency/return_traps.h).
