@@ -575,7 +575,7 @@ class ApplyJob {
   void resolve_externals() {
     SymbolResolver resolver(objects_, target_, maps_, memory_, pid_);
     if (patch_.layout.unwind_object)
-      plan_unwind_registration(record_, resolver, record_.image_base + patch_.layout.eh_frame,
+      plan_unwind_registration(record_, resolver, objects_, pid_, record_.image_base + patch_.layout.eh_frame,
                                record_.image_base + patch_.layout.unwind_object);
     // Nothing to describe (and nothing to ask libgcc about) without a stub.
     if (described_stubs().exit_count || described_stubs().stop_stub)

@@ -90,8 +90,10 @@ RemoteCallResult call(Tracer& tracer, const ProcessMemory& memory, const PatchRe
 
 }  // namespace
 
-void plan_unwind_registration(PatchRecord& record, SymbolResolver& resolver, uint64_t eh_frame, uint64_t object) {
+void plan_unwind_registration(PatchRecord& record, SymbolResolver& resolver, const std::vector<LoadedObject>& objects,
+                              pid_t pid, uint64_t eh_frame, uint64_t object) {
   record.unwind = libgcc_registration(resolver, eh_frame, object);
+  if (!record.unwind.eh_frame) record.unwind = static_libgcc_registration(objects, pid, eh_frame, object);
 }
 
 void plan_stub_unwind_registration(PatchRecord& record, SymbolResolver& resolver,

@@ -34,14 +34,14 @@
 namespace graft {
 
 // Fills record.unwind with libgcc's entry points when the process has an
-// unwinder (libgcc_s) and the patch has unwind information; leaves it empty
-// otherwise (no unwinder: no exception can be thrown). `eh_frame` and
-// `object` are runtime addresses in the region.
-void plan_unwind_registration(PatchRecord& record, SymbolResolver& resolver, uint64_t eh_frame, uint64_t object);
+// unwinder (libgcc_s, or libgcc_eh inside a static executable: `objects`,
+// what process `pid` maps, tell) and the patch has unwind information;
+// leaves it empty otherwise (no unwinder: no exception can be thrown).
+// `eh_frame` and `object` are runtime addresses in the region.
+void plan_unwind_registration(PatchRecord& record, SymbolResolver& resolver, const std::vector<LoadedObject>& objects,
+                              pid_t pid, uint64_t eh_frame, uint64_t object);
 
-// Fills record.stub_unwind likewise, for the stubs' .eh_frame; in a static
-// executable (`objects`: what process `pid` maps), from its .symtab, where
-// libgcc_eh's functions are.
+// Fills record.stub_unwind likewise, for the stubs' .eh_frame.
 void plan_stub_unwind_registration(PatchRecord& record, SymbolResolver& resolver,
                                    const std::vector<LoadedObject>& objects, pid_t pid, uint64_t eh_frame,
                                    uint64_t object);

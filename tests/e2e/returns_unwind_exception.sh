@@ -37,9 +37,9 @@ patch=$T/fix.graft target=$T/unwinding
 log "--- $kind"
 start_target s "$target"
 pid=${TPID[s]}
+tid=$(ask s thrower)
 maps0=$(grep -vc 'graft:' "/proc/$pid/maps")
 fds0=$(ls "/proc/$pid/fd" | wc -l)
-tid=$(ask s thrower)
 expect s "entered 1" 1
 sleep 0.3  # inside dwell(), 2.7 s to go
 apply_ok "$patch" "$pid" --model hybrid --timeout 30 --json
@@ -56,7 +56,7 @@ caught=${BASH_REMATCH[1]}
 sleep 3.2  # the new dwell() throws too
 stats=$(ask s stats)
 [[ $stats =~ ^caught\ ([0-9]+)\ bad\ 0 && ${BASH_REMATCH[1]} -gt $caught ]] || fail "in the new code: $stats"
-graft_ok revert fix --pid "$pid" --timeout 30
+graft_ok revert "$(basename "$patch" .graft)" --pid "$pid" --timeout 30
 assert_untouched "$pid"
 expect s call 1
 [[ $(ask s stats) =~ bad\ 0 ]] || fail "wrong results: $(ask s stats)"
