@@ -34,7 +34,7 @@ run_case() {
   ask "$name" canceller >/dev/null
   expect "$name" "entered 1" 1
   env "$@" "$GRAFT" apply "$T/fix.graft" --pid "$pid" --model hybrid --timeout 30 --json \
-    >"$T/$name.apply" 2>&1 &
+    >"$T/$name.apply" 2>"$T/$name.apply.err" &
   local apply=$!
   bg_track "$apply"
   local led=0
