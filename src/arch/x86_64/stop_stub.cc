@@ -60,6 +60,12 @@ Bytes unused_stop_stub(uint64_t at) {
   return b;
 }
 
+Bytes retired_stop_stub(uint64_t at, uint64_t original) {
+  Bytes b = unused_stop_stub(at);
+  put64(b, kOriginal, original);
+  return b;
+}
+
 Bytes stop_stub_code(uint64_t at, const ReturnStub& s) {
   Bytes b = unused_stop_stub(at);
   put64(b, kOriginal, s.original);
