@@ -15,8 +15,10 @@ Each round runs, interleaved, for each model (hybrid, stop):
                                 deregistration at the revert)
 
 and reports the medians of graft's own `total_ms' and of the wall time of
-each command; the difference is the registration's cost (one remote call
-at the apply; _Unwind_Find_FDE and __deregister_frame_info at the revert).
+each command, and the median of the per-round differences of total_ms
+(with and without, run back to back): the registration's cost (the
+.eh_frame write and one remote call at the apply; _Unwind_Find_FDE and
+__deregister_frame_info at the revert).
 
     /usr/bin/python3 bench/stub_unwind.py --graft build/graft [--rounds 15] [--out]
 """
@@ -113,14 +115,17 @@ def main(argv):
     lines = [f"graft return-stub unwind registration, {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC, "
              f"graft {rev}, {a.rounds} interleaved rounds, load {os.getloadavg()[0]:.1f}, "
              f"{os.cpu_count()} CPUs; medians (ms)",
-             "model   op      registered: total_ms  wall    without: total_ms  wall    cost (total_ms)"]
+             "model   op      registered: total_ms  wall    without: total_ms  wall    "
+             "cost: median of per-round differences (total_ms)  [p25, p75]"]
     for model in ("hybrid", "stop"):
         for op in ("apply", "revert"):
             on = samples[(model, True, op)]
             off = samples[(model, False, op)]
             m = lambda xs, i: statistics.median(x[i] for x in xs)
-            lines.append(f"{model:7} {op:7} {m(on, 0):20.2f} {m(on, 1):7.1f} {m(off, 0):17.2f} {m(off, 1):7.1f} "
-                         f"{m(on, 0) - m(off, 0):+10.2f}")
+            diffs = sorted(x[0] - y[0] for x, y in zip(on, off))
+            q = statistics.quantiles(diffs, n=4) if len(diffs) >= 2 else [diffs[0]] * 3
+            lines.append(f"{model:7} {op:7} {m(on, 0):20.2f} {m(on, 1):7.1f} {m(off, 0):17.2f} {m(off, 1):7.1f}    "
+                         f"{statistics.median(diffs):+8.2f}  [{q[0]:+.2f}, {q[2]:+.2f}]")
     text = "\n".join(lines) + "\n"
     sys.stdout.write(text)
     if a.out:
