@@ -99,6 +99,7 @@ class Transition {
         area_(memory, plan.area, getpid()),
         return_traps_(tracer.pid(), plan.return_stubs_unwind) {
     returns_enabled_ = plan.return_stub_count > 0 && !return_stubs_disabled();
+    if (returns_enabled_) skip_used_stubs();
   }
 
   // Apply: old -> new. Revert (of a completed transition): new -> old.
@@ -888,6 +889,23 @@ class Transition {
     std::string what;  // the busy frame, for the report
   };
 
+  // The stubs an earlier transition of the region used (the apply's, at a
+  // revert) keep their return addresses: a thread that threw past its
+  // frame may be inside the unwinder with the stub's address in hand. This
+  // transition takes the stubs after them.
+  void skip_used_stubs() {
+    Bytes all(uint64_t(plan_.return_stub_count) * arch::kReturnStubSize);
+    if (!memory_.try_read({plan_.return_stubs}, all.data(), all.size()))
+      fail("process {}: cannot read the exit stubs at {:#x}", tracer_.pid(), plan_.return_stubs);
+    for (uint32_t i = plan_.return_stub_count; i-- > 0;) {
+      auto at = all.begin() + static_cast<std::ptrdiff_t>(uint64_t(i) * arch::kReturnStubSize);
+      if (!std::all_of(at, at + arch::kReturnStubSize, [](uint8_t b) { return b == arch::kBreakpoint; })) {
+        next_stub_ = i + 1;
+        return;
+      }
+    }
+  }
+
   // A thread held by a busy frame: points the return address of its
   // outermost busy frame at an exit stub that moves it the moment that
   // frame returns. Returns the reason to report for the thread.
@@ -979,7 +997,7 @@ class Transition {
   int membarrier_ = 0;  // 0 unknown, 1 registered, -1 unavailable
   bool returns_enabled_ = false;
   ReturnTrapPolicy return_traps_;
-  uint32_t next_stub_ = 0;  // stubs are not reused within a transition
+  uint32_t next_stub_ = 0;  // stubs are not reused while the region lives
   std::map<uint64_t, Rewrite> rewrites_;  // by stub
   // Stubs whose int3 trapped (the breakpoint handler, which outlives this
   // object, appends to it).

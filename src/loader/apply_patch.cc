@@ -803,7 +803,7 @@ class ApplyJob {
   TransitionPlan transition_;
   static constexpr uint64_t kGateSlot = arch::kMaxGateSize + 128;
   // Exit stubs: one per thread whose return graft rewrites, never reused
-  // within a transition.
+  // while the region lives (per_thread_model.cc).
   static constexpr uint32_t kMaxReturnStubs = 256;
   uint32_t stubs_ = 0;
   uint64_t stubs_offset_ = 0;
