@@ -26,6 +26,7 @@ import argparse
 import datetime
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -110,6 +111,7 @@ def main(argv):
                         samples.setdefault((model, registered, op), []).append((total, wall))
     finally:
         target.close()
+        shutil.rmtree(work, ignore_errors=True)
     rev = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True,
                          text=True).stdout.strip()
     lines = [f"graft return-stub unwind registration, {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC, "
