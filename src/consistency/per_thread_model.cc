@@ -97,8 +97,9 @@ class Transition {
         options_(options),
         result_(result),
         area_(memory, plan.area, getpid()),
-        return_traps_(tracer.pid()) {
+        return_traps_(tracer.pid(), plan.return_stubs_unwind) {
     returns_enabled_ = plan.return_stub_count > 0 && !return_stubs_disabled();
+    if (returns_enabled_) skip_used_stubs();
   }
 
   // Apply: old -> new. Revert (of a completed transition): new -> old.
@@ -888,12 +889,38 @@ class Transition {
     std::string what;  // the busy frame, for the report
   };
 
+  // The stubs an earlier transition of the region used (the apply's, at a
+  // revert) keep their return addresses: a thread that threw past its
+  // frame may be inside the unwinder with the stub's address in hand. This
+  // transition takes the stubs after them.
+  void skip_used_stubs() {
+    Bytes all(uint64_t(plan_.return_stub_count) * arch::kReturnStubSize);
+    if (!memory_.try_read({plan_.return_stubs}, all.data(), all.size()))
+      fail("process {}: cannot read the exit stubs at {:#x}", tracer_.pid(), plan_.return_stubs);
+    for (uint32_t i = plan_.return_stub_count; i-- > 0;) {
+      auto at = all.begin() + static_cast<std::ptrdiff_t>(uint64_t(i) * arch::kReturnStubSize);
+      if (!std::all_of(at, at + arch::kReturnStubSize, [](uint8_t b) { return b == arch::kBreakpoint; })) {
+        next_stub_ = i + 1;
+        return;
+      }
+    }
+  }
+
   // A thread held by a busy frame: points the return address of its
   // outermost busy frame at an exit stub that moves it the moment that
   // frame returns. Returns the reason to report for the thread.
   std::string rewrite_return(pid_t tid, uint64_t tp, const arch::Registers& regs, Pass& p, const std::string& why) {
-    for (const auto& [stub, r] : rewrites_)
-      if (r.tid == tid) return fmt::format("{}; moves when it returns (its return leads to an exit stub)", r.what);
+    for (auto it = rewrites_.begin(); it != rewrites_.end(); ++it) {
+      if (it->second.tid != tid) continue;
+      uint64_t word = 0;
+      if (it->second.slot >= arch::sp(regs) && memory_.try_read({it->second.slot}, &word, sizeof word) &&
+          word == it->first)
+        return fmt::format("{}; moves when it returns (its return leads to an exit stub)", it->second.what);
+      // It left that frame by an exception or a longjmp, never running the
+      // stub, and is busy again: its new frame may have a stub of its own.
+      rewrites_.erase(it);
+      break;
+    }
     if (!returns_enabled_ || options_.force || next_stub_ >= plan_.return_stub_count) return why;
     auto ret = p.check.outermost_busy_return(regs);
     if (!ret) return why;
@@ -970,7 +997,7 @@ class Transition {
   int membarrier_ = 0;  // 0 unknown, 1 registered, -1 unavailable
   bool returns_enabled_ = false;
   ReturnTrapPolicy return_traps_;
-  uint32_t next_stub_ = 0;  // stubs are not reused within a transition
+  uint32_t next_stub_ = 0;  // stubs are not reused while the region lives
   std::map<uint64_t, Rewrite> rewrites_;  // by stub
   // Stubs whose int3 trapped (the breakpoint handler, which outlives this
   // object, appends to it).

@@ -80,6 +80,9 @@ struct TransitionPlan {
   // a graft that predates them).
   uint64_t return_stubs = 0;
   uint32_t return_stub_count = 0;
+  // Why the stubs have no unwind information registered with the
+  // process's libgcc ("" if they have): see consistency/return_traps.h.
+  std::string return_stubs_unwind = "not registered";
 };
 
 struct TransitionOptions {

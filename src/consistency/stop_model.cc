@@ -84,7 +84,7 @@ bool run_out(Tracer& tracer, const StackCheck& check, pid_t tid, Clock::time_poi
 // A stopped thread whose return graft pointed at the stop stub at `stub`
 // gets it back: moved out of the stub if it is inside (as if it had run
 // to its end), or its return address put back unless it has returned
-// (put_back_return_address). Then the stub is free.
+// (put_back_return_address). Then the stub is free (retired).
 void put_back_return(Tracer& tracer, const ProcessMemory& memory, uint64_t stub, const arch::ReturnStub& s,
                      pid_t tid) {
   arch::Registers regs = tracer.registers(tid);
@@ -100,7 +100,9 @@ void put_back_return(Tracer& tracer, const ProcessMemory& memory, uint64_t stub,
   } else {
     put_back_return_address(memory, regs, stub, s.slot, s.original);
   }
-  memory.write({stub}, arch::unused_stop_stub(stub));
+  // A thread that threw past its frame may be inside the unwinder with the
+  // stub's address in hand (waiting on a lock a stopped thread holds).
+  memory.write({stub}, arch::retired_stop_stub(stub, s.original));
 }
 
 // Runs thread `tid` alone until its frame whose return address lies at
@@ -194,7 +196,7 @@ void run_stop_model(Tracer& tracer, const ProcessMemory& memory, const SwitchPla
     arch::Registers regs = tracer.registers(tid);
     if (stub && !stub_checked) {
       stub_checked = true;
-      if (!ReturnTrapPolicy(tracer.pid()).refusal(tracer.pid()).empty()) stub = 0;
+      if (!ReturnTrapPolicy(tracer.pid(), plan.stop_stub_unwind).refusal(tracer.pid()).empty()) stub = 0;
     }
     try {
       if (stub) {

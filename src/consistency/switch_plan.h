@@ -26,6 +26,9 @@ struct SwitchPlan {
   // model may put its return trap (arch/x86_64/stop_stub.h); 0 if none:
   // threads then run alone in time slices.
   uint64_t stop_stub = 0;
+  // Why it has no unwind information registered with the process's libgcc
+  // ("" if it has): see consistency/return_traps.h.
+  std::string stop_stub_unwind = "not registered";
 };
 
 struct SwitchResult {

@@ -16,6 +16,7 @@
 #include "common/interrupt.h"
 #include "common/realtime_priority.h"
 #include "consistency/per_thread_model.h"
+#include "consistency/return_traps.h"
 #include "loader/apply_plan.h"
 #include "loader/callbacks.h"
 #include "loader/code_slack.h"
@@ -130,6 +131,7 @@ class ApplyJob {
       // Before any thread can run the new code (the pre_patch callback may).
       register_unwind_info(session_, record, options_.timeout_s);
       fault_point("unwind-registered");
+      register_stubs_unwind_info();
 
       if (auto run = run_callback(session_, record, Callback::Kind::PrePatch, options_.timeout_s)) {
         if (!run->ok()) fail("process {}: {}; patch not applied", pid_, run->describe(Callback::Kind::PrePatch, record));
@@ -176,6 +178,21 @@ class ApplyJob {
     if (auto run = run_callback(session_, record, Callback::Kind::PostPatch, options_.timeout_s); run && !run->ok())
       result_.notes.push_back(run->describe(Callback::Kind::PostPatch, record) + " (the patch stays applied)");
     session_.detach();
+  }
+
+  // The .eh_frame of every stub of the region (the exit stubs, the stop
+  // model's return trap), registered once, before any of them can serve.
+  // Without it, the stubs may not serve where libgcc unwinds
+  // (consistency/return_traps.h).
+  void register_stubs_unwind_info() {
+    std::string missing;
+    if (!stub_unwind_info_disabled()) {
+      const UnwindRecord& u = draft_.record.stub_unwind;
+      if (u.eh_frame) memory_.write({u.eh_frame}, arch::return_stubs_eh_frame(u.eh_frame, method_->described_stubs(draft_)));
+      missing = register_stub_unwind_info(session_, draft_.record, options_.timeout_s);
+    }
+    draft_.stubs_unwind_missing = missing;
+    fault_point("stub-unwind-registered");
   }
 
   // Right after the record is marked applied: the patches a cumulative one
@@ -368,6 +385,7 @@ class ApplyJob {
       if (f.restores) f.replacement_size = UINT64_MAX;
     }
     widest.unwind = {UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX};
+    widest.stub_unwind = widest.unwind;
     method_->widen(widest);
     record.callbacks.clear();
     layout_.image_offset = record_pages(widest);
@@ -398,8 +416,12 @@ class ApplyJob {
   void resolve_externals() {
     SymbolResolver resolver(session_, target_);
     if (patch_.layout.unwind_object)
-      plan_unwind_registration(draft_.record, resolver, draft_.record.image_base + patch_.layout.eh_frame,
+      plan_unwind_registration(draft_.record, resolver, session_, draft_.record.image_base + patch_.layout.eh_frame,
                                draft_.record.image_base + patch_.layout.unwind_object);
+    // Nothing to describe (and nothing to ask libgcc about) without a stub.
+    if (arch::ReturnStubs stubs = method_->described_stubs(draft_); stubs.exit_count || stubs.stop_stub)
+      plan_stub_unwind_registration(draft_.record, resolver, session_, draft_.stubs_unwind + kUnwindObjectSize,
+                                    draft_.stubs_unwind);
     for (size_t i = 0; i < patch_.externals.size(); ++i) {
       const auto& e = patch_.externals[i];
       if (e.where == ExternalSymbol::Where::Target) {

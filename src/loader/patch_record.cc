@@ -42,6 +42,14 @@ json ranges_json(const std::vector<AddressRange>& v) {
   return a;
 }
 
+json unwind_json(const UnwindRecord& u) {
+  return {{"eh_frame", u.eh_frame},
+          {"object", u.object},
+          {"register", u.register_fn},
+          {"deregister", u.deregister_fn},
+          {"find_fde", u.find_fde_fn}};
+}
+
 json to_json(const PatchRecord& r) {
   json fns = json::array();
   for (const auto& f : r.functions)
@@ -90,12 +98,8 @@ json to_json(const PatchRecord& r) {
             {"switch_flag", r.transition.switch_flag},
             {"return_stubs", r.transition.return_stubs},
             {"return_stub_count", r.transition.return_stub_count}}},
-          {"unwind",
-           {{"eh_frame", r.unwind.eh_frame},
-            {"object", r.unwind.object},
-            {"register", r.unwind.register_fn},
-            {"deregister", r.unwind.deregister_fn},
-            {"find_fde", r.unwind.find_fde_fn}}},
+          {"unwind", unwind_json(r.unwind)},
+          {"stub_unwind", unwind_json(r.stub_unwind)},
           {"functions", fns}};
 }
 
@@ -228,16 +232,20 @@ PatchRecord from_json(const json& j, const Mapping& region, const Header& h,
       r.transition.return_stub_count = u64(t, "return_stub_count");
     }
   }
-  if (j.contains("unwind")) {
-    const json& u = j.at("unwind");
-    if (!u.is_object()) fail("field `unwind' is not an object");
-    r.unwind = {u64(u, "eh_frame"), u64(u, "object"), u64(u, "register"), u64(u, "deregister"), u64(u, "find_fde")};
-    // libgcc's functions are checked where they are called: in a file's
-    // executable mapping outside the region.
-    if (r.unwind.eh_frame &&
-        (!inside(r.unwind.eh_frame, 4) || !inside(r.unwind.object, kUnwindObjectSize) || r.unwind.object % 8))
-      fail("unwind registration outside the region");
-  }
+  // libgcc's functions are checked where they are called: in a file's
+  // executable mapping outside the region.
+  auto unwind = [&](const char* key) {
+    UnwindRecord out;
+    if (!j.contains(key)) return out;
+    const json& u = j.at(key);
+    if (!u.is_object()) fail("field `{}' is not an object", key);
+    out = {u64(u, "eh_frame"), u64(u, "object"), u64(u, "register"), u64(u, "deregister"), u64(u, "find_fde")};
+    if (out.eh_frame && (!inside(out.eh_frame, 4) || !inside(out.object, kUnwindObjectSize) || out.object % 8))
+      fail("unwind registration outside the region (`{}')", key);
+    return out;
+  };
+  r.unwind = unwind("unwind");
+  r.stub_unwind = unwind("stub_unwind");
   if (r.switch_gates()) {
     // The stop model's switch gates: no transition area, a flag inside them.
     const auto& t = r.transition;

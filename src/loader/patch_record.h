@@ -120,6 +120,9 @@ struct PatchRecord {
   Model model = Model::stop;  // consistency model it was applied with
   TransitionRecord transition;
   UnwindRecord unwind;
+  // The return stubs' unwind information (loader/unwind_registration.h);
+  // eh_frame == 0 if not planned.
+  UnwindRecord stub_unwind;
 
   bool in_transition() const { return state == RecordState::Applying || state == RecordState::Unapplying; }
   bool per_thread() const { return transition.area != 0; }

@@ -101,6 +101,8 @@ TransitionPlan reverse_transition_plan(TargetSession& session, const PatchRecord
   plan.trap_handler = t.trap_handler;
   plan.return_stubs = t.return_stubs;
   plan.return_stub_count = static_cast<uint32_t>(t.return_stub_count);
+  // Registered by the apply, for as long as the gates exist.
+  if (stub_unwind_registered(memory, rec)) plan.return_stubs_unwind.clear();
   plan.maps = session.maps();
   QuiescentRuntime rt = find_quiescent_runtime(session, rec.build_id);
   plan.quiescent_area = rt.area;
@@ -144,6 +146,7 @@ void settle_replace(const ProcessMemory& memory, PatchRecord& rec) {
   // Within the record's own pages: before the transition area or the gates
   // (per thread), before the code (stop model).
   uint64_t room = (rec.per_thread() ? std::min(t.area, t.gates) : rec.image_base) - rec.region_start;
+  if (rec.stub_unwind.object) room = std::min(room, rec.stub_unwind.object - rec.region_start);
   Bytes encoded = encode_record(rec);
   if (encoded.size() > room)
     fail("process {}: the settled record of patch {} would not fit its pages", pid, rec.label());

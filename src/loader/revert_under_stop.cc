@@ -120,6 +120,9 @@ void unload_patch(TargetSession& session, const PatchRecord& rec, const Operatio
     // to the stub in the region: put back before the region may go.
     if (release_stop_stub(tracer, memory, *stub) && returns_restored) ++*returns_restored;
     plan.stop_stub = *stub;
+    // Described and registered by the apply of a stop-model region (a
+    // per-thread region's table covers its exit stubs only).
+    if (!rec.per_thread() && stub_unwind_registered(memory, rec)) plan.stop_stub_unwind.clear();
   }
   plan.busy.push_back({rec.code(), "the code of patch " + rec.label()});
   if (rec.has_gates())

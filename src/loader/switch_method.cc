@@ -35,6 +35,10 @@ std::unique_ptr<SwitchMethod> make_switch_method(SwitchKind kind) {
   return nullptr;
 }
 
+uint64_t stubs_unwind_size(uint32_t exit_stubs, bool stop_stub) {
+  return page_round_up(kUnwindObjectSize + arch::return_stubs_eh_frame_size(exit_stubs, stop_stub));
+}
+
 FunctionRecord restored_record(const FunctionRecord& f, const Bytes& original) {
   FunctionRecord fr;
   fr.symbol = f.symbol;

@@ -18,6 +18,7 @@
 #include <memory>
 #include <vector>
 
+#include "arch/x86_64/stub_unwind_info.h"
 #include "common/hash.h"
 #include "consistency/model.h"
 #include "consistency/switch_plan.h"
@@ -41,6 +42,11 @@ struct ApplyDraft {
   SwitchPlan plan;                       // stop methods: writes and code no thread may be in
   std::vector<BusyRange> restored_code;  // per thread: functions put back (their new code)
   bool replaces = false;                 // a cumulative patch that replaces applied ones
+  // The rw pages the method lays out for its stubs' unwind information
+  // (libgcc's `struct object', then the .eh_frame), and why it is not
+  // registered ("" once it is: the stubs may serve where libgcc unwinds).
+  uint64_t stubs_unwind = 0;
+  std::string stubs_unwind_missing = "not registered";
 };
 
 // What a switch forward has at hand.
@@ -94,6 +100,10 @@ class SwitchMethod {
   // The replacements' addresses are known: the gate pages (empty if none),
   // and the rest of the switch's plan.
   virtual Bytes gates(ApplyDraft& d, const RegionLayout& layout) = 0;
+  // The stubs the .eh_frame at d.stubs_unwind describes. libgcc takes the
+  // registered object whose lowest pc is the nearest below a pc and
+  // searches no other: the objects may not overlap.
+  virtual arch::ReturnStubs described_stubs(const ApplyDraft& d) const = 0;
   // Switches to the new code. Throws if it did not: the process is back on
   // the old code, except for TransitionStuck.
   virtual void forward(ForwardContext& c) = 0;
@@ -115,6 +125,10 @@ std::unique_ptr<SwitchMethod> make_switch_method(SwitchKind kind);
 // The record of a function put back to its original code: what a patch
 // writes there is the original bytes (the kernel's "nop" function).
 FunctionRecord restored_record(const FunctionRecord& f, const Bytes& original);
+
+// The rw pages for the unwind information of `exit_stubs` exit stubs and,
+// if `stop_stub`, the stop model's return trap.
+uint64_t stubs_unwind_size(uint32_t exit_stubs, bool stop_stub);
 
 // Shared by the gated methods: the first instructions of `code` (the bytes
 // from the site on) must be able to run from a gate, and no branch of the

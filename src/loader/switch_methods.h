@@ -20,9 +20,12 @@ class DirectStopSwitch : public SwitchMethod {
   void plan_restore(ApplyDraft& d, const FunctionRecord& f, const Bytes& original, const Bytes& now,
                     const MemoryReader& memory) const override;
   void widen(PatchRecord&) const override {}
-  void lay_out(ApplyDraft&, RegionLayout&, size_t) override {}
-  void place(ApplyDraft&, const RegionLayout&) override {}
+  // The stop stub's unwind information, in rw pages of their own.
+  void lay_out(ApplyDraft& d, RegionLayout& layout, size_t threads) override;
+  void place(ApplyDraft& d, const RegionLayout& layout) override;
   Bytes gates(ApplyDraft&, const RegionLayout&) override { return {}; }
+  // The return trap in the slack after the patch's code.
+  arch::ReturnStubs described_stubs(const ApplyDraft& d) const override;
   void forward(ForwardContext& c) override;
   void prepare_backward(TargetSession&, const PatchRecord&) override {}
   void backward(BackwardContext& c) override;
@@ -55,7 +58,7 @@ class PerThreadSwitch : public SwitchMethod {
   static constexpr uint64_t kSlot = arch::kMaxGateSize + 128;
   static constexpr uint64_t kRestoreSlot = kSlot + arch::kMaxOldPathSize;
   // Exit stubs: one per thread whose return graft rewrites, never reused
-  // within a transition.
+  // while the region lives (per_thread_model.cc).
   static constexpr uint32_t kMaxReturnStubs = 256;
 
   SwitchKind kind() const override { return SwitchKind::per_thread; }
@@ -64,12 +67,16 @@ class PerThreadSwitch : public SwitchMethod {
   void plan_restore(ApplyDraft& d, const FunctionRecord& f, const Bytes& original, const Bytes& now,
                     const MemoryReader& memory) const override;
   void widen(PatchRecord& widest) const override;
-  // The transition area, then the gate pages: the gates, the exit stubs,
-  // then the SIGTRAP handler that stands in for graft if it dies with an
-  // int3 in running code (the entries' and the stubs').
+  // The transition area and the stubs' unwind information (rw), then the
+  // gate pages: the gates, the exit stubs, then the SIGTRAP handler that
+  // stands in for graft if it dies with an int3 in running code (the
+  // entries' and the stubs').
   void lay_out(ApplyDraft& d, RegionLayout& layout, size_t threads) override;
   void place(ApplyDraft& d, const RegionLayout& layout) override;
   Bytes gates(ApplyDraft& d, const RegionLayout& layout) override;
+  // The exit stubs, in the gates before the image; the stop stub, in the
+  // slack after the patch's code, would make the table span the patch's own.
+  arch::ReturnStubs described_stubs(const ApplyDraft& d) const override;
   void forward(ForwardContext& c) override;
   void prepare_backward(TargetSession& session, const PatchRecord& record) override;
   void backward(BackwardContext& c) override;

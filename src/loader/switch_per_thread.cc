@@ -42,17 +42,19 @@ void PerThreadSwitch::widen(PatchRecord& widest) const {
 
 void PerThreadSwitch::lay_out(ApplyDraft& d, RegionLayout& layout, size_t threads) {
   area_ = TransitionAreaLayout::for_threads(threads);
+  stubs_ = std::min<uint32_t>(area_.capacity, kMaxReturnStubs);
   layout.transition_offset = layout.image_offset;
-  layout.transition_size = area_.size;
-  layout.gates_offset = layout.transition_offset + area_.size;
+  layout.transition_size = area_.size + stubs_unwind_size(stubs_, false);
+  layout.gates_offset = layout.transition_offset + layout.transition_size;
   uint64_t slots = 0;
   for (size_t i = 0; i < d.record.functions.size(); ++i) {
     d.planned[i].slot = slots;
     slots += d.record.functions[i].restores ? kRestoreSlot : kSlot;
   }
-  stubs_ = std::min<uint32_t>(area_.capacity, kMaxReturnStubs);
-  stubs_offset_ = slots;
-  slots += uint64_t(stubs_) * arch::kReturnStubSize;
+  // The first stub's FDE covers the byte before it (stub_unwind_info.h): a
+  // gap, so that no gate code lies there.
+  stubs_offset_ = slots + 16;
+  slots = stubs_offset_ + uint64_t(stubs_) * arch::kReturnStubSize;
   slots_ = slots;
   layout.gates_size = page_round_up(slots + arch::trap_handler_size(d.record.functions.size() + stubs_));
   layout.image_offset = layout.gates_offset + layout.gates_size;
@@ -65,6 +67,11 @@ void PerThreadSwitch::place(ApplyDraft& d, const RegionLayout& layout) {
                          area_.report_capacity, gates + slots_, d.record.functions.size() + stubs_};
   d.record.transition.return_stubs = gates + stubs_offset_;
   d.record.transition.return_stub_count = stubs_;
+  d.stubs_unwind = area_.address + area_.size;
+}
+
+arch::ReturnStubs PerThreadSwitch::described_stubs(const ApplyDraft& d) const {
+  return {d.record.transition.return_stubs, stubs_, 0};
 }
 
 Bytes PerThreadSwitch::gates(ApplyDraft& d, const RegionLayout& layout) {
@@ -122,6 +129,7 @@ Bytes PerThreadSwitch::gates(ApplyDraft& d, const RegionLayout& layout) {
 void PerThreadSwitch::forward(ForwardContext& c) {
   const ProcessMemory& memory = c.session.memory();
   memory.write({c.draft.record.transition.gates}, c.gates);
+  transition_.return_stubs_unwind = c.draft.stubs_unwind_missing;
   transition_.maps = c.session.maps();
   // graft_quiescent() of the process's libgraft-rt, if it maps one.
   QuiescentRuntime rt = find_quiescent_runtime(c.session, c.target);

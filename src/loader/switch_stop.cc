@@ -16,12 +16,27 @@ void DirectStopSwitch::plan_restore(ApplyDraft& d, const FunctionRecord& f, cons
   d.record.functions.push_back(restored_record(f, original));
 }
 
+void DirectStopSwitch::lay_out(ApplyDraft&, RegionLayout& layout, size_t) {
+  layout.transition_offset = layout.image_offset;
+  layout.transition_size = stubs_unwind_size(0, true);
+  layout.image_offset += layout.transition_size;
+}
+
+void DirectStopSwitch::place(ApplyDraft& d, const RegionLayout& layout) {
+  d.stubs_unwind = layout.address + layout.transition_offset;
+}
+
+arch::ReturnStubs DirectStopSwitch::described_stubs(const ApplyDraft& d) const {
+  return {0, 0, stop_stub_address(d.record).value_or(0)};
+}
+
 void DirectStopSwitch::forward(ForwardContext& c) {
   const ProcessMemory& memory = c.session.memory();
   StopOptions stop;
   stop.timeout_s = c.options.timeout_s;
   stop.detach_after = false;
   if (auto stub = stop_stub_address(c.draft.record)) c.draft.plan.stop_stub = *stub;
+  c.draft.plan.stop_stub_unwind = c.draft.stubs_unwind_missing;
   SwitchResult s;
   auto report = [&] {
     c.result.pause_ms = s.pause_ms;
@@ -75,13 +90,15 @@ void GatedStopSwitch::widen(PatchRecord& widest) const {
   }
 }
 
-void GatedStopSwitch::lay_out(ApplyDraft& d, RegionLayout& layout, size_t) {
+void GatedStopSwitch::lay_out(ApplyDraft& d, RegionLayout& layout, size_t threads) {
+  DirectStopSwitch::lay_out(d, layout, threads);
   layout.gates_offset = layout.image_offset;
   layout.gates_size = page_round_up(kFlagArea + d.record.functions.size() * kSlot);
   layout.image_offset = layout.gates_offset + layout.gates_size;
 }
 
 void GatedStopSwitch::place(ApplyDraft& d, const RegionLayout& layout) {
+  DirectStopSwitch::place(d, layout);
   uint64_t gates = layout.address + layout.gates_offset;
   d.record.transition = {};
   d.record.transition.gates = gates;

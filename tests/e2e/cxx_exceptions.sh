@@ -50,7 +50,7 @@ assert_untouched "$pid"
 
 # Killed before and after the registration: the next graft (recover) takes
 # a registration out of libgcc before it unmaps the region.
-for point in image-written unwind-registered; do
+for point in image-written unwind-registered stub-unwind-registered; do
   rc=0
   GRAFT_FAULT=$point "$GRAFT" apply "$T/fix.graft" --pid "$pid" --timeout 30 >"$T/graft.out" 2>&1 || rc=$?
   [[ $rc -eq 137 ]] || fail "graft was not killed at $point (exit $rc): $(cat "$T/graft.out")"

@@ -28,14 +28,16 @@ for kind in pie nopie; do
   start_target $kind "$T/basic-$kind"
   pid=${TPID[$kind]}
   assert_no_wx "$pid"
-  # The stop model: no transition area (whose page is rw- too).
+  # The stop model: no transition area (whose page is rw- too); rw-: the
+  # patch's data, and the unwind information of its return trap (libgcc's
+  # object and the .eh_frame: docs/architecture.md).
   apply_ok "$T/fix-$kind.graft" "$pid" --model stop
   regions=$(graft_regions "$pid")
   log "$kind: graft mappings:"
   sed 's/^/    /' <<<"$regions"
   perms=$(awk '{ print substr($2, 1, 3) }' <<<"$regions" | sort | uniq -c | awk '{ print $2 "x" $1 }' | paste -sd' ')
   [[ $(grep -c 'r-x' <<<"$regions") -eq 1 ]] || fail "$kind: expected one r-x graft mapping: $perms"
-  [[ $(grep -c 'rw-' <<<"$regions") -eq 1 ]] || fail "$kind: expected one rw- graft mapping: $perms"
+  [[ $(grep -c 'rw-' <<<"$regions") -eq 2 ]] || fail "$kind: expected two rw- graft mappings: $perms"
   [[ $(awk 'substr($2, 1, 3) !~ /^(r-x|rw-|r--)$/' <<<"$regions") == "" ]] ||
     fail "$kind: unexpected permissions among the graft mappings: $perms"
   # The patch keeps its state in its own data: calls is 40, then 41, 42...

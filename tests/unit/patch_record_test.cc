@@ -199,6 +199,12 @@ TEST(PatchRecord, UnwindRegistrationOutsideTheRegion) {
   }, "unwind registration outside the region");
   expect_refused(s, with(start + 64, start + 68), "unwind registration outside the region");
   expect_refused(s, [](auto& j) { j["unwind"] = 1; }, "not an object");
+  // The return stubs' registration is checked the same way.
+  expect_refused(s, [&](auto& j) {
+    j["stub_unwind"] = {{"eh_frame", start - 4096}, {"object", start + 64}, {"register", 1}, {"deregister", 2},
+                        {"find_fde", 3}};
+  }, "unwind registration outside the region (`stub_unwind')");
+  expect_refused(s, [](auto& j) { j["stub_unwind"] = "x"; }, "not an object");
 }
 
 TEST(PatchRecord, TypeConfusion) {

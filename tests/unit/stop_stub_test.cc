@@ -56,6 +56,12 @@ TEST(StopStub, RecoveryReadsWhatGraftWrote) {
   EXPECT_EQ(s->slot, 0x7ffc0000fff8u);
   EXPECT_EQ(s->tid, 4321u);
   EXPECT_FALSE(arch::parse_stop_stub(arch::unused_stop_stub(at)));
+  // Retired: not in use, the return address kept for an unwinder.
+  Bytes retired = arch::retired_stop_stub(at, 0x401234);
+  EXPECT_FALSE(arch::parse_stop_stub(retired));
+  uint64_t kept = 0;
+  std::memcpy(&kept, retired.data() + arch::kStopStubOriginal, 8);
+  EXPECT_EQ(kept, 0x401234u);
   Bytes changed = arch::stop_stub_code(at, {0x401234, 0x7ffc0000fff8, 4321});
   changed[30] ^= 1;  // the jump reads another word
   EXPECT_FALSE(arch::parse_stop_stub(changed));

@@ -84,16 +84,24 @@ TEST(SwitchMethod, ApplyAndRevertChooseTheirMethod) {
   EXPECT_FALSE(make_switch_method(SwitchKind::gated_stop)->traces_clones());
 }
 
-TEST(SwitchMethod, DirectStopHasNoPagesAndWritesEntriesInTurn) {
+TEST(SwitchMethod, DirectStopHasNoGatesAndWritesEntriesInTurn) {
   Fixture fx;
   fx.add("compute", kCompute, 0x1000);
   DirectStopSwitch m;
   RegionLayout layout;
   layout.image_offset = kPageSize;
   m.lay_out(fx.draft, layout, 4);
-  EXPECT_EQ(layout.image_offset, kPageSize);
+  // Only rw pages for the return trap's unwind information.
+  EXPECT_EQ(layout.transition_offset, kPageSize);
+  EXPECT_EQ(layout.transition_size, stubs_unwind_size(0, true));
+  EXPECT_EQ(layout.image_offset, kPageSize + layout.transition_size);
   EXPECT_EQ(layout.gates_size, 0u);
+  layout.address = kRegion;
+  m.place(fx.draft, layout);
+  EXPECT_EQ(fx.draft.stubs_unwind, kRegion + kPageSize);
+  EXPECT_FALSE(fx.draft.record.per_thread());
   EXPECT_TRUE(m.gates(fx.draft, layout).empty());
+  EXPECT_EQ(m.described_stubs(fx.draft).exit_count, 0u);
   EXPECT_NO_THROW(m.check(fx.draft.planned[0], false, fx.memory));
 
   // A function a cumulative patch puts back: one more write, and the
@@ -118,13 +126,14 @@ TEST(SwitchMethod, GatedStopSwitchesEveryEntryWithOneFlag) {
   RegionLayout layout;
   layout.image_offset = kPageSize;
   m.lay_out(fx.draft, layout, 4);
-  EXPECT_EQ(layout.gates_offset, kPageSize);
+  EXPECT_EQ(layout.gates_offset, kPageSize + stubs_unwind_size(0, true));
   EXPECT_EQ(layout.gates_size, page_round_up(GatedStopSwitch::kFlagArea + 2 * GatedStopSwitch::kSlot));
   EXPECT_EQ(layout.image_offset, layout.gates_offset + layout.gates_size);
   layout.address = kRegion;
   m.place(fx.draft, layout);
+  EXPECT_EQ(fx.draft.stubs_unwind, kRegion + kPageSize);
   const TransitionRecord& t = fx.draft.record.transition;
-  EXPECT_EQ(t.gates, kRegion + kPageSize);
+  EXPECT_EQ(t.gates, kRegion + layout.gates_offset);
   EXPECT_EQ(t.switch_flag, t.gates);
   EXPECT_TRUE(fx.draft.record.switch_gates());
   fx.place_replacements(kRegion + layout.image_offset);
@@ -174,12 +183,15 @@ TEST(SwitchMethod, PerThreadLaysOutAreaGatesStubsAndHandler) {
   m.lay_out(fx.draft, layout, 3);
   auto area = TransitionAreaLayout::for_threads(3);
   uint32_t stubs = std::min<uint32_t>(area.capacity, PerThreadSwitch::kMaxReturnStubs);
+  // The area, then the exit stubs' unwind information.
   EXPECT_EQ(layout.transition_offset, kPageSize);
-  EXPECT_EQ(layout.transition_size, area.size);
-  EXPECT_EQ(layout.gates_offset, kPageSize + area.size);
+  EXPECT_EQ(layout.transition_size, area.size + stubs_unwind_size(stubs, false));
+  EXPECT_EQ(layout.gates_offset, kPageSize + layout.transition_size);
   EXPECT_EQ(fx.draft.planned[0].slot, 0u);
   EXPECT_EQ(fx.draft.planned[1].slot, PerThreadSwitch::kSlot);
-  uint64_t slots = 2 * PerThreadSwitch::kSlot + stubs * arch::kReturnStubSize;
+  // A gap before the first stub, whose FDE covers the byte before it.
+  uint64_t first_stub = 2 * PerThreadSwitch::kSlot + 16;
+  uint64_t slots = first_stub + stubs * arch::kReturnStubSize;
   EXPECT_EQ(layout.gates_size, page_round_up(slots + arch::trap_handler_size(2 + stubs)));
   EXPECT_EQ(layout.image_offset, layout.gates_offset + layout.gates_size);
 
@@ -190,9 +202,14 @@ TEST(SwitchMethod, PerThreadLaysOutAreaGatesStubsAndHandler) {
   EXPECT_EQ(t.area, kRegion + kPageSize);
   EXPECT_EQ(t.capacity, area.capacity);
   EXPECT_EQ(t.gates, gates_at);
-  EXPECT_EQ(t.return_stubs, gates_at + 2 * PerThreadSwitch::kSlot);
+  EXPECT_EQ(t.return_stubs, gates_at + first_stub);
   EXPECT_EQ(t.return_stub_count, stubs);
   EXPECT_EQ(t.trap_handler, gates_at + slots);
+  EXPECT_EQ(fx.draft.stubs_unwind, t.area + area.size);
+  arch::ReturnStubs described = m.described_stubs(fx.draft);
+  EXPECT_EQ(described.exit_stubs, t.return_stubs);
+  EXPECT_EQ(described.exit_count, stubs);
+  EXPECT_EQ(described.stop_stub, 0u) << "the stop stub lies after the patch's code";
   EXPECT_FALSE(fx.draft.record.switch_gates());
   fx.place_replacements(kRegion + layout.image_offset);
 

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "arch/x86_64/assembler.h"
+#include "arch/x86_64/call_frame_info.h"
 #include "common/error.h"
 
 namespace graft::arch {
@@ -23,35 +24,6 @@ struct Slot {
   int64_t offset;  // from %rbp
   bool vector;
 };
-
-void put32(Bytes& b, size_t at, uint32_t v) { std::memcpy(b.data() + at, &v, 4); }
-
-// DWARF call frame instructions used below (DWARF 5, 6.4.2).
-enum : uint8_t {
-  kCfaNop = 0x00, kCfaAdvanceLoc1 = 0x02, kCfaAdvanceLoc2 = 0x03, kCfaDefCfa = 0x0c,
-  kCfaDefCfaRegister = 0x0d, kCfaDefCfaOffset = 0x0e, kCfaAdvanceLoc = 0x40, kCfaOffset = 0x80,
-  kCfaRestore = 0xc0,
-};
-constexpr uint8_t kDwarfRsp = 7, kDwarfRbp = 6, kDwarfRa = 16;
-
-void advance(Bytes& cfi, uint64_t delta) {
-  if (delta < 64) {
-    cfi.push_back(static_cast<uint8_t>(kCfaAdvanceLoc | delta));
-  } else if (delta < 256) {
-    cfi.push_back(kCfaAdvanceLoc1);
-    cfi.push_back(static_cast<uint8_t>(delta));
-  } else {
-    cfi.push_back(kCfaAdvanceLoc2);
-    cfi.push_back(static_cast<uint8_t>(delta));
-    cfi.push_back(static_cast<uint8_t>(delta >> 8));
-  }
-}
-
-void append(Bytes& b, std::initializer_list<uint8_t> bytes) { b.insert(b.end(), bytes); }
-
-void pad8(Bytes& b, size_t entry_start) {
-  while ((b.size() - entry_start) % 8) b.push_back(kCfaNop);
-}
 
 }  // namespace
 
@@ -103,32 +75,20 @@ EntryThunk entry_thunk(RegisterSet preserved, uint64_t stack_argument_bytes) {
     after_leave = a.at("left");
     t.call_field = a.at("call") + 1;  // e8 rel32
   });
-  put32(t.code, t.call_field, 0);
+  std::memset(t.code.data() + t.call_field, 0, 4);
 
-  // CIE: version 1, "zR", code alignment 1, data alignment -8, return
-  // address column 16, FDE addresses pcrel|sdata4; at entry the CFA is
-  // %rsp+8 and the return address is at CFA-8.
+  // At entry the CFA is %rsp+8 and the return address is at CFA-8.
   Bytes& c = t.cfi;
-  c.assign(4, 0);
-  append(c, {0, 0, 0, 0, 1, 'z', 'R', 0, 1, 0x78, kDwarfRa, 1, 0x1b});
-  append(c, {kCfaDefCfa, kDwarfRsp, 8, kCfaOffset | kDwarfRa, 1});
-  pad8(c, 0);
-  put32(c, 0, static_cast<uint32_t>(c.size() - 4));
-  // FDE.
-  const size_t fde = c.size();
-  c.resize(fde + 16, 0);
-  put32(c, fde + 4, static_cast<uint32_t>(fde + 4));  // back to the CIE
+  const size_t cie = cfi::append_cie(c, {cfi::kDefCfa, cfi::kRsp, 8, cfi::kOffset | cfi::kReturnAddress, 1});
+  const size_t fde = cfi::append_fde(c, cie, 0, static_cast<uint32_t>(t.code.size()));
   t.cfi_pc_begin = fde + 8;
-  put32(c, fde + 12, static_cast<uint32_t>(t.code.size()));
-  c.push_back(0);  // no augmentation data
-  advance(c, after_push);
-  append(c, {kCfaDefCfaOffset, 16, kCfaOffset | kDwarfRbp, 2});
-  advance(c, after_frame - after_push);
-  append(c, {kCfaDefCfaRegister, kDwarfRbp});
-  advance(c, after_leave - after_frame);
-  append(c, {kCfaDefCfa, kDwarfRsp, 8, kCfaRestore | kDwarfRbp});
-  pad8(c, fde);
-  put32(c, fde, static_cast<uint32_t>(c.size() - fde - 4));
+  cfi::advance(c, after_push);
+  cfi::append(c, {cfi::kDefCfaOffset, 16, cfi::kOffset | cfi::kRbp, 2});
+  cfi::advance(c, after_frame - after_push);
+  cfi::append(c, {cfi::kDefCfaRegister, cfi::kRbp});
+  cfi::advance(c, after_leave - after_frame);
+  cfi::append(c, {cfi::kDefCfa, cfi::kRsp, 8, cfi::kRestore | cfi::kRbp});
+  cfi::finish_entry(c, fde);
   return t;
 }
 

@@ -10,7 +10,7 @@ namespace graft::arch {
 namespace {
 
 constexpr char kMagic[8] = {'G', 'R', 'A', 'F', 'T', 'R', 'E', 'T'};
-constexpr size_t kOriginal = 32, kSlot = 40, kMagicAt = 48, kTid = 56;
+constexpr size_t kOriginal = kReturnStubOriginal, kSlot = 40, kMagicAt = 48, kTid = 56;
 // jmp *disp(%rip) at +8 (6 bytes): the address it reads is +14 + disp.
 constexpr int32_t kJumpDisp = static_cast<int32_t>(kOriginal - 14);
 

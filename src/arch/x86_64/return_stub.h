@@ -30,6 +30,7 @@
 namespace graft::arch {
 
 constexpr size_t kReturnStubSize = 64;
+constexpr size_t kReturnStubOriginal = 32;  // where the stub keeps the real return address
 
 struct ReturnStub {
   uint64_t original = 0;  // the real return address

@@ -19,7 +19,7 @@ constexpr uint8_t kCode[] = {
     0x48, 0x8d, 0xa4, 0x24, 0x80, 0x00, 0x00, 0x00,  // +20 lea 0x80(%rsp),%rsp
     0xff, 0x25, 0x06, 0x00, 0x00, 0x00,              // +28 jmp *6(%rip): +40
 };
-constexpr size_t kOriginal = 40, kSlot = 48, kTid = 56;
+constexpr size_t kOriginal = kStopStubOriginal, kSlot = 48, kTid = 56;
 static_assert(sizeof kCode <= kOriginal);
 
 void put64(Bytes& b, size_t at, uint64_t v) { std::memcpy(b.data() + at, &v, 8); }
@@ -57,6 +57,12 @@ Bytes unused_stop_stub(uint64_t at) {
   put64(b, kOriginal, 0);
   put64(b, kSlot, 0);
   put64(b, kTid, 0);
+  return b;
+}
+
+Bytes retired_stop_stub(uint64_t at, uint64_t original) {
+  Bytes b = unused_stop_stub(at);
+  put64(b, kOriginal, original);
   return b;
 }
 

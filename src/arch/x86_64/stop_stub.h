@@ -42,6 +42,7 @@
 namespace graft::arch {
 
 constexpr size_t kStopStubSize = 64;
+constexpr size_t kStopStubOriginal = 40;  // where the stub keeps the real return address
 constexpr uint64_t kStopStubSyscallEnd = 16;  // pc at its system call's entry stop
 
 // The stub at `at`, returning to `s.original`.
@@ -51,6 +52,11 @@ Bytes stop_stub_code(uint64_t at, const ReturnStub& s);
 std::optional<ReturnStub> parse_stop_stub(const Bytes& code);
 // A stub not in use: its code, with no return address.
 Bytes unused_stop_stub(uint64_t at);
+// A stub no longer in use whose thread got its return address back: as
+// unused_stop_stub(), but keeping `original`, where an unwinder that read
+// the stub's address from that thread's stack before (stub_unwind_info.h)
+// still finds the real return address until the stub serves again.
+Bytes retired_stop_stub(uint64_t at, uint64_t original);
 
 // Whether `pc` lies in the stub's code.
 inline bool in_stop_stub(uint64_t pc, uint64_t at) { return pc >= at && pc - at < 40; }
