@@ -6,6 +6,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 
@@ -133,9 +134,14 @@ RunPreReport::Function check_module_function(const KernelPatchManifest& m, const
     } catch (const Error& e) {
       fail("patch {}: run-pre check: {}: {}", m.name, label(f), e.what());
     }
-    if (on_disk != f.bytes)
-      fail("patch {}: run-pre check: {} in {} is not the code the patch was built for ({} bytes, expected {})",
-           m.name, label(f), file, on_disk.size(), f.size);
+    if (on_disk.size() != f.bytes.size())
+      fail("patch {}: run-pre check: {} in {} is {} bytes, the patch was built for {}", m.name, label(f), file,
+           on_disk.size(), f.size);
+    auto diff = std::mismatch(on_disk.begin(), on_disk.end(), f.bytes.begin());
+    if (diff.first != on_disk.end())
+      fail("patch {}: run-pre check: {} in {} is not the code the patch was built for: at +{:#x} the file has "
+           "{:02x}, expected {:02x}",
+           m.name, label(f), file, diff.first - on_disk.begin(), *diff.first, *diff.second);
     r.checked = "module file";
     r.bytes_compared = f.size;
     return r;

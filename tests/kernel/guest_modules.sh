@@ -52,13 +52,26 @@ load_af_alg
 dmesg | grep -i "livepatch.*af_alg" | tail -3
 listed patched
 expect fixed
-step "af_alg unloaded and loaded again while patched"
+step "af_alg unloaded while patched, then loaded again"
 unload_af_alg
 listed not-loaded
-load_af_alg
-listed patched
-expect fixed
-graft revert --kernel af_alg_assoclen || fail "revert"
+# Linux 6.1 leaves the patch's relocations into the module that went
+# filled, and its x86 relocation code refuses to write them again: the
+# module cannot load while the patch is applied (Linux 6.3 clears them when
+# the module goes). Revert, and the module loads.
+if insmod /test/af_alg.ko 2>err; then
+  echo "this kernel reloads a patched module"
+  insmod /test/algif_skcipher.ko || fail "insmod algif_skcipher"
+  listed patched
+  expect fixed
+  graft revert --kernel af_alg_assoclen || fail "revert"
+else
+  cat err
+  dmesg | grep "Skipping invalid relocation target" | tail -1
+  dmesg | grep -q "Skipping invalid relocation target" || fail "af_alg failed to load for another reason"
+  graft revert --kernel af_alg_assoclen || fail "revert"
+  load_af_alg
+fi
 expect bug
 has_module af_alg_assoclen && fail "the patch module is still loaded"
 n=$(grep -c '"result":"ok"' /var/log/graft/audit.log)
