@@ -14,6 +14,7 @@
 #include "elf/elf_file.h"
 #include "kernel/kernel_build.h"
 #include "kernel/kernel_symbols.h"
+#include "kernel/header_users.h"
 #include "kernel/klp_convert.h"
 #include "kernel/livepatch_sysfs.h"
 #include "kernel/object_owner.h"
@@ -201,6 +202,39 @@ TEST_F(ObjectSysfs, ReadsEachObjectsState) {
   EXPECT_TRUE(p->objects[1].patched);
   write("sys/p/af_alg/patched", "yes\n");
   EXPECT_THROW(s.read("p"), Error);
+}
+
+}  // namespace
+}  // namespace graft::kernel
+
+namespace graft::kernel {
+namespace {
+
+using HeaderUsers = ModuleDir;
+TEST_F(HeaderUsers, FindsIncludersThroughOtherHeaders) {
+  write("tree/include/crypto/if_alg.h", "static inline int f(void) { return 1; }\n");
+  write("tree/include/crypto/wrap.h", "#ifndef W\n# include <crypto/if_alg.h>\n#endif\n");
+  write("tree/crypto/af_alg.c", "#include <linux/x.h>\n#include <crypto/if_alg.h>\n");
+  write("tree/crypto/other.c", "#include \"local.h\"\n");
+  write("tree/crypto/local.h", "#include <crypto/wrap.h>\n");
+  write("tree/crypto/unrelated.c", "/* #include <crypto/if_alg.h> is not a directive */ int x;\n");
+  write("tree/tools/t.c", "#include <crypto/if_alg.h>\n");            // never in the kernel
+  write("tree/arch/arm64/a.c", "#include <crypto/if_alg.h>\n");       // another architecture
+  HeaderIncluders r = c_files_including(path("tree"), "include/crypto/if_alg.h");
+  EXPECT_EQ(r.sources, (std::vector<std::string>{"crypto/af_alg.c", "crypto/other.c"}));
+  EXPECT_EQ(r.headers_through, 2u);
+  EXPECT_THROW(c_files_including(path("tree"), "include/crypto/none.h"), Error);
+}
+
+TEST_F(HeaderUsers, ReadsKbuildDependencies) {
+  write("tree/crypto/.af_alg.o.cmd",
+        "cmd_crypto/af_alg.o := gcc -c crypto/af_alg.c\n\nsource_crypto/af_alg.o := crypto/af_alg.c\n\n"
+        "deps_crypto/af_alg.o := \\\n  include/linux/kconfig.h \\\n    $(wildcard include/config/FOO) \\\n"
+        "  include/crypto/if_alg.h \\\n\ncrypto/af_alg.o: $(deps_crypto/af_alg.o)\n\n"
+        "$(deps_crypto/af_alg.o):\n  include/linux/sched.h\n");
+  EXPECT_TRUE(object_depends_on(path("tree"), "crypto/af_alg.o", "include/crypto/if_alg.h"));
+  EXPECT_FALSE(object_depends_on(path("tree"), "crypto/af_alg.o", "include/linux/sched.h"));
+  EXPECT_THROW(object_depends_on(path("tree"), "crypto/none.o", "include/crypto/if_alg.h"), Error);
 }
 
 }  // namespace
