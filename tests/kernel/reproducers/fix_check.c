@@ -1,7 +1,7 @@
 /* Reproducers of the real kernel fixes in tests/kernel/diffs/6.1.176/, run
  * inside the guest (built static on the host by tests/kernel/real_fixes.sh).
  *
- *   fix_check settimeofday | pidfd_getfd | shm_next_id | af_alg_assoclen
+ *   fix_check settimeofday | pidfd_getfd | shm_next_id | af_alg_assoclen | af_alg_sndbuf
  *
  * Prints one line and exits 0 when the kernel behaves as fixed, 1 when it
  * shows the bug, 2 when the check itself could not run. */
@@ -163,6 +163,32 @@ static int check_af_alg_assoclen(void) {
   return broken("sendmsg");
 }
 
+/* The header patch of tests/kernel/diffs/header_af_alg_sndbuf.patch: an
+ * AF_ALG socket's send buffer never counts less than two pages (one before).
+ * With the smallest SO_SNDBUF, a non-blocking send of 8192 bytes takes 8192
+ * bytes with the patch ("FIXED": the new code runs), 4096 without. */
+static int check_af_alg_sndbuf(void) {
+  int tfm = socket(AF_ALG, SOCK_SEQPACKET, 0);
+  if (tfm < 0) return broken("socket(AF_ALG)");
+  struct sockaddr_alg sa = {.salg_family = AF_ALG, .salg_type = "skcipher", .salg_name = "cbc(aes)"};
+  if (bind(tfm, (struct sockaddr *)&sa, sizeof sa) != 0) return broken("bind skcipher cbc(aes)");
+  static const unsigned char key[16] = {1, 2, 3};
+  if (setsockopt(tfm, SOL_ALG, ALG_SET_KEY, key, sizeof key) != 0) return broken("ALG_SET_KEY");
+  int op = accept(tfm, NULL, 0);
+  if (op < 0) return broken("accept");
+  int small = 1;
+  if (setsockopt(op, SOL_SOCKET, SO_SNDBUF, &small, sizeof small) != 0) return broken("SO_SNDBUF");
+  static unsigned char data[8192];
+  ssize_t n = send(op, data, sizeof data, MSG_DONTWAIT | MSG_MORE);
+  int err = errno;
+  close(op);
+  close(tfm);
+  if (n == 8192) return result(1, "8192 bytes taken: the send buffer counts two pages");
+  if (n == 4096) return result(0, "4096 bytes taken: the send buffer counts one page");
+  errno = err;
+  return broken("send");
+}
+
 int main(int argc, char **argv) {
   if (argc != 2) {
     fprintf(stderr, "usage: fix_check settimeofday|pidfd_getfd|shm_next_id\n");
@@ -172,6 +198,7 @@ int main(int argc, char **argv) {
   if (!strcmp(argv[1], "pidfd_getfd")) return check_pidfd_getfd();
   if (!strcmp(argv[1], "shm_next_id")) return check_shm_next_id();
   if (!strcmp(argv[1], "af_alg_assoclen")) return check_af_alg_assoclen();
+  if (!strcmp(argv[1], "af_alg_sndbuf")) return check_af_alg_sndbuf();
   fprintf(stderr, "fix_check: unknown check %s\n", argv[1]);
   return 2;
 }
