@@ -108,11 +108,13 @@ static int kernel_build_from_diff(const KernelBuildArgs& a) {
   if (a.json) {
     json fns = json::array();
     for (const auto& f : r.functions)
-      fns.push_back({{"name", f.name}, {"sympos", f.sympos}, {"source", f.source}, {"reason", f.reason},
+      fns.push_back({{"name", f.name}, {"object", f.object.empty() ? "vmlinux" : f.object}, {"sympos", f.sympos},
+                     {"source", f.source}, {"reason", f.reason},
                      {"detail", f.detail}});
     json j = {{"module", r.build.module_path}, {"name", m.name}, {"release", m.release}, {"replace", m.replace},
               {"functions", fns}, {"livepatch_symbols", m.livepatch_symbols},
               {"livepatch_relocations", r.build.conversion.relocations_moved}, {"carried", r.carried},
+              {"module_objects", m.module_files},
               {"notes", r.notes}, {"tree_cached", r.tree_cached}, {"prepare_seconds", r.prepare_seconds},
               {"compile_seconds", r.compile_seconds}, {"seconds", seconds}};
     std::printf("%s\n", j.dump(2).c_str());
@@ -127,6 +129,9 @@ static int kernel_build_from_diff(const KernelBuildArgs& a) {
     std::printf("  %s%s (%s): %s%s\n", f.name.c_str(), pos.c_str(), f.source.c_str(), f.reason.c_str(),
                 f.detail.empty() ? "" : (" (" + f.detail + ")").c_str());
   }
+  for (const auto& [module, file] : m.module_files)
+    std::printf("  object %s (%s): livepatch patches it when it loads, at once if it is loaded\n", module.c_str(),
+                file.c_str());
   for (const auto& [section, n] : r.carried) std::printf("  carried %zu entr%s of %s\n", n, n == 1 ? "y" : "ies", section.c_str());
   for (const auto& n : r.notes) std::printf("  note: %s\n", n.c_str());
   return 0;

@@ -443,8 +443,9 @@ KernelDiffResult build_kernel_patch_from_diff(const KernelDiffOptions& o, const 
   auto module_of_file = [&](const std::string& file) -> const ShippedModule* {
     // A static's file: the unit's source, or the name GCC's STT_FILE gives it.
     for (auto& u : units)
-      if (u->object.source == file || fs::path(u->object.source).filename() == fs::path(file).filename())
-        return u->module;
+      if (u->object.source == file) return u->module;
+    for (auto& u : units)
+      if (fs::path(u->object.source).filename() == fs::path(file).filename()) return u->module;
     return nullptr;
   };
   PatchSymbolResolver resolver(image, module_of_file, patched_modules, addresses, module_addresses);
@@ -492,6 +493,7 @@ KernelDiffResult build_kernel_patch_from_diff(const KernelDiffOptions& o, const 
     const Piece& p = f.unit->patched().pieces()[f.piece];
     KernelFunctionReport r;
     r.source = u->object.source;
+    r.object = u->owner.module;
     if (f.replaces) {
       r.name = f.unit->original()->pieces()[*f.unit->original_of(f.piece)].name;
       for (const auto& l : located)

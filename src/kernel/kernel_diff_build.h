@@ -39,6 +39,7 @@ struct KernelFunctionReport {
   std::string name;
   unsigned sympos = 0;
   std::string source;  // the C file it comes from
+  std::string object;  // "" for vmlinux, else its module
   std::string reason;  // "changed directly", "inlined change", "changed", "new function"
   std::string detail;
 };

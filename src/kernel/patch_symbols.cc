@@ -33,8 +33,11 @@ std::optional<std::string> PatchSymbolResolver::resolve(const std::string& name,
   }
   std::string exporter = image_.exporter(name);
   if (exporter == "vmlinux") return name;
+  // A global reference binds to a global definition only, never to
+  // another file's static of the same name.
   for (const ShippedModule* m : modules_)
-    if (!m->named(name).empty()) return in_module(*m, name, file, why);
+    for (size_t i : m->named(name))
+      if (m->symbols()[i].bind != STB_LOCAL) return in_module(*m, name, file, why);
   if (!exporter.empty()) return name;
   if (!image_.symbols().vmlinux_named(name).empty()) return in_vmlinux(name, file, why);
   std::string other = other_module_defining(name);
