@@ -8,6 +8,7 @@
 
 #include "common/error.h"
 #include "common/file.h"
+#include "kernel/kernel_tree.h"
 
 namespace graft::kernel {
 
@@ -62,6 +63,12 @@ std::vector<Include> includes_of(const std::string& text) {
     if (e == std::string::npos || text[e] != close) continue;
     out.push_back({close == '"', text.substr(j + 1, e - j - 1)});
   }
+  return out;
+}
+
+std::string join_names(const std::vector<std::string>& names) {
+  std::string out;
+  for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;
   return out;
 }
 
@@ -146,6 +153,58 @@ bool object_depends_on(const std::string& tree, const std::string& object, const
     i = e;
   }
   return false;
+}
+
+std::map<std::string, std::string> add_header_users(const KernelTree& tree, DiffObjects& plan, const std::string& work_dir,
+                                                    const std::function<void(const std::string&)>& progress) {
+  fs::path work(work_dir);
+  std::map<std::string, std::string> header_of;
+  std::map<std::string, std::set<std::string>> configured;  // directory -> its objects
+  size_t queries = 0;
+  auto built = [&](const std::string& dir, const std::string& object) {
+    auto it = configured.find(dir);
+    if (it == configured.end()) {
+      std::set<std::string> objs;
+      if (fs::exists(fs::path(tree.dir()) / dir / "Makefile") || fs::exists(fs::path(tree.dir()) / dir / "Kbuild"))
+        objs = tree.configured_objects(dir, (work / fmt::format("kbuild-objects-{}.log", queries++)).string());
+      it = configured.emplace(dir, std::move(objs)).first;
+    }
+    return it->second.count(object) != 0;
+  };
+  for (const auto& h : plan.headers) {
+    progress(fmt::format("finding the objects that include {}", h));
+    HeaderIncluders inc = c_files_including(tree.dir(), h);
+    if (inc.sources.size() > kMaxHeaderIncluders)
+      fail("cannot build a live patch: {} is included by {} C files (through {} other headers); graft rebuilds at "
+           "most {} objects for a header change: narrow the change, or write a --from-source patch",
+           h, inc.sources.size(), inc.headers_through, kMaxHeaderObjects);
+    std::vector<KernelObject> reached;
+    for (const auto& src : inc.sources) {
+      std::string object = src.substr(0, src.size() - 2) + ".o";
+      // Objects of a subdirectory may be listed in the Makefile above it.
+      fs::path dir = fs::path(src).parent_path();
+      if (built(dir.string(), object) || (dir.has_parent_path() && built(dir.parent_path().string(), object)))
+        reached.push_back({src, object});
+    }
+    if (reached.size() > kMaxHeaderObjects) {
+      std::vector<std::string> names;
+      for (size_t i = 0; i < reached.size() && i < 6; ++i) names.push_back(reached[i].object);
+      fail("cannot build a live patch: {} is included by {} objects of this configuration ({}{}); graft rebuilds at "
+           "most {} for a header change: narrow the change, or write a --from-source patch",
+           h, reached.size(), join_names(names), reached.size() > names.size() ? ", ..." : "", kMaxHeaderObjects);
+    }
+    progress(fmt::format("{} reaches {} object(s) of this configuration ({} C files include it)", h, reached.size(),
+                         inc.sources.size()));
+    for (auto& k : reached) {
+      bool listed = std::any_of(plan.objects.begin(), plan.objects.end(),
+                                [&](const KernelObject& p) { return p.object == k.object; });
+      if (!listed) {
+        plan.objects.push_back(k);
+        header_of[k.object] = h;
+      }
+    }
+  }
+  return header_of;
 }
 
 }  // namespace graft::kernel

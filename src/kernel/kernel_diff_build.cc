@@ -119,69 +119,6 @@ struct AppliedDiff {
   }
 };
 
-// A header change reaches every object that includes the header; past
-// these the patch is no longer a targeted fix, and the transition would
-// have to catch every caller of what changed.
-constexpr size_t kMaxHeaderObjects = 16;
-constexpr size_t kMaxHeaderFunctions = 40;
-// Past this many C files including the header (any configuration), the
-// configured ones are not even counted.
-constexpr size_t kMaxHeaderIncluders = 200;
-
-// Adds to the plan the objects of this configuration each changed header
-// reaches (header_users.h); returns object -> header for the check after
-// compiling. Refuses when a header reaches too many.
-std::map<std::string, std::string> add_header_users(const KernelTree& tree, DiffObjects& plan, const fs::path& work,
-                                                    const BuildProgress& progress) {
-  std::map<std::string, std::string> header_of;
-  std::map<std::string, std::set<std::string>> configured;  // directory -> its objects
-  size_t queries = 0;
-  auto built = [&](const std::string& dir, const std::string& object) {
-    auto it = configured.find(dir);
-    if (it == configured.end()) {
-      std::set<std::string> objs;
-      if (fs::exists(fs::path(tree.dir()) / dir / "Makefile") || fs::exists(fs::path(tree.dir()) / dir / "Kbuild"))
-        objs = tree.configured_objects(dir, (work / fmt::format("kbuild-objects-{}.log", queries++)).string());
-      it = configured.emplace(dir, std::move(objs)).first;
-    }
-    return it->second.count(object) != 0;
-  };
-  for (const auto& h : plan.headers) {
-    progress(fmt::format("finding the objects that include {}", h));
-    HeaderIncluders inc = c_files_including(tree.dir(), h);
-    if (inc.sources.size() > kMaxHeaderIncluders)
-      fail("cannot build a live patch: {} is included by {} C files (through {} other headers); graft rebuilds at "
-           "most {} objects for a header change: narrow the change, or write a --from-source patch",
-           h, inc.sources.size(), inc.headers_through, kMaxHeaderObjects);
-    std::vector<KernelObject> reached;
-    for (const auto& src : inc.sources) {
-      std::string object = src.substr(0, src.size() - 2) + ".o";
-      // Objects of a subdirectory may be listed in the Makefile above it.
-      fs::path dir = fs::path(src).parent_path();
-      if (built(dir.string(), object) || (dir.has_parent_path() && built(dir.parent_path().string(), object)))
-        reached.push_back({src, object});
-    }
-    if (reached.size() > kMaxHeaderObjects) {
-      std::vector<std::string> names;
-      for (size_t i = 0; i < reached.size() && i < 6; ++i) names.push_back(reached[i].object);
-      fail("cannot build a live patch: {} is included by {} objects of this configuration ({}{}); graft rebuilds at "
-           "most {} for a header change: narrow the change, or write a --from-source patch",
-           h, reached.size(), join(names, ", "), reached.size() > names.size() ? ", ..." : "", kMaxHeaderObjects);
-    }
-    progress(fmt::format("{} reaches {} object(s) of this configuration ({} C files include it)", h, reached.size(),
-                         inc.sources.size()));
-    for (auto& k : reached) {
-      bool listed = std::any_of(plan.objects.begin(), plan.objects.end(),
-                                [&](const KernelObject& p) { return p.object == k.object; });
-      if (!listed) {
-        plan.objects.push_back(k);
-        header_of[k.object] = h;
-      }
-    }
-  }
-  return header_of;
-}
-
 void copy_objects(const KernelTree& tree, const std::vector<KernelObject>& objects, const fs::path& to) {
   for (const auto& o : objects) {
     fs::path dest = to / o.object;
@@ -227,7 +164,7 @@ KernelDiffResult build_kernel_patch_from_diff(const KernelDiffOptions& o, const 
   if (!plan.refusals.empty()) fail("cannot build a live patch from {}: {}", o.diff, join(plan.refusals, "; "));
   for (const auto& f : plan.ignored) result.notes.push_back(fmt::format("ignored {}: not part of the kernel's code", f));
   // find_header_users: the objects of this configuration a changed header reaches.
-  std::map<std::string, std::string> header_of = add_header_users(tree, plan, work, progress);
+  std::map<std::string, std::string> header_of = add_header_users(tree, plan, work.string(), progress);
   if (plan.objects.empty()) fail("{}: changes no C file of the kernel; nothing to patch", o.diff);
   std::vector<std::string> objects;
   for (const auto& k : plan.objects) objects.push_back(k.object);
