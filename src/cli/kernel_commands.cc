@@ -108,11 +108,13 @@ static int kernel_build_from_diff(const KernelBuildArgs& a) {
   if (a.json) {
     json fns = json::array();
     for (const auto& f : r.functions)
-      fns.push_back({{"name", f.name}, {"sympos", f.sympos}, {"source", f.source}, {"reason", f.reason},
+      fns.push_back({{"name", f.name}, {"object", f.object.empty() ? "vmlinux" : f.object}, {"sympos", f.sympos},
+                     {"source", f.source}, {"reason", f.reason},
                      {"detail", f.detail}});
     json j = {{"module", r.build.module_path}, {"name", m.name}, {"release", m.release}, {"replace", m.replace},
               {"functions", fns}, {"livepatch_symbols", m.livepatch_symbols},
               {"livepatch_relocations", r.build.conversion.relocations_moved}, {"carried", r.carried},
+              {"module_objects", m.module_files},
               {"notes", r.notes}, {"tree_cached", r.tree_cached}, {"prepare_seconds", r.prepare_seconds},
               {"compile_seconds", r.compile_seconds}, {"seconds", seconds}};
     std::printf("%s\n", j.dump(2).c_str());
@@ -127,6 +129,9 @@ static int kernel_build_from_diff(const KernelBuildArgs& a) {
     std::printf("  %s%s (%s): %s%s\n", f.name.c_str(), pos.c_str(), f.source.c_str(), f.reason.c_str(),
                 f.detail.empty() ? "" : (" (" + f.detail + ")").c_str());
   }
+  for (const auto& [module, file] : m.module_files)
+    std::printf("  object %s (%s): livepatch patches it when it loads, at once if it is loaded\n", module.c_str(),
+                file.c_str());
   for (const auto& [section, n] : r.carried) std::printf("  carried %zu entr%s of %s\n", n, n == 1 ? "y" : "ies", section.c_str());
   for (const auto& n : r.notes) std::printf("  note: %s\n", n.c_str());
   return 0;
@@ -221,11 +226,21 @@ int apply_module(const ModuleImage& image, const KernelPatchManifest& m, const K
   if (sysfs.read(m.name)) throw Error(fmt::format("patch {} is already applied (graft revert --kernel {})", m.name, m.name));
   RunPreReport pre = run_pre_check(m, RunningKernel::current());
   if (!a.json)
-    for (const auto& f : pre.functions)
-      std::fprintf(stderr,
-                   "run-pre check: %s at %#lx matches the image (%zu bytes compared, %zu rewritten at boot, "
-                   "%zu relocated addresses)\n",
-                   f.name.c_str(), (unsigned long)f.address, f.bytes_compared, f.bytes_masked, f.relocated_fields);
+    for (const auto& f : pre.functions) {
+      if (f.checked == "not loaded")
+        std::fprintf(stderr, "run-pre check: %s: module %s is not loaded and has no file here: livepatch patches it "
+                     "when it loads, unchecked\n", f.name.c_str(), f.object.c_str());
+      else if (f.checked == "module file")
+        std::fprintf(stderr, "run-pre check: %s: module %s is not loaded; its file matches (%zu bytes); livepatch "
+                     "patches it when it loads\n", f.name.c_str(), f.object.c_str(), f.bytes_compared);
+      else
+        std::fprintf(stderr,
+                     "run-pre check: %s%s at %#lx matches the %s (%zu bytes compared, %zu rewritten at boot or "
+                     "load, %zu relocated addresses)\n",
+                     f.name.c_str(), f.object.empty() ? "" : (" [" + f.object + "]").c_str(), (unsigned long)f.address,
+                     f.object.empty() ? "image" : "shipped module", f.bytes_compared, f.bytes_masked,
+                     f.relocated_fields);
+    }
   auto before = sysfs.names();
   load_module(image, m.name);
   if (!a.json) std::fprintf(stderr, "loaded %s; patching\n", m.name.c_str());
@@ -251,7 +266,8 @@ int apply_module(const ModuleImage& image, const KernelPatchManifest& m, const K
   if (a.json) {
     json fns = json::array();
     for (const auto& f : pre.functions)
-      fns.push_back({{"name", f.name}, {"address", f.address}, {"bytes_compared", f.bytes_compared}});
+      fns.push_back({{"object", f.object.empty() ? "vmlinux" : f.object}, {"name", f.name}, {"address", f.address},
+                     {"checked", f.checked}, {"bytes_compared", f.bytes_compared}});
     json j = {{"name", m.name}, {"release", m.release}, {"kaslr_offset", pre.kaslr_offset}, {"functions", fns},
               {"transition", transition_json(r)}, {"replaced", replaced}, {"not_unloaded", kept_loaded}};
     std::printf("%s\n", j.dump(2).c_str());
@@ -358,10 +374,19 @@ int kernel_list(bool json_out) {
       fns.push_back({{"object", f.object}, {"function", f.name}, {"sympos", f.sympos}});
       text += (text.empty() ? "" : " ") + f.object + ":" + f.name;
     }
-    out.push_back({{"name", s->name}, {"enabled", s->enabled}, {"transition", s->in_transition}, {"functions", fns}});
+    // A module's object is patched only while the module is loaded.
+    json objs = json::array();
+    std::string objects;
+    for (const auto& o : s->objects) {
+      objs.push_back({{"object", o.name}, {"patched", o.patched}});
+      objects += fmt::format("{}{}={}", objects.empty() ? "" : " ", o.name,
+                             o.patched ? "patched" : o.name == "vmlinux" ? "unpatched" : "not-loaded");
+    }
+    out.push_back({{"name", s->name}, {"enabled", s->enabled}, {"transition", s->in_transition}, {"objects", objs},
+                   {"functions", fns}});
     if (!json_out)
-      std::printf("%s %s%s %s\n", s->name.c_str(), s->enabled ? "enabled" : "disabled",
-                  s->in_transition ? " (in transition)" : "", text.c_str());
+      std::printf("%s %s%s %s [%s]\n", s->name.c_str(), s->enabled ? "enabled" : "disabled",
+                  s->in_transition ? " (in transition)" : "", text.c_str(), objects.c_str());
   }
   if (json_out) std::printf("%s\n", out.dump(2).c_str());
   return 0;

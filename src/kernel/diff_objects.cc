@@ -27,10 +27,7 @@ DiffObjects objects_for_diff(const std::vector<DiffFile>& files) {
     if (ends_with(p, ".c")) {
       out.objects.push_back({p, p.substr(0, p.size() - 2) + ".o"});
     } else if (ends_with(p, ".h")) {
-      out.refusals.push_back(fmt::format(
-          "{}: a header; graft compiles only the objects of changed .c files, and a header's change "
-          "reaches every object that includes it (inline functions, macros, struct layouts)",
-          p));
+      out.headers.push_back(p);
     } else if (ends_with(p, ".S")) {
       out.refusals.push_back(fmt::format("{}: assembly; graft compares functions of compiled C only", p));
     } else if (ends_with(p, "Makefile") || ends_with(p, "Kbuild") || p.find("Kconfig") != std::string::npos) {

@@ -72,19 +72,34 @@ std::string klp_structures(const std::vector<KernelReplacement>& replacements,
     c += fmt::format("static {} graft_cb_{}(struct klp_object *obj)\n{{\n\t{}{}();\n}}\n",
                      returns_int ? "int" : "void", callback_field(kind), returns_int ? "return " : "", fn);
   }
-  c += "\nstatic struct klp_func graft_funcs[] = {\n";
-  for (const auto& r : replacements)
-    c += fmt::format("\t{{ .old_name = \"{}\", .new_func = {}, .old_sympos = {} }},\n", r.target, r.replacement,
-                     r.sympos);
-  c += "\t{ }\n};\n\nstatic struct klp_object graft_objs[] = {\n\t{\n\t\t.name = NULL,\n\t\t.funcs = graft_funcs,\n";
-  if (!callbacks.empty()) {
-    c += "\t\t.callbacks = {\n";
-    for (const auto& [kind, fn] : callbacks)
-      c += fmt::format("\t\t\t.{} = graft_cb_{},\n", callback_field(kind), callback_field(kind));
-    c += "\t\t},\n";
+  // One klp_object per patched object: vmlinux (.name NULL, with the
+  // callbacks) and each module, which livepatch patches when it loads.
+  std::map<std::string, std::vector<const KernelReplacement*>> objects;
+  for (const auto& r : replacements) objects[r.object].push_back(&r);
+  if (!callbacks.empty()) objects[""];
+  size_t k = 0;
+  for (const auto& [object, funcs] : objects) {
+    c += fmt::format("\nstatic struct klp_func graft_funcs_{}[] = {{\n", k++);
+    for (const auto* r : funcs)
+      c += fmt::format("\t{{ .old_name = \"{}\", .new_func = {}, .old_sympos = {} }},\n", r->target, r->replacement,
+                       r->sympos);
+    c += "\t{ }\n};\n";
+  }
+  c += "\nstatic struct klp_object graft_objs[] = {\n";
+  k = 0;
+  for (const auto& [object, funcs] : objects) {
+    c += fmt::format("\t{{\n\t\t.name = {},\n\t\t.funcs = graft_funcs_{},\n",
+                     object.empty() ? "NULL" : "\"" + object + "\"", k++);
+    if (object.empty() && !callbacks.empty()) {
+      c += "\t\t.callbacks = {\n";
+      for (const auto& [kind, fn] : callbacks)
+        c += fmt::format("\t\t\t.{} = graft_cb_{},\n", callback_field(kind), callback_field(kind));
+      c += "\t\t},\n";
+    }
+    c += "\t},\n";
   }
   c += fmt::format(
-      "\t}},\n\t{{ }}\n}};\n\n"
+      "\t{{ }}\n}};\n\n"
       "static struct klp_patch graft_patch = {{\n\t.mod = THIS_MODULE,\n\t.objs = graft_objs,\n"
       "\t.replace = {},\n}};\n\n"
       "static int __init graft_patch_init(void)\n{{\n\treturn klp_enable_patch(&graft_patch);\n}}\n\n"
@@ -125,7 +140,9 @@ KlpConversion convert_module(const KernelImage& image, const std::string& module
       m.livepatch_symbols.push_back(symbol);
       continue;
     }
-    if (image.exported(symbol)) continue;
+    // Exported by vmlinux or by a module: the module loader resolves it
+    // (a module's export makes the patch depend on that module).
+    if (!image.exporter(symbol).empty()) continue;
     auto pin = pins.find(symbol);
     unsigned pos = pin == pins.end() ? 0 : pin->second;
     try {

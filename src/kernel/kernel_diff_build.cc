@@ -2,6 +2,7 @@
 
 #include <elf.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -17,8 +18,12 @@
 #include "differ/target_match.h"
 #include "differ/unit_diff.h"
 #include "kernel/diff_objects.h"
+#include "kernel/header_users.h"
 #include "kernel/kernel_image.h"
 #include "kernel/kernel_tree.h"
+#include "kernel/object_owner.h"
+#include "kernel/patch_symbols.h"
+#include "kernel/shipped_module.h"
 #include "linker/relocatable_writer.h"
 
 namespace graft::kernel {
@@ -71,6 +76,8 @@ bool stays_behind(const std::string& section) {
 
 struct Unit {
   KernelObject object;
+  ObjectOwner owner;                     // vmlinux, or the module it is linked into
+  const ShippedModule* module = nullptr;  // that module as the kernel package ships it
   std::unique_ptr<ObjectView> original, patched;
   std::unique_ptr<UnitDiff> diff;
   std::unique_ptr<DwarfFacts> original_dwarf, patched_dwarf;
@@ -155,8 +162,10 @@ KernelDiffResult build_kernel_patch_from_diff(const KernelDiffOptions& o, const 
   auto files = parse_unified_diff(read_text_file(diff), strip);
   DiffObjects plan = objects_for_diff(files);
   if (!plan.refusals.empty()) fail("cannot build a live patch from {}: {}", o.diff, join(plan.refusals, "; "));
-  if (plan.objects.empty()) fail("{}: changes no C file of the kernel; nothing to patch", o.diff);
   for (const auto& f : plan.ignored) result.notes.push_back(fmt::format("ignored {}: not part of the kernel's code", f));
+  // find_header_users: the objects of this configuration a changed header reaches.
+  std::map<std::string, std::string> header_of = add_header_users(tree, plan, work.string(), progress);
+  if (plan.objects.empty()) fail("{}: changes no C file of the kernel; nothing to patch", o.diff);
   std::vector<std::string> objects;
   for (const auto& k : plan.objects) objects.push_back(k.object);
 
@@ -164,6 +173,16 @@ KernelDiffResult build_kernel_patch_from_diff(const KernelDiffOptions& o, const 
   auto t0 = Clock::now();
   progress(fmt::format("compiling {} object(s) as they are: {}", objects.size(), join(objects, ", ")));
   tree.compile(objects, (work / "compile-original.log").string());
+  // Kbuild's dependency lists say which of them really include the header.
+  std::erase_if(plan.objects, [&](const KernelObject& k) {
+    auto h = header_of.find(k.object);
+    if (h == header_of.end() || object_depends_on(tree.dir(), k.object, h->second)) return false;
+    result.notes.push_back(fmt::format("left out {}: it does not include {} in this configuration", k.object, h->second));
+    return true;
+  });
+  objects.clear();
+  for (const auto& k : plan.objects) objects.push_back(k.object);
+  if (objects.empty()) fail("{}: no object of this configuration includes the changed header(s); nothing to patch", o.diff);
   copy_objects(tree, plan.objects, work / "original");
   {
     AppliedDiff applied{tree, diff, patch_log, strip};
@@ -178,12 +197,20 @@ KernelDiffResult build_kernel_patch_from_diff(const KernelDiffOptions& o, const 
   result.compile_seconds = since(t0);
 
   // compare_objects
+  std::map<std::string, std::unique_ptr<ShippedModule>> modules;  // by name
   std::vector<std::unique_ptr<Unit>> units;
   std::vector<std::string> refusals;
   std::map<std::string, std::pair<std::string, std::set<std::string>>> layouts;
   for (const auto& k : plan.objects) {
     auto u = std::make_unique<Unit>();
     u->object = k;
+    u->owner = owner_of_object(tree.dir(), k.object, paths.modules + "/modules.order");
+    if (!u->owner.module.empty()) {
+      auto& mod = modules[u->owner.module];
+      if (!mod) mod = std::make_unique<ShippedModule>(paths.modules + "/" + u->owner.module_file, u->owner.module);
+      u->module = mod.get();
+      progress(fmt::format("{} is part of module {} ({})", k.object, u->owner.module, u->owner.module_file));
+    }
     std::string orig = (work / "original" / k.object).string(), patched = (work / "patched" / k.object).string();
     u->original = view_of(orig, k.object + " (original)", k.source);
     u->patched = view_of(patched, k.object + " (patched)", k.source);
@@ -226,6 +253,11 @@ KernelDiffResult build_kernel_patch_from_diff(const KernelDiffOptions& o, const 
 
   size_t changed = 0;
   for (auto& u : units) changed += u->diff->changed_functions().size();
+  if (!plan.headers.empty() && changed > kMaxHeaderFunctions)
+    fail("cannot build a live patch from {}: its change to {} changes {} functions in {} object(s); graft replaces at "
+         "most {} for a header change (every caller of a changed inline function is one): narrow the change, or "
+         "write a --from-source patch",
+         o.diff, join(plan.headers, ", "), changed, units.size(), kMaxHeaderFunctions);
   if (changed == 0 && !line_only.empty())
     fail("{}: changes only __LINE__ values in {} function(s) ({}), by moving lines; nothing to patch", o.diff,
          line_only.size(), join(line_only, ", "));
@@ -248,49 +280,79 @@ KernelDiffResult build_kernel_patch_from_diff(const KernelDiffOptions& o, const 
   // address, read from the image; it tells apart statics vmlinux defines
   // more than once.
   std::map<std::pair<std::string, std::string>, uint64_t> addresses;
+  // The same for each module's statics, at the module's laid-out addresses.
+  std::map<std::string, std::map<std::pair<std::string, std::string>, uint64_t>> module_addresses;
   std::vector<Located> located;
   for (auto& u : units)
     for (size_t p : u->diff->changed_functions()) {
       size_t q = *u->diff->original_of(p);
       const Piece& fn = u->original->pieces()[q];
-      auto candidates = symbols.vmlinux_named(fn.name);
-      if (candidates.empty()) {
-        refusals.push_back(fmt::format("{} ({}) is not in vmlinux: built into a module in this configuration, "
-                                       "which graft cannot patch yet",
-                                       fn.name, u->object.source));
-        continue;
-      }
-      std::string mismatch;
-      std::optional<unsigned> pos;
-      for (size_t k = 0; k < candidates.size() && !pos; ++k) {
-        const KernelSymbol* s = candidates[k];
-        const KernelSymbol* next = symbols.next_after(s->address);
-        if (!next || !s->text()) continue;
-        RunningFunction running{s->address, image.read(s->address, next->address - s->address), true};
-        std::map<std::pair<std::string, std::string>, uint64_t> seen;
-        auto learn = [&](const ElfRela& r, uint64_t value) {
+      auto learner = [&](std::map<std::pair<std::string, std::string>, uint64_t>& seen) {
+        return [&seen, &u](const ElfRela& r, uint64_t value) {
           Place pl = u->original->place_of(r);
           if (!pl.piece) return;
           const Piece& t = u->original->pieces()[*pl.piece];
           if (!t.local) return;
           seen[{t.name, t.file.empty() ? u->object.source : t.file}] = value - uint64_t(pl.offset);
         };
-        std::string m = code_mismatch(*u->original, q, running, symbol_at, learn);
-        if (m.empty()) {
-          pos = candidates.size() > 1 ? unsigned(k + 1) : 0u;
-          addresses.insert(seen.begin(), seen.end());
-        } else if (mismatch.empty()) {
-          mismatch = m;
+      };
+      std::string mismatch;
+      std::optional<unsigned> pos;
+      std::map<std::pair<std::string, std::string>, uint64_t> seen;
+      size_t count = 0;
+      if (u->module) {
+        // A module's function: compared with the shipped .ko, laid out.
+        const ShippedModule& mod = *u->module;
+        auto candidates = mod.named(fn.name);
+        count = candidates.size();
+        SymbolAt module_symbol_at = [&](uint64_t address, int64_t* offset, const std::string& wanted) {
+          return mod.function_at(address, offset, wanted);
+        };
+        for (size_t k = 0; k < candidates.size() && !pos; ++k) {
+          if (mod.symbols()[candidates[k]].type != STT_FUNC) continue;
+          seen.clear();
+          std::string m = code_mismatch(*u->original, q, mod.code(candidates[k]), module_symbol_at, learner(seen));
+          if (m.empty()) {
+            pos = candidates.size() > 1 ? unsigned(k + 1) : 0u;
+            module_addresses[mod.name()].insert(seen.begin(), seen.end());
+          } else if (mismatch.empty()) {
+            mismatch = m;
+          }
+        }
+      } else {
+        auto candidates = symbols.vmlinux_named(fn.name);
+        count = candidates.size();
+        for (size_t k = 0; k < candidates.size() && !pos; ++k) {
+          const KernelSymbol* s = candidates[k];
+          const KernelSymbol* next = symbols.next_after(s->address);
+          if (!next || !s->text()) continue;
+          RunningFunction running{s->address, image.read(s->address, next->address - s->address), true};
+          seen.clear();
+          std::string m = code_mismatch(*u->original, q, running, symbol_at, learner(seen));
+          if (m.empty()) {
+            pos = candidates.size() > 1 ? unsigned(k + 1) : 0u;
+            addresses.insert(seen.begin(), seen.end());
+          } else if (mismatch.empty()) {
+            mismatch = m;
+          }
         }
       }
+      std::string where = u->module ? fmt::format("module {} ({})", u->module->name(), u->module->path())
+                                    : std::string("the kernel image");
+      if (count == 0) {
+        refusals.push_back(fmt::format("{} ({}) is not in {}: not built in this configuration?", fn.name,
+                                       u->object.source, where));
+        continue;
+      }
       if (!pos) {
-        refusals.push_back(fmt::format("{} ({}) in the kernel image is not the code compiled from {}: {}; is "
-                                       "this the source and configuration the running kernel was built from?",
-                                       fn.name, u->object.source, o.source, mismatch));
+        refusals.push_back(fmt::format("{} ({}) in {} is not the code compiled from {}: {}; is this the source "
+                                       "and configuration the running kernel was built from?",
+                                       fn.name, u->object.source, where, o.source, mismatch));
         continue;
       }
       try {
-        located.push_back({u.get(), p, image.patchable_function(fn.name, *pos)});
+        located.push_back({u.get(), p, u->module ? u->module->patchable_function(fn.name, *pos)
+                                                 : image.patchable_function(fn.name, *pos)});
       } catch (const Error& e) {
         refusals.push_back(fmt::format("{} ({}): {}", fn.name, u->object.source, e.what()));
       }
@@ -312,27 +374,24 @@ KernelDiffResult build_kernel_patch_from_diff(const KernelDiffOptions& o, const 
   if (!refusals.empty()) fail("cannot build a live patch from {}: {}", o.diff, join(refusals, "; "));
   RelocatableObject object = assembler.finish();
 
-  // resolve_symbols: what the patch does not carry is vmlinux's.
+  // resolve_symbols: what the patch does not carry is the kernel's.
+  std::vector<const ShippedModule*> patched_modules;
+  for (const auto& [n, mod] : modules) patched_modules.push_back(mod.get());
+  auto module_of_file = [&](const std::string& file) -> const ShippedModule* {
+    // A static's file: the unit's source, or the name GCC's STT_FILE gives it.
+    for (auto& u : units)
+      if (u->object.source == file) return u->module;
+    for (auto& u : units)
+      if (fs::path(u->object.source).filename() == fs::path(file).filename()) return u->module;
+    return nullptr;
+  };
+  PatchSymbolResolver resolver(image, module_of_file, patched_modules, addresses, module_addresses);
   for (auto& s : object.symbols) {
     if (s.shndx != SHN_UNDEF || s.name.empty()) continue;
-    if (s.file.empty() && image.exported(s.name)) continue;
-    auto candidates = symbols.vmlinux_named(s.name);
-    std::string what = s.file.empty() ? s.name : fmt::format("{} ({})", s.name, s.file);
-    if (candidates.empty())
-      fail("cannot build a live patch from {}: the patch refers to {}, which is not in vmlinux (a module's, or "
-           "not linked in this configuration)",
-           o.diff, what);
-    unsigned pos = 0;
-    if (candidates.size() > 1) {
-      auto a = addresses.find({s.name, s.file});
-      for (size_t k = 0; a != addresses.end() && k < candidates.size(); ++k)
-        if (candidates[k]->address == a->second) pos = unsigned(k + 1);
-      if (!pos)
-        fail("cannot build a live patch from {}: the patch refers to {}, which vmlinux defines {} times, and the "
-             "original code of the changed functions does not refer to it, so graft cannot tell which",
-             o.diff, what, candidates.size());
-    }
-    s.name = livepatch_symbol_name(s.name, pos);
+    std::string why;
+    std::optional<std::string> name = resolver.resolve(s.name, s.file, &why);
+    if (!name) fail("cannot build a live patch from {}: {}", o.diff, why);
+    s.name = *name;
     s.file.clear();
   }
   // The patch's own symbols stay local to the module; each replacing
@@ -358,7 +417,8 @@ KernelDiffResult build_kernel_patch_from_diff(const KernelDiffOptions& o, const 
     alias.type = STT_FUNC;
     alias.value += uint64_t(rec->addend);
     object.add_symbol(alias);
-    replacements.push_back({q.name, l.fingerprint.sympos, alias.name});
+    replacements.push_back({q.name, l.fingerprint.sympos, alias.name, l.fingerprint.object});
+    if (l.unit->module) m.module_files[l.unit->owner.module] = l.unit->owner.module_file;
     m.functions.push_back(l.fingerprint);
   }
 
@@ -370,6 +430,7 @@ KernelDiffResult build_kernel_patch_from_diff(const KernelDiffOptions& o, const 
     const Piece& p = f.unit->patched().pieces()[f.piece];
     KernelFunctionReport r;
     r.source = u->object.source;
+    r.object = u->owner.module;
     if (f.replaces) {
       r.name = f.unit->original()->pieces()[*f.unit->original_of(f.piece)].name;
       for (const auto& l : located)

@@ -2,16 +2,19 @@
 // differ. A fix to the running kernel's source becomes a livepatch module,
 // in named passes (kernel_diff_build.cc):
 //   prepare_tree      the source, configured and prepared once (kernel_tree.h)
-//   check_diff        the diff applies; its files map to objects (diff_objects.h)
+//   check_diff        the diff applies; its files map to objects (diff_objects.h),
+//                     a changed header to the objects including it (header_users.h)
 //   compile_objects   only those objects, original and patched
-//   compare_objects   src/differ: changed functions, refusals, line-only changes
-//   locate_functions  each changed function in the image (its code must match
-//                     the original object), traceable, its fingerprint kept
+//   compare_objects   src/differ: changed functions, refusals, line-only changes;
+//                     each object's owner, vmlinux or a module (object_owner.h)
+//   locate_functions  each changed function in the image or the shipped module
+//                     (shipped_module.h; its code must match the original
+//                     object), traceable, its fingerprint kept
 //   assemble          the changed functions and what they need; the kernel's
 //                     tables (exceptions, bugs, alternatives, jump labels,
 //                     static calls, ftrace, ORC, thunks) carried for them
-//   resolve_symbols   everything else is vmlinux's: exported, or a livepatch
-//                     symbol at its kallsyms position
+//   resolve_symbols   everything else is the kernel's: exported, or a livepatch
+//                     symbol of vmlinux or of a patched module (patch_symbols.h)
 //   kbuild_module     the object and a generated klp_patch stub, linked by
 //                     Kbuild; converted as --from-source modules are
 #pragma once
@@ -39,6 +42,7 @@ struct KernelFunctionReport {
   std::string name;
   unsigned sympos = 0;
   std::string source;  // the C file it comes from
+  std::string object;  // "" for vmlinux, else its module
   std::string reason;  // "changed directly", "inlined change", "changed", "new function"
   std::string detail;
 };

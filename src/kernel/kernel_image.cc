@@ -23,6 +23,7 @@ KernelPaths KernelPaths::in_cache(const std::string& release, const std::string&
   p.headers = root + "/usr/src/linux-headers-" + release;
   p.system_map = root + "/boot/System.map-" + release;
   p.image = cache + "/" + release + "/vmlinux";
+  p.modules = root + "/lib/modules/" + release;
   return p;
 }
 

@@ -3,6 +3,7 @@
 // Kbuild tree of its headers and the symbols it exports. Decides whether a
 // function can be patched and records what the run-pre check compares.
 #pragma once
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -19,6 +20,7 @@ struct KernelPaths {
   std::string headers;     // the Kbuild tree (linux-headers-RELEASE)
   std::string system_map;
   std::string image;       // the decompressed vmlinux (ELF, symbols stripped)
+  std::string modules;     // lib/modules/RELEASE of the image package
 
   // The layout of scripts/kernel/fetch.sh under `cache`
   // ($GRAFT_KERNEL_CACHE, default /var/cache/graft/kernel).
@@ -30,7 +32,12 @@ class KernelImage {
   explicit KernelImage(KernelPaths paths);
   const KernelPaths& paths() const { return paths_; }
   const SymbolTable& symbols() const { return symbols_; }
-  bool exported(const std::string& name) const { return exported_.count(name) != 0; }
+  bool exported(const std::string& name) const { return exporter(name) == "vmlinux"; }
+  // "vmlinux", the exporting module's name, or "" when nothing exports it.
+  std::string exporter(const std::string& name) const {
+    auto it = exported_.find(name);
+    return it == exported_.end() ? "" : it->second;
+  }
   uint64_t anchor_address() const;  // _text
   // The image's bytes at a link-time address.
   Bytes read(uint64_t address, size_t size) const { return image_->read_vaddr(address, size); }
@@ -47,7 +54,7 @@ class KernelImage {
 
   KernelPaths paths_;
   SymbolTable symbols_;
-  std::set<std::string> exported_;
+  std::map<std::string, std::string> exported_;
   std::unique_ptr<ElfFile> image_;
   std::set<uint64_t> ftrace_sites_;
   // Address -> (length or 0 = one instruction, reason): code the kernel

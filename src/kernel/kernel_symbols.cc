@@ -47,7 +47,8 @@ SymbolTable SymbolTable::parse(std::string_view text, const std::string& origin)
       if (f[3].size() < 3 || f[3].front() != '[' || f[3].back() != ']')
         fail("{}:{}: bad module field '{}'", origin, line_no, f[3]);
       s.module = std::string(f[3].substr(1, f[3].size() - 2));
-      continue;  // module symbols: not needed (only vmlinux is patched)
+      table.module_symbols_.push_back(std::move(s));
+      continue;
     }
     table.symbols_.push_back(std::move(s));
   }
@@ -106,14 +107,35 @@ const KernelSymbol* SymbolTable::text_at(uint64_t address, const std::string& pr
   return nullptr;
 }
 
+std::vector<const KernelSymbol*> SymbolTable::module_named(const std::string& module, const std::string& name) const {
+  std::vector<const KernelSymbol*> out;
+  for (const auto& s : module_symbols_)
+    if (s.module == module && s.name == name) out.push_back(&s);
+  return out;
+}
+
+bool SymbolTable::module_loaded(const std::string& module) const {
+  for (const auto& s : module_symbols_)
+    if (s.module == module) return true;
+  return false;
+}
+
+const KernelSymbol* SymbolTable::module_next_after(const std::string& module, uint64_t address) const {
+  const KernelSymbol* best = nullptr;
+  for (const auto& s : module_symbols_)
+    if (s.module == module && s.address > address && (!best || s.address < best->address)) best = &s;
+  return best;
+}
+
 const KernelSymbol* SymbolTable::first(const std::string& name) const {
   auto all = vmlinux_named(name);
   return all.empty() ? nullptr : all[0];
 }
 
-std::set<std::string> read_exported_symbols(const std::string& module_symvers) {
+std::map<std::string, std::string> read_exported_symbols(const std::string& module_symvers) {
   std::string text = read_text_file(module_symvers, size_t(64) << 20);
-  std::set<std::string> out;
+  std::map<std::string, std::string> out;
+  bool vmlinux = false;
   size_t pos = 0;
   while (pos < text.size()) {
     size_t end = text.find('\n', pos);
@@ -127,9 +149,15 @@ std::set<std::string> read_exported_symbols(const std::string& module_symvers) {
     if (t2 == std::string_view::npos) fail("{}: malformed line '{}'", module_symvers, line.substr(0, 120));
     size_t t3 = line.find('\t', t2 + 1);
     std::string_view owner = line.substr(t2 + 1, t3 == std::string_view::npos ? std::string_view::npos : t3 - t2 - 1);
-    if (owner == "vmlinux") out.emplace(line.substr(t1 + 1, t2 - t1 - 1));
+    // A module is named by its path without .ko (fs/ext4/ext4), '-' as '_'.
+    std::string module(owner.substr(owner.rfind('/') == std::string_view::npos ? 0 : owner.rfind('/') + 1));
+    for (char& c : module)
+      if (c == '-') c = '_';
+    if (module.empty()) fail("{}: malformed line '{}'", module_symvers, line.substr(0, 120));
+    vmlinux |= module == "vmlinux";
+    out.emplace(line.substr(t1 + 1, t2 - t1 - 1), module);
   }
-  if (out.empty()) fail("{}: no symbols exported by vmlinux", module_symvers);
+  if (!vmlinux) fail("{}: no symbols exported by vmlinux", module_symvers);
   return out;
 }
 

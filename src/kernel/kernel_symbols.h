@@ -38,14 +38,22 @@ class SymbolTable {
   // named `preferred' if it is one of them.
   const KernelSymbol* text_at(uint64_t address, const std::string& preferred = "") const;
   size_t size() const { return symbols_.size(); }
+  // A loaded module's symbols of that name, in /proc/kallsyms order (the
+  // order livepatch counts positions in).
+  std::vector<const KernelSymbol*> module_named(const std::string& module, const std::string& name) const;
+  bool module_loaded(const std::string& module) const;
+  // The module's first symbol above `address`, or null.
+  const KernelSymbol* module_next_after(const std::string& module, uint64_t address) const;
 
  private:
   std::string origin_;
   std::vector<KernelSymbol> symbols_;                    // vmlinux, sorted by address
   std::multimap<std::string, size_t> by_name_;           // into symbols_
+  std::vector<KernelSymbol> module_symbols_;             // loaded modules', in file order
 };
 
-// Names the kernel exports to modules (Module.symvers of its headers).
-std::set<std::string> read_exported_symbols(const std::string& module_symvers);
+// Names the kernel and its modules export, each with its exporter:
+// "vmlinux" or a module's name (Module.symvers of the headers).
+std::map<std::string, std::string> read_exported_symbols(const std::string& module_symvers);
 
 }  // namespace graft::kernel

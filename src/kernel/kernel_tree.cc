@@ -124,6 +124,30 @@ void KernelTree::compile(const std::vector<std::string>& objects, const std::str
     if (!fs::exists(dir_ + "/" + o)) fail("make did not produce {} in {} (see {})", o, dir_, log);
 }
 
+std::set<std::string> KernelTree::configured_objects(const std::string& dir, const std::string& log) const {
+  // Kbuild's own Makefile.build reads the directory's Makefile with the
+  // configuration; a second makefile adds a target that prints the lists.
+  std::string mk = log + ".mk";
+  std::ofstream(mk) << "graft-print-objects:\n\t@echo 'graft-objects:' $(real-obj-y) $(real-obj-m)\n";
+  int rc = run_in_directory(dir_, {"make", "-s", "-f", "scripts/Makefile.build", "-f", mk, "obj=" + dir, "srctree=.",
+                                   "objtree=.", "graft-print-objects"},
+                            {{"LC_ALL", "C"}}, log);
+  if (rc != 0) fail("cannot read the objects of {} from Kbuild (make exited with {}):{}", dir, rc, tail_of_file(log, 5));
+  std::string text = read_text_file(log, size_t(16) << 20);
+  size_t at = text.find("graft-objects:");
+  if (at == std::string::npos) fail("Kbuild printed no object list for {} (see {})", dir, log);
+  std::set<std::string> out;
+  std::string line = text.substr(at + 14, text.find('\n', at) - at - 14);
+  size_t i = 0;
+  while (i < line.size()) {
+    size_t e = line.find(' ', i);
+    if (e == std::string::npos) e = line.size();
+    if (e > i) out.insert(line.substr(i, e - i));
+    i = e + 1;
+  }
+  return out;
+}
+
 int KernelTree::patch(const std::string& diff, int strip, bool reverse, bool dry_run, const std::string& log) const {
   std::vector<std::string> argv = {"patch", "-p" + std::to_string(strip), "--batch", "--forward", "-i", diff};
   if (reverse) argv[3] = "--reverse";

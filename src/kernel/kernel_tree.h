@@ -11,6 +11,7 @@
 // A build applies its diff to the copy and reverses it before it ends.
 #pragma once
 #include <functional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,11 @@ class KernelTree {
   // Runs patch in the tree (with --dry-run first when `dry_run`); returns
   // patch's exit status, its output in `log`.
   int patch(const std::string& diff, int strip, bool reverse, bool dry_run, const std::string& log) const;
+
+  // The objects Kbuild builds from directory `dir` (relative) in this
+  // configuration, into vmlinux or a module: its Makefile's real-obj-y
+  // and real-obj-m as Kbuild computes them. `log` gets make's output.
+  std::set<std::string> configured_objects(const std::string& dir, const std::string& log) const;
 
   // The flags added to the kernel's own (KCFLAGS).
   static const char* extra_cflags();

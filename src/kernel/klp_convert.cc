@@ -109,8 +109,15 @@ std::vector<std::string> undefined_symbols(const std::string& module_path) {
   return out;
 }
 
-std::string livepatch_symbol_name(const std::string& name, unsigned pos) {
-  return fmt::format("{}{},{}", kVmlinuxPrefix, name, pos);
+std::string livepatch_symbol_name(const std::string& name, unsigned pos, const std::string& object) {
+  return fmt::format(".klp.sym.{}.{},{}", object, name, pos);
+}
+
+std::string livepatch_symbol_object(const std::string& klp_name) {
+  const std::string head = ".klp.sym.";
+  if (klp_name.rfind(head, 0) != 0) return "";
+  size_t dot = klp_name.find('.', head.size());
+  return dot == std::string::npos ? "" : klp_name.substr(head.size(), dot - head.size());
 }
 
 KlpConversion convert_to_livepatch_module(const std::string& module_path,
@@ -155,9 +162,13 @@ KlpConversion convert_to_livepatch_module(const std::string& module_path,
 
   // Collect first, add sections after: elf_newscn during the walk would
   // change the list being walked.
+  // Livepatch resolves a .klp.rela.OBJECT.* section when OBJECT is there
+  // (vmlinux at once, a module when it loads) and refuses one whose
+  // symbols belong to another object: one section per target and object.
   struct Moved {
     size_t target;
     std::string target_name;
+    std::string object;
     std::string relas;
   };
   std::vector<Moved> moved;
@@ -171,7 +182,8 @@ KlpConversion convert_to_livepatch_module(const std::string& module_path,
     std::string target_name = tname ? tname : "?";
     Elf_Data* d = m.data(scn);
     size_t n = d->d_size / sizeof(Elf64_Rela);
-    std::string kept, klp;
+    std::string kept;
+    std::map<std::string, std::string> klp;  // object -> relocations
     for (size_t i = 0; i < n; ++i) {
       GElf_Rela r;
       if (!gelf_getrela(d, int(i), &r)) fail("{}: bad relocation {} of {}", module_path, i, target_name);
@@ -186,9 +198,11 @@ KlpConversion convert_to_livepatch_module(const std::string& module_path,
       if (!(target_sh.sh_flags & SHF_ALLOC)) continue;  // debug info: the loader ignores it
       if (processed_at_load(target_name) && !starts_with(klp_sym->second, kVmlinuxPrefix))
         fail("{}: section {} refers to the module symbol {}: the kernel reads {} when it loads the "
-             "patch, before livepatch can resolve a symbol of another module",
+             "patch, and livepatch resolves a module's symbols only when that module loads",
              module_path, target_name, klp_sym->second, target_name);
-      klp += bytes;
+      std::string object = livepatch_symbol_object(klp_sym->second);
+      if (object.empty()) fail("{}: symbol {} is not named .klp.sym.OBJECT.NAME,POS", module_path, klp_sym->second);
+      klp[object] += bytes;
       ++result.relocations_moved;
     }
     if (klp.empty()) continue;
@@ -196,7 +210,7 @@ KlpConversion convert_to_livepatch_module(const std::string& module_path,
     d->d_buf = buf.data();
     d->d_size = buf.size();
     elf_flagdata(d, ELF_C_SET, ELF_F_DIRTY);
-    moved.push_back({sh.sh_info, target_name, std::move(klp)});
+    for (auto& [object, relas] : klp) moved.push_back({sh.sh_info, target_name, object, std::move(relas)});
   }
   for (auto& mv : moved) {
     GElf_Shdr sh{};
@@ -209,7 +223,7 @@ KlpConversion convert_to_livepatch_module(const std::string& module_path,
     // .klp.rela.OBJECT.SECTION: livepatch reads OBJECT up to the next '.',
     // so a section without a leading dot (__tracepoints) needs one.
     std::string dot = starts_with(mv.target_name, ".") ? "" : ".";
-    m.new_section(shstrtab, ".klp.rela.vmlinux" + dot + mv.target_name, sh, std::move(mv.relas), ELF_T_RELA);
+    m.new_section(shstrtab, ".klp.rela." + mv.object + dot + mv.target_name, sh, std::move(mv.relas), ELF_T_RELA);
   }
   GElf_Shdr msh{};
   msh.sh_type = SHT_PROGBITS;

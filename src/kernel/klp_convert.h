@@ -4,7 +4,8 @@
 // The module loader resolves only exported symbols. A patch that uses a
 // static function or a non-exported variable of vmlinux leaves an undefined
 // symbol the loader would refuse. For each such symbol NAME this pass
-//  - renames it .klp.sym.vmlinux.NAME,POS and marks it SHN_LIVEPATCH (the
+//  - renames it .klp.sym.vmlinux.NAME,POS (symbols the build already named
+//    .klp.sym.OBJECT.NAME,POS keep their name and object) and marks it SHN_LIVEPATCH (the
 //    loader skips it; livepatch looks NAME up in kallsyms, POS picking among
 //    duplicates, 0 for a unique name), keeping its index in .symtab;
 //  - moves every relocation against it out of .rela.SECTION into a new
@@ -12,9 +13,9 @@
 //    which the module loader applies itself, through livepatch, before it
 //    processes jump labels, static calls, alternatives or exception tables
 //    (Linux 5.8 and later); so relocations from those sections convert too.
-// A symbol of another module would be resolved only when that module
-// loads, too late for those sections: the pass refuses such references
-// (graft resolves vmlinux symbols only).
+// A module's symbols (.klp.sym.MODULE.*) go to .klp.rela.MODULE.SECTION,
+// which livepatch applies when that module loads (at once if it is loaded):
+// too late for those sections, so the pass refuses such references there.
 #pragma once
 #include <map>
 #include <string>
@@ -30,8 +31,11 @@ struct KlpConversion {
 // The symbols the module leaves undefined.
 std::vector<std::string> undefined_symbols(const std::string& module_path);
 
-// The livepatch name of vmlinux's symbol NAME at kallsyms position POS.
-std::string livepatch_symbol_name(const std::string& name, unsigned pos);
+// The livepatch name of OBJECT's symbol NAME at kallsyms position POS:
+// .klp.sym.OBJECT.NAME,POS (OBJECT vmlinux or a module).
+std::string livepatch_symbol_name(const std::string& name, unsigned pos, const std::string& object = "vmlinux");
+// OBJECT of a .klp.sym.OBJECT.NAME,POS name; "" if it is not one.
+std::string livepatch_symbol_object(const std::string& klp_name);
 
 // Converts the undefined symbols named in `positions` (name -> kallsyms
 // position) and their relocations; adds `manifest` as the non-allocated

@@ -88,6 +88,11 @@ std::optional<LivepatchState> LivepatchSysfs::read(const std::string& name) cons
   // NAME/OBJECT/FUNCTION,SYMPOS directories; the rest are attributes.
   for (auto& object : list_dir(dir)) {
     if (!fs::is_directory(dir + "/" + object)) continue;
+    if (!valid_livepatch_name(object)) fail("{}: unexpected object entry '{}'", dir, object);
+    // Kernels before 6.0 have no per-object `patched`: an object is patched
+    // with its patch there, as far as graft can tell.
+    std::string patched = dir + "/" + object + "/patched";
+    s.objects.push_back({object, fs::exists(patched) ? read_flag(patched) : s.enabled});
     for (auto& func : list_dir(dir + "/" + object)) {
       if (!fs::is_directory(dir + "/" + object + "/" + func)) continue;
       size_t comma = func.rfind(',');

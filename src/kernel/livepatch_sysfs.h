@@ -14,10 +14,18 @@ struct LivepatchFunction {
   unsigned sympos = 0;
 };
 
+// A klp_object of a patch: vmlinux, or a module the patch waits for until
+// it loads (NAME/OBJECT/patched is 1 once its functions are patched).
+struct LivepatchObject {
+  std::string name;
+  bool patched = false;
+};
+
 struct LivepatchState {
   std::string name;
   bool enabled = false;
   bool in_transition = false;
+  std::vector<LivepatchObject> objects;
   std::vector<LivepatchFunction> functions;
 };
 

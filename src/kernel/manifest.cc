@@ -18,11 +18,13 @@ std::string manifest_to_json(const KernelPatchManifest& m) {
   j["anchor_address"] = m.anchor_address;
   j["replace"] = m.replace;
   j["livepatch_symbols"] = m.livepatch_symbols;
+  j["module_files"] = m.module_files;
   j["functions"] = json::array();
   for (const auto& f : m.functions) {
     json masked = json::array();
     for (const auto& r : f.masked) masked.push_back({{"offset", r.offset}, {"length", r.length}, {"reason", r.reason}});
-    j["functions"].push_back({{"name", f.name},
+    j["functions"].push_back({{"object", f.object},
+                              {"name", f.name},
                               {"sympos", f.sympos},
                               {"address", f.address},
                               {"size", f.size},
@@ -47,8 +49,11 @@ KernelPatchManifest manifest_from_json(const std::string& text, const std::strin
     m.anchor_address = j.at("anchor_address").get<uint64_t>();
     m.replace = j.at("replace").get<bool>();
     m.livepatch_symbols = j.at("livepatch_symbols").get<std::vector<std::string>>();
+    // Modules built before module patching have none.
+    if (j.contains("module_files")) m.module_files = j.at("module_files").get<std::map<std::string, std::string>>();
     for (const auto& f : j.at("functions")) {
       FunctionFingerprint fp;
+      if (f.contains("object")) fp.object = f.at("object").get<std::string>();
       fp.name = f.at("name").get<std::string>();
       fp.sympos = f.at("sympos").get<unsigned>();
       fp.address = f.at("address").get<uint64_t>();
@@ -85,6 +90,12 @@ KernelPatchManifest manifest_from_json(const std::string& text, const std::strin
   };
   if (!valid_name(m.name)) fail("{}: manifest: invalid patch name '{}'", origin, m.name);
   if (m.functions.empty()) fail("{}: manifest lists no function", origin);
+  for (const auto& f : m.functions)
+    if (!f.object.empty() && (!valid_name(f.object) || !m.module_files.count(f.object)))
+      fail("{}: manifest: function {} of module '{}', which has no module file", origin, f.name, f.object);
+  for (const auto& [module, file] : m.module_files)
+    if (!valid_name(module) || file.empty() || file.front() == '/' || file.find("..") != std::string::npos)
+      fail("{}: manifest: module '{}' with file '{}'", origin, module, file);
   return m;
 }
 

@@ -6,6 +6,7 @@
 // before loading anything (run_pre_check.h).
 #pragma once
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -24,11 +25,15 @@ struct MaskedRange {
 };
 
 struct FunctionFingerprint {
+  std::string object;         // "" for vmlinux, else the module (klp_object) name
   std::string name;
   unsigned sympos = 0;
-  uint64_t address = 0;       // link-time address (System.map)
-  uint64_t size = 0;          // up to the next symbol
-  std::string next_symbol;    // the symbol that ends it
+  // vmlinux: the link-time address (System.map), the extent up to the
+  // next symbol and that symbol. A module's: the offset in its section,
+  // the symbol's size, no next symbol.
+  uint64_t address = 0;
+  uint64_t size = 0;
+  std::string next_symbol;
   Bytes bytes;                // the image's bytes
   std::vector<MaskedRange> masked;
   // Offsets of 4-byte fields holding absolute kernel addresses: KASLR adds
@@ -49,6 +54,8 @@ struct KernelPatchManifest {
   bool replace = false;      // cumulative (atomic replace)
   std::vector<FunctionFingerprint> functions;
   std::vector<std::string> livepatch_symbols;  // .klp.sym.* names the module uses
+  // Each patched module's file under /lib/modules/RELEASE/ (kernel/crypto/af_alg.ko).
+  std::map<std::string, std::string> module_files;
 };
 
 std::string manifest_to_json(const KernelPatchManifest& m);

@@ -12,6 +12,7 @@ struct KernelReplacement {
   std::string target;       // the kernel function
   unsigned sympos = 0;      // its kallsyms position, 0: unique
   std::string replacement;  // the patch's function
+  std::string object;       // "" for vmlinux, else the module it is in
 };
 
 enum class KernelCallback { PrePatch, PostPatch, PreUnpatch, PostUnpatch };

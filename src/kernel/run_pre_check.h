@@ -10,6 +10,13 @@
 //    retpoline and return thunks, jump labels, static calls, lock
 //    prefixes), with KASLR's offset added to absolute addresses and taken
 //    from %rip-relative displacements to per-CPU variables.
+// A module's function (livepatch patches it when the module loads):
+//  - module loaded: /proc/kallsyms gives it (NAME [MODULE]), nothing of the
+//    module lies inside its extent, and its bytes equal the shipped
+//    module's except the fields the module loader relocated and the sites
+//    the kernel rewrites;
+//  - not loaded: the module file under /lib/modules/RELEASE, if there,
+//    must hold the same bytes; livepatch patches the module when it comes.
 // Any difference refuses the patch, naming the function and the offset.
 #pragma once
 #include <cstdint>
@@ -23,7 +30,11 @@ namespace graft::kernel {
 struct RunPreReport {
   int64_t kaslr_offset = 0;
   struct Function {
+    std::string object;  // "" for vmlinux
     std::string name;
+    // "running" (compared in memory), "module file" (not loaded: compared
+    // with its file), "not loaded" (no file either: checked by nothing).
+    std::string checked = "running";
     uint64_t address = 0;  // running address
     uint64_t size = 0;
     size_t bytes_compared = 0, bytes_masked = 0, relocated_fields = 0;
@@ -35,6 +46,7 @@ struct RunningKernel {
   std::string release;   // uname -r
   std::string kallsyms = "/proc/kallsyms";
   std::string kcore = "/proc/kcore";
+  std::string modules = "";  // /lib/modules/RELEASE
   static RunningKernel current();
 };
 

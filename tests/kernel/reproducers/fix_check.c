@@ -1,17 +1,20 @@
 /* Reproducers of the real kernel fixes in tests/kernel/diffs/6.1.176/, run
  * inside the guest (built static on the host by tests/kernel/real_fixes.sh).
  *
- *   fix_check settimeofday | pidfd_getfd | shm_next_id
+ *   fix_check settimeofday | pidfd_getfd | shm_next_id | af_alg_assoclen | af_alg_sndbuf
  *
  * Prints one line and exits 0 when the kernel behaves as fixed, 1 when it
  * shows the bug, 2 when the check itself could not run. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/if_alg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ipc.h>
 #include <sys/shm.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -104,6 +107,88 @@ static int check_shm_next_id(void) {
   return result(0, what);
 }
 
+#ifndef AF_ALG
+#define AF_ALG 38
+#endif
+#ifndef SOL_ALG
+#define SOL_ALG 279
+#endif
+
+/* An AEAD associated-data length of 2 GiB or more, sent with a message to
+ * an AF_ALG socket (module af_alg, the skcipher type from module
+ * algif_skcipher): af_alg_sendmsg parses every control message whatever the
+ * socket's type. Fixed: EINVAL; before: the message was taken (16 bytes).
+ * Needs af_alg and algif_skcipher loaded (EAFNOSUPPORT/ENOENT otherwise). */
+static int check_af_alg_assoclen(void) {
+  int tfm = socket(AF_ALG, SOCK_SEQPACKET, 0);
+  if (tfm < 0) return broken("socket(AF_ALG)");
+  struct sockaddr_alg sa = {.salg_family = AF_ALG, .salg_type = "skcipher", .salg_name = "cbc(aes)"};
+  if (bind(tfm, (struct sockaddr *)&sa, sizeof sa) != 0) return broken("bind skcipher cbc(aes)");
+  static const unsigned char key[16] = {1, 2, 3};
+  if (setsockopt(tfm, SOL_ALG, ALG_SET_KEY, key, sizeof key) != 0) return broken("ALG_SET_KEY");
+  int op = accept(tfm, NULL, 0);
+  if (op < 0) return broken("accept");
+  union {
+    char buf[CMSG_SPACE(4) + CMSG_SPACE(4) + CMSG_SPACE(sizeof(struct af_alg_iv) + 16)];
+    struct cmsghdr align;
+  } control;
+  memset(&control, 0, sizeof control);
+  unsigned char data[16] = {0};
+  struct iovec iov = {.iov_base = data, .iov_len = sizeof data};
+  struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
+                       .msg_controllen = sizeof control.buf};
+  struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_ALG;
+  c->cmsg_type = ALG_SET_OP;
+  c->cmsg_len = CMSG_LEN(4);
+  *(uint32_t *)CMSG_DATA(c) = ALG_OP_ENCRYPT;
+  c = CMSG_NXTHDR(&msg, c);
+  c->cmsg_level = SOL_ALG;
+  c->cmsg_type = ALG_SET_AEAD_ASSOCLEN;
+  c->cmsg_len = CMSG_LEN(4);
+  *(uint32_t *)CMSG_DATA(c) = 0x80000000u;
+  c = CMSG_NXTHDR(&msg, c);
+  c->cmsg_level = SOL_ALG;
+  c->cmsg_type = ALG_SET_IV;
+  c->cmsg_len = CMSG_LEN(sizeof(struct af_alg_iv) + 16);
+  struct af_alg_iv *iv = (struct af_alg_iv *)CMSG_DATA(c);
+  iv->ivlen = 16;
+  ssize_t n = sendmsg(op, &msg, 0);
+  int err = errno;
+  close(op);
+  close(tfm);
+  if (n < 0 && err == EINVAL) return result(1, "associated-data length 0x80000000 refused with EINVAL");
+  if (n == (ssize_t)sizeof data) return result(0, "associated-data length 0x80000000 accepted");
+  errno = err;
+  return broken("sendmsg");
+}
+
+/* The header patch of tests/kernel/diffs/header_af_alg_sndbuf.patch: an
+ * AF_ALG socket's send buffer never counts less than two pages (one before).
+ * With the smallest SO_SNDBUF, a non-blocking send of 8192 bytes takes 8192
+ * bytes with the patch ("FIXED": the new code runs), 4096 without. */
+static int check_af_alg_sndbuf(void) {
+  int tfm = socket(AF_ALG, SOCK_SEQPACKET, 0);
+  if (tfm < 0) return broken("socket(AF_ALG)");
+  struct sockaddr_alg sa = {.salg_family = AF_ALG, .salg_type = "skcipher", .salg_name = "cbc(aes)"};
+  if (bind(tfm, (struct sockaddr *)&sa, sizeof sa) != 0) return broken("bind skcipher cbc(aes)");
+  static const unsigned char key[16] = {1, 2, 3};
+  if (setsockopt(tfm, SOL_ALG, ALG_SET_KEY, key, sizeof key) != 0) return broken("ALG_SET_KEY");
+  int op = accept(tfm, NULL, 0);
+  if (op < 0) return broken("accept");
+  int small = 1;
+  if (setsockopt(op, SOL_SOCKET, SO_SNDBUF, &small, sizeof small) != 0) return broken("SO_SNDBUF");
+  static unsigned char data[8192];
+  ssize_t n = send(op, data, sizeof data, MSG_DONTWAIT | MSG_MORE);
+  int err = errno;
+  close(op);
+  close(tfm);
+  if (n == 8192) return result(1, "8192 bytes taken: the send buffer counts two pages");
+  if (n == 4096) return result(0, "4096 bytes taken: the send buffer counts one page");
+  errno = err;
+  return broken("send");
+}
+
 int main(int argc, char **argv) {
   if (argc != 2) {
     fprintf(stderr, "usage: fix_check settimeofday|pidfd_getfd|shm_next_id\n");
@@ -112,6 +197,8 @@ int main(int argc, char **argv) {
   if (!strcmp(argv[1], "settimeofday")) return check_settimeofday();
   if (!strcmp(argv[1], "pidfd_getfd")) return check_pidfd_getfd();
   if (!strcmp(argv[1], "shm_next_id")) return check_shm_next_id();
+  if (!strcmp(argv[1], "af_alg_assoclen")) return check_af_alg_assoclen();
+  if (!strcmp(argv[1], "af_alg_sndbuf")) return check_af_alg_sndbuf();
   fprintf(stderr, "fix_check: unknown check %s\n", argv[1]);
   return 2;
 }
