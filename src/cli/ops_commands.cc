@@ -292,6 +292,7 @@ int status(const OpsArgs& a) {
       }
       kernel = {{"patches", kps},
                 {"pending_tasks", report.kernel.pending_tasks},
+                {"direction", report.kernel.direction.empty() ? json(nullptr) : json(report.kernel.direction)},
                 {"error", report.kernel.error.empty() ? json(nullptr) : json(report.kernel.error)}};
     }
     fmt::print("{}\n", json{{"command", "status"},
@@ -324,11 +325,14 @@ int status(const OpsArgs& a) {
       }
     }
     for (const auto& p : report.kernel.patches) {
-      std::string state = p.in_transition ? fmt::format("IN TRANSITION, {}: {} task(s) not yet switched",
-                                                         p.enabled ? "patching" : "unpatching",
-                                                         report.kernel.pending_tasks)
-                          : p.enabled ? std::string("patched")
-                                      : std::string("DISABLED (loaded, not patching)");
+      std::string state;
+      if (!p.in_transition)
+        state = p.enabled ? "patched" : "DISABLED (loaded, not patching)";
+      else if (report.kernel.direction.empty())
+        state = "IN TRANSITION, starting to patch or finishing to unpatch";
+      else
+        state = fmt::format("IN TRANSITION, {}: {} task(s) not yet switched", report.kernel.direction,
+                            report.kernel.pending_tasks);
       fmt::print("kernel livepatch {}: {} function(s), {}\n", printable(p.name), p.functions.size(), state);
     }
     if (!report.kernel.error.empty()) fmt::print("WARNING: kernel livepatch: {}\n", printable(report.kernel.error));

@@ -45,10 +45,23 @@ KernelStatus kernel_status(const kernel::LivepatchSysfs& sysfs) {
   try {
     for (const auto& name : sysfs.names())
       if (auto state = sysfs.read(name)) k.patches.push_back(std::move(*state));
-    // One transition at a time: livepatch's rule. Its direction is the
-    // patch's: tasks move to 1 while it is enabled, to 0 while disabled.
-    for (const auto& p : k.patches)
-      if (p.in_transition) k.pending_tasks = sysfs.pending_tasks(p.enabled ? 1 : 0).size();
+    // One transition at a time: livepatch's rule. Tasks move to 1 while
+    // patching, to 0 while unpatching. livepatch sets `enabled' only once
+    // it has started a transition, either way: a patch in transition and
+    // enabled is patching (or about to unpatch), but one not enabled is
+    // unpatching only if a task is still at 1; with none, it is the start
+    // of an enable (callbacks, ftrace: long under emulation) or the end of
+    // a disable, which sysfs does not tell apart.
+    for (const auto& p : k.patches) {
+      if (!p.in_transition) continue;
+      if (p.enabled) {
+        k.direction = "patching";
+        k.pending_tasks = sysfs.pending_tasks(1).size();
+      } else if (size_t at_one = sysfs.pending_tasks(0).size()) {
+        k.direction = "unpatching";
+        k.pending_tasks = at_one;
+      }
+    }
   } catch (const Error& e) {
     k.error = e.what();
   }

@@ -34,6 +34,9 @@ struct KernelStatus {
   bool livepatch = false;  // the kernel offers livepatch (/sys/kernel/livepatch)
   std::vector<kernel::LivepatchState> patches;
   size_t pending_tasks = 0;  // tasks a transition in progress still waits for
+  // Of the transition in progress: "patching", "unpatching", or "" when
+  // sysfs cannot tell (see kernel_status).
+  std::string direction;
   std::string error;         // sysfs held what the kernel never writes
   // Every patch enabled and its transition complete.
   bool settled() const;

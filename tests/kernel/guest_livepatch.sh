@@ -103,7 +103,7 @@ graft apply --kernel nsleep.ko --report-after 1 --timeout 120 >out 2>err &
 applier=$!
 # graft status while the sleeper holds the transition: not all patched.
 i=0
-until graft status --store /tmp/no-store >status 2>&1; [ $? -eq 1 ] && grep -q "IN TRANSITION" status; do
+until graft status --store /tmp/no-store >status 2>&1; [ $? -eq 1 ] && grep -q "IN TRANSITION, patching" status; do
   i=$((i + 1))
   [ $i -lt 300 ] || { cat status; fail "graft status never showed nsleep in transition"; }
   sleep 0.2

@@ -242,6 +242,20 @@ TEST_F(Sysfs, StatusReportsKernelLivepatches) {
   EXPECT_NE(prom.find("graft_kernel_livepatch_transition{patch=\"going\"} 1"), std::string::npos) << prom;
   EXPECT_NE(prom.find("graft_kernel_livepatch_enabled{patch=\"done\"} 1"), std::string::npos) << prom;
   EXPECT_NE(prom.find("graft_kernel_livepatch_pending_tasks 1"), std::string::npos) << prom;
+  EXPECT_EQ(k.direction, "patching");
+
+  // Not enabled: unpatching while a task is still at 1 (pid 13)...
+  write("sys/going/enabled", "0\n");
+  k = ops::kernel_status(s);
+  EXPECT_EQ(k.direction, "unpatching");
+  EXPECT_EQ(k.pending_tasks, 1u);
+  // ... and, with every task at 0, the start of an enable (livepatch sets
+  // `enabled' only once the transition started) or the end of a disable.
+  write("proc/13/task/13/patch_state", "0\n");
+  k = ops::kernel_status(s);
+  EXPECT_EQ(k.direction, "");
+  EXPECT_EQ(k.pending_tasks, 0u);
+  EXPECT_FALSE(k.settled());
 
   write("sys/going/enabled", "7\n");  // never written by the kernel
   k = ops::kernel_status(s);
