@@ -10,6 +10,29 @@
 
 namespace graft {
 
+namespace {
+
+// Runs a stop-model switch and reports its figures, whether it succeeded
+// or not.
+void reported(OperationResult& result, const std::function<void(SwitchResult&)>& run) {
+  SwitchResult s;
+  auto report = [&] {
+    result.pause_ms = s.pause_ms;
+    result.max_pause_ms = s.max_pause_ms;
+    result.retries = s.retries;
+    result.run_out = s.threads_run_out;
+  };
+  try {
+    run(s);
+  } catch (...) {
+    report();
+    throw;
+  }
+  report();
+}
+
+}  // namespace
+
 void DirectStopSwitch::plan_restore(ApplyDraft& d, const FunctionRecord& f, const Bytes& original,
                                     const Bytes& now, const MemoryReader&) const {
   d.plan.writes.push_back({f.symbol, {f.site}, now, original});
@@ -37,43 +60,18 @@ void DirectStopSwitch::forward(ForwardContext& c) {
   stop.detach_after = false;
   if (auto stub = stop_stub_address(c.draft.record)) c.draft.plan.stop_stub = *stub;
   c.draft.plan.stop_stub_unwind = c.draft.stubs_unwind_missing;
-  SwitchResult s;
-  auto report = [&] {
-    c.result.pause_ms = s.pause_ms;
-    c.result.max_pause_ms = s.max_pause_ms;
-    c.result.retries = s.retries;
-    c.result.run_out = s.threads_run_out;
-  };
-  try {
+  reported(c.result, [&](SwitchResult& s) {
     run_stop_model(c.session.tracer(), memory, c.draft.plan, stop, [&] {
       write_record_state(memory, c.draft.record, RecordState::Active);
       c.mark_replaced();
       fault_point("applied");
     }, s);
-  } catch (...) {
-    report();
-    throw;
-  }
-  report();
+  });
   if (!process_alive(c.session.pid())) fail("process {} exited during the apply", c.session.pid());
 }
 
 void DirectStopSwitch::backward(BackwardContext& c) {
-  SwitchResult s;
-  // Reported whether the switch succeeded or not.
-  auto report = [&] {
-    c.result.pause_ms = s.pause_ms;
-    c.result.max_pause_ms = s.max_pause_ms;
-    c.result.retries = s.retries;
-    c.result.run_out = s.threads_run_out;
-  };
-  try {
-    unload_patch(c.session, c.record, c.options, s, nullptr, c.after_switch);
-  } catch (...) {
-    report();
-    throw;
-  }
-  report();
+  reported(c.result, [&](SwitchResult& s) { unload_patch(c.session, c.record, c.options, s, nullptr, c.after_switch); });
 }
 
 void GatedStopSwitch::check(const PlannedFunction& p, bool, const MemoryReader& memory) const {
