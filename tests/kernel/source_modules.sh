@@ -5,7 +5,8 @@
 # associated-data fix of diffs/6.1.176/af_alg_assoclen.patch written by
 # hand; its reference to af_alg's static alg_proto goes through livepatch
 # (.klp.sym.af_alg.alg_proto,0), and the patch does not depend on af_alg.
-# Refused on the host, each with its reason: a GRAFT_REPLACE of a name
+# GRAFT_REPLACE of a name only af_alg defines finds the module. Refused on
+# the host, each with its reason: a GRAFT_REPLACE of a name
 # three modules define (gre_rcv), a function module af_alg does not have,
 # and a static of another module (algif_skcipher). In the guest
 # (guest_source_modules.sh): applied with af_alg loaded and before it loads,
@@ -25,6 +26,18 @@ readelf -sW "$WORK/af_alg_assoclen_src.ko" | grep -q '\.klp\.sym\.af_alg\.alg_pr
 readelf -SW "$WORK/af_alg_assoclen_src.ko" | grep -q '\.klp\.rela\.af_alg\.' || fail "no .klp.rela.af_alg.* section"
 depends=$(strings "$WORK/af_alg_assoclen_src.ko" | grep '^depends=' || true)
 [[ $depends != *af_alg* ]] || fail "the patch depends on module af_alg ($depends)"
+
+# GRAFT_REPLACE of a name only module af_alg defines: that module's.
+cat >"$WORK/unique.c" <<'C'
+#include <net/sock.h>
+#include <graft/kernel_patch.h>
+static void graft_wmem_wakeup(struct sock *sk) { }
+GRAFT_REPLACE(af_alg_wmem_wakeup, graft_wmem_wakeup);
+C
+"$GRAFT" build --kernel --from-source "$WORK/unique.c" --kernel-release "$RELEASE" -o "$WORK/unique.ko" \
+  >"$WORK/unique.log" 2>&1 || { cat "$WORK/unique.log" >&2; fail "GRAFT_REPLACE(af_alg_wmem_wakeup) was refused"; }
+grep -q "af_alg:af_alg_wmem_wakeup -> graft_wmem_wakeup" "$WORK/unique.log" ||
+  { cat "$WORK/unique.log" >&2; fail "af_alg_wmem_wakeup was not found in module af_alg"; }
 
 refused() {  # NAME EXPECTED-MESSAGE (the patch is $WORK/NAME.c)
   if "$GRAFT" build --kernel --from-source "$WORK/$1.c" --kernel-release "$RELEASE" -o "$WORK/$1.ko" \
