@@ -21,6 +21,21 @@
  *   GRAFT_REPLACE_POS(show_val, 2, fixed_show_val);  // a patched function
  *   GRAFT_SYMBOL_POS(counter, 1);                    // a referenced symbol
  *
+ * A function of a loadable module is named with the module (its name as
+ * in /proc/modules; `pos` counts among the module's own symbols of that
+ * name, 0 for a unique one):
+ *
+ *   GRAFT_REPLACE_IN(af_alg, af_alg_sendmsg, fixed_af_alg_sendmsg);
+ *   GRAFT_REPLACE_IN_POS(af_alg, some_static, 2, fixed_some_static);
+ *
+ * GRAFT_REPLACE of a name vmlinux lacks finds the one module of the kernel
+ * package that defines a function of that name (refused, listing them,
+ * when several do). Every symbol the patch uses that a replaced module
+ * defines, its statics included (declare them extern), is that module's,
+ * resolved by livepatch when the module loads: the patch loads whether or
+ * not the module is there. A non-exported symbol of another module cannot
+ * be reached.
+ *
  * Callbacks (livepatch's klp_callbacks) run in the kernel:
  *
  *   static int check(void) { return ok ? 0 : -EINVAL; }  // veto: != 0
@@ -61,6 +76,9 @@
 #define GRAFT_REPLACE_POS(target, pos, replacement) \
   GRAFT_KLP_RECORD("replace", #target "," #pos, #replacement, replacement)
 #define GRAFT_REPLACE(target, replacement) GRAFT_REPLACE_POS(target, 0, replacement)
+#define GRAFT_REPLACE_IN_POS(module, target, pos, replacement) \
+  GRAFT_KLP_RECORD("replace_in", #module "," #target "," #pos, #replacement, replacement)
+#define GRAFT_REPLACE_IN(module, target, replacement) GRAFT_REPLACE_IN_POS(module, target, 0, replacement)
 #define GRAFT_SYMBOL_POS(symbol, pos) GRAFT_KLP_RECORD("sympos", #symbol, #pos, 0)
 #define GRAFT_PRE_PATCH(fn) GRAFT_KLP_RECORD("pre_patch", #fn, "", fn)
 #define GRAFT_POST_PATCH(fn) GRAFT_KLP_RECORD("post_patch", #fn, "", fn)

@@ -4,12 +4,18 @@
 
 #include <filesystem>
 #include <fstream>
+#include <memory>
+#include <set>
+#include <tuple>
 
 #include "builder/build_command.h"
 #include "builder/compiler.h"
 #include "common/error.h"
 #include "kernel/kernel_image.h"
+#include "kernel/package_modules.h"
 #include "kernel/patch_source.h"
+#include "kernel/patch_symbols.h"
+#include "kernel/shipped_module.h"
 
 namespace graft::kernel {
 
@@ -59,6 +65,67 @@ std::string generate_module(const KernelPatchSource& decl, const fs::path& sourc
       "#include \"{}\"\n\n",
       source.filename().string(), source.string());
   return c + klp_structures(decl.replacements, decl.callbacks, replace, source.filename().string());
+}
+
+using PatchedModules = std::map<std::string, std::unique_ptr<ShippedModule>>;  // by name
+
+// The module a GRAFT_REPLACE target vmlinux lacks belongs to: the one
+// shipped module defining a function of that name.
+std::string module_of_target(const KernelImage& image, const KernelReplacement& r, const std::string& source) {
+  auto owners = modules_defining(image.paths().modules, r.target, true);
+  if (owners.empty()) {
+    std::string why = "not in System.map";
+    try {
+      image.patchable_function(r.target, r.sympos);  // throws with vmlinux's own words
+    } catch (const Error& e) {
+      why = e.what();
+    }
+    fail("{}: GRAFT_REPLACE({}): {}; no module of {} defines it either", source, r.target, why,
+         image.paths().release);
+  }
+  if (owners.size() > 1) {
+    std::vector<std::string> names;
+    for (const auto& o : owners) names.push_back(fmt::format("{} ({})", o.name, o.file));
+    fail("{}: GRAFT_REPLACE({}): vmlinux does not define it and {} modules do: {}; name the module with "
+         "GRAFT_REPLACE_IN(MODULE, {}, {})",
+         source, r.target, owners.size(), fmt::join(names, ", "), r.target, r.replacement);
+  }
+  return owners.front().name;
+}
+
+// Each replaced function must be patchable where it is, vmlinux or a
+// shipped module; its fingerprint goes into the manifest for the run-pre
+// check. Returns the modules the patch replaces functions in.
+PatchedModules check_targets(const KernelImage& image, KernelPatchSource& decl, KernelPatchManifest& m,
+                             const std::string& source, const BuildProgress& progress) {
+  PatchedModules modules;
+  std::set<std::tuple<std::string, std::string, unsigned>> seen;
+  for (auto& r : decl.replacements) {
+    if (r.object.empty() && image.symbols().vmlinux_named(r.target).empty())
+      r.object = module_of_target(image, r, source);
+    if (!seen.emplace(r.object, r.target, r.sympos).second)
+      fail("{}: {} of {} is replaced twice", source, r.target, r.object.empty() ? "vmlinux" : "module " + r.object);
+    if (r.object.empty()) {
+      m.functions.push_back(image.patchable_function(r.target, r.sympos));
+      progress(fmt::format("{} -> {} ({} bytes at {:#x})", r.target, r.replacement, m.functions.back().size,
+                           m.functions.back().address));
+      continue;
+    }
+    auto& mod = modules[r.object];
+    if (!mod) {
+      PackageModule shipped = package_module(image.paths().modules, r.object);
+      mod = std::make_unique<ShippedModule>(image.paths().modules + "/" + shipped.file, shipped.name);
+      m.module_files[shipped.name] = shipped.file;
+    }
+    try {
+      m.functions.push_back(mod->patchable_function(r.target, r.sympos));
+    } catch (const Error& e) {
+      fail("{}: {}", source, e.what());
+    }
+    progress(fmt::format("{}:{} -> {} ({} bytes in {})", r.object, r.target, r.replacement, m.functions.back().size,
+                         mod->path()));
+  }
+  return modules;
 }
 
 }  // namespace
@@ -127,34 +194,20 @@ WorkDir::~WorkDir() {
   if (!keep) fs::remove_all(path, ec);
 }
 
-KlpConversion convert_module(const KernelImage& image, const std::string& module,
-                             const std::map<std::string, unsigned>& pins, KernelPatchManifest& m,
-                             const std::string& origin, const BuildProgress& progress) {
-  // Every undefined symbol the loader cannot resolve must exist in vmlinux;
-  // its position is the one pinned, else it must be unique. A symbol
-  // already named the livepatch way was resolved by whoever named it.
-  std::map<std::string, unsigned> positions;
+KlpConversion convert_module(const std::string& module, const LivepatchNaming& naming, KernelPatchManifest& m,
+                             const BuildProgress& progress) {
+  // A symbol already named the livepatch way was resolved by whoever named
+  // it; every other undefined symbol is the loader's (naming gives it back
+  // unchanged) or gets its .klp.sym name.
+  std::map<std::string, std::string> names;
   for (const std::string& symbol : undefined_symbols(module)) {
-    if (symbol.rfind(".klp.sym.", 0) == 0) {
-      positions[symbol] = 0;
-      m.livepatch_symbols.push_back(symbol);
-      continue;
-    }
-    // Exported by vmlinux or by a module: the module loader resolves it
-    // (a module's export makes the patch depend on that module).
-    if (!image.exporter(symbol).empty()) continue;
-    auto pin = pins.find(symbol);
-    unsigned pos = pin == pins.end() ? 0 : pin->second;
-    try {
-      image.symbols().resolve(symbol, pos);
-    } catch (const Error& e) {
-      fail("{}: the patch uses {}, which vmlinux does not export: {}", origin, symbol, e.what());
-    }
-    positions[symbol] = pos;
-    m.livepatch_symbols.push_back(livepatch_symbol_name(symbol, pos));
+    std::string name = symbol.rfind(".klp.sym.", 0) == 0 ? symbol : naming(symbol);
+    if (name == symbol && symbol.rfind(".klp.sym.", 0) != 0) continue;
+    names[symbol] = name;
+    m.livepatch_symbols.push_back(name);
   }
-  progress(fmt::format("resolving {} non-exported symbol(s) through livepatch", positions.size()));
-  return convert_to_livepatch_module(module, positions, kManifestSection, manifest_to_json(m));
+  progress(fmt::format("resolving {} non-exported symbol(s) through livepatch", names.size()));
+  return convert_to_livepatch_module(module, names, kManifestSection, manifest_to_json(m));
 }
 
 std::string livepatch_name_for(const std::string& output) {
@@ -192,11 +245,7 @@ KernelBuildResult build_kernel_patch(const KernelBuildOptions& o, const BuildPro
   m.release = o.release;
   m.anchor_address = image.anchor_address();
   m.replace = o.replace || decl.cumulative;
-  for (const auto& r : decl.replacements) {
-    m.functions.push_back(image.patchable_function(r.target, r.sympos));
-    progress(fmt::format("{} -> {} ({} bytes at {:#x})", r.target, r.replacement, m.functions.back().size,
-                         m.functions.back().address));
-  }
+  PatchedModules modules = check_targets(image, decl, m, source.string(), progress);
 
   progress(fmt::format("building livepatch module {}", name));
   fs::path dir = work / "module";
@@ -206,7 +255,20 @@ KernelBuildResult build_kernel_patch(const KernelBuildOptions& o, const BuildPro
   kbuild(paths, dir, "", name);
 
   fs::path module = dir / (name + ".ko");
-  result.conversion = convert_module(image, module.string(), decl.symbol_positions, m, source.string(), progress);
+  std::vector<const ShippedModule*> patched;
+  for (const auto& [n, mod] : modules) patched.push_back(mod.get());
+  LearnedAddresses none;
+  std::map<std::string, LearnedAddresses> none_in_modules;
+  PatchSymbolResolver resolver(image, [](const std::string&) -> const ShippedModule* { return nullptr; }, patched,
+                               none, none_in_modules);
+  auto naming = [&](const std::string& symbol) {
+    auto pin = decl.symbol_positions.find(symbol);
+    std::string why;
+    auto name = resolver.resolve_declared(symbol, pin == decl.symbol_positions.end() ? 0 : pin->second, &why);
+    if (!name) fail("{}: {}", source.string(), why);
+    return *name;
+  };
+  result.conversion = convert_module(module.string(), naming, m, progress);
   result.module_path = o.output;
   fs::copy_file(module, o.output, fs::copy_options::overwrite_existing);
   return result;

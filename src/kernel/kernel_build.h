@@ -2,12 +2,15 @@
 // livepatch module for one kernel release, in named passes:
 //   collect_declarations  compile the patch alone; read its GRAFT_* records
 //   check_targets         each replaced function must be patchable in the
-//                         image (kernel_image.h); its fingerprint is kept
+//                         image (kernel_image.h) or in the shipped module it
+//                         belongs to (shipped_module.h); its fingerprint is kept
 //   generate_module       a C file that includes the patch and adds the
 //                         klp_func / klp_object / klp_patch structures
 //   kbuild_module         Kbuild against the release's headers
-//   convert_module        non-exported references become livepatch
-//                         relocations; the manifest is attached (klp_convert.h)
+//   convert_module        non-exported references, and every reference to a
+//                         replaced module's symbols, become livepatch
+//                         relocations (patch_symbols.h, klp_convert.h); the
+//                         manifest is attached
 #pragma once
 #include <functional>
 #include <string>
@@ -69,13 +72,16 @@ std::string klp_structures(const std::vector<KernelReplacement>& replacements,
 void kbuild(const KernelPaths& kernel, const std::filesystem::path& dir, const std::string& target,
             const std::string& what);
 
-// The convert pass: every undefined symbol of `module` vmlinux does not
-// export becomes a livepatch symbol (at its position in `pins`, else
-// unique; symbols already named .klp.sym.* as they are), recorded in the
-// manifest, which is then attached.
-KlpConversion convert_module(const KernelImage& image, const std::string& module,
-                             const std::map<std::string, unsigned>& pins, KernelPatchManifest& m,
-                             const std::string& origin, const BuildProgress& progress);
+// How the convert pass names an undefined symbol of the built module:
+// the symbol itself for the module loader, or its .klp.sym.OBJECT.NAME,POS
+// name; throws, naming the symbol, when the patch cannot reach it.
+using LivepatchNaming = std::function<std::string(const std::string& symbol)>;
+
+// The convert pass: every undefined symbol of `module` is named by
+// `naming` (symbols already named .klp.sym.* as they are), the livepatch
+// ones recorded in the manifest, which is then attached.
+KlpConversion convert_module(const std::string& module, const LivepatchNaming& naming, KernelPatchManifest& m,
+                             const BuildProgress& progress);
 
 // A livepatch name from a module file name: its base name without ".ko",
 // '-' turned into '_' (as Kbuild names modules); throws if not valid.

@@ -461,7 +461,15 @@ KernelDiffResult build_kernel_patch_from_diff(const KernelDiffOptions& o, const 
   std::ofstream(dir / "Kbuild") << fmt::format("obj-m := {}.o\n{}-y := graft_stub.o graft_diff.o\n", name, name);
   kbuild(paths, dir, "", name);
   fs::path module = dir / (name + ".ko");
-  result.build.conversion = convert_module(image, module.string(), {}, m, o.diff, progress);
+  // resolve_symbols named the object's symbols; what is left undefined is
+  // the stub's (klp_enable_patch and the module loader's own), exported.
+  auto naming = [&](const std::string& symbol) {
+    std::string why;
+    auto name = resolver.resolve(symbol, "", &why);
+    if (!name) fail("{}: {}", o.diff, why);
+    return *name;
+  };
+  result.build.conversion = convert_module(module.string(), naming, m, progress);
   result.build.module_path = o.output;
   fs::copy_file(module, o.output, fs::copy_options::overwrite_existing);
   return result;

@@ -121,7 +121,7 @@ std::string livepatch_symbol_object(const std::string& klp_name) {
 }
 
 KlpConversion convert_to_livepatch_module(const std::string& module_path,
-                                          const std::map<std::string, unsigned>& positions,
+                                          const std::map<std::string, std::string>& livepatch_names,
                                           const std::string& manifest_section, const std::string& manifest) {
   ModuleFile m(module_path);
   size_t shstrndx;
@@ -147,9 +147,11 @@ KlpConversion convert_to_livepatch_module(const std::string& module_path,
     if (sym.st_shndx != SHN_UNDEF || sym.st_name == 0) continue;
     const char* name = elf_strptr(m.elf, symtab_header.sh_link, sym.st_name);
     if (!name || !*name) fail("{}: symbol {} has no name", module_path, i);
-    auto pos = positions.find(name);
-    if (pos == positions.end()) continue;
-    std::string klp_name = starts_with(name, ".klp.sym.") ? std::string(name) : livepatch_symbol_name(name, pos->second);
+    auto named = livepatch_names.find(name);
+    if (named == livepatch_names.end()) continue;
+    const std::string& klp_name = named->second;
+    if (livepatch_symbol_object(klp_name).empty())
+      fail("{}: symbol {} is to be renamed {}, not a .klp.sym.OBJECT.NAME,POS name", module_path, name, klp_name);
     if (klp_name.size() > 9 + 56 + 512) fail("{}: symbol name {} is too long for livepatch", module_path, name);
     sym.st_name = m.append_string(strtab, klp_name);
     sym.st_shndx = kShnLivepatch;

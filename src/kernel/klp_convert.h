@@ -37,11 +37,12 @@ std::string livepatch_symbol_name(const std::string& name, unsigned pos, const s
 // OBJECT of a .klp.sym.OBJECT.NAME,POS name; "" if it is not one.
 std::string livepatch_symbol_object(const std::string& klp_name);
 
-// Converts the undefined symbols named in `positions` (name -> kallsyms
-// position) and their relocations; adds `manifest` as the non-allocated
-// section `manifest_section` (manifest.h).
+// Converts the undefined symbols named in `livepatch_names` (name -> its
+// .klp.sym.OBJECT.NAME,POS name; a .klp.sym name maps to itself) and their
+// relocations; adds `manifest` as the non-allocated section
+// `manifest_section` (manifest.h).
 KlpConversion convert_to_livepatch_module(const std::string& module_path,
-                                          const std::map<std::string, unsigned>& positions,
+                                          const std::map<std::string, std::string>& livepatch_names,
                                           const std::string& manifest_section, const std::string& manifest);
 
 }  // namespace graft::kernel

@@ -5,6 +5,7 @@
 
 #include "common/error.h"
 #include "common/file.h"
+#include "kernel/package_modules.h"
 
 namespace graft::kernel {
 
@@ -22,14 +23,6 @@ std::vector<std::string> words(const std::string& line) {
     if (i > start) out.push_back(line.substr(start, i - start));
   }
   return out;
-}
-
-// Kbuild names modules with '_' where their files have '-'.
-std::string module_name_of(const std::string& file) {
-  std::string base = fs::path(file).stem().string();
-  for (char& c : base)
-    if (c == '-') c = '_';
-  return base;
 }
 
 }  // namespace
@@ -71,21 +64,13 @@ ObjectOwner owner_of_object(const std::string& tree, const std::string& object, 
   owner.module = modname;
   // The module lives in the directory of the Makefile that names it, which
   // is the object's directory or one above it (objects in subdirectories).
-  std::string order = read_text_file(modules_order, size_t(16) << 20);
   std::string best;
-  size_t i = 0;
-  while (i < order.size()) {
-    size_t e = order.find('\n', i);
-    if (e == std::string::npos) e = order.size();
-    std::string entry = order.substr(i, e - i);
-    i = e + 1;
-    if (entry.empty() || module_name_of(entry) != modname) continue;
-    if (entry.rfind("kernel/", 0) != 0 || entry.find("..") != std::string::npos)
-      fail("{}: unexpected entry '{}'", modules_order, entry);
-    std::string dir = fs::path(entry.substr(7)).parent_path().string();
+  for (const auto& m : read_modules_order(modules_order)) {
+    if (m.name != modname) continue;
+    std::string dir = fs::path(m.file.substr(7)).parent_path().string();
     std::string object_dir = o.parent_path().string();
     bool above = object_dir == dir || object_dir.rfind(dir + "/", 0) == 0;
-    if (above && entry.size() > best.size()) best = entry;
+    if (above && m.file.size() > best.size()) best = m.file;
   }
   if (best.empty())
     fail("{} is part of module {}, which the kernel package does not ship ({} does not list it)", object, modname,

@@ -74,6 +74,15 @@ KernelPatchSource read_patch_declarations(const std::string& object, const std::
       if (!targets.insert(r.target + "," + std::to_string(r.sympos)).second)
         fail("{}: {} is replaced twice", source, r.target);
       out.replacements.push_back(r);
+    } else if (kind == "replace_in") {
+      auto t = split(f[2], ',');
+      if (t.size() != 3 || !identifier(t[0]) || t[0].size() > 55 || !identifier(t[1]) || !identifier(f[3]))
+        fail("{}: GRAFT_REPLACE_IN({}, {}): name a module, a function of it and a function of the patch", source,
+             f[2], f[3]);
+      KernelReplacement r{t[1], position(t[2], source, "GRAFT_REPLACE_IN_POS " + t[1]), f[3], t[0]};
+      if (!targets.insert(r.object + ":" + r.target + "," + std::to_string(r.sympos)).second)
+        fail("{}: {} of module {} is replaced twice", source, r.target, r.object);
+      out.replacements.push_back(r);
     } else if (kind == "sympos") {
       if (!identifier(f[2])) fail("{}: GRAFT_SYMBOL_POS: '{}' is not a symbol name", source, f[2]);
       out.symbol_positions[f[2]] = position(f[3], source, "GRAFT_SYMBOL_POS " + f[2]);

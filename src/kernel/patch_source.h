@@ -12,7 +12,9 @@ struct KernelReplacement {
   std::string target;       // the kernel function
   unsigned sympos = 0;      // its kallsyms position, 0: unique
   std::string replacement;  // the patch's function
-  std::string object;       // "" for vmlinux, else the module it is in
+  // "" for vmlinux (or, for GRAFT_REPLACE, the one module defining
+  // `target` when vmlinux does not: kernel_build.cc), else the module.
+  std::string object;
 };
 
 enum class KernelCallback { PrePatch, PostPatch, PreUnpatch, PostUnpatch };

@@ -3,16 +3,11 @@
 #include <elf.h>
 #include <fmt/format.h>
 
-#include <algorithm>
-#include <filesystem>
-
 #include "common/error.h"
-#include "common/file.h"
 #include "kernel/klp_convert.h"
+#include "kernel/package_modules.h"
 
 namespace graft::kernel {
-
-namespace fs = std::filesystem;
 
 PatchSymbolResolver::PatchSymbolResolver(const KernelImage& image,
                                          std::function<const ShippedModule*(const std::string&)> module_of_file,
@@ -53,8 +48,37 @@ std::optional<std::string> PatchSymbolResolver::resolve(const std::string& name,
   return std::nullopt;
 }
 
+std::optional<std::string> PatchSymbolResolver::resolve_declared(const std::string& name, unsigned pinned,
+                                                                 std::string* why) const {
+  // A name a replaced module defines is that module's, even where vmlinux
+  // or the module itself exports it: the loader would make the patch
+  // depend on the module, and it could not load before the module does.
+  std::vector<const ShippedModule*> owners;
+  for (const ShippedModule* m : modules_)
+    if (!m->named(name).empty()) owners.push_back(m);
+  if (owners.size() > 1) {
+    *why = fmt::format("the patch refers to {}, which modules {} and {} both define: graft cannot tell which is "
+                       "meant",
+                       name, owners[0]->name(), owners[1]->name());
+    return std::nullopt;
+  }
+  if (owners.size() == 1) return in_module(*owners.front(), name, "", why, pinned);
+  if (!image_.exporter(name).empty()) return name;
+  if (!image_.symbols().vmlinux_named(name).empty()) {
+    try {
+      image_.symbols().resolve(name, pinned);
+    } catch (const Error& e) {
+      *why = fmt::format("the patch uses {}, which vmlinux does not export: {}", name, e.what());
+      return std::nullopt;
+    }
+    return livepatch_symbol_name(name, pinned);
+  }
+  return resolve(name, "", why);
+}
+
 std::optional<std::string> PatchSymbolResolver::in_module(const ShippedModule& m, const std::string& name,
-                                                          const std::string& file, std::string* why) const {
+                                                          const std::string& file, std::string* why,
+                                                          unsigned pinned) const {
   std::string what = file.empty() ? name : fmt::format("{} ({})", name, file);
   auto candidates = m.named(name);
   if (candidates.empty()) {
@@ -62,7 +86,13 @@ std::optional<std::string> PatchSymbolResolver::in_module(const ShippedModule& m
     return std::nullopt;
   }
   unsigned pos = 0;
-  if (candidates.size() > 1) {
+  if (pinned > candidates.size()) {
+    *why = fmt::format("the patch pins {} to position {}, but module {} defines it {} time(s)", what, pinned,
+                       m.name(), candidates.size());
+    return std::nullopt;
+  }
+  if (candidates.size() > 1 && pinned) pos = pinned;
+  if (candidates.size() > 1 && !pos) {
     auto learned = module_addresses_.find(m.name());
     if (learned != module_addresses_.end())
       if (auto a = learned->second.find({name, file}); a != learned->second.end()) {
@@ -70,8 +100,8 @@ std::optional<std::string> PatchSymbolResolver::in_module(const ShippedModule& m
         if (sym != ShippedModule::npos && m.symbols()[sym].name == name) pos = m.position_of(sym);
       }
     if (!pos) {
-      *why = fmt::format("the patch refers to {}, which module {} defines {} times, and the original code of the "
-                         "changed functions does not refer to it, so graft cannot tell which",
+      *why = fmt::format("the patch refers to {}, which module {} defines {} times, and neither the original code "
+                         "of changed functions nor a GRAFT_SYMBOL_POS tells which",
                          what, m.name(), candidates.size());
       return std::nullopt;
     }
@@ -103,32 +133,10 @@ std::optional<std::string> PatchSymbolResolver::in_vmlinux(const std::string& na
 }
 
 std::string PatchSymbolResolver::other_module_defining(const std::string& name) const {
-  const std::string& dir = image_.paths().modules;
-  std::string order = read_text_file(dir + "/modules.order", size_t(16) << 20);
-  size_t i = 0;
-  while (i < order.size()) {
-    size_t e = order.find('\n', i);
-    if (e == std::string::npos) e = order.size();
-    std::string entry = order.substr(i, e - i);
-    i = e + 1;
-    if (entry.empty() || entry.find("..") != std::string::npos) continue;
-    std::string path = dir + "/" + entry;
-    if (std::any_of(modules_.begin(), modules_.end(), [&](const ShippedModule* m) { return m->path() == path; }))
-      continue;
-    if (!fs::is_regular_file(path)) continue;
-    try {
-      ElfFile elf(path);
-      for (const auto& s : elf.symbols())
-        if (s.defined() && s.name == name && s.type != STT_FILE && s.type != STT_SECTION) {
-          std::string module = fs::path(entry).stem().string();
-          std::replace(module.begin(), module.end(), '-', '_');
-          return module;
-        }
-    } catch (const Error&) {
-      // not a readable module: it cannot be the one
-    }
-  }
-  return "";
+  std::vector<std::string> patched;
+  for (const ShippedModule* m : modules_) patched.push_back(m->name());
+  auto others = modules_defining(image_.paths().modules, name, false, patched);
+  return others.empty() ? "" : others.front().name;
 }
 
 }  // namespace graft::kernel

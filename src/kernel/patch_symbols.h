@@ -39,9 +39,15 @@ class PatchSymbolResolver {
   // nullopt with the reason in `why` when the patch cannot reach it.
   std::optional<std::string> resolve(const std::string& name, const std::string& file, std::string* why) const;
 
+  // The same for a hand-written patch (--from-source), whose references
+  // carry no file and whose duplicates are pinned (GRAFT_SYMBOL_POS,
+  // `pinned`, 0: none): a name a patched module defines, static or not,
+  // is that module's; then exports, vmlinux, and the refusals of resolve().
+  std::optional<std::string> resolve_declared(const std::string& name, unsigned pinned, std::string* why) const;
+
  private:
   std::optional<std::string> in_module(const ShippedModule& m, const std::string& name, const std::string& file,
-                                       std::string* why) const;
+                                       std::string* why, unsigned pinned = 0) const;
   std::optional<std::string> in_vmlinux(const std::string& name, const std::string& file, std::string* why) const;
   // The shipped module other than those patched that defines `name`, "" if none.
   std::string other_module_defining(const std::string& name) const;

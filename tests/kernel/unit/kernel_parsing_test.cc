@@ -274,7 +274,10 @@ TEST_F(KlpConvert, ConvertsLoadTimeSectionsAndDotsSectionNames) {
   std::string obj = (dir / "m.o").string();
   std::string cmd = "as --64 -o " + obj + " " + (dir / "m.s").string();
   if (std::system(cmd.c_str()) != 0) GTEST_SKIP() << "no x86-64 assembler";
-  auto r = convert_to_livepatch_module(obj, {{"hidden_fn", 0}, {"hidden_key", 0}, {"hidden_var", 0}},
+  auto r = convert_to_livepatch_module(obj,
+                                       {{"hidden_fn", ".klp.sym.vmlinux.hidden_fn,0"},
+                                        {"hidden_key", ".klp.sym.vmlinux.hidden_key,0"},
+                                        {"hidden_var", ".klp.sym.vmlinux.hidden_var,0"}},
                                        ".graft.kernel", "{}");
   EXPECT_EQ(r.relocations_moved, 3u);
   ElfFile elf(obj);

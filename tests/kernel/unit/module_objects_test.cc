@@ -18,6 +18,8 @@
 #include "kernel/klp_convert.h"
 #include "kernel/livepatch_sysfs.h"
 #include "kernel/object_owner.h"
+#include "kernel/package_modules.h"
+#include "kernel/patch_source.h"
 #include "kernel/shipped_module.h"
 
 namespace graft::kernel {
@@ -119,8 +121,9 @@ TEST_F(ModuleConvert, SplitsRelocationsPerObject) {
   // The build names a module's symbols itself; the pass keeps them.
   std::string rename = "objcopy --redefine-sym mod_static=.klp.sym.af_alg.mod_static,0 " + obj;
   ASSERT_EQ(std::system(rename.c_str()), 0);
-  auto r = convert_to_livepatch_module(obj, {{"vm_hidden", 0}, {".klp.sym.af_alg.mod_static,0", 0}}, ".graft.kernel",
-                                       "{}");
+  auto r = convert_to_livepatch_module(
+      obj, {{"vm_hidden", ".klp.sym.vmlinux.vm_hidden,0"}, {".klp.sym.af_alg.mod_static,0", ".klp.sym.af_alg.mod_static,0"}},
+      ".graft.kernel", "{}");
   EXPECT_EQ(r.relocations_moved, 2u);
   ElfFile elf(obj);
   ASSERT_NE(elf.section(".klp.rela.vmlinux.text"), nullptr);
@@ -132,7 +135,7 @@ TEST_F(ModuleConvert, SplitsRelocationsPerObject) {
   ASSERT_EQ(std::system(("as --64 -o " + k + " " + path("k.s")).c_str()), 0);
   ASSERT_EQ(std::system(("objcopy --redefine-sym mod_key=.klp.sym.af_alg.mod_key,0 " + k).c_str()), 0);
   try {
-    convert_to_livepatch_module(k, {{".klp.sym.af_alg.mod_key,0", 0}}, ".graft.kernel", "{}");
+    convert_to_livepatch_module(k, {{".klp.sym.af_alg.mod_key,0", ".klp.sym.af_alg.mod_key,0"}}, ".graft.kernel", "{}");
     FAIL() << "a module symbol in __jump_table was converted";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("resolves a module's symbols only when that module loads"), std::string::npos)
@@ -235,6 +238,49 @@ TEST_F(HeaderUsers, ReadsKbuildDependencies) {
   EXPECT_TRUE(object_depends_on(path("tree"), "crypto/af_alg.o", "include/crypto/if_alg.h"));
   EXPECT_FALSE(object_depends_on(path("tree"), "crypto/af_alg.o", "include/linux/sched.h"));
   EXPECT_THROW(object_depends_on(path("tree"), "crypto/none.o", "include/crypto/if_alg.h"), Error);
+}
+
+// A hand-written patch names a module's function (GRAFT_REPLACE_IN), or
+// graft finds the one shipped module defining it.
+using SourceModules = ModuleDir;
+TEST_F(SourceModules, FindsModulesAndTheOnesDefiningAFunction) {
+  write("lib/modules.order", "kernel/net/ipv4/gre.ko\nkernel/net/ipv4/ip_gre.ko\nkernel/drivers/net/foo-bar.ko\n");
+  write("a.s", ".text\n.type gre_rcv,@function\ngre_rcv: ret\n.size gre_rcv,1\n");
+  write("b.s", ".data\n.type gre_rcv,@object\ngre_rcv: .quad 0\n.size gre_rcv,8\n");
+  fs::create_directories(dir / "lib/kernel/net/ipv4");
+  if (std::system(("as --64 -o " + path("lib/kernel/net/ipv4/gre.ko") + " " + path("a.s")).c_str()) != 0)
+    GTEST_SKIP() << "no x86-64 assembler";
+  ASSERT_EQ(std::system(("as --64 -o " + path("lib/kernel/net/ipv4/ip_gre.ko") + " " + path("b.s")).c_str()), 0);
+  EXPECT_EQ(package_module(path("lib"), "foo_bar").file, "kernel/drivers/net/foo-bar.ko");
+  try {
+    package_module(path("lib"), "af_alg");
+    FAIL() << "a module the package does not ship was found";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("module af_alg is not shipped"), std::string::npos) << e.what();
+  }
+  auto functions = modules_defining(path("lib"), "gre_rcv", true);
+  ASSERT_EQ(functions.size(), 1u);
+  EXPECT_EQ(functions[0].name, "gre");
+  EXPECT_EQ(modules_defining(path("lib"), "gre_rcv", false).size(), 2u);
+  EXPECT_EQ(modules_defining(path("lib"), "gre_rcv", false, {"gre"}).size(), 1u);
+  write("lib/modules.order", "kernel/../x.ko\n");
+  EXPECT_THROW(package_modules(path("lib")), Error);
+}
+
+TEST_F(SourceModules, ReadsReplaceInRecords) {
+  write("p.s", ".section .graft.klp,\"a\"\n"
+               ".asciz \"graft:replace_in:af_alg,af_alg_sendmsg,0:fixed_sendmsg\"\n"
+               ".asciz \"graft:replace:cmdline_proc_show,0:fixed_show\"\n");
+  if (std::system(("as --64 -o " + path("p.o") + " " + path("p.s")).c_str()) != 0) GTEST_SKIP() << "no assembler";
+  KernelPatchSource d = read_patch_declarations(path("p.o"), "p.c");
+  ASSERT_EQ(d.replacements.size(), 2u);
+  EXPECT_EQ(d.replacements[0].object, "af_alg");
+  EXPECT_EQ(d.replacements[0].target, "af_alg_sendmsg");
+  EXPECT_EQ(d.replacements[0].replacement, "fixed_sendmsg");
+  EXPECT_EQ(d.replacements[1].object, "");
+  write("q.s", ".section .graft.klp,\"a\"\n.asciz \"graft:replace_in:af_alg,0:fixed\"\n");
+  ASSERT_EQ(std::system(("as --64 -o " + path("q.o") + " " + path("q.s")).c_str()), 0);
+  EXPECT_THROW(read_patch_declarations(path("q.o"), "q.c"), Error);
 }
 
 }  // namespace
