@@ -48,6 +48,18 @@ std::vector<std::string> split_lines(const std::string& text) {
   return out;
 }
 
+std::vector<std::string_view> split_fields(std::string_view line) {
+  std::vector<std::string_view> out;
+  size_t i = 0;
+  while (i < line.size()) {
+    while (i < line.size() && (line[i] == ' ' || line[i] == '\t')) ++i;
+    size_t start = i;
+    while (i < line.size() && line[i] != ' ' && line[i] != '\t') ++i;
+    if (i > start) out.push_back(line.substr(start, i - start));
+  }
+  return out;
+}
+
 std::string read_text_file(const std::string& path, size_t limit) {
   Bytes b = read_file(path, limit);
   return std::string(b.begin(), b.end());

@@ -8,22 +8,6 @@
 
 namespace graft::kernel {
 
-namespace {
-
-std::vector<std::string_view> fields(std::string_view line) {
-  std::vector<std::string_view> out;
-  size_t i = 0;
-  while (i < line.size()) {
-    while (i < line.size() && (line[i] == ' ' || line[i] == '\t')) ++i;
-    size_t start = i;
-    while (i < line.size() && line[i] != ' ' && line[i] != '\t') ++i;
-    if (i > start) out.push_back(line.substr(start, i - start));
-  }
-  return out;
-}
-
-}  // namespace
-
 SymbolTable SymbolTable::parse(std::string_view text, const std::string& origin) {
   SymbolTable table;
   table.origin_ = origin;
@@ -34,7 +18,7 @@ SymbolTable SymbolTable::parse(std::string_view text, const std::string& origin)
     text = end == std::string_view::npos ? std::string_view{} : text.substr(end + 1);
     ++line_no;
     if (line.empty()) continue;
-    auto f = fields(line);
+    auto f = split_fields(line);
     if (f.size() < 3 || f.size() > 4 || f[1].size() != 1 || f[0].size() > 16)
       fail("{}:{}: not a symbol line: '{}'", origin, line_no, line.substr(0, 120));
     KernelSymbol s;

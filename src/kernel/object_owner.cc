@@ -11,22 +11,6 @@ namespace graft::kernel {
 
 namespace fs = std::filesystem;
 
-namespace {
-
-std::vector<std::string> words(const std::string& line) {
-  std::vector<std::string> out;
-  size_t i = 0;
-  while (i < line.size()) {
-    while (i < line.size() && (line[i] == ' ' || line[i] == '\t')) ++i;
-    size_t start = i;
-    while (i < line.size() && line[i] != ' ' && line[i] != '\t') ++i;
-    if (i > start) out.push_back(line.substr(start, i - start));
-  }
-  return out;
-}
-
-}  // namespace
-
 ObjectOwner owner_of_object(const std::string& tree, const std::string& object, const std::string& modules_order) {
   fs::path o(object);
   std::string cmd_file = (fs::path(tree) / o.parent_path() / ("." + o.filename().string() + ".cmd")).string();
@@ -42,7 +26,7 @@ ObjectOwner owner_of_object(const std::string& tree, const std::string& object, 
   std::string line = text.substr(at + head.size(), end == std::string::npos ? std::string::npos : end - at - head.size());
   bool module = false;
   std::string modname;
-  for (const auto& w : words(line)) {
+  for (std::string_view w : split_fields(line)) {
     if (w == "-DMODULE") module = true;
     const std::string key = "-DKBUILD_MODNAME=";
     if (w.rfind(key, 0) == 0) {
