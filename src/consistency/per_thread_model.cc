@@ -737,18 +737,26 @@ class Transition {
   }
 
   // Stops each thread of `waiting' and `running' and calls `look(tid, regs,
-  // t0)' with it stopped since t0 (`look' resumes it), or with nullopt if it
-  // exited on the way. A thread waiting in the kernel stops at once: one at
-  // a time, each stopped only while graft looks at it. A running thread
-  // stops only when it next gets a CPU (with more busy threads than cores,
-  // up to a whole round of the scheduler): those are interrupted together
-  // and each looked at as it stops.
+  // t0)' with it stopped since t0 at the latest (`look' resumes it), or with
+  // nullopt if it exited once stopped (one that exits on the way to its
+  // stop is skipped). A thread waiting in the kernel stops
+  // at once: one at a time, each stopped only while graft looks at it and,
+  // before, at the one before it: the next one's stop (a wake-up, which
+  // must wait for a CPU) overlaps graft's look at the current one. A
+  // running thread stops only when it next gets a CPU (with more busy
+  // threads than cores, up to a whole round of the scheduler): those are
+  // interrupted together and each looked at as it stops.
   template <typename Look>
   void stop_and_visit(const std::vector<pid_t>& waiting, const std::vector<pid_t>& running, Look look) {
-    for (pid_t tid : waiting) {
-      auto t0 = Clock::now();
-      look(tid, stop_thread(tid), t0);
-    }
+    auto since = Clock::now();  // no interrupt of the next thread went out before
+    tracer_.stop_each(
+        waiting,
+        [&](pid_t tid) {
+          auto t0 = since;
+          since = Clock::now();
+          look(tid, handed_over(tid), t0);
+        },
+        2);
     if (running.empty()) return;
     tracer_.stop_each(running, [&](pid_t tid) {
       auto t0 = Clock::now();
