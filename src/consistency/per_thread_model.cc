@@ -197,7 +197,7 @@ class Transition {
     uint64_t tp = 0;
     // Why it could not move when last checked, and its CPU time then.
     std::string held_by;
-    std::optional<uint64_t> cpu_ns_at_check, cpu_ns_at_visit;
+    std::optional<uint64_t> cpu_ns_at_check;
     std::optional<Clock::time_point> catch_asked;  // lazy: see catch_at_syscall()
   };
 
@@ -208,6 +208,11 @@ class Transition {
   // again once it has used this much CPU time (more than a stop costs it).
   static constexpr uint64_t kRanSinceCheckNs = 100000;
   static constexpr double kPoliteMs = 20;
+  // While threads wait out kPoliteMs, they are looked at again this often
+  // (a look is a read of /proc, no stop): one that blocks is taken then,
+  // not at the next back-off of the busy threads, which by the end of the
+  // polite period is up to 16 ms away.
+  static constexpr auto kPoliteLookUs = std::chrono::microseconds(1000);
   // Lazy: a running thread not seen blocked within kCatchAfterMs is caught
   // at its next system call; asked again after kCatchAgainMs if a signal
   // or a failed check let it go.
@@ -530,6 +535,10 @@ class Transition {
     auto start = Clock::now();
     move_start_ = start;
     auto backoff = std::chrono::microseconds(1000);
+    // The back-off is for threads found busy: the next pass that stops them
+    // again. Passes in between only look at threads that were running.
+    auto next_full = start;
+    bool full = true;
     bool reported = false;
     double last_progress = -1;
     size_t last_moved = SIZE_MAX;
@@ -542,6 +551,7 @@ class Transition {
       ++result_.passes;
       std::vector<TransitionArea::Pending> pending;
       Pass pass{goal, check, kind, pending};
+      pass.only_unchecked = !full;
       move_pass(pass, force);
       if (!abort_.empty()) return abort_;
       size_t total = pass.total, moved = pass.moved;
@@ -571,8 +581,21 @@ class Transition {
       if (elapsed > options_.timeout_s)
         return fmt::format("{} of {} threads still pending after {:.1f} s; first: thread {}: {}",
                            pending.size(), total, elapsed, pending[0].tid, pending[0].holding);
-      tracer_.poll_events(backoff.count());
-      backoff = std::min(backoff * 2, std::chrono::microseconds(20000));
+      if (full) {
+        next_full = Clock::now() + backoff;
+        backoff = std::min(backoff * 2, std::chrono::microseconds(20000));
+      }
+      // Threads waiting out the polite period are looked at again soon, and
+      // once more the moment it ends.
+      auto until = next_full;
+      if (pass.polite) {
+        auto polite_end = move_start_ + std::chrono::duration_cast<Clock::duration>(
+                                            std::chrono::duration<double, std::milli>(kPoliteMs));
+        until = std::min({until, Clock::now() + kPoliteLookUs, std::max(polite_end, Clock::now())});
+      }
+      auto wait = std::chrono::duration_cast<std::chrono::microseconds>(until - Clock::now());
+      tracer_.poll_events(std::max<long>(wait.count(), 0));
+      full = Clock::now() >= next_full;
     }
   }
 
@@ -584,6 +607,11 @@ class Transition {
     Model kind;
     std::vector<TransitionArea::Pending>& pending;
     size_t total = 0, moved = 0;
+    // In: only threads not found busy yet are looked at (a pass between
+    // two of the busy threads' back-off). Out: threads left running, still
+    // in their polite period.
+    bool only_unchecked = false;
+    size_t polite = 0;
   };
 
   void move_pass(Pass& p, bool force) {
@@ -613,6 +641,12 @@ class Transition {
         ++p.moved;
         continue;
       }
+      // Found busy when last checked: stopped again at a pass of the
+      // back-off only (unless a stop graft asked for is still holding it).
+      if (p.only_unchecked && !thread.held_by.empty() && !tracer_.is_stopped(tid)) {
+        p.pending.push_back({tid, thread.held_by});
+        continue;
+      }
       if (tracer_.at_syscall_entry(tid)) {  // caught (lazy): stopped there
         waiting.push_back(tid);
         continue;
@@ -630,6 +664,7 @@ class Transition {
       // once it has had kPoliteMs to block.
       if (p.kind == Model::hybrid && !blocked && ms_since(move_start_) < kPoliteMs) {
         p.pending.push_back({tid, "running (stopped to be checked if it does not block soon)"});
+        ++p.polite;
         continue;
       }
       if (p.kind == Model::lazy && (!blocked || blocked->nr < 0)) {
@@ -641,15 +676,15 @@ class Transition {
         p.pending.push_back({tid, tracer_.waits_for_syscall(tid) ? kLazyCatching : kLazyRunning});
         continue;
       }
-      auto cpu_ns = thread_cpu_ns(tracer_.pid(), tid);
       // (One left stopped, by a stop graft asked for and stopped waiting
       // for, has not run because of graft: looked at again, and resumed.)
-      if (!thread.held_by.empty() && cpu_ns && thread.cpu_ns_at_check && !tracer_.is_stopped(tid) &&
-          *cpu_ns - *thread.cpu_ns_at_check < kRanSinceCheckNs) {
-        p.pending.push_back({tid, thread.held_by});
-        continue;
+      if (!thread.held_by.empty() && thread.cpu_ns_at_check && !tracer_.is_stopped(tid)) {
+        auto cpu_ns = thread_cpu_ns(tracer_.pid(), tid);
+        if (cpu_ns && *cpu_ns - *thread.cpu_ns_at_check < kRanSinceCheckNs) {
+          p.pending.push_back({tid, thread.held_by});
+          continue;
+        }
       }
-      thread.cpu_ns_at_visit = cpu_ns;
       (blocked ? waiting : running).push_back(tid);
     }
     stop_and_visit(waiting, running, [&](pid_t tid, std::optional<arch::Registers> regs, Clock::time_point t0) {
@@ -702,18 +737,26 @@ class Transition {
   }
 
   // Stops each thread of `waiting' and `running' and calls `look(tid, regs,
-  // t0)' with it stopped since t0 (`look' resumes it), or with nullopt if it
-  // exited on the way. A thread waiting in the kernel stops at once: one at
-  // a time, each stopped only while graft looks at it. A running thread
-  // stops only when it next gets a CPU (with more busy threads than cores,
-  // up to a whole round of the scheduler): those are interrupted together
-  // and each looked at as it stops.
+  // t0)' with it stopped since t0 at the latest (`look' resumes it), or with
+  // nullopt if it exited once stopped (one that exits on the way to its
+  // stop is skipped). A thread waiting in the kernel stops
+  // at once: one at a time, each stopped only while graft looks at it and,
+  // before, at the one before it: the next one's stop (a wake-up, which
+  // must wait for a CPU) overlaps graft's look at the current one. A
+  // running thread stops only when it next gets a CPU (with more busy
+  // threads than cores, up to a whole round of the scheduler): those are
+  // interrupted together and each looked at as it stops.
   template <typename Look>
   void stop_and_visit(const std::vector<pid_t>& waiting, const std::vector<pid_t>& running, Look look) {
-    for (pid_t tid : waiting) {
-      auto t0 = Clock::now();
-      look(tid, stop_thread(tid), t0);
-    }
+    auto since = Clock::now();  // no interrupt of the next thread went out before
+    tracer_.stop_each(
+        waiting,
+        [&](pid_t tid) {
+          auto t0 = since;
+          since = Clock::now();
+          look(tid, handed_over(tid), t0);
+        },
+        2);
     if (running.empty()) return;
     tracer_.stop_each(running, [&](pid_t tid) {
       auto t0 = Clock::now();
@@ -768,7 +811,9 @@ class Transition {
       if (walked && !rewound) why = rewrite_return(tid, tp, regs, p, *why);
       p.pending.push_back({tid, *why});
       thread.held_by = *why;
-      thread.cpu_ns_at_check = thread.cpu_ns_at_visit;
+      // Read while it is stopped: its CPU time at the check (only a thread
+      // found busy needs it, see move_pass()).
+      thread.cpu_ns_at_check = thread_cpu_ns(tracer_.pid(), tid);
     }
     tracer_.resume(tid);
     result_.stalls_us.push_back(us_since(t0));

@@ -119,11 +119,25 @@ std::optional<std::string> StackCheck::busy_at(uint64_t pc) const {
   return std::nullopt;
 }
 
+bool StackCheck::read_only_file_page(uint64_t page) const {
+  const auto& ranges = tables_->read_only_files();
+  auto it = std::upper_bound(ranges.begin(), ranges.end(), page,
+                             [](uint64_t a, const AddressRange& r) { return a < r.start; });
+  return it != ranges.begin() && std::prev(it)->contains(page);
+}
+
+void StackCheck::forget_memory() {
+  for (auto it = pages_.begin(); it != pages_.end();)
+    it = read_only_file_page(it->first) ? std::next(it) : pages_.erase(it);
+  tables_may_be_stale_ = true;
+}
+
 std::optional<std::string> StackCheck::check(pid_t tid, const arch::Registers& regs) {
   bool unknown_pc = false;
   auto result = walk(tid, regs, unknown_pc);
   if (!unknown_pc || !tables_may_be_stale_) return result;
   tables_ = std::make_unique<UnwindTables>(pid_, memory_);
+  pages_.clear();  // what is mapped changed
   unw_flush_cache(space_, 0, 0);
   tables_may_be_stale_ = false;
   return walk(tid, regs, unknown_pc);

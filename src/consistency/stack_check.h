@@ -55,11 +55,12 @@ class StackCheck {
   bool in_busy_code(uint64_t pc) const { return busy_at(pc).has_value(); }
   // Call whenever threads have run since the last check. They may also
   // have mapped code since (the dynamic loader of a process that has just
-  // started, dlopen): a pc no table covers then reloads the tables.
-  void forget_memory() {
-    pages_.clear();
-    tables_may_be_stale_ = true;
-  }
+  // started, dlopen): a pc no table covers then reloads the tables. Pages
+  // of read-only file mappings (UnwindTables::read_only_files(): the
+  // unwind tables) are kept, as libunwind keeps what it parsed from them:
+  // re-read for every thread of a per-thread transition, they were most
+  // of its stack checks' time.
+  void forget_memory();
 
  private:
   std::optional<std::string> busy_at(uint64_t pc) const;
@@ -73,7 +74,9 @@ class StackCheck {
   unw_addr_space_t space_ = nullptr;
   std::unique_ptr<UnwindTables> tables_;
   bool tables_may_be_stale_ = false;
-  // Target memory read during one global stop; forget_memory() drops it.
+  bool read_only_file_page(uint64_t page) const;
+  // Target memory read during one global stop; forget_memory() drops it
+  // but for the read-only file pages.
   std::unordered_map<uint64_t, Bytes> pages_;
 };
 

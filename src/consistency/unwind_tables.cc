@@ -29,6 +29,14 @@ constexpr uint64_t kMaxEhFrame = 64u << 20;
 
 UnwindTables::UnwindTables(pid_t pid, const ProcessMemory& memory) : memory_(memory) {
   auto maps = read_maps(pid);
+  for (const Mapping& m : maps) {
+    // A memfd (graft's own regions among them) may be written through
+    // another mapping; a deleted file may be a JIT's.
+    bool plain_file = !m.path.empty() && m.path[0] == '/' && m.path.rfind("/memfd:", 0) != 0 &&
+                      m.path.find(" (deleted)") == std::string::npos;
+    if (plain_file && !m.write && !m.exec && !m.shared)
+      read_only_files_.push_back({m.start, m.end - m.start});
+  }
   for (size_t i = 0; i < maps.size(); ++i) {
     const Mapping& m = maps[i];
     if (!m.exec || m.path.empty() || m.path == "[vsyscall]") continue;

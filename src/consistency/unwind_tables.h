@@ -17,6 +17,7 @@
 #include <span>
 #include <vector>
 
+#include "common/address_range.h"
 #include "process/maps.h"
 #include "process/memory.h"
 
@@ -40,6 +41,10 @@ class UnwindTables {
   std::string file_at(uint64_t ip) const;
   // The word at `addr` if it lies in an index graft built (see above).
   bool read_synthetic(uint64_t addr, uint64_t* val) const;
+  // The mappings of files that are neither writable nor executable (where
+  // the unwind tables lie): the target's threads do not change them, and
+  // graft writes only code, stacks and its own regions. Sorted.
+  const std::vector<AddressRange>& read_only_files() const { return read_only_files_; }
 
  private:
   struct Object {
@@ -60,6 +65,7 @@ class UnwindTables {
 
   const ProcessMemory& memory_;
   std::vector<Object> objects_;
+  std::vector<AddressRange> read_only_files_;
 };
 
 }  // namespace graft

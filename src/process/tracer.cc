@@ -310,21 +310,30 @@ void Tracer::fail_not_stopped(pid_t tid) const {
        wchan.empty() || wchan == "0" ? "" : ", waiting in ", wchan == "0" ? "" : wchan);
 }
 
-void Tracer::stop_each(const std::vector<pid_t>& tids, const std::function<void(pid_t)>& visit) {
+void Tracer::stop_each(const std::vector<pid_t>& tids, const std::function<void(pid_t)>& visit,
+                       size_t window) {
   std::set<pid_t> pending;
-  std::vector<pid_t> already;
-  for (pid_t tid : tids) {
-    auto it = threads_.find(tid);
-    if (it == threads_.end()) continue;
-    if (it->second.stopped) {
-      already.push_back(tid);
-      continue;
+  size_t next = 0;
+  // Interrupts the next threads of `tids` until `window` are pending;
+  // those already stopped are visited after the interrupts went out.
+  auto refill = [&] {
+    std::vector<pid_t> already;
+    while (next < tids.size() && pending.size() + already.size() < window) {
+      pid_t tid = tids[next++];
+      auto it = threads_.find(tid);
+      if (it == threads_.end()) continue;
+      if (it->second.stopped) {
+        already.push_back(tid);
+        continue;
+      }
+      interrupt(tid);
+      if (threads_.count(tid)) pending.insert(tid);
     }
-    interrupt(tid);
-    if (threads_.count(tid)) pending.insert(tid);
-  }
-  for (pid_t tid : already)
-    if (is_stopped(tid)) visit(tid);
+    for (pid_t tid : already)
+      if (is_stopped(tid)) visit(tid);
+  };
+  refill();
+  while (pending.empty() && next < tids.size()) refill();  // (the window held only stopped ones)
   auto deadline = Clock::now() + kStopDeadline;
   while (!pending.empty()) {
     int status = 0;
@@ -336,10 +345,15 @@ void Tracer::stop_each(const std::vector<pid_t>& tids, const std::function<void(
     if (got == 0) fail_not_stopped(*pending.begin());
     bool waited_for = pending.count(got) != 0;
     handle_event(got, status, &pending);
-    if (waited_for && !pending.count(got) && is_stopped(got)) {
-      deadline = Clock::now() + kStopDeadline;  // progress
-      visit(got);
+    if (waited_for && !pending.count(got)) {
+      // The next one is interrupted before this one is looked at.
+      refill();
+      if (is_stopped(got)) {
+        deadline = Clock::now() + kStopDeadline;  // progress
+        visit(got);
+      }
     }
+    while (pending.empty() && next < tids.size()) refill();
   }
   if (threads_.empty()) fail("process {} exited", pid_);
 }

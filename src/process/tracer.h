@@ -81,7 +81,13 @@ class Tracer {
   // their waits overlap instead of adding up. Throws if no thread stops
   // within 5 s (the visitor's own exceptions pass through; threads still
   // on the way then stop later, and a later stop() or detach absorbs it).
-  void stop_each(const std::vector<pid_t>& tids, const std::function<void(pid_t)>& visit);
+  // With a `window`, at most that many threads are on their way to a stop
+  // or stopped and not yet visited, taken in the order of `tids`: for
+  // threads waiting in the kernel, which stop at once, so that each is
+  // held about as long as graft looks at it while the next one's stop
+  // overlaps that look.
+  void stop_each(const std::vector<pid_t>& tids, const std::function<void(pid_t)>& visit,
+                 size_t window = SIZE_MAX);
   // Any thread that is stopped (the main thread if possible), for running
   // system calls; stops one if none is.
   pid_t stopped_thread();
