@@ -118,6 +118,29 @@ C
   build_patch "$T/fix.c" "$T/basic" "$T/fix.graft"
 }
 
+# apply_at_stub NAME ROLE [ENV...]: starts $T/unwinding (programs/unwinding.cc)
+# as target NAME, sends its ROLE thread (tracer, canceller) into dwell(), and
+# starts a hybrid apply of $T/fix.graft with ENV in the background (APPLY: its
+# pid; its JSON in $T/NAME.apply) that points that thread's return at an exit
+# stub. Returns once it has.
+apply_at_stub() {
+  local name=$1 role=$2 led=0
+  shift 2
+  start_target "$name" "$T/unwinding"
+  ask "$name" "$role" >/dev/null
+  expect "$name" "entered 1" 1
+  env "$@" "$GRAFT" apply "$T/fix.graft" --pid "${TPID[$name]}" --model hybrid --timeout 30 --json \
+    >"$T/$name.apply" 2>"$T/$name.apply.err" &
+  APPLY=$!
+  bg_track "$APPLY"
+  for _ in $(seq 100); do
+    led=$(ask "$name" led)
+    [[ $led == 1 ]] && break
+    sleep 0.02
+  done
+  [[ $led == 1 ]] || fail "$name: graft did not point the $role's return at a stub"
+}
+
 # ---------------------------------------------------------------- running graft
 
 # graft ARGS...: runs graft, shows the command and its output (stdout and

@@ -29,23 +29,9 @@ build_patch "$T/fix.c" "$T/unwinding" "$T/fix.graft"
 run_case() {
   local name=$1
   shift
-  start_target "$name" "$T/unwinding"
-  local pid=${TPID[$name]}
-  ask "$name" canceller >/dev/null
-  expect "$name" "entered 1" 1
-  env "$@" "$GRAFT" apply "$T/fix.graft" --pid "$pid" --model hybrid --timeout 30 --json \
-    >"$T/$name.apply" 2>"$T/$name.apply.err" &
-  local apply=$!
-  bg_track "$apply"
-  local led=0
-  for _ in $(seq 100); do
-    led=$(ask "$name" led)
-    [[ $led == 1 ]] && break
-    sleep 0.02
-  done
-  [[ $led == 1 ]] || fail "$name: graft did not point the canceller's return at a stub"
+  apply_at_stub "$name" canceller "$@"
   CANCEL=$(ask "$name" cancel)
-  wait_bounded "$apply" 40 || true
+  wait_bounded "$APPLY" 40 || true
   log "$name: $CANCEL; $(ask "$name" stats); apply: $(tail -c 300 "$T/$name.apply")"
 }
 

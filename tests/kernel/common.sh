@@ -35,3 +35,38 @@ kbuild() {
     { cat "$WORK/$patch.build.log" >&2; fail "graft build --kernel $patch"; }
   echo "built $patch.ko: $(tail -n1 "$WORK/$patch.build.log")"
 }
+
+# tamper_manifest MODULE COPY: a copy of MODULE whose recorded original code
+# differs in one byte, the 6th (after the masked ftrace site; not one the
+# kernel rewrites at boot), for the run-pre check's byte comparison.
+tamper_manifest() {
+  /usr/bin/python3 - "$1" "$2" <<'PY'
+import sys
+data = bytearray(open(sys.argv[1], "rb").read())
+key = b'"bytes":"'
+at = data.find(key)
+assert at > 0, "no manifest bytes"
+at += len(key) + 2 * 5
+data[at] = ord("0" if chr(data[at]) != "0" else "1")
+open(sys.argv[2], "wb").write(data)
+PY
+}
+
+# build_reproducers: tests/kernel/reproducers/fix_check.c into $WORK/fix_check.
+build_reproducers() {
+  gcc -static -O2 -Wall -Werror -o "$WORK/fix_check" "$KTEST_DIR/reproducers/fix_check.c" ||
+    fail "cannot build the reproducers"
+}
+
+# run_guest SCRIPT [--file F]...: boots the test kernel in QEMU with graft
+# and the files, runs SCRIPT there, prints the guest's part of the console
+# and the wall time, and fails the test if the guest's script failed.
+run_guest() {
+  local script=$1 start=$SECONDS status=0
+  shift
+  "$REPO_ROOT/scripts/kernel/run-guest.sh" --quiet --log "$WORK/console.log" --graft "$GRAFT" --timeout 1200 \
+    "$@" "$script" || status=$?
+  tr -d '\r' <"$WORK/console.log" | sed -n '/^GRAFT-GUEST-START/,/^GRAFT-GUEST-EXIT/p'
+  echo "guest: $((SECONDS - start)) s wall"
+  [[ $status -eq 0 ]] || fail "the guest test failed (status $status)"
+}

@@ -36,9 +36,5 @@ graft revert --kernel cmdline_diff --timeout 120
 [ "$(cat /proc/cmdline)" = "$before" ] || { echo "revert did not restore"; exit 1; }
 echo GUEST-OK
 T
-status=0
-"$REPO_ROOT/scripts/kernel/run-guest.sh" --quiet --log "$WORK/console.log" --graft "$GRAFT" --timeout 1200 \
-  --file "$WORK/cmdline_diff.ko" "$WORK/guest.sh" || status=$?
-tr -d '\r' <"$WORK/console.log" | sed -n '/^GRAFT-GUEST-START/,/^GRAFT-GUEST-EXIT/p'
-[[ $status -eq 0 ]] || fail "the guest test failed (status $status)"
+run_guest "$WORK/guest.sh" --file "$WORK/cmdline_diff.ko"
 echo "PASS $TEST_NAME"

@@ -1,24 +1,6 @@
 # Runs inside the guest (see source_modules.sh), as root, from /test.
-fail() {
-  echo "GUEST FAIL: $*"
-  graft list --kernel
-  exit 1
-}
-step() { echo "=== $*"; }
-expect() {  # expect fixed|bug
-  out=$(/test/fix_check af_alg_assoclen) && got=fixed || { [ $? -eq 1 ] && got=bug || got=error; }
-  echo "  reproducer ($1 expected): $out"
-  [ "$got" = "$1" ] || fail "expected $1, got $got"
-}
-load_af_alg() { insmod /test/af_alg.ko && insmod /test/algif_skcipher.ko || fail "insmod"; }
-unload_af_alg() { rmmod algif_skcipher && rmmod af_alg || fail "rmmod"; }
-listed() {  # listed OBJECT-STATE
-  graft list --kernel >list || fail "graft list"
-  cat list
-  grep -q "^af_alg_assoclen_src enabled .*af_alg:af_alg_sendmsg.*\[af_alg=$1\]" list || fail "af_alg should be $1"
-}
-mkdir -p /var/log/graft
-modules=/lib/modules/$(uname -r)
+PATCH=af_alg_assoclen_src
+. /test/guest_af_alg.sh
 
 step "af_alg loaded before the hand-written patch"
 load_af_alg

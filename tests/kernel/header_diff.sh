@@ -33,8 +33,7 @@ grep -Eq "include/linux/kstrtox.h is included by [0-9]+ C files .*graft rebuilds
   "$WORK/header_too_wide.build.log" || fail "no reason for refusing the wide header"
 grep -q "compiling" "$WORK/header_too_wide.build.log" && fail "objects were compiled for a refused header"
 
-gcc -static -O2 -Wall -Werror -o "$WORK/fix_check" "$KTEST_DIR/reproducers/fix_check.c" ||
-  fail "cannot build the reproducers"
+build_reproducers
 cat >"$WORK/guest.sh" <<'T'
 set -e
 mkdir -p /var/log/graft
@@ -54,11 +53,6 @@ expect bug
 echo GUEST-OK
 T
 MODULES=$(kernel_root "$RELEASE")/lib/modules/$RELEASE
-status=0
-"$REPO_ROOT/scripts/kernel/run-guest.sh" --quiet --log "$WORK/console.log" --graft "$GRAFT" --timeout 1200 \
-  --file "$WORK/fix_check" --file "$WORK/header_af_alg_sndbuf.ko" \
-  --file "$MODULES/kernel/crypto/af_alg.ko" --file "$MODULES/kernel/crypto/algif_skcipher.ko" \
-  "$WORK/guest.sh" || status=$?
-tr -d '\r' <"$WORK/console.log" | sed -n '/^GRAFT-GUEST-START/,/^GRAFT-GUEST-EXIT/p'
-[[ $status -eq 0 ]] || fail "the guest test failed (status $status)"
+run_guest "$WORK/guest.sh" --file "$WORK/fix_check" --file "$WORK/header_af_alg_sndbuf.ko" \
+  --file "$MODULES/kernel/crypto/af_alg.ko" --file "$MODULES/kernel/crypto/algif_skcipher.ko"
 echo "PASS $TEST_NAME"

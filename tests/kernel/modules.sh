@@ -45,27 +45,12 @@ grep -q "the patch refers to algif_skcipher_ops, a symbol of module algif_skciph
 
 # The run-pre check's byte comparison: the recorded af_alg_sendmsg differs
 # in its 6th byte (after the masked ftrace site).
-/usr/bin/python3 - "$WORK/af_alg_assoclen.ko" "$WORK/af_alg_tampered.ko" <<'PY'
-import sys
-data = bytearray(open(sys.argv[1], "rb").read())
-key = b'"bytes":"'
-at = data.find(key)
-assert at > 0, "no manifest bytes"
-at += len(key) + 2 * 5
-data[at] = ord("0" if chr(data[at]) != "0" else "1")
-open(sys.argv[2], "wb").write(data)
-PY
+tamper_manifest "$WORK/af_alg_assoclen.ko" "$WORK/af_alg_tampered.ko"
 
-gcc -static -O2 -Wall -Werror -o "$WORK/fix_check" "$KTEST_DIR/reproducers/fix_check.c" ||
-  fail "cannot build the reproducers"
+build_reproducers
 
-start=$SECONDS
-status=0
-"$REPO_ROOT/scripts/kernel/run-guest.sh" --quiet --log "$WORK/console.log" --graft "$GRAFT" --timeout 1200 \
+run_guest "$KTEST_DIR/guest_modules.sh" \
   --file "$WORK/fix_check" --file "$WORK/af_alg_assoclen.ko" --file "$WORK/af_alg_tampered.ko" \
   --file "$MODULES/kernel/crypto/af_alg.ko" --file "$MODULES/kernel/crypto/algif_skcipher.ko" \
-  "$KTEST_DIR/guest_modules.sh" || status=$?
-tr -d '\r' <"$WORK/console.log" | sed -n '/^GRAFT-GUEST-START/,/^GRAFT-GUEST-EXIT/p'
-echo "guest: $((SECONDS - start)) s wall"
-[[ $status -eq 0 ]] || fail "the guest test failed (status $status)"
+  --file "$KTEST_DIR/guest_af_alg.sh"
 echo "PASS $TEST_NAME"

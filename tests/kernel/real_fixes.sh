@@ -41,8 +41,7 @@ cat "$WORK/dcache_hash_min.build.log"
 grep -Eq "cannot patch vfs_caches_init(_early)?: it is __init code" "$WORK/dcache_hash_min.build.log" || fail "no __init refusal reason"
 [[ ! -e $WORK/dcache_hash_min.ko ]] || fail "a refused build wrote a module"
 
-gcc -static -O2 -Wall -Werror -o "$WORK/fix_check" "$KTEST_DIR/reproducers/fix_check.c" ||
-  fail "cannot build the reproducers"
+build_reproducers
 
 # In the guest: for each fix, bug -> apply -> fixed -> revert -> bug.
 {
@@ -73,9 +72,5 @@ T
 
 files=(--file "$WORK/fix_check")
 for entry in "${fixes[@]}"; do files+=(--file "$WORK/${entry%%:*}.ko"); done
-status=0
-"$REPO_ROOT/scripts/kernel/run-guest.sh" --quiet --log "$WORK/console.log" --graft "$GRAFT" --timeout 1200 \
-  "${files[@]}" "$WORK/guest.sh" || status=$?
-tr -d '\r' <"$WORK/console.log" | sed -n '/^GRAFT-GUEST-START/,/^GRAFT-GUEST-EXIT/p'
-[[ $status -eq 0 ]] || fail "the guest test failed (status $status)"
+run_guest "$WORK/guest.sh" "${files[@]}"
 echo "PASS $TEST_NAME"
