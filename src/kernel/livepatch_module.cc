@@ -24,14 +24,9 @@ std::string kernel_log_about(const std::string& name) {
   if (n <= 0) return "";
   buf.resize(size_t(n));
   std::vector<std::string> lines;
-  size_t i = 0;
-  while (i < buf.size()) {
-    size_t e = buf.find('\n', i);
-    if (e == std::string::npos) e = buf.size();
-    std::string line = buf.substr(i, e - i);
-    if (line.find(name) != std::string::npos || line.find("livepatch") != std::string::npos) lines.push_back(line);
-    i = e + 1;
-  }
+  for (std::string& line : split_lines(buf))
+    if (line.find(name) != std::string::npos || line.find("livepatch") != std::string::npos)
+      lines.push_back(std::move(line));
   std::string out;
   for (size_t k = lines.size() > 6 ? lines.size() - 6 : 0; k < lines.size(); ++k) out += "\n  kernel: " + lines[k];
   return out;
@@ -72,13 +67,7 @@ bool unload_module(const std::string& name, std::string* why) {
 
 std::vector<std::string> loaded_livepatch_modules() {
   std::vector<std::string> out;
-  std::string text = read_text_file("/proc/modules", 1 << 22);
-  size_t i = 0;
-  while (i < text.size()) {
-    size_t e = text.find('\n', i);
-    if (e == std::string::npos) e = text.size();
-    std::string line = text.substr(i, e - i);
-    i = e + 1;
+  for (const std::string& line : split_lines(read_text_file("/proc/modules", 1 << 22))) {
     std::string name = line.substr(0, line.find(' '));
     if (!valid_livepatch_name(name)) continue;
     // Taint flags close the line, e.g. "(OEK)": K marks a livepatch module.

@@ -140,14 +140,8 @@ std::vector<PendingTask> LivepatchSysfs::pending_tasks(int target) const {
       try {
         task.comm = read_text_file(base + "/comm", 64);
         if (!task.comm.empty() && task.comm.back() == '\n') task.comm.pop_back();
-        std::string stack = read_text_file(base + "/stack", 1 << 16);
-        size_t i = 0;
-        while (i < stack.size()) {
-          size_t e = stack.find('\n', i);
-          if (e == std::string::npos) e = stack.size();
-          if (e > i) task.stack.push_back(stack.substr(i, e - i));
-          i = e + 1;
-        }
+        for (std::string& frame : split_lines(read_text_file(base + "/stack", 1 << 16)))
+          if (!frame.empty()) task.stack.push_back(std::move(frame));
       } catch (const Error&) {
         // exited, or no stack for this task: report what was read
       }

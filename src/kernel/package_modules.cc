@@ -14,14 +14,8 @@ namespace graft::kernel {
 namespace fs = std::filesystem;
 
 std::vector<PackageModule> read_modules_order(const std::string& order_file) {
-  std::string order = read_text_file(order_file, size_t(16) << 20);
   std::vector<PackageModule> out;
-  size_t i = 0;
-  while (i < order.size()) {
-    size_t e = order.find('\n', i);
-    if (e == std::string::npos) e = order.size();
-    std::string entry = order.substr(i, e - i);
-    i = e + 1;
+  for (const std::string& entry : split_lines(read_text_file(order_file, size_t(16) << 20))) {
     if (entry.empty()) continue;
     if (entry.rfind("kernel/", 0) != 0 || entry.find("..") != std::string::npos || fs::path(entry).extension() != ".ko")
       fail("{}: unexpected entry '{}'", order_file, entry);
