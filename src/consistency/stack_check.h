@@ -58,8 +58,8 @@ class StackCheck {
   // started, dlopen): a pc no table covers then reloads the tables. Pages
   // of read-only file mappings (UnwindTables::read_only_files(): the
   // unwind tables) are kept, as libunwind keeps what it parsed from them:
-  // re-read for every thread of a per-thread transition, they were most
-  // of its stack checks' time.
+  // a per-thread transition checks its threads one by one, and would read
+  // them again for each.
   void forget_memory();
 
  private:
