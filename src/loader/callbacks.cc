@@ -3,7 +3,9 @@
 #include <sys/syscall.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
+#include <thread>
 
 #include "arch/x86_64/sigreturn_frame.h"
 #include "common/error.h"
@@ -31,10 +33,18 @@ bool blocked_outside_locks(pid_t pid, pid_t tid) {
 }
 
 // The main thread if it is blocked that way, else another that is, else
-// the main thread (or any, when it is gone).
+// the main thread (or any, when it is gone). One thread when it can be:
+// what a call allocates (libgcc's unwinder does) then comes from that
+// thread's malloc arena, not from a new arena for each thread used. A main
+// thread graft has just resumed is still on its way back into the call it
+// was blocked in: it is given a moment to get there.
 pid_t callback_thread(const Tracer& tracer) {
   pid_t pid = tracer.pid();
-  if (tracer.is_traced(pid) && blocked_outside_locks(pid, pid)) return pid;
+  if (tracer.is_traced(pid))
+    for (int look = 0; look < 20; ++look) {
+      if (blocked_outside_locks(pid, pid)) return pid;
+      std::this_thread::sleep_for(std::chrono::microseconds(100));
+    }
   for (pid_t tid : tracer.threads())
     if (tid != pid && blocked_outside_locks(pid, tid)) return tid;
   return tracer.is_traced(pid) ? pid : tracer.threads().front();
